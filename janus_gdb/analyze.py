@@ -1,0 +1,176 @@
+"""Build a ``Report`` of the target: threads, locks, wait-for graph, cycles.
+
+``collect()`` reads the target through ``target``; ``build_report()`` is
+pure and can be fed fake snapshots and memory in unit tests.
+"""
+
+from . import classify
+from . import graph
+from . import layouts
+from .model import EXACT, UNKNOWN, Lock, Thread
+
+SCHEMA = "janus-gdb/1"
+
+LOCK_KIND_OF_WAIT = {
+    "mutex": "pthread_mutex", "gmutex": "gmutex", "rwlock-read": "pthread_rwlock",
+    "rwlock-write": "pthread_rwlock", "lock": "lock", "libc-lock": "libc-lock",
+}
+
+
+class Report(object):
+    """Everything one analysis found, ready for rendering."""
+
+    def __init__(self, target, threads, locks, edges, cycles, roots, warnings):
+        self.target = target          # dict: kind, pid, executable, arch, threads
+        self.threads = threads        # list of Thread, by number
+        self.locks = locks            # list of Lock, by id
+        self.edges = edges
+        self.cycles = cycles          # list of lists of graph.Edge
+        self.roots = roots            # {thread num: graph.Root}
+        self.warnings = warnings
+        self.by_num = dict((t.num, t) for t in threads)
+
+    def thread(self, num):
+        return self.by_num.get(num)
+
+    def cycle_threads(self):
+        nums = set()
+        for cyc in self.cycles:
+            nums.update(e.src for e in cyc)
+        return nums
+
+
+def collect(max_frames=64):
+    """Analyse the selected inferior (live or core) and return a Report."""
+    from . import target  # gdb-only module, imported late
+    inf = target.require_inferior()
+    warnings = []
+    snaps, arch = target.snapshot_threads(inf, max_frames, warnings)
+    mem = target.Memory(inf)
+    info = {"kind": target.target_kind(inf), "pid": inf.pid,
+            "executable": target.executable(inf), "arch": arch}
+    report = build_report(snaps, arch, mem, info, warnings)
+    for lock in report.locks:
+        lock.symbol = target.data_symbol(lock.addr)
+    if mem.failures:
+        warnings.append("%d memory read%s failed; affected fields are shown as unknown"
+                        % (mem.failures, "" if mem.failures == 1 else "s"))
+    return report
+
+
+def build_report(snaps, arch, mem, info, warnings):
+    """Classify threads, decode locks and find cycles (no gdb needed)."""
+    lwps = set(s.lwp for s in snaps)
+    threads = []
+    for s in snaps:
+        t = Thread(s)
+        t.state, t.detail, t.wait, t.syscall = classify.classify(s, arch, mem, lwps)
+        t.site = classify.first_app_frame(s.frames)
+        t.entry = classify.entry_function(s.frames, s.frames_truncated)
+        threads.append(t)
+    if arch not in ("i386:x86-64",):
+        warnings.append("architecture %s: system-call registers are not decoded, "
+                        "thread states are unknown" % arch)
+    locks = decode_locks(threads, mem)
+    edges = graph.build_edges(threads, list_to_map(locks))
+    cycles = graph.find_cycles([t.num for t in threads], edges)
+    roots = graph.trace_roots(threads, list_to_map(locks), edges, cycles)
+    number_locks(locks, cycles, threads)
+    info = dict(info)
+    info["threads"] = len(threads)
+    return Report(info, threads, sorted(locks, key=lambda l: int(l.id[1:])), edges, cycles,
+                  roots, warnings)
+
+
+def list_to_map(locks):
+    return dict((l.addr, l) for l in locks)
+
+
+def decode_locks(threads, mem):
+    """One Lock per lock address some thread waits for, with its owner."""
+    by_lwp = dict((t.lwp, t) for t in threads)
+    locks = {}
+    for t in threads:
+        w = t.wait
+        if w is None or not w.is_lock or w.lock_addr is None:
+            continue
+        lock = locks.get(w.lock_addr)
+        if lock is None:
+            lock = Lock(w.lock_addr, LOCK_KIND_OF_WAIT[w.kind])
+            _decode(lock, mem, by_lwp)
+            locks[w.lock_addr] = lock
+        lock.waiters.append(t.num)
+    for lock in locks.values():
+        owner = by_lwp.get(lock.owner_lwp) if lock.owner_lwp else None
+        if owner is not None:
+            owner.holds.append(lock)
+    return list(locks.values())
+
+
+def _set_owner(lock, lwp, by_lwp, detail):
+    lock.owner_lwp = lwp
+    lock.evidence = EXACT
+    owner = by_lwp.get(lwp)
+    lock.owner_alive = owner is not None
+    lock.owner_num = owner.num if owner is not None else None
+    lock.evidence_detail = detail
+
+
+def _decode(lock, mem, by_lwp):
+    addr = lock.addr
+    if lock.kind == "pthread_mutex":
+        d = layouts.decode_pthread_mutex(mem, addr)
+        lock.details = d
+        lock.word = d["word"]
+        lock.state = d["state"]
+        lock.subkind = layouts.mutex_kind_name(d["kind"]) if d["kind"] is not None else None
+        owner = d["owner"]
+        if owner and owner > 0 and lock.state != "free":
+            _set_owner(lock, owner, by_lwp, "__data.__owner = %d" % owner)
+        elif lock.state == "free":
+            lock.evidence_detail = "free now: the waiter is about to be woken"
+        else:
+            lock.evidence_detail = "__data.__owner is 0 (lock elision, or not a glibc mutex)"
+    elif lock.kind == "pthread_rwlock":
+        d = layouts.decode_rwlock(mem, addr)
+        lock.details = d
+        lock.word = d["readers_word"]
+        lock.state = d["state"]
+        lock.readers = d["readers"]
+        if d["write_locked"] and d["writer"] and d["writer"] > 0:
+            _set_owner(lock, d["writer"], by_lwp, "__data.__cur_writer = %d" % d["writer"])
+        elif d["readers"]:
+            lock.evidence_detail = ("read-held by %d thread%s; glibc does not record readers"
+                                    % (d["readers"], "" if d["readers"] == 1 else "s"))
+        elif lock.state == "free":
+            lock.evidence_detail = "free now: the waiter is about to be woken"
+        else:
+            lock.evidence_detail = "no writer recorded"
+    else:
+        d = layouts.decode_gmutex(mem, addr)
+        lock.details = d
+        lock.word = d["word"]
+        lock.state = d["state"]
+        lock.evidence = UNKNOWN
+        if lock.kind == "gmutex":
+            lock.evidence_detail = ("GMutex records no owner (build Janus with "
+                                    "--enable-pthread-mutex for exact owners)")
+        else:
+            lock.evidence_detail = "this lock type records no owner"
+        if lock.state == "free":
+            lock.evidence_detail = "free now: the waiter is about to be woken"
+
+
+def number_locks(locks, cycles, threads):
+    """Give locks short ids M1, M2, ...: cycle locks first, then by waiters."""
+    order = {}
+    for cyc in cycles:
+        for e in cyc:
+            if e.lock is not None and e.lock.addr not in order:
+                order[e.lock.addr] = len(order)
+    rest = sorted((l for l in locks if l.addr not in order),
+                  key=lambda l: (-len(l.waiters), l.addr))
+    for l in rest:
+        order[l.addr] = len(order)
+    for l in locks:
+        l.id = "M%d" % (order[l.addr] + 1)

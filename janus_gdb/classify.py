@@ -1,0 +1,220 @@
+"""Decide what each thread is doing: pure logic over a ``Snapshot``.
+
+The registers at the system call say *that* a thread waits and on which
+futex word; the names of the library frames above it (from the dynamic
+symbol table, so no debug info is needed) say *what kind* of object the
+word belongs to.  When no frame is named, the futex protocol itself is
+used (glib's GMutex waits for the value 2 through ``syscall()``; a join
+waits for the target's TID).
+"""
+
+import re
+
+from . import layouts
+from . import syscalls
+from .model import Wait
+
+# Normalised library function name -> what a futex wait under it means.
+FRAME_HINTS = {}
+for _kind, _names in (
+        ("mutex", ("lll_lock_wait", "pthread_mutex_lock", "pthread_mutex_timedlock",
+                   "pthread_mutex_clocklock", "pthread_mutex_lock_full",
+                   "pthread_mutex_lock_pi", "pthread_mutex_clocklock_common",
+                   "pthread_mutex_cond_lock", "pthread_mutex_cond_lock_full",
+                   "lll_mutex_lock_optimized")),
+        ("libc-lock", ("lll_lock_wait_private",)),
+        ("condvar", ("pthread_cond_wait", "pthread_cond_timedwait", "pthread_cond_clockwait",
+                     "pthread_cond_wait_common")),
+        ("join", ("pthread_join", "pthread_clockjoin_ex", "pthread_timedjoin_np",
+                  "pthread_clockjoin_np", "pthread_tryjoin_np", "g_thread_join",
+                  "g_system_thread_wait")),
+        ("rwlock-read", ("pthread_rwlock_rdlock", "pthread_rwlock_timedrdlock",
+                         "pthread_rwlock_clockrdlock", "pthread_rwlock_rdlock_full",
+                         "g_rw_lock_reader_lock")),
+        ("rwlock-write", ("pthread_rwlock_wrlock", "pthread_rwlock_timedwrlock",
+                          "pthread_rwlock_clockwrlock", "pthread_rwlock_wrlock_full",
+                          "g_rw_lock_writer_lock")),
+        ("semaphore", ("sem_wait", "sem_timedwait", "sem_clockwait", "do_futex_wait",
+                       "new_sem_wait_slow")),
+        ("gmutex", ("g_mutex_lock", "g_mutex_lock_slowpath")),
+        ("gcond", ("g_cond_wait", "g_cond_wait_until", "g_cond_timed_wait")),
+        ("queue", ("g_async_queue_pop", "g_async_queue_pop_unlocked", "g_async_queue_timeout_pop",
+                   "g_async_queue_timed_pop", "g_async_queue_pop_intern_unlocked",
+                   "g_async_queue_timeout_pop_unlocked", "g_thread_pool_wait_for_new_pool",
+                   "g_thread_pool_wait_for_new_task")),
+):
+    for _name in _names:
+        FRAME_HINTS[_name] = _kind
+
+# Kinds a deeper frame may refine: a GCond or condvar wait inside a queue pop.
+REFINES = {"gcond": ("queue",), "condvar": ("queue",)}
+
+# How far below the syscall frame hints are looked for.
+HINT_DEPTH = 12
+
+_NORM_RE = re.compile(r"^_*(?:GI_+)?_*(.*?)(?:@.*)?$")
+_SUFFIX_RE = re.compile(r"(?:64|_time64)$")
+
+# Entry-point wrappers: the frame just below them is the thread's entry function.
+THREAD_STARTERS = ("start_thread", "g_thread_proxy", "clone", "clone3", "g_thread_pool_thread_proxy")
+
+
+def normalize(name):
+    """``__GI___pthread_mutex_lock`` -> ``pthread_mutex_lock``; strips @GLIBC and 64."""
+    if not name:
+        return ""
+    m = _NORM_RE.match(name)
+    base = m.group(1) if m else name
+    if base not in FRAME_HINTS:
+        stripped = _SUFFIX_RE.sub("", base)
+        if stripped in FRAME_HINTS:
+            return stripped
+    return base
+
+
+def frame_hint(frames):
+    """First recognised library function above the first application frame.
+
+    Returns (kind, frame index, function name) or (None, None, None).
+    Application frames are never matched: a user function may be called
+    ``g_mutex_lock`` only in a system library.
+    """
+    found = (None, None, None)
+    for i, fr in enumerate(frames[:HINT_DEPTH]):
+        if not fr.system and i > 0:
+            break
+        kind = FRAME_HINTS.get(normalize(fr.function))
+        if kind is None:
+            continue
+        if found[0] is None:
+            found = (kind, i, fr.function)
+            if kind not in REFINES:
+                break
+        elif kind in REFINES.get(found[0], ()):
+            return (kind, i, fr.function)
+    return found
+
+
+def first_app_frame(frames):
+    """Index of the first frame outside the system libraries (or None)."""
+    for i, fr in enumerate(frames):
+        if not fr.system:
+            return i
+    return None
+
+
+def entry_function(frames, truncated):
+    """The thread's entry function: the frame under start_thread, or main."""
+    if not frames:
+        return None
+    for i, fr in enumerate(frames):
+        name = normalize(fr.function)
+        if name in ("main",):
+            return "main"
+        if name in THREAD_STARTERS and i > 0:
+            # the entry is the deepest non-starter frame above it
+            j = i - 1
+            while j > 0 and normalize(frames[j].function) in THREAD_STARTERS:
+                j -= 1
+            return frames[j].function or ("?? (0x%x)" % frames[j].pc)
+    if truncated:
+        return None
+    last = frames[-1]
+    return last.function
+
+
+def classify(snap, arch, mem, lwps):
+    """Return (state, detail, Wait or None, syscall name) for one thread.
+
+    SNAP is a ``model.Snapshot``, ARCH gdb's architecture name, MEM a
+    memory reader, LWPS the set of LWPs of the target's threads.
+    """
+    regs = snap.regs
+    sysno = syscalls.to_signed64(regs.get("sysno"))
+    if sysno is None:
+        if "sysno" in regs:
+            return ("unknown", "registers unreadable", None, None)
+        return ("unknown", "no system-call register on this architecture", None, None)
+    if sysno < 0:
+        return ("running", "running (not in a system call)", None, None)
+    name, state = syscalls.describe_syscall(arch, sysno)
+    if state != "futex":
+        return (state, syscalls.STATE_PHRASES.get(state, "in system call %s" % name), None, name)
+    if name != "futex":  # futex_waitv
+        return ("futex-wait", "in %s" % name, Wait("futex", how="futex_waitv"), name)
+    args = regs.get("args") or (None, None, None)
+    if None in args:
+        return ("unknown", "futex arguments unreadable", None, name)
+    uaddr, op, val = args[0], args[1] & 0xFFFFFFFF, args[2] & 0xFFFFFFFF
+    cmd, private, cmd_name = syscalls.decode_futex(op)
+    wait = classify_futex(snap.frames, mem, lwps, uaddr, cmd, private, val)
+    return (STATE_OF_WAIT[wait.kind], describe_wait_kind(wait), wait, name)
+
+
+STATE_OF_WAIT = {
+    "mutex": "lock-wait", "gmutex": "lock-wait", "rwlock-read": "lock-wait",
+    "rwlock-write": "lock-wait", "lock": "lock-wait", "libc-lock": "lock-wait",
+    "join": "join", "condvar": "idle", "gcond": "idle", "queue": "idle",
+    "semaphore": "idle", "futex": "futex-wait",
+}
+
+_WAIT_PHRASES = {
+    "mutex": "waiting for a pthread mutex", "gmutex": "waiting for a GMutex",
+    "rwlock-read": "waiting to read-lock a rwlock", "rwlock-write": "waiting to write-lock a rwlock",
+    "lock": "waiting for a futex lock", "libc-lock": "waiting for a libc internal lock",
+    "join": "joining a thread", "condvar": "idle: waiting on a condition variable",
+    "gcond": "idle: waiting on a GCond", "queue": "idle: waiting on a queue",
+    "semaphore": "idle: waiting on a semaphore", "futex": "waiting on a futex",
+}
+
+
+def describe_wait_kind(wait):
+    return _WAIT_PHRASES.get(wait.kind, wait.kind)
+
+
+def classify_futex(frames, mem, lwps, uaddr, cmd, private, val):
+    """Work out what a futex wait at UADDR is, from frames, then protocol."""
+    kind, idx, fname = frame_hint(frames)
+    if cmd in syscalls.FUTEX_PI_CMDS:
+        return Wait("mutex", uaddr, uaddr, how="FUTEX_LOCK_PI on a priority-inheritance mutex",
+                    frame=idx)
+    if kind is not None:
+        how = "futex wait in %s (frame #%d)" % (fname, idx)
+        if kind in ("mutex", "libc-lock", "gmutex"):
+            return Wait(kind, uaddr, uaddr, how=how, frame=idx)
+        if kind == "join":
+            return Wait("join", uaddr, target_lwp=val, how=how, frame=idx)
+        if kind in ("rwlock-read", "rwlock-write"):
+            base = pick_rwlock_base(mem, uaddr, val, kind == "rwlock-read", lwps)
+            return Wait(kind, uaddr, base, how=how, frame=idx)
+        return Wait(kind, uaddr, how=how, frame=idx)
+    return classify_by_protocol(frames, mem, lwps, uaddr, private, val)
+
+
+def classify_by_protocol(frames, mem, lwps, uaddr, private, val):
+    """No recognised frame: infer the object from the futex protocol."""
+    word = mem.u32(uaddr)
+    f0 = normalize(frames[0].function) if frames else ""
+    caller_lib = frames[1].lib if len(frames) > 1 else None
+    if f0 == "syscall" and val == 2 and caller_lib and caller_lib.startswith("libglib"):
+        return Wait("gmutex", uaddr, uaddr,
+                    how="raw futex wait for value 2 from libglib (GMutex protocol)", frame=1)
+    if not private and val and val == word and val in lwps:
+        return Wait("join", uaddr, target_lwp=val,
+                    how="shared futex wait for a thread's TID (pthread_join protocol)", frame=0)
+    if val == 2 and word in (1, 2):
+        owner = mem.i32(uaddr + layouts.PTHREAD_MUTEX["owner"])
+        if owner and owner > 0:
+            return Wait("mutex", uaddr, uaddr,
+                        how="futex wait for value 2 with an owner TID at +8 (glibc mutex layout)",
+                        frame=0)
+        return Wait("lock", uaddr, uaddr, how="futex wait for value 2 (lock protocol)", frame=0)
+    return Wait("futex", uaddr, how="unrecognised futex wait (value %d, word %s)"
+                % (val, "unreadable" if word is None else word), frame=0)
+
+
+def pick_rwlock_base(mem, uaddr, val, reader, lwps):
+    """The most plausible rwlock base for a futex wait inside a rwlock call."""
+    cands = layouts.rwlock_base_candidates(uaddr, val, reader)
+    best = max(cands, key=lambda b: layouts.plausible_rwlock(mem, b, lwps))
+    return best

@@ -1,0 +1,188 @@
+"""Memory layouts of the lock primitives janus-gdb decodes without debug info.
+
+Every offset that has to be assumed (because libc and glib usually ship
+without debug info) lives here, with the versions it holds for.  The
+decoders take a ``Memory`` object (see ``target.Memory`` or a fake in the
+tests) and return plain dictionaries; they never raise on bad memory.
+"""
+
+# glibc >= 2.25 (checked against 2.36), x86_64 and aarch64:
+#   struct __pthread_mutex_s { int __lock; unsigned __count; int __owner;
+#                              unsigned __nusers; int __kind; ... }
+PTHREAD_MUTEX = {
+    "lock": 0,      # futex word: 0 free, 1 locked, 2 locked with waiters
+    "count": 4,     # recursion count (recursive kind)
+    "owner": 8,     # LWP of the owner (0 only under lock elision)
+    "nusers": 12,
+    "kind": 16,
+    "size": 40,
+}
+
+# __kind bits (glibc nptl/pthreadP.h, stable since 2.x)
+MUTEX_KIND_NAMES = {0: "normal", 1: "recursive", 2: "errorcheck", 3: "adaptive"}
+MUTEX_KIND_ROBUST = 16
+MUTEX_KIND_PI = 32
+MUTEX_KIND_PP = 64
+MUTEX_KIND_PSHARED = 128
+MUTEX_KIND_ELISION = 256
+
+# PI and robust mutexes keep the owner's TID in the futex word itself.
+FUTEX_WAITERS = 0x80000000
+FUTEX_OWNER_DIED = 0x40000000
+FUTEX_TID_MASK = 0x3FFFFFFF
+
+# glibc >= 2.25 (new rwlock, checked against 2.36), x86_64 layout
+# (sysdeps/x86/nptl/bits/struct_rwlock.h).  Waiters sleep on __readers,
+# __wrphase_futex or __writers_futex, so the futex address is base+0, +8
+# or +12.
+PTHREAD_RWLOCK = {
+    "readers": 0,
+    "writers": 4,
+    "wrphase_futex": 8,
+    "writers_futex": 12,
+    "cur_writer": 24,
+    "shared": 28,
+    "flags": 48,
+    "size": 56,
+}
+RWLOCK_WRPHASE = 1
+RWLOCK_WRLOCKED = 2
+RWLOCK_RWAITING = 4
+RWLOCK_READER_SHIFT = 3
+RWLOCK_FUTEX_USED = 2
+
+# glib 2.x futex GMutex (glib/gthread-posix.c, USE_NATIVE_MUTEX):
+#   union { gpointer p; guint i[2]; }: the futex word is i[0] at offset 0.
+#   0 empty, 1 owned, 2 contended (glib <= 2.73.1 counts up: 3+ seen).
+GMUTEX = {"word": 0, "size": 8}
+GMUTEX_STATES = {0: "free", 1: "locked", 2: "locked, contended"}
+
+# glib GCond (futex build): waiters sleep on i[0] at offset 0 of the GCond.
+
+
+def mutex_kind_name(kind):
+    """Describe a pthread mutex __kind value, e.g. ``recursive, robust``."""
+    if kind is None:
+        return "unknown kind"
+    parts = [MUTEX_KIND_NAMES.get(kind & 3, "kind %d" % (kind & 3))]
+    for bit, name in ((MUTEX_KIND_ROBUST, "robust"), (MUTEX_KIND_PI, "priority-inherit"),
+                      (MUTEX_KIND_PP, "priority-protect"), (MUTEX_KIND_PSHARED, "process-shared"),
+                      (MUTEX_KIND_ELISION, "elision")):
+        if kind & bit:
+            parts.append(name)
+    return ", ".join(parts)
+
+
+def decode_pthread_mutex(mem, addr):
+    """Read a glibc pthread_mutex_t at ADDR.
+
+    Returns a dict with ``word``, ``count``, ``owner`` (LWP or 0), ``nusers``,
+    ``kind`` and ``state`` (a short phrase); ``None`` values for what could
+    not be read.
+    """
+    lay = PTHREAD_MUTEX
+    word = mem.u32(addr + lay["lock"])
+    kind = mem.i32(addr + lay["kind"])
+    owner = mem.i32(addr + lay["owner"])
+    res = {
+        "word": word,
+        "count": mem.u32(addr + lay["count"]),
+        "owner": owner,
+        "nusers": mem.u32(addr + lay["nusers"]),
+        "kind": kind,
+    }
+    if word is None:
+        res["state"] = "unreadable"
+        return res
+    if kind is not None and kind & (MUTEX_KIND_PI | MUTEX_KIND_ROBUST):
+        tid = word & FUTEX_TID_MASK
+        if tid == 0:
+            res["state"] = "free"
+        else:
+            res["state"] = "locked, contended" if word & FUTEX_WAITERS else "locked"
+            if word & FUTEX_OWNER_DIED:
+                res["state"] += ", owner died"
+            if not owner:
+                res["owner"] = tid
+        return res
+    if word == 0:
+        res["state"] = "free"
+    elif word == 1:
+        res["state"] = "locked"
+    else:
+        res["state"] = "locked, contended"
+    return res
+
+
+def decode_gmutex(mem, addr):
+    """Read a futex-based GMutex at ADDR: ``word`` and ``state``."""
+    word = mem.u32(addr + GMUTEX["word"])
+    if word is None:
+        state = "unreadable"
+    elif word >= 2:
+        state = GMUTEX_STATES[2]
+    else:
+        state = GMUTEX_STATES[word]
+    return {"word": word, "state": state}
+
+
+def decode_rwlock(mem, addr):
+    """Read a glibc (>= 2.25) pthread_rwlock_t at ADDR.
+
+    Returns ``readers_word``, ``readers`` (count of read holders),
+    ``write_locked``, ``writer`` (LWP of the writer or 0), ``flags``, ``state``.
+    """
+    lay = PTHREAD_RWLOCK
+    r = mem.u32(addr + lay["readers"])
+    writer = mem.i32(addr + lay["cur_writer"])
+    flags = mem.u32(addr + lay["flags"])
+    res = {"readers_word": r, "writer": writer, "flags": flags,
+           "readers": None, "write_locked": None}
+    if r is None:
+        res["state"] = "unreadable"
+        return res
+    res["readers"] = r >> RWLOCK_READER_SHIFT
+    res["write_locked"] = bool(r & RWLOCK_WRLOCKED)
+    if res["write_locked"]:
+        res["state"] = "write-locked"
+    elif res["readers"]:
+        res["state"] = "read-locked by %d reader%s" % (res["readers"], "" if res["readers"] == 1 else "s")
+    else:
+        res["state"] = "free"
+    if r & RWLOCK_RWAITING:
+        res["state"] += ", readers waiting"
+    return res
+
+
+def rwlock_base_candidates(futex_addr, val, reader):
+    """Possible rwlock base addresses for a futex wait at FUTEX_ADDR.
+
+    Readers wait on __readers (+0) or __wrphase_futex (+8); writers on
+    __wrphase_futex (+8) or __writers_futex (+12).  The expected value tells
+    which: the *_futex words are always waited for with 1|FUTEX_USED.
+    """
+    lay = PTHREAD_RWLOCK
+    if val != 1 | RWLOCK_FUTEX_USED:
+        return [futex_addr - lay["readers"]]
+    if reader:
+        return [futex_addr - lay["wrphase_futex"]]
+    return [futex_addr - lay["writers_futex"], futex_addr - lay["wrphase_futex"]]
+
+
+def plausible_rwlock(mem, base, lwps):
+    """Score how plausible it is that a pthread_rwlock_t starts at BASE."""
+    info = decode_rwlock(mem, base)
+    if info["readers_word"] is None:
+        return -1
+    score = 0
+    flags = info["flags"]
+    if flags is not None and flags <= 2:
+        score += 1
+    writer = info["writer"] or 0
+    if info["write_locked"]:
+        score += 1
+        if writer > 0:
+            score += 2 if writer in lwps else 1
+    elif writer == 0:
+        score += 1
+    return score

@@ -1,0 +1,296 @@
+"""Text reports for people: the verdict first, then the evidence.
+
+Every string read from the target goes through ``textsafe.escape``.
+"""
+
+from . import graph
+from .model import UNKNOWN
+from .textsafe import escape
+
+ARROW = " <- "
+MAX_LISTED = 12       # thread numbers listed per group unless --all
+STACK_LINES = 8       # frames shown per cycle thread
+
+
+def plural(n, word, words=None):
+    return "%d %s" % (n, word if n == 1 else (words or word + "s"))
+
+
+def thread_ref(t):
+    """``T3 (LWP 1234) "name" entry``, escaped."""
+    text = "T%d (LWP %d)" % (t.num, t.lwp)
+    if t.name:
+        text += ' "%s"' % escape(t.name, 40)
+    if t.entry:
+        text += " " + escape(t.entry, 80)
+    return text
+
+
+def lock_ref(lock):
+    """``M1 rooms_mutex (0x55d0...) pthread mutex (normal)``."""
+    if lock.symbol:
+        head = "%s %s (0x%x)" % (lock.id, escape(lock.symbol, 80), lock.addr)
+    else:
+        head = "%s 0x%x" % (lock.id, lock.addr)
+    return "%s %s" % (head, lock.kind_text())
+
+
+def lock_name(lock):
+    return "%s %s" % (lock.id, escape(lock.symbol, 80)) if lock.symbol else lock.id
+
+
+def site(t, depth=3):
+    """``f (a.c:12) <- g (a.c:40)``: where the thread called into the library.
+
+    Application frames only, from the first one; all frames when the stack
+    has none (a stripped or library-only stack).
+    """
+    frames = t.frames
+    if not frames:
+        return "(no frames)"
+    if t.site is None:
+        picked = frames[:depth]
+    else:
+        picked = [fr for fr in frames[t.site:] if not fr.system][:depth]
+    return ARROW.join(escape(fr.where(), 100) for fr in picked)
+
+
+def owner_text(lock, report):
+    """``held by T3 (LWP 12) entry  [exact: __data.__owner = 12]``."""
+    if lock.state == "free":
+        return "free now (the waiters are being woken)"
+    if lock.owner_lwp:
+        owner = report.thread(lock.owner_num) if lock.owner_num is not None else None
+        if owner is not None:
+            who = thread_ref(owner)
+        else:
+            who = "LWP %d, which is not a thread of this process" % lock.owner_lwp
+        return "held by %s  [%s: %s]" % (who, lock.evidence, lock.evidence_detail)
+    return "owner %s  [%s]" % (UNKNOWN, lock.evidence_detail)
+
+
+def state_text(lock):
+    word = "" if lock.word is None else " (lock word %d)" % lock.word
+    return "%s%s" % (lock.state, word)
+
+
+def verdict(report):
+    """The first line: stable, greppable."""
+    n = len(report.cycles)
+    cyc_threads = report.cycle_threads()
+    behind = sum(1 for r in report.roots.values() if r.kind == "cycle")
+    if n:
+        head = "Found %s (%s)" % (plural(n, "deadlock"), plural(len(cyc_threads), "thread"))
+        head += ", %s blocked behind %s." % (plural(behind, "thread"), "it" if n == 1 else "them")
+    else:
+        stalled = [t for t in report.threads if t.state in ("lock-wait", "join")]
+        head = "No deadlock found"
+        head += ("; %s waiting for locks or joins (see below)." % plural(len(stalled), "thread")
+                 if stalled else ".")
+    return head
+
+
+def target_line(report):
+    tgt = report.target
+    if tgt.get("kind") == "core":
+        what = "core file of pid %s" % tgt.get("pid")
+    else:
+        what = "live process %s" % tgt.get("pid")
+    parts = [what, plural(tgt.get("threads", 0), "thread")]
+    kinds = set(l.kind for l in report.locks)
+    if "gmutex" in kinds:
+        parts.append("GMutex: owners unknown")
+    elif "pthread_mutex" in kinds:
+        parts.append("pthread mutexes: exact owners")
+    return "[%s]" % ", ".join(parts)
+
+
+def waitgraph(report, show_all=False):
+    """The janus-waitgraph text report."""
+    out = [verdict(report) + "   " + target_line(report), ""]
+    locks_by_addr = dict((l.addr, l) for l in report.locks)
+    for i, cyc in enumerate(report.cycles):
+        out.extend(_cycle(report, i, cyc, locks_by_addr))
+    out.extend(_blocked(report, locks_by_addr, show_all))
+    out.extend(_others(report, show_all))
+    if report.warnings:
+        out.append("")
+        for w in report.warnings:
+            out.append("warning: " + escape(w, 300))
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _cycle(report, i, cyc, locks_by_addr):
+    out = ["Deadlock #%d (%s)" % (i + 1, plural(len(cyc), "thread"))]
+    for e in cyc:
+        t = report.thread(e.src)
+        out.append("  " + thread_ref(t))
+        out.extend(_wait_lines(report, t, locks_by_addr, "      "))
+        for lock in t.holds:
+            out.append("      holds      %s, %s" % (lock_ref(lock), state_text(lock)))
+            out.append("                 [%s: %s]" % (lock.evidence, lock.evidence_detail))
+    out.append("  Stacks:")
+    for e in cyc:
+        t = report.thread(e.src)
+        out.append("    T%d:" % t.num)
+        for fr in t.frames[:STACK_LINES]:
+            out.append("      #%-2d %s" % (fr.level, escape(fr.where(), 140)))
+        if len(t.frames) > STACK_LINES:
+            out.append("      ... %s more" % plural(len(t.frames) - STACK_LINES, "frame"))
+    out.append("")
+    return out
+
+
+def _wait_lines(report, t, locks_by_addr, ind):
+    w = t.wait
+    if w is None:
+        return [ind + t.detail]
+    if w.is_lock:
+        lock = locks_by_addr.get(w.lock_addr)
+        if lock is None:
+            return [ind + "waits for  0x%x" % (w.lock_addr or 0)]
+        return [ind + "waits for  %s, %s" % (lock_ref(lock), state_text(lock)),
+                ind + "           at " + site(t),
+                ind + "           " + owner_text(lock, report)]
+    if w.kind == "join":
+        target = None
+        for u in report.threads:
+            if u.lwp == w.target_lwp:
+                target = u
+        who = thread_ref(target) if target is not None else "LWP %s (no such thread)" % w.target_lwp
+        return [ind + "joins      %s" % who, ind + "           at " + site(t)]
+    return [ind + t.detail]
+
+
+def _group_key(report, locks_by_addr):
+    def key(t):
+        w = t.wait
+        target = w.lock_addr if w.is_lock else ("join", w.target_lwp)
+        return (target, graph.stack_signature(t))
+    return key
+
+
+def _group_lines(report, threads, locks_by_addr, show_all, ind="  "):
+    out = []
+    for (target, _sig), members in graph.group_threads(threads, _group_key(report, locks_by_addr)):
+        t = members[0]
+        w = t.wait
+        if w.is_lock:
+            lock = locks_by_addr.get(w.lock_addr)
+            what = "wait%s for %s" % ("s" if len(members) == 1 else "", lock_name(lock)) \
+                if lock else "wait for 0x%x" % w.lock_addr
+            if lock is not None and lock.owner_num is not None:
+                what += " (held by T%d)" % lock.owner_num
+        else:
+            target_t = [u for u in report.threads if u.lwp == w.target_lwp]
+            what = "join%s T%d" % ("s" if len(members) == 1 else "", target_t[0].num) \
+                if target_t else "join LWP %s" % w.target_lwp
+        who = thread_ref(t) if len(members) == 1 else plural(len(members), "thread")
+        out.append("%s%s %s" % (ind, who, what))
+        out.append("%s    at %s" % (ind, site(t)))
+        if len(members) > 1:
+            nums = [m.num for m in members]
+            shown = nums if show_all else nums[:MAX_LISTED]
+            more = "" if len(shown) == len(nums) else " ... (+%d, --all lists them)" % (
+                len(nums) - len(shown))
+            out.append("%s    threads: %s%s" % (ind, ", ".join("T%d" % n for n in shown), more))
+    return out
+
+
+def _blocked(report, locks_by_addr, show_all):
+    out = []
+    sections = {}
+    order = []
+    for t in report.threads:
+        root = report.roots.get(t.num)
+        if root is None:
+            continue
+        k = root.key()
+        if k not in sections:
+            sections[k] = (root, [])
+            order.append(k)
+        sections[k][1].append(t)
+    rank = {"cycle": 0, "thread": 1, "dead-owner": 2, "unknown-owner": 3, "free": 4}
+    order.sort(key=lambda k: (rank[k[0]], k[1] or 0, k[2] or 0, k[3] or 0))
+    for k in order:
+        root, threads = sections[k]
+        if root.kind == "cycle":
+            out.append("Blocked behind deadlock #%d:" % (root.cycle + 1))
+        elif root.kind == "thread":
+            holder = report.thread(root.thread)
+            out.append("Blocked behind %s, which is %s:" % (thread_ref(holder), holder.detail))
+            out.append("    at %s" % site(holder))
+        elif root.kind == "dead-owner":
+            lock = root.lock
+            out.append("Lock whose owner no longer exists: %s, %s" % (lock_ref(lock), state_text(lock)))
+            out.append("    owner LWP %d is not a thread of this process: it ended without "
+                       "unlocking (lock leaked)  [%s: %s]" % (lock.owner_lwp, lock.evidence,
+                                                              lock.evidence_detail))
+        elif root.kind == "unknown-owner":
+            lock = root.lock
+            out.append("Waiting for a lock whose owner is unknown: %s, %s" % (
+                lock_ref(lock), state_text(lock)))
+            out.append("    [%s: %s]" % (UNKNOWN, lock.evidence_detail))
+        else:
+            lock = root.lock
+            out.append("Briefly contended (lock is free now): %s" % lock_ref(lock))
+        out.extend(_group_lines(report, threads, locks_by_addr, show_all))
+        out.append("")
+    return out
+
+
+STATE_ORDER = ("lock-wait", "join", "idle", "poll", "io", "sleep", "signal-wait", "child-wait",
+               "futex-wait", "syscall", "running", "unknown")
+
+
+def _others(report, show_all):
+    involved = report.cycle_threads() | set(report.roots)
+    rest = [t for t in report.threads if t.num not in involved]
+    if not rest:
+        return []
+    counts = {}
+    for t in rest:
+        counts[t.state] = counts.get(t.state, 0) + 1
+    summary = ", ".join("%d %s" % (counts[s], s) for s in STATE_ORDER if s in counts)
+    out = ["Other threads (%d): %s" % (len(rest), summary)]
+    if show_all:
+        for t in rest:
+            out.append("  %s: %s" % (thread_ref(t), t.detail))
+            out.append("      at %s" % site(t))
+    else:
+        for t in rest:
+            if t.state in ("unknown", "futex-wait"):
+                out.append("  %s: %s (%s)" % (thread_ref(t), t.state, t.detail if t.wait is None
+                                              else escape(t.wait.how, 120)))
+    return out
+
+
+def locks(report, show_all=False):
+    """The janus-locks text report."""
+    if not report.locks:
+        return "No thread holds a lock that another thread waits for.   %s\n" % target_line(report)
+    out = ["%s held or waited for.   %s" % (plural(len(report.locks), "lock"), target_line(report)),
+           ""]
+    for lock in report.locks:
+        out.append(lock_ref(lock))
+        out.append("    state    %s" % state_text(lock))
+        if lock.readers:
+            out.append("    readers  %d (not recorded by glibc: owners unknown)" % lock.readers)
+        if lock.state != "free":
+            if lock.owner_lwp:
+                owner = report.thread(lock.owner_num) if lock.owner_num is not None else None
+                who = thread_ref(owner) if owner is not None else \
+                    "LWP %d: no such thread, the owner ended without unlocking" % lock.owner_lwp
+                out.append("    owner    %s" % who)
+                out.append("             [%s: %s]" % (lock.evidence, lock.evidence_detail))
+            else:
+                out.append("    owner    %s  [%s]" % (UNKNOWN, lock.evidence_detail))
+        nums = lock.waiters if show_all else lock.waiters[:MAX_LISTED]
+        more = "" if len(nums) == len(lock.waiters) else " ... (+%d)" % (len(lock.waiters) - len(nums))
+        out.append("    waiters  %d: %s%s" % (len(lock.waiters), ", ".join("T%d" % n for n in nums), more))
+        out.append("")
+    if report.warnings:
+        for w in report.warnings:
+            out.append("warning: " + escape(w, 300))
+    return "\n".join(out).rstrip("\n") + "\n"
+

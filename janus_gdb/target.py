@@ -1,0 +1,256 @@
+"""Reading the target through gdb: threads, registers, frames, memory.
+
+Read-only: only ``read_memory``, ``read_register`` and frame queries are
+used; no function of the target is ever called and nothing is written.
+Every gdb failure is turned into ``None`` or a warning here, so the layers
+above see plain data.
+"""
+
+import os
+import re
+import struct
+
+import gdb  # pylint: disable=import-error
+
+from . import syscalls
+from .model import FrameInfo, Snapshot
+
+# Libraries whose frames are plumbing, not the application.
+SYSTEM_LIB_RE = re.compile(
+    r"^(?:libc|libpthread|libglib-2\.0|libgthread-2\.0|ld-linux[^/]*|ld64|libgcc_s|libstdc\+\+)"
+    r"[.-].*|^ld-linux.*")
+
+ADDR_MAX = (1 << 64) - 1
+
+
+class NoTarget(Exception):
+    """There is nothing to analyse (no process, no core, no threads)."""
+
+
+class Memory(object):
+    """Bounded, cached, fault-tolerant reads of target memory."""
+
+    def __init__(self, inferior):
+        self._inf = inferior
+        self._cache = {}
+        self.failures = 0
+
+    def read(self, addr, size):
+        """Bytes at ADDR, or None when unreadable."""
+        if addr is None or addr <= 0 or addr + size > ADDR_MAX or size <= 0 or size > 1 << 20:
+            return None
+        key = (addr, size)
+        if key in self._cache:
+            return self._cache[key]
+        try:
+            data = bytes(self._inf.read_memory(addr, size))
+        except (gdb.MemoryError, gdb.error, ValueError, OverflowError):
+            data = None
+            self.failures += 1
+        self._cache[key] = data
+        return data
+
+    def _unpack(self, fmt, addr, size):
+        data = self.read(addr, size)
+        if data is None or len(data) != size:
+            return None
+        return struct.unpack(fmt, data)[0]
+
+    def u32(self, addr):
+        return self._unpack("<I", addr, 4)
+
+    def i32(self, addr):
+        return self._unpack("<i", addr, 4)
+
+    def u64(self, addr):
+        return self._unpack("<Q", addr, 8)
+
+
+def require_inferior():
+    """The selected inferior, or NoTarget with a sentence for the user."""
+    inf = gdb.selected_inferior()
+    if inf is None or not inf.pid:
+        raise NoTarget("No process or core file: attach with `gdb -p PID` or open a core "
+                       "with `gdb EXECUTABLE CORE` first.")
+    try:
+        threads = inf.threads()
+    except gdb.error as exc:
+        raise NoTarget("Cannot list the threads of the target: %s" % exc)
+    if not threads:
+        raise NoTarget("The target has no threads (is the process running or the core valid?).")
+    return inf
+
+
+def target_kind(inf):
+    """'core' for a core file, 'live' for a running process."""
+    conn = getattr(inf, "connection", None)
+    ctype = getattr(conn, "type", None) if conn is not None else None
+    if ctype:
+        return "core" if ctype == "core" else "live"
+    try:
+        text = gdb.execute("info target", to_string=True)
+    except gdb.error:
+        return "live"
+    return "core" if "core dump" in text else "live"
+
+
+def executable(inf):
+    prog = getattr(inf, "progspace", None) or gdb.current_progspace()
+    name = getattr(prog, "filename", None)
+    return name
+
+
+def arch_name():
+    try:
+        return gdb.selected_frame().architecture().name()
+    except gdb.error:
+        return "unknown"
+
+
+def _int(value):
+    try:
+        return int(value) & ADDR_MAX
+    except (gdb.error, ValueError, TypeError, OverflowError):
+        return None
+
+
+def _read_regs(frame, arch):
+    spec = syscalls.ARCH_REGISTERS.get(arch)
+    if spec is None:
+        return {}
+    nr_reg, arg_regs = spec
+    regs = {}
+    try:
+        regs["sysno"] = _int(frame.read_register(nr_reg))
+        regs["args"] = tuple(_int(frame.read_register(r)) for r in arg_regs)
+    except (gdb.error, ValueError):
+        regs["sysno"] = None
+    return regs
+
+
+def _frame_info(frame, level):
+    try:
+        pc = frame.pc()
+    except gdb.error:
+        return None
+    try:
+        name = frame.name()
+    except gdb.error:
+        name = None
+    fname = line = None
+    try:
+        sal = frame.find_sal()
+        if sal is not None and sal.symtab is not None and sal.line:
+            fname = os.path.basename(sal.symtab.filename)
+            line = sal.line
+    except gdb.error:
+        pass
+    lib = None
+    try:
+        path = gdb.solib_name(pc)
+        if path:
+            lib = os.path.basename(path)
+    except gdb.error:
+        pass
+    system = bool(lib and SYSTEM_LIB_RE.match(lib))
+    return FrameInfo(level, pc, name, fname, line, lib, system)
+
+
+def read_frames(max_frames):
+    """Frames of the selected thread, newest first, at most MAX_FRAMES.
+
+    Returns (frames, truncated, error text or None).
+    """
+    frames = []
+    try:
+        frame = gdb.newest_frame()
+    except gdb.error as exc:
+        return frames, False, str(exc)
+    level = 0
+    while frame is not None:
+        if level >= max_frames:
+            return frames, True, None
+        info = _frame_info(frame, level)
+        if info is None:
+            break
+        frames.append(info)
+        level += 1
+        try:
+            # gdb stops by itself on a corrupt stack ("previous frame
+            # identical to this frame"); max_frames bounds the rest.
+            frame = frame.older()
+        except gdb.error as exc:
+            return frames, True, "unwinding stopped at frame #%d: %s" % (level, exc)
+    return frames, False, None
+
+
+def snapshot_threads(inf, max_frames, warnings):
+    """Read every thread's registers and frames; restores the selection.
+
+    Returns (list of Snapshot sorted by thread number, arch name).
+    """
+    try:
+        old_thread = gdb.selected_thread()
+    except gdb.error:
+        old_thread = None
+    try:
+        old_frame = gdb.selected_frame()
+    except gdb.error:
+        old_frame = None
+    arch = None
+    snaps = []
+    try:
+        for th in sorted(inf.threads(), key=lambda t: t.num):
+            if not th.is_valid():
+                continue
+            try:
+                th.switch()
+                newest = gdb.newest_frame()
+            except gdb.error as exc:
+                warnings.append("T%d: cannot read its registers: %s" % (th.num, exc))
+                snaps.append(Snapshot(th.num, th.ptid[1], regs={"sysno": None},
+                                      global_num=getattr(th, "global_num", None)))
+                continue
+            if arch is None:
+                try:
+                    arch = newest.architecture().name()
+                except gdb.error:
+                    arch = "unknown"
+            regs = _read_regs(newest, arch)
+            frames, truncated, err = read_frames(max_frames)
+            if err:
+                warnings.append("T%d: %s" % (th.num, err))
+            name = None
+            try:
+                name = th.name
+            except gdb.error:
+                pass
+            snaps.append(Snapshot(th.num, th.ptid[1] or th.ptid[2], name, regs, frames,
+                                  truncated, getattr(th, "global_num", None)))
+    finally:
+        _restore(old_thread, old_frame)
+    return snaps, arch or "unknown"
+
+
+def _restore(thread, frame):
+    try:
+        if thread is not None and thread.is_valid():
+            thread.switch()
+        if frame is not None and frame.is_valid():
+            frame.select()
+    except gdb.error:
+        pass
+
+
+_SYM_RE = re.compile(r"<([^<>]+)>\s*$")
+
+
+def data_symbol(addr):
+    """``name`` or ``name+off`` of the symbol covering data ADDR, else None."""
+    try:
+        void_p = gdb.lookup_type("void").pointer()
+        text = str(gdb.Value(addr).cast(void_p))
+    except (gdb.error, RuntimeError, OverflowError):
+        return None
+    m = _SYM_RE.search(text)
+    return m.group(1) if m else None

@@ -1,0 +1,28 @@
+"""Make strings read from the target safe to print.
+
+Thread names, symbols and (later) Janus display names come from memory that
+remote clients may have written: escape control characters (terminal escape
+sequences, BEL, NUL) and cut long strings.
+"""
+
+MAX_LEN = 120
+
+
+def escape(text, limit=MAX_LEN):
+    """Printable form of TEXT: control characters as \\xNN, cut to LIMIT chars."""
+    if text is None:
+        return ""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "backslashreplace")
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if code < 0x20 or 0x7F <= code < 0xA0 or ch in "\u2028\u2029":
+            out.append("\\x%02x" % code if code < 0x100 else "\\u%04x" % code)
+        elif ch == "\\":
+            out.append("\\\\")
+        else:
+            out.append(ch)
+        if len(out) > limit:
+            return "".join(out[:limit]) + "..."
+    return "".join(out)
