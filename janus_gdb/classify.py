@@ -138,6 +138,9 @@ def classify(snap, arch, mem, lwps):
     if sysno < 0:
         return ("running", "running (not in a system call)", None, None)
     name, state = syscalls.describe_syscall(arch, sysno)
+    if state == "restart":
+        state, detail = classify_restart(snap.frames)
+        return (state, detail, None, name)
     if state != "futex":
         return (state, syscalls.STATE_PHRASES.get(state, "in system call %s" % name), None, name)
     if name != "futex":  # futex_waitv
@@ -149,6 +152,21 @@ def classify(snap, arch, mem, lwps):
     cmd, private, cmd_name = syscalls.decode_futex(op)
     wait = classify_futex(snap.frames, mem, lwps, uaddr, cmd, private, val)
     return (STATE_OF_WAIT[wait.kind], describe_wait_kind(wait), wait, name)
+
+
+def classify_restart(frames):
+    """A call interrupted (e.g. by an earlier attach) and resumed by the kernel
+    as restart_syscall: the registers no longer say which, the frames do."""
+    kind = frame_hint(frames)[0]
+    if kind is not None and STATE_OF_WAIT.get(kind) == "idle":
+        return "idle", _WAIT_PHRASES[kind] + " (with a timeout)"
+    for fr in frames[:4]:
+        name = normalize(fr.function)
+        if "sleep" in name:
+            return "sleep", "sleeping"
+        if "poll" in name or "select" in name:
+            return "poll", "polling for events"
+    return "syscall", "in restart_syscall (an interrupted call, resumed)"
 
 
 STATE_OF_WAIT = {

@@ -20,7 +20,7 @@ X86_64_SYSCALLS = {
     45: ("recvfrom", "io"), 46: ("sendmsg", "io"), 47: ("recvmsg", "io"),
     61: ("wait4", "child-wait"), 72: ("fcntl", "io"), 74: ("fsync", "io"),
     128: ("rt_sigtimedwait", "signal-wait"), 130: ("rt_sigsuspend", "signal-wait"),
-    202: ("futex", "futex"), 230: ("clock_nanosleep", "sleep"),
+    202: ("futex", "futex"), 219: ("restart_syscall", "restart"), 230: ("clock_nanosleep", "sleep"),
     232: ("epoll_wait", "poll"), 247: ("waitid", "child-wait"),
     270: ("pselect6", "poll"), 271: ("ppoll", "poll"), 281: ("epoll_pwait", "poll"),
     288: ("accept4", "io"), 299: ("recvmmsg", "io"), 307: ("sendmmsg", "io"),

@@ -1,0 +1,93 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import gdbrun  # noqa: E402
+
+
+def pytest_report_header(config):
+    return "gdb: %s" % (os.popen("gdb --version 2>/dev/null").readline().strip() or "missing")
+
+
+@pytest.fixture(scope="session")
+def build_dir(tmp_path_factory):
+    for tool in ("gdb", "gcc", "pkg-config", "strip"):
+        if not gdbrun.have(tool):
+            pytest.skip("%s is not installed (run tests/run.sh to install prerequisites)" % tool)
+    out = gdbrun.subprocess.run(["gdb", "-nx", "-batch", "-ex", "python print(1)"],
+                                stdout=gdbrun.subprocess.PIPE, universal_newlines=True)
+    if out.stdout.strip() != "1":
+        pytest.skip("this gdb has no Python support")
+    return str(tmp_path_factory.mktemp("build"))
+
+
+class Binaries(object):
+    def __init__(self, build_dir):
+        self.dir = build_dir
+        src = os.path.join(gdbrun.FIXTURES, "scenarios.c")
+        self.debug = gdbrun.compile_c(src, os.path.join(build_dir, "scenarios"), strip=False)
+        self.stripped = gdbrun.compile_c(src, os.path.join(build_dir, "scenarios"), strip=True)
+
+    def exe(self, variant):
+        return self.stripped if variant == "stripped" else self.debug
+
+
+@pytest.fixture(scope="session")
+def binaries(build_dir):
+    return Binaries(build_dir)
+
+
+class Scenarios(object):
+    """Hung fixture processes and their cores, started once per session."""
+
+    def __init__(self, binaries):
+        self.binaries = binaries
+        self.running = {}
+        self.cores = {}
+
+    def get(self, name, variant="debug"):
+        key = (name, variant)
+        if key not in self.running:
+            self.running[key] = gdbrun.Scenario(self.binaries.exe(variant), [name])
+        return self.running[key]
+
+    def core(self, name, variant="debug"):
+        key = (name, variant)
+        if key not in self.cores:
+            sc = self.get(name, variant)
+            path = os.path.join(self.binaries.dir, "core.%s.%s" % (name, variant))
+            self.cores[key] = sc.gcore(path)
+        return self.cores[key]
+
+    def analyze(self, name, mode, variant="debug", command="janus-waitgraph --format json"):
+        """Run COMMAND live or on the core; returns (CompletedProcess, Scenario)."""
+        sc = self.get(name, variant)
+        hide = variant == "stripped"
+        exe = self.binaries.exe(variant)
+        if mode == "live":
+            res = gdbrun.gdb([command], pid=sc.pid, hide_debug=hide)
+        else:
+            res = gdbrun.gdb([command], exe=exe, core=self.core(name, variant), hide_debug=hide)
+        assert "Traceback" not in res.stdout + res.stderr, res.stdout + res.stderr
+        return res, sc
+
+    def result(self, name, mode, variant="debug"):
+        res, sc = self.analyze(name, mode, variant)
+        return gdbrun.Result(gdbrun.extract_json(res.stdout)), sc.truth
+
+    def close(self):
+        for sc in self.running.values():
+            sc.kill()
+        for path in self.cores.values():
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+@pytest.fixture(scope="session")
+def scenarios(binaries):
+    sc = Scenarios(binaries)
+    yield sc
+    sc.close()

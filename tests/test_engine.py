@@ -1,0 +1,248 @@
+"""janus-waitgraph / janus-locks against real hung processes, live and from cores.
+
+Each scenario prints its own ground truth (which thread holds which lock);
+the assertions compare the analysis with it, never with fixed numbers.
+"""
+
+import pytest
+
+import gdbrun
+
+MODES = ["live", "core"]
+
+
+def assert_cycle_edges(r, truth, pairs):
+    """PAIRS: [(waiter role, lock name, owner role)] must all be cycle edges."""
+    for waiter, lock, owner in pairs:
+        addr = truth.lock(lock)
+        assert addr in r.locks, "lock %s not reported" % lock
+        l = r.locks[addr]
+        assert l["owner"]["lwp"] == truth.lwp(owner), (lock, l)
+        assert l["owner"]["evidence"] == "exact"
+        assert truth.lwp(waiter) in r.waiter_lwps(addr)
+        assert r.state(truth.lwp(waiter)) == "lock-wait"
+        # the owner's "holds" lists the lock
+        assert l["id"] in r.by_lwp[truth.lwp(owner)]["holds"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("variant", ["debug", "stripped"])
+def test_pthread_cycle_with_bystanders(scenarios, mode, variant):
+    r, t = scenarios.result("pthread_cycle", mode, variant)
+    assert r.data["verdict"].startswith("Found 1 deadlock (2 threads)")
+    assert r.data["deadlocks"] == 1
+    assert r.cycle_lwp_sets() == [{t.lwp("cycle_a"), t.lwp("cycle_b")}]
+    assert_cycle_edges(r, t, [("cycle_a", "m2", "cycle_b"), ("cycle_b", "m1", "cycle_a")])
+    # bystanders: waiters queue on m1 behind the cycle, main joins cycle_a
+    assert t.lwps("waiter") <= r.waiter_lwps(t.lock("m1"))
+    for lwp in t.lwps("waiter"):
+        assert r.behind(lwp) == {"kind": "cycle", "cycle": 1, "thread": None, "lock": None}
+    main = r.by_lwp[t.lwp("main")]
+    assert main["state"] == "join"
+    assert main["wait"]["target_lwp"] == t.lwp("cycle_a")
+    assert r.behind(t.lwp("main"))["kind"] == "cycle"
+    for lwp in t.lwps("cond_waiter"):
+        assert r.state(lwp) == "idle"
+        assert r.behind(lwp) is None
+    assert r.state(t.lwp("sleeper")) == "sleep"
+    # the idle condvar's mutex is not a lock anyone waits for
+    assert t.lock("cv_m") not in r.locks
+    # the waiters are grouped into one line with their count
+    group = [g for g in r.data["groups"] if set(r.by_num[n]["lwp"] for n in g["threads"])
+             == t.lwps("waiter")]
+    assert group and group[0]["count"] == len(t.lwps("waiter"))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pthread_cycle_text_report(scenarios, mode):
+    res, sc = scenarios.analyze("pthread_cycle", mode, command="janus-waitgraph")
+    t = sc.truth
+    text = gdbrun.extract_report(res.stdout)
+    assert text is not None, res.stdout
+    lines = text.splitlines()
+    assert lines[0].startswith("Found 1 deadlock (2 threads), 4 threads blocked behind it.")
+    assert "Deadlock #1 (2 threads)" in text
+    for role in ("cycle_a", "cycle_b"):
+        assert "(LWP %d)" % t.lwp(role) in text
+    assert "held by T" in text and "[exact: __data.__owner = %d]" % t.lwp("cycle_a") in text
+    assert "Blocked behind deadlock #1:" in text
+    assert "3 threads wait for" in text
+    assert "Stacks:" in text
+    # frames of the cycle threads name the fixture's functions
+    assert "cycle_thread_a" in text or "cycle_a" in text
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_three_thread_cycle(scenarios, mode):
+    r, t = scenarios.result("three_cycle", mode)
+    assert r.data["verdict"].startswith("Found 1 deadlock (3 threads)")
+    assert r.cycle_lwp_sets() == [{t.lwp("cycle_1"), t.lwp("cycle_2"), t.lwp("cycle_3")}]
+    assert_cycle_edges(r, t, [("cycle_1", "m2", "cycle_2"), ("cycle_2", "m3", "cycle_3"),
+                              ("cycle_3", "m1", "cycle_1")])
+    # cycle edges are in wait order
+    cyc = r.data["cycles"][0]
+    for a, b in zip(cyc["edges"], cyc["edges"][1:] + cyc["edges"][:1]):
+        assert a["to"] == b["from"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_two_independent_cycles(scenarios, mode):
+    r, t = scenarios.result("two_cycles", mode)
+    assert r.data["verdict"].startswith("Found 2 deadlocks (4 threads)")
+    assert sorted(map(sorted, r.cycle_lwp_sets())) == sorted(
+        [sorted({t.lwp("a1"), t.lwp("a2")}), sorted({t.lwp("b1"), t.lwp("b2")})])
+    assert_cycle_edges(r, t, [("a1", "m2", "a2"), ("a2", "m1", "a1"),
+                              ("b1", "m4", "b2"), ("b2", "m3", "b1")])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_relock_is_a_one_thread_deadlock(scenarios, mode):
+    r, t = scenarios.result("relock", mode)
+    assert r.data["verdict"].startswith("Found 1 deadlock (1 thread)")
+    me = t.lwp("self")
+    assert r.cycle_lwp_sets() == [{me}]
+    m1 = t.lock("m1")
+    assert r.owner_lwp(m1) == me and me in r.waiter_lwps(m1)
+    for lwp in t.lwps("waiter"):
+        assert r.behind(lwp)["kind"] == "cycle"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_owner_thread_exited(scenarios, mode):
+    r, t = scenarios.result("dead_owner", mode)
+    assert r.data["verdict"].startswith("No deadlock found")
+    m1 = r.locks[t.lock("m1")]
+    assert m1["owner"]["lwp"] == t.lwp("exiter")
+    assert m1["owner"]["alive"] is False and m1["owner"]["thread"] is None
+    assert t.lwp("exiter") not in r.by_lwp
+    for lwp in t.lwps("waiter"):
+        assert r.behind(lwp) == {"kind": "dead-owner", "lock": m1["id"], "thread": None,
+                                 "cycle": None}
+    res, _ = scenarios.analyze("dead_owner", mode, command="janus-waitgraph")
+    text = gdbrun.extract_report(res.stdout)
+    assert "Lock whose owner no longer exists" in text
+    assert "owner LWP %d is not a thread of this process" % t.lwp("exiter") in text
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_join_cycle(scenarios, mode):
+    r, t = scenarios.result("join_cycle", mode)
+    assert r.data["verdict"].startswith("Found 1 deadlock (2 threads)")
+    joiner, lockwaiter = t.lwp("joiner"), t.lwp("lockwaiter")
+    assert r.cycle_lwp_sets() == [{joiner, lockwaiter}]
+    j = r.by_lwp[joiner]
+    assert j["state"] == "join" and j["wait"]["target_lwp"] == lockwaiter
+    assert r.owner_lwp(t.lock("m1")) == joiner
+    kinds = sorted(e["kind"] for e in r.data["cycles"][0]["edges"])
+    assert kinds == ["join", "lock"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("variant", ["debug", "stripped"])
+def test_gmutex_pileup(scenarios, mode, variant):
+    r, t = scenarios.result("gmutex_pileup", mode, variant)
+    assert r.data["verdict"].startswith("No deadlock found")
+    gm = r.locks[t.lock("gm")]
+    assert gm["kind"] == "gmutex"
+    assert gm["state"] == "locked, contended"
+    assert gm["owner"]["evidence"] == "unknown" and gm["owner"]["lwp"] is None
+    assert r.waiter_lwps(t.lock("gm")) == t.lwps("waiter")
+    for lwp in t.lwps("waiter"):
+        assert r.behind(lwp)["kind"] == "unknown-owner"
+    assert r.state(t.lwp("holder")) == "io"
+    res, _ = scenarios.analyze("gmutex_pileup", mode, variant, command="janus-waitgraph")
+    text = gdbrun.extract_report(res.stdout)
+    assert "GMutex records no owner" in text
+    assert "%d threads wait for" % len(t.lwps("waiter")) in text
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_rwlock_held_for_writing(scenarios, mode):
+    r, t = scenarios.result("rwlock_writer", mode)
+    assert r.data["verdict"].startswith("No deadlock found")
+    rw = r.locks[t.lock("rw")]
+    assert rw["kind"] == "pthread_rwlock"
+    assert rw["state"].startswith("write-locked")
+    assert rw["owner"]["lwp"] == t.lwp("writer") and rw["owner"]["evidence"] == "exact"
+    assert r.waiter_lwps(t.lock("rw")) == t.lwps("reader") | t.lwps("writer2")
+    for lwp in t.lwps("reader"):
+        assert r.by_lwp[lwp]["wait"]["kind"] == "rwlock-read"
+        assert r.behind(lwp) == {"kind": "thread", "thread": r.by_lwp[t.lwp("writer")]["num"],
+                                 "lock": None, "cycle": None}
+    assert r.by_lwp[t.lwp("writer2")]["wait"]["kind"] == "rwlock-write"
+    assert r.state(t.lwp("writer")) == "sleep"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_healthy_busy_process(scenarios, mode):
+    r, t = scenarios.result("healthy", mode)
+    assert r.data["verdict"].startswith("No deadlock found")
+    assert r.data["cycles"] == []
+    for lwp in t.lwps("pool") | t.lwps("queue_worker") | t.lwps("cond_waiter"):
+        assert r.state(lwp) == "idle", r.by_lwp[lwp]
+    queue = r.by_lwp[t.lwp("queue_worker")]["wait"]
+    assert queue["kind"] == "queue"
+    assert r.state(t.lwp("poller")) == "poll"
+    assert r.state(t.lwp("sleeper")) == "sleep"
+    # nobody is reported as blocked behind a lock holder for long
+    for b in r.data["blocked"]:
+        assert r.by_num[b["thread"]]["lwp"] in t.lwps("contender")
+    for th in r.data["threads"]:
+        assert th["state"] != "unknown", th
+
+
+def test_locks_command_lists_owner_and_waiters(scenarios):
+    res, sc = scenarios.analyze("pthread_cycle", "live", command="janus-locks")
+    t = sc.truth
+    out = res.stdout
+    assert "2 locks held or waited for." in out
+    assert "0x%x" % t.lock("m1") in out and "0x%x" % t.lock("m2") in out
+    assert "owner    T" in out and "(LWP %d)" % t.lwp("cycle_a") in out
+    assert "waiters  4:" in out  # cycle_b and the 3 bystanders wait for m1
+
+
+def test_locks_command_json_matches_waitgraph(scenarios):
+    res, _ = scenarios.analyze("rwlock_writer", "core", command="janus-locks --format json")
+    locks = gdbrun.Result(gdbrun.extract_json(res.stdout))
+    wg, _ = scenarios.result("rwlock_writer", "core")
+    assert locks.data["schema"] == "janus-gdb/1" and locks.data["command"] == "janus-locks"
+    assert locks.data["locks"] == wg.data["locks"]
+
+
+def test_live_target_is_left_as_it_was(scenarios):
+    sc = scenarios.get("pthread_cycle")
+    before = sc.syscall_state()
+    res = gdbrun.gdb(["janus-waitgraph", "janus-locks"], pid=sc.pid)
+    assert "Found 1 deadlock" in res.stdout
+    assert sc.proc.poll() is None
+    assert sc.proc_state() in ("S", "R")
+    after = sc.syscall_state()
+    assert set(after) == set(before)
+    # every futex wait (the deadlock and its queue) is exactly as it was; a
+    # sleep interrupted by the attach is resumed by the kernel as
+    # restart_syscall (219), which is ptrace's doing, not a write of ours
+    for tid, call in before.items():
+        if call.startswith("202 "):
+            assert after[tid] == call
+        else:
+            assert after[tid].split()[0] in (call.split()[0], "219")
+
+
+def test_healthy_target_keeps_running_after_detach(scenarios):
+    sc = scenarios.get("healthy")
+    res = gdbrun.gdb(["janus-waitgraph"], pid=sc.pid)
+    assert "No deadlock found" in res.stdout
+
+    def cpu_ticks():
+        total = 0
+        import os
+        for tid in os.listdir("/proc/%d/task" % sc.pid):
+            with open("/proc/%d/task/%s/stat" % (sc.pid, tid)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total
+    import time
+    start = cpu_ticks()
+    time.sleep(1.0)
+    assert cpu_ticks() > start  # the contenders still run
+    assert sc.proc_state() in ("S", "R")
