@@ -104,23 +104,26 @@ def first_app_frame(frames):
 
 
 def entry_function(frames, truncated):
-    """The thread's entry function: the frame under start_thread, or main."""
+    """The thread's entry function: main, or the outermost application frame
+    above start_thread (glib's g_thread_proxy, unnamed without symbols, sits
+    between them), else the frame just above start_thread."""
     if not frames:
         return None
     for i, fr in enumerate(frames):
         name = normalize(fr.function)
-        if name in ("main",):
+        if name == "main" and not fr.system:
             return "main"
-        if name in THREAD_STARTERS and i > 0:
-            # the entry is the deepest non-starter frame above it
-            j = i - 1
-            while j > 0 and normalize(frames[j].function) in THREAD_STARTERS:
-                j -= 1
-            return frames[j].function or ("?? (0x%x)" % frames[j].pc)
+        if name in THREAD_STARTERS and fr.system and i > 0:
+            above = frames[:i]
+            apps = [f for f in above if not f.system]
+            pick = apps[-1] if apps else above[-1]
+            return pick.function or ("?? (0x%x)" % pick.pc)
     if truncated:
         return None
-    last = frames[-1]
-    return last.function
+    apps = [f for f in frames if not f.system]
+    if apps:  # library frames unnamed (no libc symbols): outermost app frame
+        return apps[-1].function or ("?? (0x%x)" % apps[-1].pc)
+    return frames[-1].function
 
 
 def classify(snap, arch, mem, lwps):

@@ -42,7 +42,8 @@ def _parse(prog, arg):
     except _ArgumentError as exc:
         raise gdb.GdbError("%s (see `help %s`)" % (exc, prog))
     if opts.depth < 1 or opts.depth > 100000:
-        raise gdb.GdbError("%s: --depth must be between 1 and 100000" % prog)
+        raise gdb.GdbError("%s: --depth must be between 1 and 100000 (see `help %s`)"
+                           % (prog, prog))
     return opts
 
 

@@ -13,11 +13,13 @@ def escape(text, limit=MAX_LEN):
     if text is None:
         return ""
     if isinstance(text, bytes):
-        text = text.decode("utf-8", "backslashreplace")
+        text = text.decode("utf-8", "surrogateescape")
     out = []
     for ch in text:
         code = ord(ch)
-        if code < 0x20 or 0x7F <= code < 0xA0 or ch in "\u2028\u2029":
+        if 0xDC80 <= code <= 0xDCFF:  # undecodable byte (surrogateescape)
+            out.append("\\x%02x" % (code - 0xDC00))
+        elif code < 0x20 or 0x7F <= code < 0xA0 or ch in "\u2028\u2029":
             out.append("\\x%02x" % code if code < 0x100 else "\\u%04x" % code)
         elif ch == "\\":
             out.append("\\\\")

@@ -1,0 +1,139 @@
+"""Using the commands the way people do: interactive gdb, help, and bad input."""
+
+import os
+import subprocess
+
+import pytest
+
+import gdbrun
+
+
+def one_line_error(res, needle):
+    err = res.stderr.strip().splitlines()
+    assert "Traceback" not in res.stdout + res.stderr
+    matching = [l for l in err if needle in l]
+    assert len(matching) == 1, res.stderr
+    return matching[0]
+
+
+@pytest.mark.usefixtures("build_dir")
+@pytest.mark.parametrize("command", ["janus-waitgraph", "janus-locks"])
+def test_no_process_is_one_clear_line(command):
+    res = gdbrun.gdb([command])
+    one_line_error(res, "No process or core file")
+
+
+def test_executable_without_process(binaries):
+    res = gdbrun.gdb(["janus-waitgraph --format json"], exe=binaries.debug)
+    one_line_error(res, "No process or core file")
+    assert "{" not in res.stdout
+
+
+@pytest.mark.usefixtures("build_dir")
+@pytest.mark.parametrize("args,needle", [
+    ("--format xml", "invalid choice: 'xml'"),
+    ("--bogus", "unrecognized arguments: --bogus"),
+    ("--depth 0", "--depth must be between"),
+    ("--depth many", "invalid int value"),
+])
+def test_bad_arguments_are_one_line(args, needle):
+    res = gdbrun.gdb(["janus-waitgraph " + args])
+    line = one_line_error(res, needle)
+    assert "help janus-waitgraph" in line
+
+
+@pytest.mark.usefixtures("build_dir")
+def test_help_texts():
+    res = gdbrun.gdb(["help janus-waitgraph", "help janus-locks"])
+    out = res.stdout
+    assert "Usage: janus-waitgraph [--format text|json] [--all] [--depth N]" in out
+    assert "Usage: janus-locks [--format text|json] [--all] [--depth N]" in out
+    assert "Found 1 deadlock" in out and "Examples:" in out
+
+
+@pytest.mark.parametrize("fraction", [0.02, 0.3, 0.7])
+def test_truncated_core_gives_partial_result_or_one_line(scenarios, binaries, tmp_path, fraction):
+    core = scenarios.core("pthread_cycle")
+    size = os.path.getsize(core)
+    cut = str(tmp_path / "cut.core")
+    with open(core, "rb") as src, open(cut, "wb") as dst:
+        dst.write(src.read(int(size * fraction)))
+    res = gdbrun.gdb(["janus-waitgraph"], exe=binaries.debug, core=cut, timeout=120)
+    both = res.stdout + res.stderr
+    assert "Traceback" not in both
+    report = gdbrun.extract_report(res.stdout)
+    if report is None:
+        # gdb could not even load it: one clear line from us or from gdb
+        assert "No process or core file" in res.stderr or "The target has no threads" in \
+            res.stderr or res.stderr.strip(), both
+    else:
+        assert report.startswith(("Found", "No deadlock found"))
+
+
+def test_interactive_session(scenarios, binaries):
+    pexpect = pytest.importorskip("pexpect")
+    sc = scenarios.get("pthread_cycle")
+    child = pexpect.spawn("gdb", ["-nx", "-q", "-p", str(sc.pid)], encoding="utf-8",
+                          timeout=60, dimensions=(24, 100))
+    prompt = r"\(gdb\) "
+
+    def run(cmd):
+        child.sendline(cmd)
+        out = []
+        while True:
+            i = child.expect([prompt, r"--Type <RET> for more, q to quit, c to continue without paging--"])
+            out.append(child.before)
+            if i == 0:
+                return "".join(out)
+            child.send("\r")  # the pager works: page on
+    try:
+        child.expect(prompt)
+        assert "Traceback" not in run("source %s" % gdbrun.GDBINIT)
+        assert "Traceback" not in run("source %s" % gdbrun.GDBINIT)
+        assert "Usage: janus-waitgraph" in run("help janus-waitgraph")
+        out = run("janus-waitgraph")
+        assert "Found 1 deadlock (2 threads)" in out
+        assert "(LWP %d)" % sc.truth.lwp("cycle_a") in out
+        out = run("janus-locks")
+        assert "locks held or waited for" in out
+        out = run("janus-waitgraph --format yaml")
+        assert "invalid choice" in out and "Traceback" not in out
+        # the user's selected thread is unchanged by the analysis
+        run("thread 2")
+        run("janus-waitgraph --format json")
+        assert "Current thread is 2 " in run("thread")
+        run("detach")
+        child.sendline("quit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert sc.proc.poll() is None and sc.proc_state() in ("S", "R")
+
+
+def test_thread_and_frame_selection_restored(scenarios):
+    sc = scenarios.get("pthread_cycle")
+    res = gdbrun.gdb(["thread 3", "frame 1", "janus-waitgraph", "janus-locks",
+                      "python print('SEL', gdb.selected_thread().num, "
+                      "gdb.selected_frame().older() is not None and gdb.selected_frame().name())"],
+                     pid=sc.pid)
+    sel = [l for l in res.stdout.splitlines() if l.startswith("SEL")]
+    before = gdbrun.gdb(["thread 3", "frame 1",
+                         "python print('SEL', gdb.selected_thread().num, "
+                         "gdb.selected_frame().older() is not None and gdb.selected_frame().name())"],
+                        pid=sc.pid)
+    assert sel and sel == [l for l in before.stdout.splitlines() if l.startswith("SEL")]
+    assert sel[0].startswith("SEL 3 ")
+
+
+def test_python_36_syntax():
+    """The package must parse on gdb's embedded Python 3.6 (no walrus, etc.)."""
+    import ast
+    root = os.path.join(gdbrun.ROOT, "janus_gdb")
+    files = [os.path.join(root, f) for f in os.listdir(root) if f.endswith(".py")]
+    files.append(gdbrun.GDBINIT)
+    for path in files:
+        with open(path) as f:
+            tree = ast.parse(f.read(), path, feature_version=(3, 6))
+        for node in ast.walk(tree):
+            assert not isinstance(node, getattr(ast, "NamedExpr", ())), path
+    assert subprocess.run(["python3", "-c", "import sys"]).returncode == 0
