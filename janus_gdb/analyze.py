@@ -45,11 +45,13 @@ def collect(max_frames=64):
     from . import target  # gdb-only module, imported late
     inf = target.require_inferior()
     warnings = []
-    snaps, arch = target.snapshot_threads(inf, max_frames, warnings)
+    symtabs = {}
+    snaps, arch = target.snapshot_threads(inf, max_frames, warnings, symtabs)
     mem = target.Memory(inf)
     info = {"kind": target.target_kind(inf), "pid": inf.pid,
             "executable": target.executable(inf), "arch": arch}
-    report = build_report(snaps, arch, mem, info, warnings)
+    globals_ = target.global_locks(symtabs, warnings)
+    report = build_report(snaps, arch, mem, info, warnings, globals_)
     for lock in report.locks:
         lock.symbol = target.data_symbol(lock.addr)
     if mem.failures:
@@ -58,8 +60,12 @@ def collect(max_frames=64):
     return report
 
 
-def build_report(snaps, arch, mem, info, warnings):
-    """Classify threads, decode locks and find cycles (no gdb needed)."""
+def build_report(snaps, arch, mem, info, warnings, global_locks=()):
+    """Classify threads, decode locks and find cycles (no gdb needed).
+
+    GLOBAL_LOCKS, [(address, kind, name)], are lock variables known from
+    debug info: those held are reported even when nobody waits for them.
+    """
     lwps = set(s.lwp for s in snaps)
     threads = []
     for s in snaps:
@@ -71,7 +77,7 @@ def build_report(snaps, arch, mem, info, warnings):
     if arch not in ("i386:x86-64",):
         warnings.append("architecture %s: system-call registers are not decoded, "
                         "thread states are unknown" % arch)
-    locks = decode_locks(threads, mem)
+    locks = decode_locks(threads, mem, global_locks)
     edges = graph.build_edges(threads, list_to_map(locks))
     cycles = graph.find_cycles([t.num for t in threads], edges)
     roots = graph.trace_roots(threads, list_to_map(locks), edges, cycles)
@@ -86,10 +92,17 @@ def list_to_map(locks):
     return dict((l.addr, l) for l in locks)
 
 
-def decode_locks(threads, mem):
-    """One Lock per lock address some thread waits for, with its owner."""
+def decode_locks(threads, mem, global_locks=()):
+    """One Lock per lock address some thread waits for or (for known lock
+    variables) holds, with its owner."""
     by_lwp = dict((t.lwp, t) for t in threads)
     locks = {}
+    for addr, kind, name in global_locks:
+        lock = Lock(addr, kind)
+        _decode(lock, mem, by_lwp)
+        if lock.state not in ("free", "unreadable"):
+            lock.symbol = name
+            locks[addr] = lock
     for t in threads:
         w = t.wait
         if w is None or not w.is_lock or w.lock_addr is None:

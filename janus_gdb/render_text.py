@@ -220,6 +220,8 @@ def _blocked(report, locks_by_addr, show_all):
             holder = report.thread(root.thread)
             out.append("Blocked behind %s, which is %s:" % (thread_ref(holder), holder.detail))
             out.append("    at %s" % site(holder))
+            if holder.holds:
+                out.append("    holds %s" % ", ".join(lock_name(l) for l in holder.holds))
         elif root.kind == "dead-owner":
             lock = root.lock
             out.append("Lock whose owner no longer exists: %s, %s" % (lock_ref(lock), state_text(lock)))

@@ -128,7 +128,7 @@ def _read_regs(frame, arch):
     return regs
 
 
-def _frame_info(frame, level):
+def _frame_info(frame, level, symtabs=None):
     try:
         pc = frame.pc()
     except gdb.error:
@@ -137,14 +137,6 @@ def _frame_info(frame, level):
         name = frame.name()
     except gdb.error:
         name = None
-    fname = line = None
-    try:
-        sal = frame.find_sal()
-        if sal is not None and sal.symtab is not None and sal.line:
-            fname = os.path.basename(sal.symtab.filename)
-            line = sal.line
-    except gdb.error:
-        pass
     lib = None
     try:
         path = gdb.solib_name(pc)
@@ -152,14 +144,25 @@ def _frame_info(frame, level):
             lib = os.path.basename(path)
     except gdb.error:
         pass
+    fname = line = None
+    try:
+        sal = frame.find_sal()
+        if sal is not None and sal.symtab is not None and sal.line:
+            fname = os.path.basename(sal.symtab.filename)
+            line = sal.line
+            if symtabs is not None and not (lib and SYSTEM_LIB_RE.match(lib)):
+                symtabs.setdefault(sal.symtab.fullname(), sal.symtab)
+    except gdb.error:
+        pass
     system = bool(lib and SYSTEM_LIB_RE.match(lib))
     return FrameInfo(level, pc, name, fname, line, lib, system)
 
 
-def read_frames(max_frames):
+def read_frames(max_frames, symtabs=None):
     """Frames of the selected thread, newest first, at most MAX_FRAMES.
 
-    Returns (frames, truncated, error text or None).
+    Returns (frames, truncated, error text or None).  The symtabs of the
+    frames are added to the dict SYMTABS when given.
     """
     frames = []
     try:
@@ -170,7 +173,7 @@ def read_frames(max_frames):
     while frame is not None:
         if level >= max_frames:
             return frames, True, None
-        info = _frame_info(frame, level)
+        info = _frame_info(frame, level, symtabs)
         if info is None:
             break
         frames.append(info)
@@ -184,10 +187,11 @@ def read_frames(max_frames):
     return frames, False, None
 
 
-def snapshot_threads(inf, max_frames, warnings):
+def snapshot_threads(inf, max_frames, warnings, symtabs=None):
     """Read every thread's registers and frames; restores the selection.
 
-    Returns (list of Snapshot sorted by thread number, arch name).
+    Returns (list of Snapshot sorted by thread number, arch name); the
+    application symtabs seen on the stacks are collected in SYMTABS.
     """
     try:
         old_thread = gdb.selected_thread()
@@ -217,7 +221,7 @@ def snapshot_threads(inf, max_frames, warnings):
                 except gdb.error:
                     arch = "unknown"
             regs = _read_regs(newest, arch)
-            frames, truncated, err = read_frames(max_frames)
+            frames, truncated, err = read_frames(max_frames, symtabs)
             if err:
                 warnings.append("T%d: %s" % (th.num, err))
             name = None
@@ -254,3 +258,56 @@ def data_symbol(addr):
         return None
     m = _SYM_RE.search(text)
     return m.group(1) if m else None
+
+
+# Type names (typedef or tag) of the locks janus-gdb decodes -> lock kind.
+LOCK_TYPES = {"pthread_mutex_t": "pthread_mutex", "GMutex": "gmutex", "_GMutex": "gmutex",
+              "pthread_rwlock_t": "pthread_rwlock"}
+MAX_BLOCK_SYMBOLS = 20000
+
+
+def lock_kind_of_type(gtype):
+    """'pthread_mutex', 'gmutex', 'pthread_rwlock' or None for a gdb.Type."""
+    t = gtype
+    for _ in range(8):
+        for name in (t.name, getattr(t, "tag", None)):
+            if name in LOCK_TYPES:
+                return LOCK_TYPES[name]
+        if t.code != gdb.TYPE_CODE_TYPEDEF:
+            return None
+        t = t.target()
+    return None
+
+
+def global_locks(symtabs, warnings):
+    """Global and file-static lock variables of the source files on the stacks.
+
+    Returns [(address, kind, name)].  Needs debug info; empty without it.
+    """
+    found = []
+    seen = set()
+    budget = MAX_BLOCK_SYMBOLS
+    for symtab in symtabs.values():
+        try:
+            blocks = (symtab.global_block(), symtab.static_block())
+        except (gdb.error, RuntimeError):
+            continue
+        for block in blocks:
+            for sym in block:
+                budget -= 1
+                if budget < 0:
+                    warnings.append("global lock scan stopped after %d symbols" % MAX_BLOCK_SYMBOLS)
+                    return found
+                try:
+                    if not sym.is_variable:
+                        continue
+                    kind = lock_kind_of_type(sym.type)
+                    if kind is None:
+                        continue
+                    addr = int(sym.value().address)
+                except (gdb.error, RuntimeError, TypeError, ValueError):
+                    continue
+                if addr not in seen:
+                    seen.add(addr)
+                    found.append((addr, kind, sym.name))
+    return found
