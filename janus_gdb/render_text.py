@@ -107,7 +107,16 @@ def target_line(report):
 
 def waitgraph(report, show_all=False):
     """The janus-waitgraph text report."""
-    out = [verdict(report) + "   " + target_line(report), ""]
+    out = [verdict(report) + "   " + target_line(report)]
+    unknown = [l for l in report.locks if l.waiters and l.state != "free"
+               and l.owner_lwp is None]
+    if unknown:
+        out.append("Note: %s with waiters record%s no owner (%s): a deadlock through %s "
+                   "cannot be shown as a cycle." % (
+                       plural(len(unknown), "lock"), "s" if len(unknown) == 1 else "",
+                       ", ".join(sorted(set(l.kind_text() for l in unknown))),
+                       "it" if len(unknown) == 1 else "them"))
+    out.append("")
     locks_by_addr = dict((l.addr, l) for l in report.locks)
     for i, cyc in enumerate(report.cycles):
         out.extend(_cycle(report, i, cyc, locks_by_addr))
@@ -270,7 +279,7 @@ def _others(report, show_all):
 def locks(report, show_all=False):
     """The janus-locks text report."""
     if not report.locks:
-        return "No thread holds a lock that another thread waits for.   %s\n" % target_line(report)
+        return "No lock is held or waited for.   %s\n" % target_line(report)
     out = ["%s held or waited for.   %s" % (plural(len(report.locks), "lock"), target_line(report)),
            ""]
     for lock in report.locks:

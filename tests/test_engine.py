@@ -31,8 +31,13 @@ def test_pthread_cycle_with_bystanders(scenarios, mode, variant):
     r, t = scenarios.result("pthread_cycle", mode, variant)
     assert r.data["verdict"].startswith("Found 1 deadlock (2 threads)")
     assert r.data["deadlocks"] == 1
+    assert r.data["target"]["kind"] == mode
+    assert r.data["target"]["threads"] == len(r.data["threads"]) == 9
     assert r.cycle_lwp_sets() == [{t.lwp("cycle_a"), t.lwp("cycle_b")}]
     assert_cycle_edges(r, t, [("cycle_a", "m2", "cycle_b"), ("cycle_b", "m1", "cycle_a")])
+    if variant == "debug":  # a stripped executable has no names to give
+        assert r.by_lwp[t.lwp("cycle_a")]["entry"] == "cycle_thread_a"
+        assert r.by_lwp[t.lwp("main")]["entry"] == "main"
     # bystanders: waiters queue on m1 behind the cycle, main joins cycle_a
     assert t.lwps("waiter") <= r.waiter_lwps(t.lock("m1"))
     for lwp in t.lwps("waiter"):
@@ -157,6 +162,22 @@ def test_gmutex_pileup(scenarios, mode, variant):
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_gmutex_cycle_is_not_claimed_without_owners(scenarios, mode):
+    """GMutex records no owner: no false cycle, but every waiter is shown,
+    with the reason a deadlock cannot be seen yet."""
+    r, t = scenarios.result("gmutex_cycle", mode)
+    assert r.data["verdict"].startswith("No deadlock found; 4 threads waiting")
+    assert r.data["cycles"] == []
+    assert r.waiter_lwps(t.lock("gm1")) == {t.lwp("cycle_b")} | t.lwps("waiter")
+    assert r.waiter_lwps(t.lock("gm2")) == {t.lwp("cycle_a")}
+    for lwp in t.lwps("waiter") | {t.lwp("cycle_a"), t.lwp("cycle_b")}:
+        assert r.behind(lwp)["kind"] == "unknown-owner"
+    res, _ = scenarios.analyze("gmutex_cycle", mode, command="janus-waitgraph")
+    text = gdbrun.extract_report(res.stdout)
+    assert "Note: 2 locks with waiters record no owner (GMutex)" in text
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_rwlock_held_for_writing(scenarios, mode):
     r, t = scenarios.result("rwlock_writer", mode)
     assert r.data["verdict"].startswith("No deadlock found")
@@ -184,6 +205,14 @@ def test_healthy_busy_process(scenarios, mode):
     assert queue["kind"] == "queue"
     assert r.state(t.lwp("poller")) == "poll"
     assert r.state(t.lwp("sleeper")) == "sleep"
+    # the hostile thread name: intact in JSON (live; cores carry no names),
+    # escaped in text
+    if mode == "live":
+        assert r.by_lwp[t.lwp("sleeper")]["name"] == "\x1b]0;pwn\x07x"
+    res, _ = scenarios.analyze("healthy", mode, command="janus-waitgraph --all")
+    assert "\x1b" not in res.stdout and "\x07" not in res.stdout
+    if mode == "live":
+        assert '"\\x1b]0;pwn\\x07x"' in res.stdout
     # nobody is reported as blocked behind a lock holder for long
     for b in r.data["blocked"]:
         assert r.by_num[b["thread"]]["lwp"] in t.lwps("contender")
