@@ -82,6 +82,10 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=()):
     cycles = graph.find_cycles([t.num for t in threads], edges)
     roots = graph.trace_roots(threads, list_to_map(locks), edges, cycles)
     number_locks(locks, cycles, threads)
+    for lock in sorted(locks, key=lambda l: int(l.id[1:])):
+        if lock.state in ("corrupt", "unreadable"):
+            warnings.append("%s at 0x%x: %s; its owner is unknown" % (
+                lock.id, lock.addr, lock.evidence_detail))
     info = dict(info)
     info["threads"] = len(threads)
     return Report(info, threads, sorted(locks, key=lambda l: int(l.id[1:])), edges, cycles,
@@ -100,7 +104,7 @@ def decode_locks(threads, mem, global_locks=()):
     for addr, kind, name in global_locks:
         lock = Lock(addr, kind)
         _decode(lock, mem, by_lwp)
-        if lock.state not in ("free", "unreadable"):
+        if lock.state not in ("free", "unreadable", "corrupt"):
             lock.symbol = name
             locks[addr] = lock
     for t in threads:
@@ -114,6 +118,11 @@ def decode_locks(threads, mem, global_locks=()):
             locks[w.lock_addr] = lock
         lock.waiters.append(t.num)
     for lock in locks.values():
+        if lock.state == "corrupt":
+            lock.evidence_detail = "implausible contents (%s): memory corrupt, or not a %s" % (
+                lock.details.get("why", "?"), lock.kind_text())
+        elif lock.state == "unreadable":
+            lock.evidence_detail = "its memory cannot be read"
         owner = by_lwp.get(lock.owner_lwp) if lock.owner_lwp else None
         if owner is not None:
             owner.holds.append(lock)
@@ -136,9 +145,10 @@ def _decode(lock, mem, by_lwp):
         lock.details = d
         lock.word = d["word"]
         lock.state = d["state"]
-        lock.subkind = layouts.mutex_kind_name(d["kind"]) if d["kind"] is not None else None
+        lock.subkind = (layouts.mutex_kind_name(d["kind"])
+                        if d["kind"] is not None and lock.state != "corrupt" else None)
         owner = d["owner"]
-        if owner and owner > 0 and lock.state != "free":
+        if owner and owner > 0 and lock.state not in ("free", "corrupt"):
             _set_owner(lock, owner, by_lwp, "__data.__owner = %d" % owner)
         elif lock.state == "free":
             lock.evidence_detail = "free now: the waiter is about to be woken"

@@ -81,14 +81,18 @@ class JanusLocks(_Base):
 
 Usage: janus-locks [--format text|json] [--all] [--depth N]
 
-For each lock that some thread is blocked on: its address and symbol, its
-kind (pthread mutex and its kind, GMutex, pthread rwlock), its state decoded
-from the lock word, its owner with the evidence, and the waiting threads.
+For each lock that some thread is blocked on, and (with debug info) each
+held global or file-static lock variable of the source files on the stacks:
+its address and symbol, its kind (pthread mutex and its kind, GMutex,
+pthread rwlock), its state decoded from the lock word, its owner with the
+evidence, and the waiting threads.  Lock words that no valid lock can hold
+are reported as corrupt, never trusted.
 
 Evidence for an owner:
   exact     read from the lock itself (pthread mutex __data.__owner,
             rwlock __cur_writer)
-  unknown   the lock records no owner (GMutex) or none is recorded now
+  unknown   the lock records no owner (GMutex, read-locked rwlock), or its
+            memory is unreadable or corrupt; the reason is printed
 
 Works on a live process (gdb -p PID) and on a core file (gdb EXE CORE),
 with or without debug symbols: the wait is read from the registers of

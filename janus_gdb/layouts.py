@@ -26,6 +26,15 @@ MUTEX_KIND_PP = 64
 MUTEX_KIND_PSHARED = 128
 MUTEX_KIND_ELISION = 256
 
+MUTEX_KIND_VALID_BITS = 0x3FF   # kind 0-3 and the flags above (+ NO_ELISION 512)
+
+# Linux thread ids are at most PID_MAX_LIMIT (2^22): anything larger in an
+# owner field is garbage, not an LWP.
+MAX_TID = 1 << 22
+
+# __owner values glibc uses for robust mutexes whose owner died.
+MUTEX_OWNER_SPECIAL = (0x7FFFFFFF, 0x7FFFFFFE)  # INCONSISTENT, NOTRECOVERABLE
+
 # PI and robust mutexes keep the owner's TID in the futex word itself.
 FUTEX_WAITERS = 0x80000000
 FUTEX_OWNER_DIED = 0x40000000
@@ -56,6 +65,8 @@ RWLOCK_FUTEX_USED = 2
 #   0 empty, 1 owned, 2 contended (glib <= 2.73.1 counts up: 3+ seen).
 GMUTEX = {"word": 0, "size": 8}
 GMUTEX_STATES = {0: "free", 1: "locked", 2: "locked, contended"}
+# glib <= 2.73.1 counts waiters up from 2; a word beyond this is garbage.
+GMUTEX_MAX_WORD = 0xFFFF
 
 # glib GCond (futex build): waiters sleep on i[0] at offset 0 of the GCond.
 
@@ -94,8 +105,23 @@ def decode_pthread_mutex(mem, addr):
     if word is None:
         res["state"] = "unreadable"
         return res
-    if kind is not None and kind & (MUTEX_KIND_PI | MUTEX_KIND_ROBUST):
+    if kind is None or kind < 0 or kind & ~MUTEX_KIND_VALID_BITS:
+        res["state"] = "corrupt"
+        res["why"] = "__kind %s is not a glibc mutex kind" % kind
+        res["owner"] = None
+        return res
+    if owner is not None and not 0 <= owner <= MAX_TID and owner not in MUTEX_OWNER_SPECIAL:
+        res["state"] = "corrupt"
+        res["why"] = "__owner %d is not a thread id" % owner
+        res["owner"] = None
+        return res
+    if kind & (MUTEX_KIND_PI | MUTEX_KIND_ROBUST):
         tid = word & FUTEX_TID_MASK
+        if tid > MAX_TID or (tid and owner and owner != tid and owner not in MUTEX_OWNER_SPECIAL):
+            res["state"] = "corrupt"
+            res["why"] = "lock word %d and __owner %s disagree" % (word, owner)
+            res["owner"] = None
+            return res
         if tid == 0:
             res["state"] = "free"
         else:
@@ -109,21 +135,30 @@ def decode_pthread_mutex(mem, addr):
         res["state"] = "free"
     elif word == 1:
         res["state"] = "locked"
-    else:
+    elif word == 2:
         res["state"] = "locked, contended"
+    else:
+        res["state"] = "corrupt"
+        res["why"] = "lock word %d is not 0, 1 or 2" % word
+        res["owner"] = None
     return res
 
 
 def decode_gmutex(mem, addr):
     """Read a futex-based GMutex at ADDR: ``word`` and ``state``."""
     word = mem.u32(addr + GMUTEX["word"])
+    res = {"word": word}
     if word is None:
         state = "unreadable"
+    elif word > GMUTEX_MAX_WORD:
+        state = "corrupt"
+        res["why"] = "lock word %d is not a GMutex state" % word
     elif word >= 2:
         state = GMUTEX_STATES[2]
     else:
         state = GMUTEX_STATES[word]
-    return {"word": word, "state": state}
+    res["state"] = state
+    return res
 
 
 def decode_rwlock(mem, addr):
@@ -140,6 +175,11 @@ def decode_rwlock(mem, addr):
            "readers": None, "write_locked": None}
     if r is None:
         res["state"] = "unreadable"
+        return res
+    if (flags is not None and flags > 2) or (writer is not None and not 0 <= writer <= MAX_TID):
+        res["state"] = "corrupt"
+        res["why"] = "__flags %s / __cur_writer %s are not a glibc rwlock's" % (flags, writer)
+        res["writer"] = None
         return res
     res["readers"] = r >> RWLOCK_READER_SHIFT
     res["write_locked"] = bool(r & RWLOCK_WRLOCKED)

@@ -108,14 +108,20 @@ def target_line(report):
 def waitgraph(report, show_all=False):
     """The janus-waitgraph text report."""
     out = [verdict(report) + "   " + target_line(report)]
-    unknown = [l for l in report.locks if l.waiters and l.state != "free"
-               and l.owner_lwp is None]
-    if unknown:
+    waited = [l for l in report.locks if l.waiters and l.state != "free"
+              and l.owner_lwp is None]
+    ownerless = [l for l in waited if l.state not in ("corrupt", "unreadable")]
+    broken = [l for l in waited if l.state in ("corrupt", "unreadable")]
+    if ownerless:
         out.append("Note: %s with waiters record%s no owner (%s): a deadlock through %s "
                    "cannot be shown as a cycle." % (
-                       plural(len(unknown), "lock"), "s" if len(unknown) == 1 else "",
-                       ", ".join(sorted(set(l.kind_text() for l in unknown))),
-                       "it" if len(unknown) == 1 else "them"))
+                       plural(len(ownerless), "lock"), "s" if len(ownerless) == 1 else "",
+                       ", ".join(sorted(set(l.kind_text() for l in ownerless))),
+                       "it" if len(ownerless) == 1 else "them"))
+    if broken:
+        out.append("Note: %s with waiters could not be decoded (unreadable or corrupt "
+                   "memory): a deadlock through %s cannot be shown as a cycle." % (
+                       plural(len(broken), "lock"), "it" if len(broken) == 1 else "them"))
     out.append("")
     locks_by_addr = dict((l.addr, l) for l in report.locks)
     for i, cyc in enumerate(report.cycles):
