@@ -29,9 +29,13 @@ class Report(object):
         self.roots = roots            # {thread num: graph.Root}
         self.warnings = warnings
         self.by_num = dict((t.num, t) for t in threads)
+        self.by_lwp = dict((t.lwp, t) for t in threads)
 
     def thread(self, num):
         return self.by_num.get(num)
+
+    def thread_by_lwp(self, lwp):
+        return self.by_lwp.get(lwp)
 
     def cycle_threads(self):
         nums = set()

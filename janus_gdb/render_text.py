@@ -168,26 +168,22 @@ def _wait_lines(report, t, locks_by_addr, ind):
                 ind + "           at " + site(t),
                 ind + "           " + owner_text(lock, report)]
     if w.kind == "join":
-        target = None
-        for u in report.threads:
-            if u.lwp == w.target_lwp:
-                target = u
+        target = report.thread_by_lwp(w.target_lwp)
         who = thread_ref(target) if target is not None else "LWP %s (no such thread)" % w.target_lwp
         return [ind + "joins      %s" % who, ind + "           at " + site(t)]
     return [ind + t.detail]
 
 
-def _group_key(report, locks_by_addr):
-    def key(t):
-        w = t.wait
-        target = w.lock_addr if w.is_lock else ("join", w.target_lwp)
-        return (target, graph.stack_signature(t))
-    return key
+def _group_key(t):
+    """Threads waiting for the same thing from the same call site group together."""
+    w = t.wait
+    target = w.lock_addr if w.is_lock else ("join", w.target_lwp)
+    return (target, graph.stack_signature(t))
 
 
 def _group_lines(report, threads, locks_by_addr, show_all, ind="  "):
     out = []
-    for (target, _sig), members in graph.group_threads(threads, _group_key(report, locks_by_addr)):
+    for (target, _sig), members in graph.group_threads(threads, _group_key):
         t = members[0]
         w = t.wait
         if w.is_lock:
@@ -197,9 +193,9 @@ def _group_lines(report, threads, locks_by_addr, show_all, ind="  "):
             if lock is not None and lock.owner_num is not None:
                 what += " (held by T%d)" % lock.owner_num
         else:
-            target_t = [u for u in report.threads if u.lwp == w.target_lwp]
-            what = "join%s T%d" % ("s" if len(members) == 1 else "", target_t[0].num) \
-                if target_t else "join LWP %s" % w.target_lwp
+            target_t = report.thread_by_lwp(w.target_lwp)
+            what = "join%s T%d" % ("s" if len(members) == 1 else "", target_t.num) \
+                if target_t is not None else "join LWP %s" % w.target_lwp
         who = thread_ref(t) if len(members) == 1 else plural(len(members), "thread")
         out.append("%s%s %s" % (ind, who, what))
         out.append("%s    at %s" % (ind, site(t)))
