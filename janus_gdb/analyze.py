@@ -82,17 +82,19 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=()):
         warnings.append("architecture %s: system-call registers are not decoded, "
                         "thread states are unknown" % arch)
     locks = decode_locks(threads, mem, global_locks)
-    edges = graph.build_edges(threads, list_to_map(locks))
+    lock_map = list_to_map(locks)
+    edges = graph.build_edges(threads, lock_map)
     cycles = graph.find_cycles([t.num for t in threads], edges)
-    roots = graph.trace_roots(threads, list_to_map(locks), edges, cycles)
+    roots = graph.trace_roots(threads, lock_map, edges, cycles)
     number_locks(locks, cycles, threads)
-    for lock in sorted(locks, key=lambda l: int(l.id[1:])):
+    locks.sort(key=lambda l: int(l.id[1:]))
+    for lock in locks:
         if lock.state in ("corrupt", "unreadable"):
             warnings.append("%s at 0x%x: %s; its owner is unknown" % (
                 lock.id, lock.addr, lock.evidence_detail))
     info = dict(info)
     info["threads"] = len(threads)
-    return Report(info, threads, sorted(locks, key=lambda l: int(l.id[1:])), edges, cycles,
+    return Report(info, threads, locks, edges, cycles,
                   roots, warnings)
 
 

@@ -71,6 +71,14 @@ GMUTEX_MAX_WORD = 0xFFFF
 # glib GCond (futex build): waiters sleep on i[0] at offset 0 of the GCond.
 
 
+def _corrupt(res, why, field="owner"):
+    """Mark decoded fields RES as garbage: no owner is trusted from them."""
+    res["state"] = "corrupt"
+    res["why"] = why
+    res[field] = None
+    return res
+
+
 def mutex_kind_name(kind):
     """Describe a pthread mutex __kind value, e.g. ``recursive, robust``."""
     if kind is None:
@@ -106,22 +114,13 @@ def decode_pthread_mutex(mem, addr):
         res["state"] = "unreadable"
         return res
     if kind is None or kind < 0 or kind & ~MUTEX_KIND_VALID_BITS:
-        res["state"] = "corrupt"
-        res["why"] = "__kind %s is not a glibc mutex kind" % kind
-        res["owner"] = None
-        return res
+        return _corrupt(res, "__kind %s is not a glibc mutex kind" % kind)
     if owner is not None and not 0 <= owner <= MAX_TID and owner not in MUTEX_OWNER_SPECIAL:
-        res["state"] = "corrupt"
-        res["why"] = "__owner %d is not a thread id" % owner
-        res["owner"] = None
-        return res
+        return _corrupt(res, "__owner %d is not a thread id" % owner)
     if kind & (MUTEX_KIND_PI | MUTEX_KIND_ROBUST):
         tid = word & FUTEX_TID_MASK
         if tid > MAX_TID or (tid and owner and owner != tid and owner not in MUTEX_OWNER_SPECIAL):
-            res["state"] = "corrupt"
-            res["why"] = "lock word %d and __owner %s disagree" % (word, owner)
-            res["owner"] = None
-            return res
+            return _corrupt(res, "lock word %d and __owner %s disagree" % (word, owner))
         if tid == 0:
             res["state"] = "free"
         else:
@@ -138,9 +137,7 @@ def decode_pthread_mutex(mem, addr):
     elif word == 2:
         res["state"] = "locked, contended"
     else:
-        res["state"] = "corrupt"
-        res["why"] = "lock word %d is not 0, 1 or 2" % word
-        res["owner"] = None
+        _corrupt(res, "lock word %d is not 0, 1 or 2" % word)
     return res
 
 
@@ -177,10 +174,8 @@ def decode_rwlock(mem, addr):
         res["state"] = "unreadable"
         return res
     if (flags is not None and flags > 2) or (writer is not None and not 0 <= writer <= MAX_TID):
-        res["state"] = "corrupt"
-        res["why"] = "__flags %s / __cur_writer %s are not a glibc rwlock's" % (flags, writer)
-        res["writer"] = None
-        return res
+        return _corrupt(res, "__flags %s / __cur_writer %s are not a glibc rwlock's"
+                        % (flags, writer), field="writer")
     res["readers"] = r >> RWLOCK_READER_SHIFT
     res["write_locked"] = bool(r & RWLOCK_WRLOCKED)
     if res["write_locked"]:
