@@ -1,0 +1,239 @@
+"""janus-waitgraph against a real Janus 1.1.2 (built by scripts/build-janus).
+
+a/b: one request thread frozen inside VideoRoom's rooms_mutex by a non-stop
+gdb breakpoint, N more request threads piled up behind it, a core written;
+analysed with debug info, then with stripped binaries and no libc/glib debug
+info.  c: a healthy live Janus with sessions, handles and rooms.  d: a lock
+leaked by a real Janus bug reached through the public API.
+
+Skipped (with the reason) when there is no Janus build: tests/run.sh runs
+scripts/build-janus and exports JANUS_PREFIX (or JANUS_BUILD_ERROR).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+import gdbrun
+import janusd
+
+N_WAITERS = int(os.environ.get("JANUS_STALL_WAITERS", "8"))
+
+
+@pytest.fixture(scope="module")
+def prefix():
+    for tool in ("gdb", "strip", "readelf"):
+        if not gdbrun.have(tool):
+            pytest.skip("%s is not installed" % tool)
+    try:
+        import pexpect  # noqa: F401
+    except ImportError:
+        pytest.skip("pexpect is not installed")
+    p = janusd.default_prefix()
+    problem = janusd.prefix_problem(p)
+    if problem:
+        pytest.skip(problem)
+    return p
+
+
+def start_janus(prefix, tmp_path_factory, name):
+    workdir = str(tmp_path_factory.mktemp(name))
+    j = janusd.JanusServer(prefix, workdir)
+    j.start()
+    return j
+
+
+@pytest.fixture(scope="module")
+def stall(prefix, tmp_path_factory):
+    j = start_janus(prefix, tmp_path_factory, "janus-stall")
+    try:
+        res = janusd.stall_rooms_mutex(j, os.path.join(j.workdir, "core.stall"), N_WAITERS)
+    finally:
+        j.stop()
+    yield res, j
+    if res.core and os.path.exists(res.core):
+        os.unlink(res.core)
+
+
+def analyze(res, janus, command, hide_debug=False, exe=None, extra=(), pre=()):
+    out = gdbrun.gdb(list(pre) + [command], exe=exe or janus.exe, core=res.core,
+                     hide_debug=hide_debug, extra=extra)
+    assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
+    return out
+
+
+def blocked_behind(r, num):
+    for b in r.data["blocked"]:
+        if b["thread"] == num:
+            return b["behind"]
+    return None
+
+
+def test_stall_ground_truth(stall):
+    """The stall itself: frozen holder, N distinct waiters, a core."""
+    res, j = stall
+    assert res.frozen_lwp and res.frozen_lwp not in res.waiters
+    assert len(res.waiters) == N_WAITERS
+    assert res.rooms_mutex
+    assert res.lock_line < res.bp_line < res.lock_line + 10
+    assert os.path.getsize(res.core) > 0
+
+
+def test_stall_core_with_debug_info(stall):
+    res, j = stall
+    out = analyze(res, j, "janus-waitgraph --format json")
+    r = gdbrun.Result(gdbrun.extract_json(out.stdout))
+    assert r.data["verdict"].startswith("No deadlock found"), r.data["verdict"]
+    assert res.rooms_mutex in r.locks, "rooms_mutex 0x%x not reported: %s" % (
+        res.rooms_mutex, [hex(a) for a in r.locks])
+    lock = r.locks[res.rooms_mutex]
+    assert lock["kind"] == "gmutex"
+    assert r.waiter_lwps(res.rooms_mutex) == res.waiters
+    # --- from here on the engine's owner inference and names (issue 3) ---
+    assert "rooms_mutex" in (lock.get("name") or "") and "janus_videoroom.c" in lock["name"], lock
+    owner = lock["owner"]
+    assert owner["lwp"] == res.frozen_lwp, owner
+    assert owner["evidence"] == "inferred", owner
+    assert owner["source"] == "lockset", owner
+    assert "locked at janus_videoroom.c:%d" % res.lock_line in owner["detail"], owner
+    assert res.function in owner["detail"], owner
+    holder = r.by_lwp[res.frozen_lwp]["num"]
+    for lwp in res.waiters:
+        behind = blocked_behind(r, r.by_lwp[lwp]["num"])
+        assert behind is not None and behind["kind"] == "thread", (lwp, behind)
+        assert behind["thread"] == holder, (lwp, behind)
+    assert r.data["target"].get("mutex_impl") == "gmutex"
+    assert r.data["target"].get("owners") == "inferred"
+
+
+def test_stall_core_text_report(stall):
+    res, j = stall
+    out = analyze(res, j, "janus-waitgraph")
+    text = gdbrun.extract_report(out.stdout)
+    assert text is not None, out.stdout
+    assert text.startswith("No deadlock found"), text
+    assert "%d threads wait for" % N_WAITERS in text, text
+    assert "rooms_mutex" in text, text
+    assert "GMutex: owners inferred" in text, text
+    assert "--enable-pthread-mutex" in text, text
+
+
+def symbol_value(elf, name):
+    out = subprocess.run(["readelf", "-sW", elf], stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 8 and parts[7] == name and parts[3] == "OBJECT":
+            return int(parts[1], 16)
+    raise AssertionError("%s not in the symbol table of %s" % (name, elf))
+
+
+@pytest.fixture(scope="module")
+def stripped(stall, tmp_path_factory):
+    """Stripped janus and plugin, and a sysroot farm that loads the stripped plugin."""
+    res, j = stall
+    d = str(tmp_path_factory.mktemp("stripped"))
+    exe = os.path.join(d, "janus")
+    plugin = os.path.join(d, "libjanus_videoroom.so")
+    subprocess.run(["strip", "--strip-all", "-o", exe, j.exe], check=True)
+    subprocess.run(["strip", "--strip-all", "-o", plugin, j.plugin], check=True)
+    sysroot = os.path.join(d, "sysroot")
+    real_plugin = os.path.realpath(j.plugin)
+    for path in set(res.link_names) | set(res.mapped_files):
+        if not os.path.isabs(path) or not os.path.exists(path):
+            continue
+        link = sysroot + path
+        if not os.path.isdir(os.path.dirname(link)):
+            os.makedirs(os.path.dirname(link))
+        if os.path.lexists(link):
+            continue
+        target = plugin if os.path.realpath(path) == real_plugin else os.path.realpath(path)
+        os.symlink(target, link)
+    return exe, plugin, sysroot
+
+
+def test_stall_core_stripped(stall, stripped):
+    res, j = stall
+    exe, plugin, sysroot = stripped
+    offset = symbol_value(j.plugin, "rooms_mutex")
+    out = analyze(res, j, "janus-waitgraph --format json", hide_debug=True, exe=exe,
+                  extra=["-iex", "set sysroot %s" % sysroot,
+                         "-iex", "set auto-load python-scripts off"], pre=["info sharedlibrary"])
+    # the stripped plugin is the one gdb loaded
+    libs = [l for l in out.stdout.splitlines()
+            if re.match(r"^0x[0-9a-f]+\s+0x[0-9a-f]+\s", l) and "libjanus_videoroom" in l]
+    assert libs and all(l.split()[-1].startswith(sysroot) for l in libs), libs
+    assert "Traceback" not in out.stdout + out.stderr
+    r = gdbrun.Result(gdbrun.extract_json(out.stdout))
+    assert res.rooms_mutex in r.locks, [hex(a) for a in r.locks]
+    lock = r.locks[res.rooms_mutex]
+    assert lock["kind"] == "gmutex"
+    assert r.waiter_lwps(res.rooms_mutex) == res.waiters
+    assert lock.get("name") == "libjanus_videoroom.so+0x%x" % offset, lock
+
+
+# --- c: a healthy live Janus ----------------------------------------------------------
+
+class Healthy(object):
+    def __init__(self, j):
+        self.j = j
+        self.sessions = []
+        self.handles = {}   # handle id -> session id
+        self.rooms = []
+        for i in range(3):
+            s = j.create_session()
+            self.sessions.append(s)
+            for k in range(2):
+                self.handles[j.attach(s)] = s
+        hs = sorted(self.handles, key=lambda h: (self.sessions.index(self.handles[h]), h))
+        s0 = self.handles[hs[0]]
+        for n in range(2):
+            self.rooms.append(j.create_room(s0, hs[0], 424200 + n, "janus-gdb room %d" % n))
+        for i, room in enumerate([1234] + self.rooms):
+            h = hs[i + 1]
+            j.join_publisher(self.handles[h], h, room, "publisher-%d" % i)
+
+
+@pytest.fixture(scope="module")
+def healthy(prefix, tmp_path_factory):
+    j = start_janus(prefix, tmp_path_factory, "janus-healthy")
+    try:
+        yield Healthy(j)
+    finally:
+        j.stop()
+
+
+def test_healthy_live(healthy):
+    j = healthy.j
+    out = gdbrun.gdb(["janus-waitgraph --format json"], pid=j.pid)
+    assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
+    r = gdbrun.Result(gdbrun.extract_json(out.stdout))
+    # the live target is not disturbed
+    assert j.info()["janus"] == "server_info"
+    for s in healthy.sessions:
+        assert j.keepalive(s)["janus"] == "ack"
+    assert set(healthy.sessions) <= set(j.admin_sessions())
+    assert r.data["verdict"].startswith("No deadlock found"), r.data["verdict"]
+    # --- roles (issue 3) ---
+    lacking = [(t["lwp"], t.get("name"), t.get("entry")) for t in r.data["threads"]
+               if not t.get("role")]
+    assert not lacking, "threads without a role: %s" % lacking
+    hloops = [t for t in r.data["threads"] if t.get("entry") == "janus_ice_handle_thread"]
+    assert len(hloops) == len(healthy.handles), [t["lwp"] for t in hloops]
+    for t in hloops:
+        assert t["role"] == "hloop", t
+    details = [t.get("role_detail") or "" for t in hloops]
+    for h in healthy.handles:
+        assert [d for d in details if str(h) in d], "no hloop for handle %d: %s" % (h, details)
+    roles = [t["role"] for t in r.data["threads"]]
+    for role in ("sessions requests", "videoroom handler", "session watchdog"):
+        assert roles.count(role) == 1, (role, roles)
+
+
+# --- d: a lock leaked by a real Janus 1.1.2 bug ---------------------------------------
+
+def test_leaked_handle_mutex(prefix):
+    pytest.skip(janusd.LEAK_SKIP_REASON)
