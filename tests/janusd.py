@@ -606,3 +606,39 @@ LEAK_SKIP_REASON = (
     "VideoRoom 1.1.2 never puts msid into an answer (publisher answers are built by "
     "janus_sdp_generate_answer_mline without JANUS_SDP_OA_MSID; only subscriber OFFERS "
     "carry msid, and those take the offer branch), so it is unreachable via VideoRoom+HTTP")
+
+
+def handle_mutex_addresses(janus, timeout=120):
+    """{handle id: &handle->mutex} read by a batch gdb from each hloop thread's
+    janus_ice_handle_thread frame (Janus's debug info; no breakpoints)."""
+    out = subprocess.run(["gdb", "-nx", "-batch", "-p", str(janus.pid), "-ex", "info threads"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         universal_newlines=True, timeout=timeout).stdout
+    nums = re.findall(r'^\*?\s+(\d+)\s+Thread 0x[0-9a-f]+ \(LWP \d+\) "hloop', out, re.M)
+    cmds = []
+    for n in nums:
+        cmds += ["-ex", "thread %s" % n, "-ex", "frame function janus_ice_handle_thread",
+                 "-ex", "printf \"HANDLE %lu %p\\n\", handle->handle_id, &handle->mutex"]
+    if not cmds:
+        return {}
+    out = subprocess.run(["gdb", "-nx", "-batch", "-p", str(janus.pid)] + cmds,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         universal_newlines=True, timeout=timeout).stdout
+    return dict((int(h), int(a, 16)) for h, a in re.findall(r"^HANDLE (\d+) (0x[0-9a-f]+)$",
+                                                             out, re.M))
+
+
+def gcore_all_stop(janus, path, timeout=180):
+    out = subprocess.run(["gdb", "-nx", "-batch", "-p", str(janus.pid), "-ex", "gcore %s" % path],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         universal_newlines=True, timeout=timeout)
+    if not os.path.exists(path):
+        raise JanusError("gcore failed: %s" % out.stdout[-2000:])
+    return path
+
+
+def trigger_handle_mutex_leak(janus, session, handle):
+    """Make Janus 1.1.2 return with HANDLE's mutex still locked, through its API.
+
+    Not found yet for VideoRoom + HTTP: see LEAK_SKIP_REASON."""
+    return None

@@ -12,7 +12,6 @@ scripts/build-janus and exports JANUS_PREFIX (or JANUS_BUILD_ERROR).
 
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -235,5 +234,38 @@ def test_healthy_live(healthy):
 
 # --- d: a lock leaked by a real Janus 1.1.2 bug ---------------------------------------
 
-def test_leaked_handle_mutex(prefix):
-    pytest.skip(janusd.LEAK_SKIP_REASON)
+@pytest.fixture(scope="module")
+def leaked(prefix, tmp_path_factory):
+    j = start_janus(prefix, tmp_path_factory, "janus-leak")
+    try:
+        s = j.create_session()
+        h = j.attach(s)
+        addrs = janusd.handle_mutex_addresses(j)
+        assert h in addrs, (h, addrs)
+        if not janusd.trigger_handle_mutex_leak(j, s, h):
+            pytest.skip(janusd.LEAK_SKIP_REASON)
+        # another request that needs the same handle's mutex piles up on it
+        bg = janusd.Background()
+        bg.run(j.handle_info, s, h, timeout=120)
+        if not janusd.wait_until(lambda: j.futex_waiters(addrs[h]), 20):
+            pytest.fail("nobody waits for handle->mutex 0x%x after the trigger" % addrs[h])
+        core = janusd.gcore_all_stop(j, os.path.join(j.workdir, "core.leak"))
+        waiters = j.futex_waiters(addrs[h])
+        yield j, s, h, addrs[h], core, waiters
+    finally:
+        j.stop()
+
+
+def test_leaked_handle_mutex(leaked):
+    j, s, h, addr, core, waiters = leaked
+    out = gdbrun.gdb(["janus-waitgraph --format json"], exe=j.exe, core=core)
+    assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
+    r = gdbrun.Result(gdbrun.extract_json(out.stdout))
+    assert addr in r.locks, [hex(a) for a in r.locks]
+    lock = r.locks[addr]
+    assert r.waiter_lwps(addr) == waiters
+    assert "handle->mutex" in (lock.get("name") or "") and str(h) in lock["name"], lock
+    assert lock["leaked"] is True, lock
+    assert lock["owner"]["evidence"] == "unknown", lock
+    text = gdbrun.extract_report(gdbrun.gdb(["janus-waitgraph"], exe=j.exe, core=core).stdout)
+    assert text and "leaked" in text, text
