@@ -6,8 +6,10 @@ pure and can be fed fake snapshots and memory in unit tests.
 
 from . import classify
 from . import graph
+from . import infer
+from . import janusdb
 from . import layouts
-from .model import EXACT, UNKNOWN, Lock, Thread
+from .model import EXACT, INFERRED, UNKNOWN, Lock, Thread
 
 SCHEMA = "janus-gdb/1"
 
@@ -44,31 +46,55 @@ class Report(object):
         return nums
 
 
-def collect(max_frames=64):
-    """Analyse the selected inferior (live or core) and return a Report."""
-    from . import target  # gdb-only module, imported late
+def collect(max_frames=64, locklog=None):
+    """Analyse the selected inferior (live or core) and return a Report.
+
+    LOCKLOG is a parsed Janus lock-debug log (``locklog.LockLog``) or None.
+    """
+    # gdb-only modules, imported late
+    from . import names
+    from . import objects
+    from . import stackscan
+    from . import target
     inf = target.require_inferior()
     warnings = []
     symtabs = {}
-    snaps, arch = target.snapshot_threads(inf, max_frames, warnings, symtabs)
+    scanner = stackscan.Scanner(target.lock_kind_of_type)
+    snaps, arch = target.snapshot_threads(inf, max_frames, warnings, symtabs, scanner)
     mem = target.Memory(inf)
     info = {"kind": target.target_kind(inf), "pid": inf.pid,
             "executable": target.executable(inf), "arch": arch}
     globals_ = target.global_locks(symtabs, warnings)
-    report = build_report(snaps, arch, mem, info, warnings, globals_)
-    for lock in report.locks:
-        lock.symbol = target.data_symbol(lock.addr)
+    bases = names.LibBases()
+
+    def namer(locks, threads):
+        refs = {}
+        for t in threads:
+            for key, level in t.refs.items():
+                refs.setdefault(key, level)
+        objects.name_locks(locks, refs, scanner.types, mem, warnings)
+        names.name_globals(locks, bases)
+
+    report = build_report(snaps, arch, mem, info, warnings, globals_, namer, locklog)
+    if scanner.sources.missing:
+        warnings.append("source not readable for %d file%s (owners of GMutex locks taken "
+                        "there cannot be inferred; use gdb's `directory` command): %s" % (
+                            len(scanner.sources.missing),
+                            "" if len(scanner.sources.missing) == 1 else "s",
+                            ", ".join(sorted(scanner.sources.missing)[:3])))
     if mem.failures:
         warnings.append("%d memory read%s failed; affected fields are shown as unknown"
                         % (mem.failures, "" if mem.failures == 1 else "s"))
     return report
 
 
-def build_report(snaps, arch, mem, info, warnings, global_locks=()):
-    """Classify threads, decode locks and find cycles (no gdb needed).
+def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, locklog=None):
+    """Classify threads, decode locks, infer owners and find cycles (no gdb
+    needed: NAMER(locks, threads), when given, names the locks).
 
     GLOBAL_LOCKS, [(address, kind, name)], are lock variables known from
     debug info: those held are reported even when nobody waits for them.
+    Locks that a frame's source says it holds are decoded too.
     """
     lwps = set(s.lwp for s in snaps)
     threads = []
@@ -77,12 +103,40 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=()):
         t.state, t.detail, t.wait, t.syscall = classify.classify(s, arch, mem, lwps)
         t.site = classify.first_app_frame(s.frames)
         t.entry = classify.entry_function(s.frames, s.frames_truncated)
+        t.role, t.role_detail = thread_role(t, s)
         threads.append(t)
     if arch not in ("i386:x86-64",):
         warnings.append("architecture %s: system-call registers are not decoded, "
                         "thread states are unknown" % arch)
-    locks = decode_locks(threads, mem, global_locks)
+    claimed = []
+    for t in threads:
+        for c in infer.net_claims(t):
+            if c.addr is not None and c.kind is not None:
+                claimed.append((c.addr, c.kind, None))
+    locks = decode_locks(threads, mem, list(global_locks) + claimed)
     lock_map = list_to_map(locks)
+    if namer is not None:
+        namer(locks, threads)
+    by_num = dict((t.num, t) for t in threads)
+
+    def frame_refs_of(lock):
+        if lock.obj is None:
+            return set()
+        key = (lock.obj.type_name, lock.obj.addr)
+        return set(t.num for t in threads if key in t.refs)
+
+    infer.infer_owners(threads, lock_map, locklog, frame_refs_of)
+    for lock in locks:
+        if lock.evidence == EXACT and lock.owner_source is None:
+            lock.owner_source = "pthread-owner"
+        owner = by_num.get(lock.owner_num) if lock.owner_num is not None else None
+        if owner is not None and lock not in owner.holds:
+            owner.holds.append(lock)
+        if infer.leaked_by_owner(lock, owner):
+            lock.leaked = True
+            lock.evidence_detail += ("; T%d is %s and no frame on its stack took it: "
+                                     "it returned without unlocking (leaked)" % (
+                                         owner.num, owner.detail))
     edges = graph.build_edges(threads, lock_map)
     cycles = graph.find_cycles([t.num for t in threads], edges)
     roots = graph.trace_roots(threads, lock_map, edges, cycles)
@@ -94,8 +148,28 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=()):
                 lock.id, lock.addr, lock.evidence_detail))
     info = dict(info)
     info["threads"] = len(threads)
+    kinds = set(l.kind for l in locks) | set(c.kind for t in threads for c in t.claims)
+    info["mutex_impl"] = ("gmutex" if "gmutex" in kinds else
+                          "pthread" if "pthread_mutex" in kinds else None)
+    info["owners"] = {"gmutex": INFERRED, "pthread": EXACT}.get(info["mutex_impl"], UNKNOWN)
     return Report(info, threads, locks, edges, cycles,
                   roots, warnings)
+
+
+def thread_role(t, snap):
+    """(role, detail) of a thread from its entry function, library or name."""
+    entry_lib = None
+    for fr in t.frames:
+        if fr.function == t.entry:
+            entry_lib = fr.lib
+            break
+    all_system = bool(t.frames) and all(fr.system for fr in t.frames)
+    idle_pool = all_system and t.wait is not None and t.wait.kind == "queue"
+    role = janusdb.role_of(t.entry, t.name, entry_lib, all_system, idle_pool)
+    detail = snap.role_detail
+    if role == "hloop" and detail is None and t.name and t.name.startswith("hloop "):
+        detail = "handle " + t.name[6:].strip()
+    return role, detail
 
 
 def list_to_map(locks):
@@ -108,6 +182,8 @@ def decode_locks(threads, mem, global_locks=()):
     by_lwp = dict((t.lwp, t) for t in threads)
     locks = {}
     for addr, kind, name in global_locks:
+        if addr in locks:
+            continue
         lock = Lock(addr, kind)
         _decode(lock, mem, by_lwp)
         if lock.state not in ("free", "unreadable", "corrupt"):

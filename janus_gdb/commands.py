@@ -33,6 +33,7 @@ def _parser(prog):
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--all", action="store_true", dest="show_all")
     p.add_argument("--depth", type=int, default=DEFAULT_DEPTH)
+    p.add_argument("--lock-log", dest="lock_log", default=None)
     return p
 
 
@@ -47,10 +48,49 @@ def _parse(prog, arg):
     return opts
 
 
+# gdb settings that make writes to the target and calls into it impossible
+# while a command runs (each only where this gdb has it).
+READ_ONLY_SETTINGS = ("may-call-functions", "may-write-memory", "may-write-registers")
+
+
+class _ReadOnly(object):
+    """Turn READ_ONLY_SETTINGS off for the duration, then restore them."""
+
+    def __enter__(self):
+        self.saved = []
+        for name in READ_ONLY_SETTINGS:
+            try:
+                old = gdb.parameter(name)
+                if old:
+                    gdb.execute("set %s off" % name, to_string=True)
+                    self.saved.append(name)
+            except (gdb.error, RuntimeError):
+                continue
+        return self
+
+    def __exit__(self, *exc):
+        for name in self.saved:
+            try:
+                gdb.execute("set %s on" % name, to_string=True)
+            except (gdb.error, RuntimeError):
+                pass
+        return False
+
+
+def _read_lock_log(path):
+    from . import locklog
+    try:
+        return locklog.read_file(path)
+    except locklog.LockLogError as exc:
+        raise gdb.GdbError("--lock-log: %s" % exc)
+
+
 def _analyze(opts):
     from .target import NoTarget
+    log = _read_lock_log(opts.lock_log) if opts.lock_log else None
     try:
-        return analyze.collect(max_frames=opts.depth)
+        with _ReadOnly():
+            return analyze.collect(max_frames=opts.depth, locklog=log)
     except NoTarget as exc:
         raise gdb.GdbError(str(exc))
     except gdb.MemoryError as exc:
@@ -79,7 +119,7 @@ class _Base(gdb.Command):
 class JanusLocks(_Base):
     """Show every lock a thread holds or waits for, its owner and its waiters.
 
-Usage: janus-locks [--format text|json] [--all] [--depth N]
+Usage: janus-locks [--format text|json] [--all] [--depth N] [--lock-log FILE]
 
 For each lock that some thread is blocked on, and (with debug info) each
 held global or file-static lock variable of the source files on the stacks:
@@ -91,8 +131,26 @@ are reported as corrupt, never trusted.
 Evidence for an owner:
   exact     read from the lock itself (pthread mutex __data.__owner,
             rwlock __cur_writer)
-  unknown   the lock records no owner (GMutex, read-locked rwlock), or its
-            memory is unreadable or corrupt; the reason is printed
+  inferred  the lock records no owner (GMutex): the source of a frame on
+            the owner's stack locked it on the way to the frame's current
+            line and has not unlocked it, and the lock expression evaluates
+            there to this lock ("locked at janus_videoroom.c:5382 in
+            janus_videoroom_process_synchronous_request (frame #2)"); or,
+            when the variable is optimized out, it is the only held lock of
+            that type and field; or Janus's lock-debug log (--lock-log)
+            shows its last lock in a function on only one stack
+  unknown   no evidence (no debug info or source, read-locked rwlock), or
+            the memory is unreadable or corrupt; the reason is printed
+A held lock that no live thread can be shown to hold is reported as
+probably leaked (an unlock is missing).
+
+Locks are named as Janus's code names them: global locks by file and
+symbol ("janus_videoroom.c: rooms_mutex"), locks inside Janus objects by
+the object found through the frames' variables ("participant->
+streams_mutex of publisher 5678 "alice" in room 1234", "handle->mutex of
+handle 424242"); without debug info as library+offset.  Threads get a
+role from their entry function (hloop, request worker, sessions
+requests, videoroom handler, session watchdog, ...).
 
 Works on a live process (gdb -p PID) and on a core file (gdb EXE CORE),
 with or without debug symbols: the wait is read from the registers of
@@ -103,6 +161,9 @@ Options:
   --format text|json   text for people (default), json with every field
   --all                list every waiting thread instead of the first few
   --depth N            unwind at most N frames per thread (default 64)
+  --lock-log FILE      Janus's log with lock debugging on (admin API
+                       set_locking_debug): the last lock of each address
+                       without an unlock is cited as evidence
 
 Examples:
   janus-locks
@@ -115,7 +176,7 @@ Examples:
 class JanusWaitgraph(_Base):
     """Find deadlocks: the wait-for graph of all threads, verdict first.
 
-Usage: janus-waitgraph [--format text|json] [--all] [--depth N]
+Usage: janus-waitgraph [--format text|json] [--all] [--depth N] [--lock-log FILE]
 
 Builds the graph thread -> lock -> owner thread (and thread -> joined
 thread) and reports, in this order:
@@ -137,6 +198,12 @@ Options:
                        lock, edge and cycle
   --all                list every thread, not only the groups
   --depth N            unwind at most N frames per thread (default 64)
+  --lock-log FILE      Janus's log with lock debugging on (admin API
+                       set_locking_debug): evidence for owners and leaks
+
+Owners of GMutex locks (Janus's default janus_mutex) are inferred, with
+the evidence printed next to each (see `help janus-locks`); Janus built
+with --enable-pthread-mutex gives exact owners.
 
 Examples:
   gdb -p $(pidof janus) -batch -x gdbinit.py -ex janus-waitgraph

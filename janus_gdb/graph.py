@@ -158,7 +158,7 @@ class Root(object):
     __slots__ = ("kind", "thread", "lock", "cycle")
 
     def __init__(self, kind, thread=None, lock=None, cycle=None):
-        self.kind = kind      # "cycle", "thread", "dead-owner", "unknown-owner", "free"
+        self.kind = kind      # "cycle", "thread", "dead-owner", "leaked", "unknown-owner", "free"
         self.thread = thread  # thread number, for "thread"
         self.lock = lock      # Lock, for "dead-owner" / "unknown-owner" / "free"
         self.cycle = cycle    # index into the cycle list
@@ -205,6 +205,8 @@ def trace_roots(threads, locks, edges, cycles):
                     lock = locks.get(cur.wait.lock_addr)
                     if lock is not None and lock.owner_alive is False:
                         root = Root("dead-owner", lock=lock)
+                    elif lock is not None and lock.leaked and lock.owner_num is None:
+                        root = Root("leaked", lock=lock)
                     elif lock is not None and lock.state == "free":
                         root = Root("free", lock=lock)
                     elif lock is not None:

@@ -39,7 +39,8 @@ class FrameInfo(object):
 
 class Snapshot(object):
     """Registers and frames of one thread, as read from the target."""
-    __slots__ = ("num", "global_num", "lwp", "name", "regs", "frames", "frames_truncated")
+    __slots__ = ("num", "global_num", "lwp", "name", "regs", "frames", "frames_truncated",
+                 "claims", "refs", "unanalysed", "analysed", "role_detail")
 
     def __init__(self, num, lwp, name=None, regs=None, frames=None, frames_truncated=False,
                  global_num=None):
@@ -50,6 +51,42 @@ class Snapshot(object):
         self.regs = regs or {}        # 'sysno', 'args' (tuple of 3), 'pc'
         self.frames = frames or []
         self.frames_truncated = frames_truncated
+        self.claims = []              # Claim, outermost frame first
+        self.refs = {}                # {(struct type name, address): frame level}
+        self.unanalysed = 0           # app frames whose source could not be read
+        self.analysed = False         # some frame's source was read
+        self.role_detail = None       # read from the entry frame, e.g. "handle 424242"
+
+
+class Claim(object):
+    """A lock that the source of one frame says is held (or released) there.
+
+    ``addr`` is the lock's address, evaluated in the frame; None when the
+    expression could not be evaluated (optimized out), in which case
+    ``type_name`` and ``field`` still allow a match by type.
+    """
+    __slots__ = ("level", "function", "file", "line", "expr", "addr", "kind", "type_name",
+                 "field", "conditional", "trylock", "released", "why")
+
+    def __init__(self, level, function, file, line, expr, addr=None, kind=None,
+                 type_name=None, field=None, conditional=False, trylock=False, released=False,
+                 why=None):
+        self.level = level            # frame number
+        self.function = function      # function whose source took the lock
+        self.file = file              # basename of its source file
+        self.line = line              # line of the lock call
+        self.expr = expr              # the lock expression as written
+        self.addr = addr
+        self.kind = kind              # gmutex, pthread_mutex, ... from the expression's type
+        self.type_name = type_name    # struct type of the expression's base variable
+        self.field = field            # the lock field, e.g. streams_mutex
+        self.conditional = conditional
+        self.trylock = trylock
+        self.released = released      # an unlock of a lock the caller took
+        self.why = why                # why addr is None
+
+    def site(self):
+        return "%s:%d in %s (frame #%d)" % (self.file, self.line, self.function, self.level)
 
 
 class Wait(object):
@@ -93,6 +130,12 @@ class Thread(object):
         self.syscall = None           # syscall name, when inside one
         self.holds = []               # lock ids
         self.site = None              # index of the first application frame
+        self.role = None              # Janus role from the entry function, e.g. "hloop"
+        self.role_detail = None       # e.g. "handle 424242"
+        self.claims = snap.claims     # lock claims read from the source on its stack
+        self.refs = snap.refs         # objects its frames point to: {(type, addr): level}
+        self.unanalysed = snap.unanalysed  # app frames with line info but no readable source
+        self.analysed = snap.analysed  # some frame's source was read
 
     def label(self):
         return "T%d" % self.num
@@ -126,10 +169,18 @@ class Lock(object):
         self.readers = None           # rwlocks: number of read holders
         self.waiters = []             # thread numbers
         self.details = {}             # raw decoded fields
+        self.name_text = None         # Janus name, e.g. "janus_videoroom.c: rooms_mutex"
+        self.obj = None               # ObjectRef of the Janus object that contains it
+        self.owner_source = None      # pthread-owner, lockset, type-match, locklog, frameref
+        self.owner_claim = None       # the Claim behind an inferred owner
+        self.inference = None         # Inference, also computed when the owner is exact
+        self.leaked = False           # held, and no live thread can be shown to hold it
+        self.leak_site = None         # last lock site from the lock-debug log
+        self.candidates = []          # thread numbers that claim it when undecided
 
     def name(self):
-        """Symbol when known, else the address."""
-        return self.symbol or "0x%x" % self.addr
+        """Janus name or symbol when known, else the address."""
+        return self.name_text or self.symbol or "0x%x" % self.addr
 
     def kind_text(self):
         if self.kind == "pthread_mutex":
@@ -137,3 +188,38 @@ class Lock(object):
         return {"gmutex": "GMutex", "pthread_rwlock": "pthread rwlock",
                 "libc-lock": "libc internal lock", "lock": "futex lock (type unknown)"}.get(
                     self.kind, self.kind)
+
+
+class ObjectRef(object):
+    """A lock's place inside a struct: ``participant->streams_mutex`` of publisher 5678."""
+    __slots__ = ("type_name", "addr", "field", "var", "label")
+
+    def __init__(self, type_name, addr, field, var=None, label=None):
+        self.type_name = type_name    # e.g. janus_videoroom_publisher
+        self.addr = addr              # address of the struct
+        self.field = field            # lock field, e.g. streams_mutex
+        self.var = var                # conventional variable name, e.g. participant
+        self.label = label            # e.g. 'publisher 5678 "alice" in room 1234'
+
+    def to_dict(self):
+        return {"type": self.type_name, "address": self.addr, "field": self.field,
+                "label": self.label}
+
+
+class Inference(object):
+    """Who the evidence says holds a lock that records no owner (or corroborates one)."""
+    __slots__ = ("lwp", "num", "source", "detail", "claim")
+
+    def __init__(self, lwp, num, source, detail, claim=None):
+        self.lwp = lwp
+        self.num = num
+        self.source = source          # lockset, type-match, locklog, frameref
+        self.detail = detail
+        self.claim = claim
+
+    def to_dict(self):
+        c = self.claim
+        return {"lwp": self.lwp, "thread": self.num, "source": self.source,
+                "detail": self.detail, "file": c.file if c else None,
+                "line": c.line if c else None, "frame": c.level if c else None,
+                "function": c.function if c else None}

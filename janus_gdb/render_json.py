@@ -30,7 +30,8 @@ def _thread(t):
     w = t.wait
     return {
         "num": t.num, "global_num": t.global_num, "lwp": t.lwp, "name": _s(t.name),
-        "entry": _s(t.entry), "state": t.state, "detail": t.detail, "syscall": t.syscall,
+        "entry": _s(t.entry), "role": t.role, "role_detail": _s(t.role_detail),
+        "state": t.state, "detail": t.detail, "syscall": t.syscall,
         "wait": None if w is None else {
             "kind": w.kind, "futex": w.futex, "lock": w.lock_addr, "target_lwp": w.target_lwp,
             "how": _s(w.how), "frame": w.frame},
@@ -42,11 +43,22 @@ def _thread(t):
 
 
 def _lock(l):
+    c = l.owner_claim
+    obj = l.obj.to_dict() if l.obj is not None else None
+    if obj is not None:
+        obj["label"] = _s(obj["label"])
     return {
-        "id": l.id, "address": l.addr, "symbol": _s(l.symbol), "kind": l.kind,
+        "id": l.id, "address": l.addr, "symbol": _s(l.symbol), "name": _s(l.name_text),
+        "object": obj, "kind": l.kind,
         "subkind": l.subkind, "state": l.state, "word": l.word,
         "owner": {"lwp": l.owner_lwp, "thread": l.owner_num, "alive": l.owner_alive,
-                  "evidence": l.evidence, "detail": l.evidence_detail},
+                  "evidence": l.evidence, "detail": _s(l.evidence_detail),
+                  "source": l.owner_source,
+                  "frame": c.level if c else None, "file": c.file if c else None,
+                  "line": c.line if c else None, "function": c.function if c else None},
+        "inference": l.inference.to_dict() if l.inference is not None else None,
+        "candidates": list(l.candidates),
+        "leaked": l.leaked, "leak_site": _s(l.leak_site),
         "readers": l.readers, "waiters": list(l.waiters),
         "fields": dict((k, v) for k, v in l.details.items() if k != "state"),
     }

@@ -17,8 +17,12 @@ def plural(n, word, words=None):
 
 
 def thread_ref(t):
-    """``T3 (LWP 1234) "name" entry``, escaped."""
+    """``T3 (LWP 1234) hloop (handle 42) "name" entry``, escaped."""
     text = "T%d (LWP %d)" % (t.num, t.lwp)
+    if t.role:
+        text += " " + t.role
+        if t.role_detail:
+            text += " (%s)" % escape(t.role_detail, 60)
     if t.name:
         text += ' "%s"' % escape(t.name, 40)
     if t.entry:
@@ -27,16 +31,18 @@ def thread_ref(t):
 
 
 def lock_ref(lock):
-    """``M1 rooms_mutex (0x55d0...) pthread mutex (normal)``."""
-    if lock.symbol:
-        head = "%s %s (0x%x)" % (lock.id, escape(lock.symbol, 80), lock.addr)
+    """``M1 janus_videoroom.c: rooms_mutex (0x55d0...) pthread mutex (normal)``."""
+    name = lock.name_text or lock.symbol
+    if name:
+        head = "%s %s (0x%x)" % (lock.id, escape(name, 160), lock.addr)
     else:
         head = "%s 0x%x" % (lock.id, lock.addr)
     return "%s %s" % (head, lock.kind_text())
 
 
 def lock_name(lock):
-    return "%s %s" % (lock.id, escape(lock.symbol, 80)) if lock.symbol else lock.id
+    name = lock.name_text or lock.symbol
+    return "%s %s" % (lock.id, escape(name, 160)) if name else lock.id
 
 
 def site(t, depth=3):
@@ -65,8 +71,11 @@ def owner_text(lock, report):
             who = thread_ref(owner)
         else:
             who = "LWP %d, which is not a thread of this process" % lock.owner_lwp
-        return "held by %s  [%s: %s]" % (who, lock.evidence, lock.evidence_detail)
-    return "owner %s  [%s]" % (UNKNOWN, lock.evidence_detail)
+        return "held by %s  [%s: %s]" % (who, lock.evidence, escape(lock.evidence_detail, 400))
+    if lock.leaked:
+        return "held by no live thread: probably leaked  [%s: %s]" % (
+            UNKNOWN, escape(lock.evidence_detail, 400))
+    return "owner %s  [%s]" % (UNKNOWN, escape(lock.evidence_detail, 400))
 
 
 def state_text(lock):
@@ -87,6 +96,9 @@ def verdict(report):
         head = "No deadlock found"
         head += ("; %s waiting for locks or joins (see below)." % plural(len(stalled), "thread")
                  if stalled else ".")
+    leaked = [l for l in report.locks if l.leaked]
+    if leaked:
+        head += " %s probably leaked (held, never unlocked)." % plural(len(leaked), "lock")
     return head
 
 
@@ -97,19 +109,23 @@ def target_line(report):
     else:
         what = "live process %s" % tgt.get("pid")
     parts = [what, plural(tgt.get("threads", 0), "thread")]
-    kinds = set(l.kind for l in report.locks)
-    if "gmutex" in kinds:
-        parts.append("GMutex: owners unknown")
-    elif "pthread_mutex" in kinds:
+    impl = tgt.get("mutex_impl")
+    if impl == "gmutex":
+        parts.append("GMutex: owners inferred")
+    elif impl == "pthread":
         parts.append("pthread mutexes: exact owners")
     return "[%s]" % ", ".join(parts)
+
+
+TIP_GMUTEX = ("Tip: GMutex records no owner, so owners are inferred from the source and "
+              "stacks; build Janus with --enable-pthread-mutex to get exact owners.")
 
 
 def waitgraph(report, show_all=False):
     """The janus-waitgraph text report."""
     out = [verdict(report) + "   " + target_line(report)]
     waited = [l for l in report.locks if l.waiters and l.state != "free"
-              and l.owner_lwp is None]
+              and l.owner_lwp is None and not l.leaked]
     ownerless = [l for l in waited if l.state not in ("corrupt", "unreadable")]
     broken = [l for l in waited if l.state in ("corrupt", "unreadable")]
     if ownerless:
@@ -122,6 +138,8 @@ def waitgraph(report, show_all=False):
         out.append("Note: %s with waiters could not be decoded (unreadable or corrupt "
                    "memory): a deadlock through %s cannot be shown as a cycle." % (
                        plural(len(broken), "lock"), "it" if len(broken) == 1 else "them"))
+    if report.target.get("mutex_impl") == "gmutex":
+        out.append(TIP_GMUTEX)
     out.append("")
     locks_by_addr = dict((l.addr, l) for l in report.locks)
     for i, cyc in enumerate(report.cycles):
@@ -143,7 +161,8 @@ def _cycle(report, i, cyc, locks_by_addr):
         out.extend(_wait_lines(report, t, locks_by_addr, "      "))
         for lock in t.holds:
             out.append("      holds      %s, %s" % (lock_ref(lock), state_text(lock)))
-            out.append("                 [%s: %s]" % (lock.evidence, lock.evidence_detail))
+            out.append("                 [%s: %s]" % (lock.evidence,
+                                                      escape(lock.evidence_detail, 400)))
     out.append("  Stacks:")
     for e in cyc:
         t = report.thread(e.src)
@@ -221,7 +240,7 @@ def _blocked(report, locks_by_addr, show_all):
             sections[k] = (root, [])
             order.append(k)
         sections[k][1].append(t)
-    rank = {"cycle": 0, "thread": 1, "dead-owner": 2, "unknown-owner": 3, "free": 4}
+    rank = {"cycle": 0, "thread": 1, "dead-owner": 2, "leaked": 3, "unknown-owner": 4, "free": 5}
     order.sort(key=lambda k: (rank[k[0]], k[1] or 0, k[2] or 0, k[3] or 0))
     for k in order:
         root, threads = sections[k]
@@ -231,19 +250,25 @@ def _blocked(report, locks_by_addr, show_all):
             holder = report.thread(root.thread)
             out.append("Blocked behind %s, which is %s:" % (thread_ref(holder), holder.detail))
             out.append("    at %s" % site(holder))
-            if holder.holds:
-                out.append("    holds %s" % ", ".join(lock_name(l) for l in holder.holds))
+            for l in holder.holds:
+                out.append("    holds %s  [%s: %s]" % (lock_name(l), l.evidence,
+                                                      escape(l.evidence_detail, 400)))
         elif root.kind == "dead-owner":
             lock = root.lock
             out.append("Lock whose owner no longer exists: %s, %s" % (lock_ref(lock), state_text(lock)))
             out.append("    owner LWP %d is not a thread of this process: it ended without "
                        "unlocking (lock leaked)  [%s: %s]" % (lock.owner_lwp, lock.evidence,
                                                               lock.evidence_detail))
+        elif root.kind == "leaked":
+            lock = root.lock
+            out.append("Lock probably leaked (held, but no live thread holds it): %s, %s" % (
+                lock_ref(lock), state_text(lock)))
+            out.append("    [%s: %s]" % (UNKNOWN, escape(lock.evidence_detail, 400)))
         elif root.kind == "unknown-owner":
             lock = root.lock
             out.append("Waiting for a lock whose owner is unknown: %s, %s" % (
                 lock_ref(lock), state_text(lock)))
-            out.append("    [%s: %s]" % (UNKNOWN, lock.evidence_detail))
+            out.append("    [%s: %s]" % (UNKNOWN, escape(lock.evidence_detail, 400)))
         else:
             lock = root.lock
             out.append("Briefly contended (lock is free now): %s" % lock_ref(lock))
@@ -295,9 +320,16 @@ def locks(report, show_all=False):
                 who = thread_ref(owner) if owner is not None else \
                     "LWP %d: no such thread, the owner ended without unlocking" % lock.owner_lwp
                 out.append("    owner    %s" % who)
-                out.append("             [%s: %s]" % (lock.evidence, lock.evidence_detail))
+                out.append("             [%s: %s]" % (lock.evidence,
+                                                      escape(lock.evidence_detail, 400)))
+                inf = lock.inference
+                if lock.evidence == "exact" and inf is not None and inf.num == lock.owner_num:
+                    out.append("             [source agrees: %s]" % escape(inf.detail, 300))
+            elif lock.leaked:
+                out.append("    owner    none alive: probably leaked  [%s: %s]" % (
+                    UNKNOWN, escape(lock.evidence_detail, 400)))
             else:
-                out.append("    owner    %s  [%s]" % (UNKNOWN, lock.evidence_detail))
+                out.append("    owner    %s  [%s]" % (UNKNOWN, escape(lock.evidence_detail, 400)))
         nums = lock.waiters if show_all else lock.waiters[:MAX_LISTED]
         more = "" if len(nums) == len(lock.waiters) else " ... (+%d)" % (len(lock.waiters) - len(nums))
         out.append("    waiters  %d: %s%s" % (len(lock.waiters), ", ".join("T%d" % n for n in nums), more))

@@ -158,11 +158,12 @@ def _frame_info(frame, level, symtabs=None):
     return FrameInfo(level, pc, name, fname, line, lib, system)
 
 
-def read_frames(max_frames, symtabs=None):
+def read_frames(max_frames, symtabs=None, gframes=None):
     """Frames of the selected thread, newest first, at most MAX_FRAMES.
 
     Returns (frames, truncated, error text or None).  The symtabs of the
-    frames are added to the dict SYMTABS when given.
+    frames are added to the dict SYMTABS when given, the gdb.Frame objects
+    to the list GFRAMES when given (valid while the thread stays selected).
     """
     frames = []
     try:
@@ -177,6 +178,8 @@ def read_frames(max_frames, symtabs=None):
         if info is None:
             break
         frames.append(info)
+        if gframes is not None:
+            gframes.append(frame)
         level += 1
         try:
             # gdb stops by itself on a corrupt stack ("previous frame
@@ -187,11 +190,13 @@ def read_frames(max_frames, symtabs=None):
     return frames, False, None
 
 
-def snapshot_threads(inf, max_frames, warnings, symtabs=None):
+def snapshot_threads(inf, max_frames, warnings, symtabs=None, scanner=None):
     """Read every thread's registers and frames; restores the selection.
 
     Returns (list of Snapshot sorted by thread number, arch name); the
     application symtabs seen on the stacks are collected in SYMTABS.
+    SCANNER(snapshot, gdb frames), when given, reads more from each thread's
+    frames while the thread is selected (lock claims, object references).
     """
     try:
         old_thread = gdb.selected_thread()
@@ -221,7 +226,8 @@ def snapshot_threads(inf, max_frames, warnings, symtabs=None):
                 except gdb.error:
                     arch = "unknown"
             regs = _read_regs(newest, arch)
-            frames, truncated, err = read_frames(max_frames, symtabs)
+            gframes = []
+            frames, truncated, err = read_frames(max_frames, symtabs, gframes)
             if err:
                 warnings.append("T%d: %s" % (th.num, err))
             name = None
@@ -229,8 +235,11 @@ def snapshot_threads(inf, max_frames, warnings, symtabs=None):
                 name = th.name
             except gdb.error:
                 pass
-            snaps.append(Snapshot(th.num, th.ptid[1] or th.ptid[2], name, regs, frames,
-                                  truncated, getattr(th, "global_num", None)))
+            snap = Snapshot(th.num, th.ptid[1] or th.ptid[2], name, regs, frames,
+                            truncated, getattr(th, "global_num", None))
+            if scanner is not None:
+                scanner(snap, gframes)
+            snaps.append(snap)
     finally:
         _restore(old_thread, old_frame)
     return snaps, arch or "unknown"

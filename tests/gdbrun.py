@@ -164,6 +164,15 @@ def gdb(commands, pid=None, exe=None, core=None, hide_debug=False, load=True, ti
                           universal_newlines=True, timeout=timeout)
 
 
+def source_line(fixture, needle):
+    """Line number of the only line of tests/fixtures/FIXTURE containing NEEDLE."""
+    with open(os.path.join(FIXTURES, fixture)) as f:
+        hits = [i + 1 for i, line in enumerate(f) if needle in line]
+    if len(hits) != 1:
+        raise AssertionError("%r found %d times in %s" % (needle, len(hits), fixture))
+    return hits[0]
+
+
 def extract_json(stdout):
     """The JSON document a --format json command printed among gdb's chatter."""
     lines = stdout.splitlines()

@@ -1,0 +1,210 @@
+"""Owners of locks that record none (GMutex), inferred from evidence.
+
+Pure logic over ``model`` objects; no gdb.  Sources, strongest first:
+
+lockset    the source of a frame on the thread's stack locked the lock on
+           the path to the frame's current line and did not unlock it, and
+           the expression evaluates there to the lock's address;
+type-match the expression could not be evaluated (optimized out), but the
+           lock is the only held one of that struct type and field;
+locklog    Janus's lock-debug log shows the lock's last ``lock`` without an
+           ``unlock``, in a function that is on exactly one thread's stack;
+frameref   (tie-break only) the thread's frames point to the object that
+           contains the lock.
+
+A held lock that no live thread can be shown to hold is reported as
+probably leaked.  Claims that contradict the lock word (the lock is free)
+are dropped: a lock cannot be held while its word says free.
+"""
+
+from .model import EXACT, INFERRED, UNKNOWN, Inference
+
+def net_claims(thread):
+    """The thread's claims still in force: inner frames' unlocks of locks
+    taken by callers cancel the callers' claims (matched by address)."""
+    held = []
+    for c in sorted(thread.claims, key=lambda c: -c.level):  # outermost first
+        if c.released:
+            if c.addr is not None:
+                for i in range(len(held) - 1, -1, -1):
+                    if held[i].addr == c.addr:
+                        del held[i]
+                        break
+            continue
+        held.append(c)
+    return held
+
+
+def is_held(lock):
+    return lock.state.startswith(("locked", "write-locked"))
+
+
+def _detail(claim, prefix="locked at"):
+    text = "%s %s:%d in %s (frame #%d)" % (prefix, claim.file, claim.line, claim.function,
+                                           claim.level)
+    if claim.conditional:
+        text += ", on a branch that may have run"
+    if claim.trylock:
+        text += ", by a trylock"
+    return text
+
+
+def _rank(claim):
+    """Lower is stronger."""
+    return (1 if claim.conditional else 0, 1 if claim.trylock else 0)
+
+
+def addressed_claims(threads):
+    """{lock address: [(thread, claim)]} of the evaluated claims."""
+    out = {}
+    for t in threads:
+        for c in net_claims(t):
+            if c.addr is not None:
+                out.setdefault(c.addr, []).append((t, c))
+    return out
+
+
+def infer_owners(threads, locks, locklog=None, frame_refs_of=None):
+    """Set ``lock.inference`` for every lock, and the owner of locks without
+    an exact one.  LOCKS: {address: Lock}.  FRAME_REFS_OF(lock) gives the
+    thread numbers whose frames point to the object containing the lock.
+
+    Returns the number of frames that could not be analysed (source
+    unreadable): a held lock is called leaked only when that is 0 and some
+    frame was analysed."""
+    by_num = dict((t.num, t) for t in threads)
+    claims = addressed_claims(threads)
+    taken = set()
+    for addr, lock in sorted(locks.items()):
+        if lock.state in ("free", "corrupt", "unreadable"):
+            continue
+        cands = claims.get(addr, [])
+        if not cands:
+            continue
+        best = min(_rank(c) for _t, c in cands)
+        top = [(t, c) for t, c in cands if _rank(c) == best]
+        # one claim per thread: its outermost frame took the lock
+        per_thread = {}
+        for t, c in top:
+            if t.num not in per_thread or c.level > per_thread[t.num][1].level:
+                per_thread[t.num] = (t, c)
+        chosen = None
+        tie_note = ""
+        if len(per_thread) == 1:
+            chosen = list(per_thread.values())[0]
+        elif frame_refs_of is not None:
+            refs = frame_refs_of(lock)
+            pointed = [v for n, v in per_thread.items() if n in refs]
+            if len(pointed) == 1:
+                chosen = pointed[0]
+                tie_note = "; chosen among %d threads because its frames point to the %s" % (
+                    len(per_thread), lock.obj.type_name if lock.obj else "object")
+        if chosen is None:
+            lock.candidates = sorted(per_thread)
+            if lock.evidence != EXACT:
+                lock.evidence_detail = ("%d threads' sources lock it (%s): owner undecided" % (
+                    len(per_thread), ", ".join("T%d" % n for n in lock.candidates)))
+            continue
+        t, c = chosen
+        lock.inference = Inference(t.lwp, t.num, "lockset", _detail(c) + tie_note, c)
+        taken.add(addr)
+    _type_matches(threads, locks, taken)
+    if locklog is not None:
+        _from_locklog(threads, locks, locklog)
+    unanalysed = sum(t.unanalysed for t in threads)
+    analysed = any(t.analysed for t in threads)
+    for lock in locks.values():
+        _apply(lock, by_num, analysed and not unanalysed, unanalysed)
+    return unanalysed
+
+
+def _type_matches(threads, locks, taken):
+    """Claims whose expression was optimized out: match by struct type and field."""
+    for t in threads:
+        for c in net_claims(t):
+            if c.addr is not None or not c.type_name or not c.field:
+                continue
+            fits = [l for l in locks.values()
+                    if l.inference is None and l.evidence != EXACT and l.obj is not None
+                    and l.obj.type_name == c.type_name and l.obj.field == c.field
+                    and is_held(l) and l.addr not in taken and t.num not in l.waiters]
+            if len(fits) == 1:
+                lock = fits[0]
+                var = c.expr.lstrip("&*(").split("-")[0].split(".")[0]
+                lock.inference = Inference(
+                    t.lwp, t.num, "type-match",
+                    "%s; `%s` is %s there, and %s is the only held %s %s" % (
+                        _detail(c), var, c.why or "unreadable", lock.id or "this lock",
+                        c.type_name, c.field), c)
+                taken.add(lock.addr)
+
+
+def _from_locklog(threads, locks, log):
+    outstanding = log.outstanding()
+    for addr, lock in locks.items():
+        site = outstanding.get(addr)
+        if site is None:
+            continue
+        where = "%s:%d in %s" % (site.file, site.line, site.function)
+        lock.leak_site = "%s (lock-debug log line %d)" % (where, site.lineno)
+        if lock.inference is not None or not is_held(lock):
+            continue
+        on_stack = []
+        for t in threads:
+            for fr in t.frames:
+                if fr.function == site.function and not fr.system:
+                    on_stack.append((t, fr))
+                    break
+        if len(on_stack) == 1:
+            t, fr = on_stack[0]
+            lock.inference = Inference(
+                t.lwp, t.num, "locklog",
+                "lock-debug log: last lock at %s without an unlock (log line %d); only "
+                "T%d is in %s (frame #%d)" % (where, site.lineno, t.num, site.function,
+                                              fr.level))
+
+
+def _apply(lock, by_num, complete, unanalysed):
+    """Use the inference as the owner when the lock records none; say when
+    it agrees with an exact owner; mark held locks nobody holds."""
+    inf = lock.inference
+    if lock.evidence == EXACT:
+        if inf is not None and inf.lwp != lock.owner_lwp:
+            lock.evidence_detail += "; the source points at T%d instead" % inf.num
+        return
+    if lock.state in ("free", "corrupt", "unreadable"):
+        return
+    if inf is not None:
+        t = by_num.get(inf.num)
+        lock.owner_lwp = inf.lwp
+        lock.owner_num = inf.num
+        lock.owner_alive = t is not None
+        lock.evidence = INFERRED
+        lock.owner_source = inf.source
+        lock.owner_claim = inf.claim
+        lock.evidence_detail = inf.detail
+        return
+    if is_held(lock) and not lock.candidates:
+        if complete:
+            lock.leaked = True
+            why = ("no live thread can be shown to hold it: probably leaked (an unlock "
+                   "is missing, or a helper function returned holding it)")
+        elif unanalysed:
+            why = ("no thread whose source could be read holds it (%d frame%s without "
+                   "readable source)" % (unanalysed, "" if unanalysed == 1 else "s"))
+        else:
+            why = None
+        if lock.leak_site:
+            why = (why + "; " if why else "") + "last locked at " + lock.leak_site
+        if why:
+            lock.evidence_detail = why
+
+
+def leaked_by_owner(lock, owner):
+    """An exact owner that is alive but whose stack shows no frame holding the
+    lock, while its frames were analysed: it returned without unlocking."""
+    if lock.evidence != EXACT or owner is None or lock.inference is not None:
+        return False
+    if owner.unanalysed or owner.state in ("lock-wait", "running", "unknown"):
+        return False
+    return not any(c.addr == lock.addr for c in net_claims(owner))

@@ -1,0 +1,211 @@
+"""What janus-gdb knows about Janus: its objects, their locks, its threads.
+
+Pure tables and formatting, no gdb.  Checked against Janus 1.1.x-1.3.x
+(src/ice.h, src/janus.h, src/plugins/plugin.h, src/plugins/janus_videoroom.c).
+"""
+
+import re
+
+# struct type -> how a person calls it
+#   var:    the variable name Janus's code uses for it (``handle->mutex``)
+#   ids:    fields that identify it, strongest first ("*" marks a string field)
+#   label:  format of its label; {field} are replaced by the values read
+#   links:  pointer fields to follow to reach related objects:
+#           field -> struct type (None: decided by a rule below)
+OBJECT_TYPES = {
+    "janus_session": {
+        "var": "session", "ids": ("session_id",),
+        "label": "session {session_id}", "links": {},
+    },
+    "janus_ice_handle": {
+        "var": "handle", "ids": ("handle_id", "*opaque_id"),
+        "label": "handle {handle_id}{opaque}",
+        "links": {"session": "janus_session", "app_handle": "janus_plugin_session"},
+    },
+    "janus_plugin_session": {
+        "var": "plugin_session", "ids": (),
+        "label": "plugin session",
+        "links": {"gateway_handle": "janus_ice_handle", "plugin_handle": None},
+    },
+    "janus_videoroom": {
+        "var": "room", "ids": ("room_id", "*room_id_str", "*room_name"),
+        "label": "room {room}{room_name}", "links": {},
+    },
+    "janus_videoroom_session": {
+        "var": "session", "ids": ("participant_type",),
+        "label": "videoroom session{of_handle}",
+        "links": {"handle": "janus_plugin_session", "participant": None},
+    },
+    "janus_videoroom_publisher": {
+        "var": "participant", "ids": ("user_id", "*user_id_str", "*display", "room_id",
+                                      "*room_id_str"),
+        "label": "publisher {user}{display}{in_room}",
+        "links": {"room": "janus_videoroom", "session": "janus_videoroom_session"},
+    },
+    "janus_videoroom_subscriber": {
+        "var": "subscriber", "ids": ("room_id", "*room_id_str", "pvt_id"),
+        "label": "subscriber{pvt}{in_room}",
+        "links": {"room": "janus_videoroom", "session": "janus_videoroom_session"},
+    },
+    "janus_videoroom_publisher_stream": {
+        "var": "ps", "ids": ("mindex", "*mid"),
+        "label": "stream #{mindex}{mid}{of_publisher}",
+        "links": {"publisher": "janus_videoroom_publisher"},
+    },
+    "janus_streaming_mountpoint": {
+        "var": "mountpoint", "ids": ("id", "*id_str", "*name"),
+        "label": "mountpoint {mp}{name}", "links": {},
+    },
+}
+
+# janus_videoroom_session.participant_type -> struct of .participant
+PARTICIPANT_TYPES = {1: "janus_videoroom_subscriber", 2: "janus_videoroom_publisher"}
+
+# Entry functions of Janus's threads -> role (core files carry no thread names).
+ENTRY_ROLES = {
+    "janus_ice_handle_thread": "hloop",
+    "janus_ice_static_event_loop_thread": "event loop",
+    "janus_transport_task": "request worker",
+    "janus_transport_requests": "sessions requests",
+    "janus_sessions_watchdog": "session watchdog",
+    "janus_videoroom_handler": "videoroom handler",
+    "janus_videoroom_rtp_forwarder_rtcp_thread": "videoroom rtcp forwarder",
+    "janus_videoroom_remote_publisher_thread": "videoroom remote publisher",
+    "janus_log_thread": "log",
+    "janus_events_thread": "events",
+    "janus_http_timer": "http timer",
+    "janus_streaming_relay_thread": "streaming relay",
+    "janus_streaming_handler": "streaming handler",
+    "main": "main",
+}
+
+# Thread names Janus and glib give (live processes only) -> role.
+NAME_ROLES = (
+    (re.compile(r"^hloop\b"), "hloop"),
+    (re.compile(r"^timeout watchdog"), "session watchdog"),
+    (re.compile(r"^sessions requests"), "sessions requests"),
+    (re.compile(r"^pool-"), "request worker"),
+    (re.compile(r"^videoroom handler"), "videoroom handler"),
+    (re.compile(r"^videoroom rtcpfw"), "videoroom rtcp forwarder"),
+    (re.compile(r"^janus events"), "events"),
+    (re.compile(r"^http timer"), "http timer"),
+    (re.compile(r"^(log|janus-log)$"), "log"),
+    (re.compile(r"^MHD-"), "http"),
+    (re.compile(r"^janus$"), "main"),
+    (re.compile(r"^gmain$"), "glib main context"),
+    (re.compile(r"^gdbus$"), "glib dbus"),
+    (re.compile(r"^pool-spawner$"), "glib pool spawner"),
+)
+
+# Libraries whose own threads have a role of their own.
+LIB_ROLES = (
+    ("libmicrohttpd", "http"),
+    ("libglib", "glib"),
+    ("libnice", "ice"),
+    ("libcurl", "curl"),
+)
+
+
+def role_of(entry, name, entry_lib=None, all_system=False, idle_pool=False):
+    """The thread's role, from its entry function, its library, or its name."""
+    if entry in ENTRY_ROLES:
+        return ENTRY_ROLES[entry]
+    if idle_pool:
+        return "request worker"  # an idle GThreadPool worker: its task returned
+    if name:
+        for rx, role in NAME_ROLES:
+            if rx.search(name):
+                return role
+    if entry_lib:
+        for prefix, role in LIB_ROLES:
+            if entry_lib.startswith(prefix):
+                return role
+    if entry and entry.startswith("MHD_"):
+        return "http"
+    if all_system:
+        return "glib"
+    return None
+
+
+def lock_path(type_name, field):
+    """``participant->streams_mutex``: how Janus's code writes the lock."""
+    spec = OBJECT_TYPES.get(type_name)
+    var = spec["var"] if spec else "obj"
+    if type_name == "janus_videoroom_session":
+        var = "videoroom session"
+    return "%s->%s" % (var, field)
+
+
+def _q(text, limit=64):
+    if text is None:
+        return ""
+    text = text if len(text) <= limit else text[:limit] + "..."
+    return ' "%s"' % text
+
+
+def label(type_name, fields, linked):
+    """Label of an object from the FIELDS read from it and the labels of LINKED
+    objects ({field: (type, fields)}), e.g. ``publisher 5678 "alice" in room 1234``."""
+    f = fields
+    if type_name == "janus_ice_handle":
+        return "handle %s%s" % (_id(f.get("handle_id")),
+                                " (opaque_id%s)" % _q(f.get("opaque_id"))
+                                if f.get("opaque_id") else "")
+    if type_name == "janus_session":
+        return "session %s" % _id(f.get("session_id"))
+    if type_name == "janus_videoroom":
+        return "room %s%s" % (_room(f), _q(f.get("room_name")))
+    if type_name == "janus_videoroom_publisher":
+        user = f.get("user_id_str") or _id(f.get("user_id"))
+        return "publisher %s%s%s" % (user, _q(f.get("display")), _in_room(f, linked))
+    if type_name == "janus_videoroom_subscriber":
+        pvt = " (private id %s)" % f["pvt_id"] if f.get("pvt_id") else ""
+        return "subscriber%s%s" % (pvt, _in_room(f, linked))
+    if type_name == "janus_videoroom_publisher_stream":
+        text = "stream #%s" % _id(f.get("mindex"))
+        if f.get("mid"):
+            text += " (mid%s)" % _q(f.get("mid"), 16)
+        pub = linked.get("publisher")
+        if pub:
+            text += " of " + label(pub[0], pub[1], pub[2] if len(pub) > 2 else {})
+        return text
+    if type_name == "janus_videoroom_session":
+        h = linked.get("handle")
+        if h and h[2] and h[2].get("gateway_handle"):
+            gw = h[2]["gateway_handle"]
+            return "videoroom session of " + label(gw[0], gw[1], {})
+        return "videoroom session"
+    if type_name == "janus_streaming_mountpoint":
+        return "mountpoint %s%s" % (f.get("id_str") or _id(f.get("id")), _q(f.get("name")))
+    return None
+
+
+def _id(value):
+    return "?" if value is None else str(value)
+
+
+def _room(f):
+    return f.get("room_id_str") or _id(f.get("room_id"))
+
+
+def _in_room(f, linked):
+    room = linked.get("room")
+    if room and (room[1].get("room_id") or room[1].get("room_id_str")):
+        return " in room %s" % _room(room[1])
+    if f.get("room_id") or f.get("room_id_str"):
+        return " in room %s" % _room(f)
+    return ""
+
+
+def object_name(obj_type, field, obj_label, addr):
+    """``participant->streams_mutex of publisher 5678 "alice" in room 1234``."""
+    path = lock_path(obj_type, field)
+    if obj_label:
+        return "%s of %s" % (path, obj_label)
+    return "%s of %s 0x%x" % (path, obj_type, addr)
+
+
+def global_name(symbol, filename):
+    """``janus_videoroom.c: rooms_mutex`` (the core and each plugin have their own
+    ``sessions_mutex``: the file tells them apart)."""
+    return "%s: %s" % (filename, symbol) if filename else symbol

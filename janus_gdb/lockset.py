@@ -1,0 +1,150 @@
+"""Which locks each frame holds, read from its source and evaluated in the frame.
+
+For every application frame with line info whose source file is readable,
+``source.SourceFile`` lists the lock calls executed on the path from the
+function's entry to the frame's current line (and not undone); each lock
+expression is evaluated in that frame to an address.  Evaluation is
+read-only: only expressions made of names, ``->``, ``.``, ``&``, ``*`` and
+constant subscripts are evaluated, so no function of the target can run.
+"""
+
+import os
+import re
+
+import gdb  # pylint: disable=import-error
+
+from . import source
+from .model import Claim
+
+# What gdb may evaluate: no calls, no assignments, no operators with effects.
+SAFE_EXPR_RE = re.compile(
+    r"^[&*]*\(*[&*]*[A-Za-z_]\w*(?:(?:->|\.)[A-Za-z_]\w*|\[\w+\]|\))*$")
+_BASE_RE = re.compile(r"^[&*(]*([A-Za-z_]\w*)")
+_FIELD_RE = re.compile(r"(?:->|\.)([A-Za-z_]\w*)\)*$")
+
+MAX_SOURCE_BYTES = 16 << 20
+
+
+class Sources(object):
+    """Source files read once per analysis: fullname -> SourceFile or None."""
+
+    def __init__(self):
+        self._files = {}
+        self.missing = set()
+
+    def get(self, fullname):
+        if fullname in self._files:
+            return self._files[fullname]
+        src = None
+        try:
+            if os.path.getsize(fullname) <= MAX_SOURCE_BYTES:
+                with open(fullname, "rb") as f:
+                    src = source.SourceFile(f.read().decode("utf-8", "replace"))
+        except (OSError, IOError, ValueError):
+            src = None
+        if src is None:
+            self.missing.add(fullname)
+        self._files[fullname] = src
+        return src
+
+
+def _strip(t):
+    for _ in range(16):
+        if t.code != gdb.TYPE_CODE_TYPEDEF:
+            return t
+        t = t.target()
+    return t
+
+
+def _struct_name(t):
+    """Tag or typedef name of the struct T points to (or is)."""
+    try:
+        for _ in range(4):
+            s = _strip(t)
+            if s.code == gdb.TYPE_CODE_PTR:
+                t = s.target()
+                continue
+            if s.code == gdb.TYPE_CODE_STRUCT:
+                return s.tag or t.name
+            return None
+    except (gdb.error, RuntimeError):
+        return None
+    return None
+
+
+def evaluate(frame, expr, kind_of_type):
+    """(address, lock kind, None) or (None, None, why) for EXPR in FRAME."""
+    if not SAFE_EXPR_RE.match(expr):
+        return None, None, "not a plain lock expression"
+    try:
+        frame.select()
+        value = gdb.parse_and_eval(expr)
+        if value.is_optimized_out:
+            return None, None, "optimized out"
+        t = _strip(value.type)
+        if t.code == gdb.TYPE_CODE_PTR:
+            return int(value) & ((1 << 64) - 1), kind_of_type(t.target()), None
+        addr = value.address
+        if addr is None:
+            return None, None, "not an lvalue"
+        return int(addr), kind_of_type(value.type), None
+    except gdb.MemoryError:
+        return None, None, "memory unreadable"
+    except (gdb.error, RuntimeError, ValueError, OverflowError) as exc:
+        text = str(exc)
+        if "optimized out" in text:
+            return None, None, "optimized out"
+        return None, None, text.split("\n")[0][:80]
+
+
+def _base_type(frame, expr):
+    """(struct type name, lock field) of EXPR's base variable, for a match by
+    type when the value itself is optimized out."""
+    m = _BASE_RE.match(expr)
+    f = _FIELD_RE.search(expr)
+    if not m or not f:
+        return None, None
+    try:
+        sym = gdb.lookup_symbol(m.group(1), frame.block())[0]
+    except (gdb.error, RuntimeError):
+        return None, f.group(1)
+    if sym is None:
+        return None, f.group(1)
+    try:
+        return _struct_name(sym.type), f.group(1)
+    except (gdb.error, RuntimeError):
+        return None, f.group(1)
+
+
+def frame_claims(frame, info, sources, kind_of_type):
+    """Claims of one frame (``model.FrameInfo`` INFO), or None when its source
+    cannot be read (the frame is then not analysed)."""
+    try:
+        fn = frame.function()
+        sal = frame.find_sal()
+    except (gdb.error, RuntimeError):
+        return []
+    if fn is None or sal is None or sal.symtab is None or not sal.line or not fn.line:
+        return []
+    try:
+        fullname = sal.symtab.fullname()
+    except (gdb.error, RuntimeError):
+        return None
+    src = sources.get(fullname)
+    if src is None:
+        return None
+    lockset = src.held_at(fn.line, sal.line)
+    if not lockset.valid:
+        return []
+    claims = []
+    fname = os.path.basename(sal.symtab.filename)
+    for held, released in [(h, False) for h in lockset.held] + \
+            [(h, True) for h in lockset.released]:
+        addr, kind, why = evaluate(frame, held.expr, kind_of_type)
+        type_name = field = None
+        if addr is None:
+            type_name, field = _base_type(frame, held.expr)
+        claims.append(Claim(info.level, info.function or fn.name, fname, held.line, held.raw,
+                            addr, kind, type_name, field, held.conditional, held.trylock,
+                            released, why))
+    return claims

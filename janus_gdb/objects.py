@@ -1,0 +1,290 @@
+"""Janus objects on the stacks, and the names of the locks inside them.
+
+While each thread is selected, ``frame_refs`` records the structs its frame
+variables point to (only their type and address).  After the locks are
+known, ``name_locks`` follows Janus's links between objects a bounded
+number of hops, finds the struct that contains each lock and labels it
+from its identifying fields (``handle 424242``, ``publisher 5678 "alice"
+in room 1234``).  Strings are read with a length cap; callers escape them.
+"""
+
+import gdb  # pylint: disable=import-error
+
+from . import janusdb
+from .model import ObjectRef
+
+MAX_SYMBOLS_PER_FRAME = 64
+MAX_OBJECTS = 20000
+MAX_HOPS = 2
+MAX_STRING = 256
+
+
+class TypeCache(object):
+    """gdb types seen on the stacks by name, and the lock fields of each."""
+
+    def __init__(self, kind_of_type):
+        self.types = {}
+        self._lock_fields = {}
+        self.kind_of_type = kind_of_type
+
+    def note(self, name, gtype):
+        if name not in self.types:
+            self.types[name] = gtype
+
+    def get(self, name):
+        t = self.types.get(name)
+        if t is None:
+            try:
+                t = gdb.lookup_type("struct " + name)
+            except (gdb.error, RuntimeError):
+                try:
+                    t = gdb.lookup_type(name)
+                except (gdb.error, RuntimeError):
+                    t = None
+            self.types[name] = t
+        return t
+
+    def lock_fields(self, name):
+        """[(offset, field name, lock kind)] of struct NAME."""
+        if name in self._lock_fields:
+            return self._lock_fields[name]
+        fields = []
+        t = self.get(name)
+        try:
+            if t is not None:
+                for f in t.strip_typedefs().fields():
+                    if f.bitpos is None or f.type is None:
+                        continue
+                    kind = self.kind_of_type(f.type)
+                    if kind is not None:
+                        fields.append((f.bitpos // 8, f.name, kind))
+        except (gdb.error, RuntimeError, TypeError):
+            fields = []
+        self._lock_fields[name] = fields
+        return fields
+
+    def interesting(self, name, gtype):
+        """A struct worth remembering: a Janus object or one that holds locks."""
+        if name in janusdb.OBJECT_TYPES:
+            self.note(name, gtype)
+            return True
+        if name in self._lock_fields:
+            return bool(self._lock_fields[name])
+        self.note(name, gtype)
+        return bool(self.lock_fields(name))
+
+
+def _pointee_struct(t):
+    """(name, struct type) when T is a pointer to a struct, else (None, None)."""
+    s = t.strip_typedefs()
+    if s.code != gdb.TYPE_CODE_PTR:
+        return None, None
+    target = s.target()
+    st = target.strip_typedefs()
+    if st.code != gdb.TYPE_CODE_STRUCT:
+        return None, None
+    return st.tag or target.name, st
+
+
+def frame_refs(frame, level, refs, types):
+    """Add {(struct name, address): level} for the frame's pointer variables."""
+    try:
+        block = frame.block()
+    except (gdb.error, RuntimeError):
+        return
+    budget = MAX_SYMBOLS_PER_FRAME
+    while block is not None and budget > 0:
+        for sym in block:
+            budget -= 1
+            if budget < 0:
+                break
+            try:
+                if not (sym.is_variable or sym.is_argument):
+                    continue
+                name, st = _pointee_struct(sym.type)
+                if name is None or not types.interesting(name, st):
+                    continue
+                value = sym.value(frame)
+                if value.is_optimized_out:
+                    continue
+                addr = int(value) & ((1 << 64) - 1)
+            except (gdb.error, RuntimeError, ValueError, OverflowError, TypeError):
+                continue
+            if addr:
+                refs.setdefault((name, addr), level)
+        try:
+            if block.function is not None:
+                break
+            block = block.superblock
+        except (gdb.error, RuntimeError):
+            break
+
+
+def _read_string(mem, addr):
+    if not addr:
+        return None
+    data = mem.read(addr, MAX_STRING)
+    if data is None:
+        # the string may end closer to an unmapped page: try short reads
+        for size in (64, 16):
+            data = mem.read(addr, size)
+            if data is not None:
+                break
+    if data is None:
+        return None
+    end = data.find(b"\0")
+    cut = data if end < 0 else data[:end]
+    text = cut.decode("utf-8", "replace")
+    return text + "..." if end < 0 else text
+
+
+def _struct_value(types, name, addr):
+    t = types.get(name)
+    if t is None:
+        return None
+    try:
+        return gdb.Value(addr).cast(t.pointer()).dereference()
+    except (gdb.error, RuntimeError, OverflowError):
+        return None
+
+
+def read_fields(types, mem, name, addr):
+    """Identifying fields of the object (per janusdb.OBJECT_TYPES)."""
+    spec = janusdb.OBJECT_TYPES.get(name)
+    if spec is None:
+        return {}
+    value = _struct_value(types, name, addr)
+    if value is None:
+        return {}
+    out = {}
+    for f in spec["ids"]:
+        is_str = f.startswith("*")
+        fname = f.lstrip("*")
+        try:
+            v = value[fname]
+            if is_str:
+                out[fname] = _read_string(mem, int(v))
+            else:
+                out[fname] = int(v)
+        except (gdb.error, RuntimeError, ValueError, OverflowError, TypeError):
+            continue
+    return out
+
+
+def _links(types, name, addr, fields):
+    """[(link field, struct name, address)] to follow from an object."""
+    spec = janusdb.OBJECT_TYPES.get(name)
+    if spec is None or not spec["links"]:
+        return []
+    value = _struct_value(types, name, addr)
+    if value is None:
+        return []
+    out = []
+    for field, target in spec["links"].items():
+        if target is None:
+            target = _dynamic_link(name, field, fields)
+            if target is None:
+                continue
+        try:
+            ptr = int(value[field]) & ((1 << 64) - 1)
+        except (gdb.error, RuntimeError, ValueError, OverflowError, TypeError):
+            continue
+        if ptr:
+            out.append((field, target, ptr))
+    return out
+
+
+def _dynamic_link(name, field, fields):
+    if name == "janus_videoroom_session" and field == "participant":
+        return janusdb.PARTICIPANT_TYPES.get(fields.get("participant_type"))
+    if name == "janus_plugin_session" and field == "plugin_handle":
+        return "janus_videoroom_session"
+    return None
+
+
+class Objects(object):
+    """Objects reachable from the stacks, with their fields read once."""
+
+    def __init__(self, types, mem):
+        self.types = types
+        self.mem = mem
+        self.fields = {}       # (name, addr) -> fields
+        self.links = {}        # (name, addr) -> [(field, name, addr)]
+        self.truncated = False
+
+    def expand(self, roots):
+        """Every object within MAX_HOPS links of ROOTS ({(name, addr): level})."""
+        seen = set(roots)
+        frontier = list(roots)
+        for _ in range(MAX_HOPS):
+            nxt = []
+            for key in frontier:
+                name, addr = key
+                if name not in janusdb.OBJECT_TYPES:
+                    continue
+                fields = self._fields(key)
+                links = _links(self.types, name, addr, fields)
+                self.links[key] = links
+                for _field, tname, taddr in links:
+                    k = (tname, taddr)
+                    if k in seen:
+                        continue
+                    if len(seen) >= MAX_OBJECTS:
+                        self.truncated = True
+                        return seen
+                    seen.add(k)
+                    nxt.append(k)
+            frontier = nxt
+        return seen
+
+    def _fields(self, key):
+        if key not in self.fields:
+            self.fields[key] = read_fields(self.types, self.mem, key[0], key[1])
+        return self.fields[key]
+
+    def linked(self, key, depth=2):
+        """{link field: (name, fields, linked)} for janusdb.label."""
+        out = {}
+        if depth <= 0:
+            return out
+        links = self.links.get(key)
+        if links is None and key[0] in janusdb.OBJECT_TYPES:
+            links = _links(self.types, key[0], key[1], self._fields(key))
+            self.links[key] = links
+        for field, tname, taddr in links or ():
+            k = (tname, taddr)
+            out[field] = (tname, self._fields(k), self.linked(k, depth - 1))
+        return out
+
+    def label(self, key):
+        if key[0] not in janusdb.OBJECT_TYPES:
+            return None
+        return janusdb.label(key[0], self._fields(key), self.linked(key))
+
+
+def name_locks(locks, refs, types, mem, warnings):
+    """Set ``lock.obj`` and ``lock.name_text`` for locks inside objects."""
+    objects = Objects(types, mem)
+    keys = objects.expand(refs)
+    if objects.truncated:
+        warnings.append("object naming stopped after %d objects" % MAX_OBJECTS)
+    wanted = dict((l.addr, l) for l in locks if l.obj is None)
+    found = {}
+    for key in sorted(keys, key=lambda k: (k[0] not in janusdb.OBJECT_TYPES, k)):
+        name, addr = key
+        for off, field, _kind in types.lock_fields(name):
+            lock = wanted.get(addr + off)
+            if lock is not None and lock.addr not in found:
+                found[lock.addr] = (key, field)
+    for laddr, (key, field) in found.items():
+        lock = wanted[laddr]
+        lab = objects.label(key)
+        lock.obj = ObjectRef(key[0], key[1], field, janusdb.OBJECT_TYPES.get(key[0], {})
+                             .get("var"), lab)
+        lock.name_text = janusdb.object_name(key[0], field, lab, key[1])
+    return objects
+
+
+def locks_of(types, name, addr):
+    """{lock address: field} of the object NAME at ADDR."""
+    return dict((addr + off, field) for off, field, _k in types.lock_fields(name))
