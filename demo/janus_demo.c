@@ -14,11 +14,11 @@
  * Then 6 transport tasks handling a videoroom "list" request pile up on
  * rooms_mutex, while the ICE loops and the session watchdog stay healthy.
  *
- * Build (pthread mutexes, like Janus --enable-pthread-mutex):
+ * Build with GMutex (Janus's default):
  *   gcc -g -O2 -pthread -o janus_demo demo/janus_demo.c \
  *       $(pkg-config --cflags --libs glib-2.0)
- * Build with GMutex (Janus's default):
- *   ... -DJANUS_GMUTEX ...
+ * Build with pthread mutexes (like Janus --enable-pthread-mutex):
+ *   ... -DUSE_PTHREAD_MUTEX ...
  *
  * Prints the ground-truth protocol used by the tests:
  *   thread ROLE LWP / lock NAME ADDR / expect_futex N / ready
@@ -51,7 +51,7 @@
 static gboolean lock_debug = FALSE;
 #define JANUS_PRINT printf
 
-#ifndef JANUS_GMUTEX
+#ifdef USE_PTHREAD_MUTEX
 /* Janus built with --enable-pthread-mutex */
 typedef pthread_mutex_t janus_mutex;
 #define JANUS_MUTEX_INITIALIZER PTHREAD_MUTEX_INITIALIZER
@@ -250,7 +250,7 @@ static JANUS_NOINLINE void janus_process_incoming_admin_request(janus_ice_handle
     KEEP_FRAME();
 }
 
-static JANUS_NOINLINE gpointer janus_sessions_requests(gpointer data)
+static JANUS_NOINLINE gpointer janus_transport_requests(gpointer data)
 {
     janus_ice_handle *handle = data;
     announce("sessions_requests");
@@ -343,7 +343,7 @@ int main(void)
 
     /* The two threads that deadlock. */
     g_thread_unref(g_thread_new("vroom handler", janus_videoroom_handler, publisher));
-    g_thread_unref(g_thread_new("sess requests", janus_sessions_requests, handle));
+    g_thread_unref(g_thread_new("sess requests", janus_transport_requests, handle));
     wait_count(&deadlock_formed, 2);
     g_usleep(50000);
 
