@@ -1,6 +1,6 @@
 """Read Janus's lock-debug log: who locked which mutex last, and where.
 
-With lock debugging on (``janus -l`` / ``lock_debug``), Janus's mutex.h
+With lock debugging on (``--debug-locks`` or ``debug_locks = true``), mutex.h
 prints one line per janus_mutex_lock/trylock/unlock call::
 
     [plugins/janus_videoroom.c:janus_videoroom_handler:9155:lock] 0x55d0c3e5a1c0
@@ -205,6 +205,8 @@ def _bounded_lines(f):
 def read_file(path, max_bytes=MAX_BYTES):
     """LockLog of the file at PATH; at most its last MAX_BYTES are read.
 
+    A larger file is read from its first whole line within the last
+    MAX_BYTES (``truncated`` set; ``Site.lineno`` then counts from there).
     Raises LockLogError when the file cannot be read.
     """
     log = LockLog()

@@ -8,7 +8,9 @@ The walk is a small abstract interpretation of structured C over tokens
 (comments, literals and preprocessor lines removed):
 
 - a branch or block that ends in ``return``/``goto``/``break``/``continue``
-  does not reach what follows it, so its events are dropped there;
+  does not reach what follows it, so its events are dropped there (a
+  ``break``/``continue`` takes its state to the loop's or switch's exit,
+  a ``goto`` to its label);
 - paths meet after an if/else chain, a loop or a switch: a lock held on
   only some of them is reported with ``conditional`` True;
 - inside an ``else`` branch the earlier branches of the chain did not run;
@@ -16,12 +18,14 @@ The walk is a small abstract interpretation of structured C over tokens
   first iteration; there is no fixpoint over the back edge);
 - a ``case``/``default`` label is reached from the switch head (and by
   falling through from the previous case when that one did not jump);
-- a ``label:`` is reached by falling through and from the ``goto``\\ s
-  seen before it.
+- a ``label:`` is reached by falling through and from the gotos before it
+  (backward gotos are not followed);
+- ``do { } while(0)`` and ``({ })`` are plain blocks.
 
 Only events on lines before the current line count: the call on the
-current line is in progress.  Of ``#if``/``#else`` groups only the first
-branch is read (the second of ``#if 0``), which keeps braces balanced.
+current line is in progress.  Of ``#if``/``#else`` groups only one branch is
+read, which keeps braces balanced: the first, but the ``#else`` of ``#if 0``
+and of ``#ifndef HAVE_...`` (a build most likely has the feature).
 Pure module: no gdb import.
 """
 
@@ -147,7 +151,7 @@ class SourceFile(object):
     def __init__(self, text):
         if isinstance(text, bytes):
             text = text.decode("utf-8", "replace")
-        self._tv, self._tl, self._lines = _tokenize(text or "")
+        self._tv, self._tl, self._lines, self._skipped = _tokenize(text or "")
         self._bodies = {}
         self._held = {}
 
@@ -252,13 +256,17 @@ class SourceFile(object):
         if close_idx is None:
             valid = False
             why = "; ".join(x for x in (why, self._body(start_line)[2]) if x)
+        if current_line in self._skipped:
+            why = "; ".join(x for x in (why, "line %d is in a preprocessor branch that was not read"
+                                        % current_line) if x)
         if st is None:
             st = _EMPTY
         return LockSet(st.held, st.released, valid, why)
 
 
 def _tokenize(text):
-    """Token values, their line numbers, and the stripped lines of TEXT."""
+    """Token values, their line numbers, the stripped lines of TEXT, and the
+    set of line numbers in preprocessor branches that were not read."""
     directives = {}
     pos = [0, 1]  # scanned offset, its line number
 
@@ -286,6 +294,7 @@ def _tokenize(text):
     findall = _TOKEN_RE.findall
     stack = []      # per #if level: 0 taking, 1 waiting for a branch (#if 0), 2 done
     skipping = 0    # levels not taking
+    skipped = set()  # non-blank lines in branches not read
     for idx, line in enumerate(lines):
         lineno = idx + 1
         if lineno in directives:
@@ -293,8 +302,9 @@ def _tokenize(text):
             if word in ("if", "ifdef", "ifndef"):
                 if skipping:
                     state = 2
-                elif word == "if" and rest in ("0", "(0)"):
-                    state = 1
+                elif (word == "if" and rest in ("0", "(0)")) or \
+                        (word == "ifndef" and rest.startswith("HAVE_")):
+                    state = 1  # a build most likely has the feature: read the #else
                 else:
                     state = 0
                 stack.append(state)
@@ -311,13 +321,15 @@ def _tokenize(text):
                 skipping -= stack.pop() != 0
             continue
         if skipping:
+            if line.strip():
+                skipped.add(lineno)
             lines[idx] = ""
             continue
         toks = findall(line)
         if toks:
             tv.extend(toks)
             tl.extend([lineno] * len(toks))
-    return tv, tl, lines
+    return tv, tl, lines, skipped
 
 
 class _State(object):
@@ -390,6 +402,9 @@ class _Ctx(object):
         self.has_default = False
 
 
+# Words that start a statement: an expression missing its ';' ends before them.
+_STATEMENT_WORDS = ("if", "else", "for", "while", "do", "switch", "case", "default", "return",
+                    "goto", "break", "continue")
 _special_cache = {}
 
 
@@ -399,8 +414,8 @@ def _special():
     got = _special_cache.get(key)
     if got is None:
         _special_cache.clear()
-        got = _special_cache[key] = frozenset(("(", ")", "{", "}", ";") + LOCK_CALLS
-                                              + TRYLOCK_CALLS + UNLOCK_CALLS)
+        got = _special_cache[key] = frozenset(("(", ")", "{", "}", ";") + _STATEMENT_WORDS
+                                              + LOCK_CALLS + TRYLOCK_CALLS + UNLOCK_CALLS)
     return got
 
 
@@ -671,6 +686,9 @@ class _Walker(object):
                 if bd == 0:
                     return i, st
                 bd -= 1
+            elif v in _STATEMENT_WORDS:
+                if bd == 0 and not paren:
+                    return i, st
             elif i + 1 < lim and tv[i + 1] == "(" and (i == 0 or tv[i - 1] not in (".", "->")):
                 i, st = self._call(i, st)
                 continue

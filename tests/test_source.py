@@ -850,3 +850,33 @@ def test_switch_case_after_goto_and_return():
         """
     assert held(code) == []
     assert held(code, marker="OUT") == M_COND
+
+
+def test_ifndef_have_reads_the_else_branch_and_notes_skipped_lines():
+    code = """
+        void f(void) {
+        #ifndef HAVE_LIBNICE_TCP
+            janus_mutex_lock(&old);
+            old_work(); // SKIPPED
+        #else
+            janus_mutex_lock(&m);
+        #endif
+            work(); // HERE
+        }
+        """
+    assert held(code) == M
+    res = at(code, marker="SKIPPED")
+    assert res.valid and "not read" in res.why
+
+
+def test_statement_macro_without_semicolon_ends_before_if():
+    assert held("""
+        void f(int a) {
+            JANUS_CHECK_SOMETHING(a)
+            if(a) {
+                janus_mutex_lock(&m);
+                return;
+            }
+            work(); // HERE
+        }
+        """) == []
