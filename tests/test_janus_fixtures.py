@@ -214,6 +214,9 @@ def test_lock_debug_log_has_janus_format(janus, variant):
     trickle = "[janus_scenarios.c:janus_process_incoming_request:%d:lock] 0x%x" % (
         SITES["trickle_handle"], addr)
     assert lines.count(trickle) == 3
+    # a trylock (and its unlock) in the handler, before the leak
+    assert [l for l in lines if l.startswith(
+        "[janus_scenarios.c:janus_videoroom_handler:%d:trylock] " % SITES["publish_trylock"])]
 
 
 # ---------------------------------------------------------------------------
@@ -347,7 +350,9 @@ def test_leaked_lock(janus, variant, mode):
             assert r.behind(lwp)["kind"] == "thread"
             assert r.behind(lwp)["thread"] == r.by_lwp[handler]["num"]
     else:
+        # no live thread can be shown to hold it: probably leaked
         assert lock["owner"]["evidence"] != "exact"
+        assert lock["owner"]["lwp"] is None, lock
         assert lock["leaked"] is True, lock
         assert "leaked" in text
         # with Janus's lock debug log, the lock line without an unlock is cited
@@ -385,7 +390,7 @@ def test_join_holding(janus, variant, mode):
     mp = check_owner(r, t.lock("mountpoint_mutex"), relay, variant,
                      "relay_mountpoint", "janus_streaming_relay_thread")
     name_has(mps, "mountpoints_mutex", "janus_scenarios.c")
-    name_has(mp, "mutex")
+    name_has(mp, "mountpoint", "mutex")
     assert relay in r.waiter_lwps(t.lock("mountpoints_mutex"))
     check_pileup(r, text, t, t.lock("mountpoints_mutex"))
     for lwp in t.lwps("worker"):
@@ -415,3 +420,20 @@ def test_usleep_holder(janus, variant, mode):
     for lwp in t.lwps("worker"):
         assert r.behind(lwp) == {"kind": "thread", "thread": r.by_lwp[holder]["num"],
                                  "lock": None, "cycle": None}
+
+
+# ---------------------------------------------------------------------------
+# janus-locks names the same locks
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_locks_command_names_janus_locks(janus, variant):
+    out = janus.run("pli_inversion", variant, "core", "janus-locks --format json")
+    locks = gdbrun.Result(gdbrun.extract_json(out))
+    wg, t = janus.result("pli_inversion", variant, "core")
+    assert locks.data["command"] == "janus-locks"
+    assert locks.data["locks"] == wg.data["locks"]
+    text = janus.run("pli_inversion", variant, "core", "janus-locks")
+    for addr in (t.lock("streams_mutex"), t.lock("handle_mutex"), t.lock("rooms_mutex")):
+        assert "0x%x" % addr in text
+        assert locks.locks[addr]["name"] in text
