@@ -90,7 +90,7 @@ def tid():
 class JanusServer(object):
     """One janus process with its own config dir, log and ports."""
 
-    def __init__(self, prefix, workdir, session_timeout=120):
+    def __init__(self, prefix, workdir, session_timeout=120, nosip=False):
         self.prefix = prefix
         self.exe = os.path.join(prefix, "bin", "janus")
         self.plugin = os.path.realpath(os.path.join(prefix, "lib", "janus", "plugins",
@@ -104,6 +104,7 @@ class JanusServer(object):
         while self.admin_port == self.port:
             self.admin_port = free_port()
         self.session_timeout = session_timeout
+        self.nosip = nosip
         self.proc = None
         self.pid = None
         self._write_config()
@@ -139,17 +140,22 @@ nat: {
 	ice_ignore_list = "vmnet"
 }
 plugins: {
+%(disable)s
 }
 transports: {
 }
 loggers: {
-	disable = "*"
 }
 events: {
 	broadcast = false
 }
 """ % {"conf": self.confdir, "lib": lib, "secret": ADMIN_SECRET,
-                "timeout": self.session_timeout})
+                "timeout": self.session_timeout,
+                "disable": "" if self.nosip else '\tdisable = "libjanus_nosip.so"'})
+        if self.nosip:
+            with open(os.path.join(self.confdir, "janus.plugin.nosip.jcfg"), "w") as f:
+                f.write('general: {\n\tlocal_ip = "127.0.0.1"\n\tsdp_ip = "127.0.0.1"\n'
+                        '\trtp_port_range = "20000-40000"\n\tevents = false\n}\n')
         with open(os.path.join(self.confdir, "janus.transport.http.jcfg"), "w") as f:
             f.write("""general: {
 	json = "plain"
@@ -601,11 +607,29 @@ def stall_rooms_mutex(janus, core_path, n_waiters=8, session=None, handle=None,
 
 
 LEAK_SKIP_REASON = (
-    "janus_plugin_handle_sdp's 'Invalid msid' early return (janus.c, answer branch) "
-    "leaks ice_handle->mutex only when the PLUGIN's answer carries an a=msid line; "
-    "VideoRoom 1.1.2 never puts msid into an answer (publisher answers are built by "
-    "janus_sdp_generate_answer_mline without JANUS_SDP_OA_MSID; only subscriber OFFERS "
-    "carry msid, and those take the offer branch), so it is unreachable via VideoRoom+HTTP")
+    "this Janus build has no NoSIP plugin (libjanus_nosip.so): the 1.1.2 'Invalid msid' "
+    "leak of handle->mutex in janus_plugin_handle_sdp is only reachable through a plugin "
+    "that answers with an SDP the client supplied (VideoRoom never puts msid in an "
+    "answer); rebuild with scripts/build-janus")
+
+# A WebRTC offer the core accepts (ICE credentials, DTLS fingerprint, one opus m-line,
+# no candidates: nothing is ever sent anywhere).
+WEBRTC_OFFER = "\r\n".join([
+    "v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "a=group:BUNDLE 0",
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111", "c=IN IP4 127.0.0.1", "a=mid:0", "a=sendrecv",
+    "a=rtcp-mux", "a=ice-ufrag:jgdb", "a=ice-pwd:janusgdbjanusgdbjanusgdb",
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32), "a=setup:actpass",
+    "a=rtpmap:111 opus/48000/2", ""])
+
+# The peer's "barebone" answer NoSIP forwards verbatim as the plugin's JSEP answer:
+# its a=msid has one token, so sscanf("%64s %64s") != 2 in janus_plugin_handle_sdp.
+BAD_MSID_ANSWER = "\r\n".join([
+    "v=0", "o=- 1 1 IN IP4 127.0.0.1", "s=-", "t=0 0", "c=IN IP4 127.0.0.1",
+    "m=audio 9 RTP/AVP 111", "a=rtpmap:111 opus/48000/2", "a=msid:janusgdb", "a=sendrecv", ""])
+
+
+def has_nosip(prefix):
+    return os.path.exists(os.path.join(prefix, "lib", "janus", "plugins", "libjanus_nosip.so"))
 
 
 def handle_mutex_addresses(janus, timeout=120):
@@ -637,8 +661,26 @@ def gcore_all_stop(janus, path, timeout=180):
     return path
 
 
-def trigger_handle_mutex_leak(janus, session, handle):
+def trigger_handle_mutex_leak(janus, session, handle, timeout=10):
     """Make Janus 1.1.2 return with HANDLE's mutex still locked, through its API.
 
-    Not found yet for VideoRoom + HTTP: see LEAK_SKIP_REASON."""
-    return None
+    HANDLE must be attached to janus.plugin.nosip.  1) "generate" with a WebRTC
+    offer (the core sets up ICE for the handle); 2) "process" with a barebone
+    answer whose a=msid has a single token.  NoSIP's handler thread pushes that
+    SDP back as the plugin's JSEP answer; janus_plugin_handle_sdp (janus.c, the
+    answer branch) locks ice_handle->mutex, rejects the msid ("Invalid msid on
+    m-line") and returns NULL without unlocking (fixed upstream in 1.3.1).
+    Returns True once Janus logged the rejection."""
+    resp = janus.message(session, handle, {"request": "generate"},
+                         jsep={"type": "offer", "sdp": WEBRTC_OFFER})
+    if resp.get("janus") != "ack":
+        raise JanusError("generate: %s" % resp)
+    evs = janus.poll_events(session, timeout, want=lambda e: "plugindata" in e)
+    if not [e for e in evs if e.get("plugindata", {}).get("data", {}).get("result", {})
+            .get("event") == "generated"]:
+        raise JanusError("NoSIP generated no barebone offer: %s" % evs)
+    resp = janus.message(session, handle, {"request": "process", "type": "answer",
+                                           "sdp": BAD_MSID_ANSWER})
+    if resp.get("janus") != "ack":
+        raise JanusError("process: %s" % resp)
+    return wait_until(lambda: "Invalid msid on m-line" in janus.log_tail(200), timeout, 0.1)
