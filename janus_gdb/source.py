@@ -154,6 +154,8 @@ class SourceFile(object):
         self._tv, self._tl, self._lines, self._skipped = _tokenize(text or "")
         self._bodies = {}
         self._held = {}
+        self._wrappers = None   # {function name: "lock" | "trylock" | "unlock"}
+        self._in_wrapper_scan = False
 
     @property
     def tokens(self):
@@ -183,6 +185,83 @@ class SourceFile(object):
                 self._held.clear()
             self._held[key] = res
         return LockSet(res.held, res.released, res.valid, res.why)
+
+    def functions(self):
+        """{name: (declaration line, [parameter names])} of the functions
+        defined in the file (``name (...) {`` at brace depth 0)."""
+        tv, tl = self._tv, self._tl
+        out = {}
+        depth = 0
+        n = len(tv)
+        i = 0
+        while i < n:
+            v = tv[i]
+            if v == "{":
+                depth += 1
+            elif v == "}":
+                depth = max(0, depth - 1)
+            elif (depth == 0 and i + 1 < n and tv[i + 1] == "(" and _IDENT_RE.match(v)
+                  and v not in _KEYWORDS):
+                k = i + 1
+                pd = 0
+                params = []
+                last_ident = None
+                while k < n:
+                    t = tv[k]
+                    if t == "(":
+                        pd += 1
+                    elif t == ")":
+                        pd -= 1
+                        if pd == 0:
+                            break
+                    elif t == "," and pd == 1:
+                        params.append(last_ident)
+                        last_ident = None
+                    elif pd == 1 and _IDENT_RE.match(t):
+                        last_ident = t
+                    k += 1
+                if k + 1 < n and tv[k + 1] == "{":
+                    params.append(last_ident)
+                    out.setdefault(v, (tl[i], [p for p in params if p]))
+                    i = k + 1
+                    continue
+                i = k
+            i += 1
+        return out
+
+    def wrappers(self):
+        """Functions of this file with one parameter that lock it and return
+        holding it (``lock``/``trylock``) or unlock it (``unlock``): a call
+        ``take_lock(&m)`` then counts as a lock of ``&m`` in the caller."""
+        if self._wrappers is not None:
+            return self._wrappers
+        self._wrappers = {}
+        self._in_wrapper_scan = True
+        found = {}
+        try:
+            for name, (line, params) in self.functions().items():
+                if len(params) != 1 or name in LOCK_CALLS + TRYLOCK_CALLS + UNLOCK_CALLS:
+                    continue
+                rng = self.function_body_range(line)
+                if rng is None:
+                    continue
+                try:
+                    ls = self._held_at(line, rng[1], at_end=True)
+                except Exception:  # odd source: not a wrapper
+                    continue
+                if not ls.valid:
+                    continue
+                param = params[0]
+                held = [h for h in ls.held if h.expr == param and not h.conditional]
+                if held:
+                    found[name] = "trylock" if held[-1].trylock else "lock"
+                elif any(h.expr == param for h in ls.released):
+                    found[name] = "unlock"
+        finally:
+            self._in_wrapper_scan = False
+            self._held.clear()
+        self._wrappers = found
+        return found
 
     def _body(self, start_line):
         got = self._bodies.get(start_line)
@@ -226,7 +305,7 @@ class SourceFile(object):
             return open_idx, None, "the function body does not end (unbalanced braces or truncated file)"
         return open_idx, None, "the function body is longer than the scan limit"
 
-    def _held_at(self, start_line, current_line):
+    def _held_at(self, start_line, current_line, at_end=False):
         open_idx, close_idx, why = self._body(start_line)
         if open_idx is None:
             return LockSet(valid=False, why=why)
@@ -243,8 +322,9 @@ class SourceFile(object):
         else:
             end = min(len(tl), open_idx + MAX_TOKENS,
                       bisect.bisect_right(tl, first + MAX_LINES))
-        stop = bisect.bisect_left(tl, current_line, open_idx)
-        walker = _Walker(self._tv, tl, self._lines, end, stop)
+        stop = close_idx if at_end else bisect.bisect_left(tl, current_line, open_idx)
+        extra = {} if self._in_wrapper_scan else self.wrappers()
+        walker = _Walker(self._tv, tl, self._lines, end, stop, extra)
         old_limit = sys.getrecursionlimit()
         if old_limit < 4000:
             sys.setrecursionlimit(4000)
@@ -408,14 +488,17 @@ _STATEMENT_WORDS = ("if", "else", "for", "while", "do", "switch", "case", "defau
 _special_cache = {}
 
 
-def _special():
-    """Tokens _scan() stops at: brackets, ';' and the call names (read now: configurable)."""
-    key = (LOCK_CALLS, TRYLOCK_CALLS, UNLOCK_CALLS)
+def _special(extra=()):
+    """Tokens _scan() stops at: brackets, ';' and the call names (read now: configurable),
+    plus the names of EXTRA (a file's lock wrappers)."""
+    key = (LOCK_CALLS, TRYLOCK_CALLS, UNLOCK_CALLS, tuple(sorted(extra)))
     got = _special_cache.get(key)
     if got is None:
-        _special_cache.clear()
+        if len(_special_cache) > 64:
+            _special_cache.clear()
         got = _special_cache[key] = frozenset(("(", ")", "{", "}", ";") + _STATEMENT_WORDS
-                                              + LOCK_CALLS + TRYLOCK_CALLS + UNLOCK_CALLS)
+                                              + LOCK_CALLS + TRYLOCK_CALLS + UNLOCK_CALLS
+                                              + tuple(extra))
     return got
 
 
@@ -425,14 +508,15 @@ _INIT_PREV = frozenset(("=", ",", "return", "(", "[", "?", ":"))
 class _Walker(object):
     """One held_at() run over tokens [.., end), stopping at token index STOP."""
 
-    def __init__(self, tv, tl, lines, end, stop):
+    def __init__(self, tv, tl, lines, end, stop, extra=None):
+        self.extra = extra or {}
         self.tv = tv
         self.tl = tl
         self.lines = lines
         self.n = end
         self.stop = stop
         self.lim = min(stop, end)
-        self.special = _special()
+        self.special = _special(self.extra)
         self.ctx = []
         self.gotos = {}
         self.last_live = _EMPTY
@@ -721,14 +805,16 @@ class _Walker(object):
         name = tv[i]
         expr = normalize_expr("".join(tv[i + 2:k]))
         line = self.tl[i]
-        if name in UNLOCK_CALLS:
+        op = self.extra.get(name)
+        if name in UNLOCK_CALLS or op == "unlock":
             held = st.held
             for idx in range(len(held) - 1, -1, -1):
                 if held[idx].expr == expr:
                     return k + 1, _State(held[:idx] + held[idx + 1:], st.released)
             ev = Held(expr, self._raw(i, k), line, name)
             return k + 1, _State(st.held, st.released + (ev,))
-        ev = Held(expr, self._raw(i, k), line, name, False, name in TRYLOCK_CALLS)
+        ev = Held(expr, self._raw(i, k), line, name, False,
+                  name in TRYLOCK_CALLS or op == "trylock")
         return k + 1, _State(st.held + (ev,), st.released)
 
     def _raw(self, i, k):

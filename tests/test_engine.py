@@ -150,33 +150,61 @@ def test_gmutex_pileup(scenarios, mode, variant):
     gm = r.locks[t.lock("gm")]
     assert gm["kind"] == "gmutex"
     assert gm["state"] == "locked, contended"
-    assert gm["owner"]["evidence"] == "unknown" and gm["owner"]["lwp"] is None
     assert r.waiter_lwps(t.lock("gm")) == t.lwps("waiter")
-    # the holder took it in a helper that returned (take_gmutex): no frame on
-    # any stack holds it.  With the source readable that is called a probable
-    # leak; stripped, nothing can be said.
-    for lwp in t.lwps("waiter"):
-        assert r.behind(lwp)["kind"] == ("leaked" if variant == "debug" else "unknown-owner")
-    assert gm["leaked"] is (variant == "debug")
     assert r.state(t.lwp("holder")) == "io"
     res, _ = scenarios.analyze("gmutex_pileup", mode, variant, command="janus-waitgraph")
     text = gdbrun.extract_report(res.stdout)
-    assert ("probably leaked" if variant == "debug" else "GMutex records no owner") in text
     assert "%d threads wait for" % len(t.lwps("waiter")) in text
+    if variant == "stripped":
+        # no debug info, no source: nothing to infer from, and no guess
+        assert gm["owner"]["evidence"] == "unknown" and gm["owner"]["lwp"] is None
+        assert not gm["leaked"]
+        for lwp in t.lwps("waiter"):
+            assert r.behind(lwp)["kind"] == "unknown-owner"
+        assert "GMutex records no owner" in text
+        return
+    # the holder took it through take_gmutex(), a helper of the same file that
+    # returns holding its argument: its call counts as the lock
+    line = gdbrun.source_line("scenarios.c", "    take_gmutex(&gm);")
+    holder = r.by_lwp[t.lwp("holder")]
+    assert gm["owner"]["lwp"] == t.lwp("holder") and gm["owner"]["evidence"] == "inferred"
+    assert "locked at scenarios.c:%d in gmutex_holder" % line in gm["owner"]["detail"]
+    for lwp in t.lwps("waiter"):
+        assert r.behind(lwp) == {"kind": "thread", "thread": holder["num"], "lock": None,
+                                 "cycle": None}
+    assert "Blocked behind T%d (LWP %d)" % (holder["num"], holder["lwp"]) in text
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_gmutex_cycle_is_not_claimed_without_owners(scenarios, mode):
-    """GMutex records no owner: no false cycle, but every waiter is shown,
-    with the reason a deadlock cannot be seen yet."""
+def test_gmutex_cycle_found_by_inference(scenarios, mode):
+    """GMutex records no owner; the source of each frame says who holds what."""
     r, t = scenarios.result("gmutex_cycle", mode)
+    assert r.data["verdict"].startswith("Found 1 deadlock (2 threads), 2 threads blocked")
+    a, b = t.lwp("cycle_a"), t.lwp("cycle_b")
+    assert r.cycle_lwp_sets() == [{a, b}]
+    for lock, owner, func in (("gm1", a, "gmutex_cycle_a"), ("gm2", b, "gmutex_cycle_b")):
+        line = gdbrun.source_line("scenarios.c", "take_gmutex(&%s);" % lock)
+        o = r.locks[t.lock(lock)]["owner"]
+        assert o["lwp"] == owner and o["evidence"] == "inferred" and o["source"] == "lockset"
+        assert o["detail"].startswith("locked at scenarios.c:%d in %s" % (line, func))
+    assert r.waiter_lwps(t.lock("gm1")) == {b} | t.lwps("waiter")
+    assert r.waiter_lwps(t.lock("gm2")) == {a}
+    for lwp in t.lwps("waiter"):
+        assert r.behind(lwp)["kind"] == "cycle"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_gmutex_cycle_is_not_claimed_without_source(scenarios, mode):
+    """Stripped, nothing shows who holds a GMutex: no false cycle, but every
+    waiter is shown, with the reason a deadlock cannot be seen."""
+    r, t = scenarios.result("gmutex_cycle", mode, "stripped")
     assert r.data["verdict"].startswith("No deadlock found; 4 threads waiting")
     assert r.data["cycles"] == []
     assert r.waiter_lwps(t.lock("gm1")) == {t.lwp("cycle_b")} | t.lwps("waiter")
     assert r.waiter_lwps(t.lock("gm2")) == {t.lwp("cycle_a")}
     for lwp in t.lwps("waiter") | {t.lwp("cycle_a"), t.lwp("cycle_b")}:
         assert r.behind(lwp)["kind"] == "unknown-owner"
-    res, _ = scenarios.analyze("gmutex_cycle", mode, command="janus-waitgraph")
+    res, _ = scenarios.analyze("gmutex_cycle", mode, "stripped", command="janus-waitgraph")
     text = gdbrun.extract_report(res.stdout)
     assert "Note: 2 locks with waiters record no owner (GMutex)" in text
 

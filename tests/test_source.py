@@ -880,3 +880,41 @@ def test_statement_macro_without_semicolon_ends_before_if():
             work(); // HERE
         }
         """) == []
+
+
+WRAPPERS = textwrap.dedent("""\
+    static void take_lock(GMutex *m)
+    {
+        g_mutex_lock(m);
+        work++;
+    }
+    static void give_back(GMutex *m) { g_mutex_unlock(m); }
+    static void balanced(GMutex *m)
+    {
+        g_mutex_lock(m);
+        g_mutex_unlock(m);
+    }
+    static void maybe(GMutex *m, int x)
+    {
+        g_mutex_lock(m);
+    }
+    static void *worker(void *arg)
+    {
+        take_lock(&room->mutex);
+        balanced(&other);
+        take_lock(&gm2);
+        give_back(&gm2);
+        maybe(&gm3, 1);
+        block_here();
+        return NULL;
+    }
+    """)
+
+
+def test_same_file_lock_wrappers_count_as_lock_calls():
+    src = SourceFile(WRAPPERS)
+    assert src.wrappers() == {"take_lock": "lock", "give_back": "unlock"}
+    assert src.functions()["worker"] == (16, ["arg"])
+    ls = src.held_at(16, 23)
+    assert ls.valid and ls.exprs() == ["&room->mutex"]
+    assert ls.held[0].call == "take_lock" and ls.held[0].line == 18
