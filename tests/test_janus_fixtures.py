@@ -162,7 +162,9 @@ def group_of(r, lwps):
     """The one group whose threads are exactly LWPS."""
     found = [g for g in r.data["groups"]
              if set(r.by_num[n]["lwp"] for n in g["threads"]) == set(lwps)]
-    assert len(found) == 1, r.data["groups"]
+    # threads waiting for different locks from the same call chain (Janus's
+    # sync requests all live in one big function) must not share a group
+    assert len(found) == 1, ("no group of exactly these threads", sorted(lwps), r.data["groups"])
     assert found[0]["count"] == len(lwps)
     return found[0]
 
@@ -176,7 +178,9 @@ def check_pileup(r, text, truth, addr, role="worker"):
     workers = truth.lwps(role)
     assert workers
     assert r.waiter_lwps(addr) >= workers
-    group_of(r, workers)
+    group = group_of(r, workers)
+    if "waits_for" in group:
+        assert group["waits_for"] == r.locks[addr]["id"], group
     assert "%d threads wait for" % len(workers) in text, text
 
 
@@ -239,8 +243,18 @@ def test_pli_inversion(janus, variant, mode):
                          "admin_handle", "janus_process_incoming_admin_request")
     rooms = check_owner(r, t.lock("rooms_mutex"), handler, variant,
                         "handler_rooms", "janus_videoroom_handler")
-    assert r.waiter_lwps(t.lock("streams_mutex")) == {requests}
+    subloop, switcher = t.lwp("subscriber_loop"), t.lwp("switcher")
+    assert r.waiter_lwps(t.lock("streams_mutex")) == {requests, subloop}
     assert r.waiter_lwps(t.lock("handle_mutex")) == {handler}
+    # a subscriber's loop waits for the publisher's streams_mutex holding its
+    # own, and a switch request waits for that: both behind the cycle
+    sub = check_owner(r, t.lock("sub_streams_mutex"), subloop, variant,
+                      "rtcp_subscriber_streams", "janus_videoroom_incoming_rtcp")
+    assert r.waiter_lwps(t.lock("sub_streams_mutex")) == {switcher}
+    name_has(sub, "streams_mutex", "subscriber", "31337", "1234")
+    assert sub["object"]["type"] == "janus_videoroom_subscriber"
+    assert r.behind(subloop)["kind"] == "cycle"
+    assert r.behind(switcher)["kind"] == "cycle"
     # names
     name_has(streams, "streams_mutex", "5678", "alice", "1234")
     name_has(handle, "handle->mutex", "424242")
@@ -251,11 +265,12 @@ def test_pli_inversion(janus, variant, mode):
     # roles by entry function (cores carry no thread names)
     assert r.by_lwp[handler]["role"] == "videoroom handler"
     assert r.by_lwp[requests]["role"] == "sessions requests"
-    # the request workers pile up on rooms_mutex behind the cycle
-    check_pileup(r, text, t, t.lock("rooms_mutex"))
+    # the request workers pile up on rooms_mutex behind the cycle; the switch
+    # request has the same call chain but waits for another lock
     for lwp in t.lwps("worker"):
         assert r.behind(lwp)["kind"] == "cycle"
-    assert "Traceback" not in out
+    assert "(LWP %d)" % switcher in text and "(LWP %d)" % subloop in text
+    check_pileup(r, text, t, t.lock("rooms_mutex"))
 
 
 # ---------------------------------------------------------------------------
