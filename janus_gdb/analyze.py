@@ -32,6 +32,7 @@ class Report(object):
         self.warnings = warnings
         self.by_num = dict((t.num, t) for t in threads)
         self.by_lwp = dict((t.lwp, t) for t in threads)
+        self.lock_by_addr = dict((l.addr, l) for l in locks)
 
     def thread(self, num):
         return self.by_num.get(num)
@@ -160,7 +161,7 @@ def thread_role(t, snap):
     """(role, detail) of a thread from its entry function, library or name."""
     entry_lib = None
     for fr in t.frames:
-        if fr.function == t.entry:
+        if (fr.function or "?? (0x%x)" % fr.pc) == t.entry:
             entry_lib = fr.lib
             break
     all_system = bool(t.frames) and all(fr.system for fr in t.frames)

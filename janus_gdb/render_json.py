@@ -8,6 +8,7 @@ import json
 
 from . import graph
 from .analyze import SCHEMA
+from . import render_text
 from .render_text import verdict
 
 MAX_STR = 4096
@@ -74,10 +75,12 @@ def _root(root):
 
 def to_dict(report, command):
     groups = []
-    for (root_key, sig), members in graph.group_threads(
+    for (_root_key, target, sig), members in graph.group_threads(
             [t for t in report.threads if t.num in report.roots],
-            lambda t: (report.roots[t.num].key(), graph.stack_signature(t))):
+            lambda t: (report.roots[t.num].key(),) + render_text.group_key(t)):
+        lock = report.lock_by_addr.get(target) if not isinstance(target, tuple) else None
         groups.append({"blocked_behind": _root(report.roots[members[0].num]),
+                       "waits_for": lock.id if lock is not None else None,
                        "signature": list(sig), "count": len(members),
                        "threads": [m.num for m in members]})
     return {

@@ -193,7 +193,7 @@ def _wait_lines(report, t, locks_by_addr, ind):
     return [ind + t.detail]
 
 
-def _group_key(t):
+def group_key(t):
     """Threads waiting for the same thing from the same call site group together."""
     w = t.wait
     target = w.lock_addr if w.is_lock else ("join", w.target_lwp)
@@ -202,7 +202,7 @@ def _group_key(t):
 
 def _group_lines(report, threads, locks_by_addr, show_all, ind="  "):
     out = []
-    for (target, _sig), members in graph.group_threads(threads, _group_key):
+    for (target, _sig), members in graph.group_threads(threads, group_key):
         t = members[0]
         w = t.wait
         if w.is_lock:
