@@ -4,7 +4,9 @@ a/b: one request thread frozen inside VideoRoom's rooms_mutex by a non-stop
 gdb breakpoint, N more request threads piled up behind it, a core written;
 analysed with debug info, then with stripped binaries and no libc/glib debug
 info.  c: a healthy live Janus with sessions, handles and rooms.  d: a lock
-leaked by a real Janus bug reached through the public API.
+leaked by a real Janus 1.1.2 bug reached through the public API: NoSIP's
+"process" forwards the peer's SDP as the plugin's answer, and an a=msid with
+one token makes janus_plugin_handle_sdp return with handle->mutex locked.
 
 Skipped (with the reason) when there is no Janus build: tests/run.sh runs
 scripts/build-janus and exports JANUS_PREFIX (or JANUS_BUILD_ERROR).
