@@ -142,6 +142,19 @@ def check_owner(r, addr, lwp, variant, site, function):
     return lock
 
 
+def check_wait_site(r, lwps, site, function):
+    """Each of LWPS waits at the call marked SITE (the frame the report shows)."""
+    if isinstance(lwps, int):
+        lwps = [lwps]
+    for lwp in lwps:
+        t = r.by_lwp[lwp]
+        frames = dict((f["level"], f) for f in t["frames"])
+        assert t["site_frame"] in frames, t
+        frame = frames[t["site_frame"]]
+        assert frame["function"] == function, (site, frame)
+        assert frame["file"] == "janus_scenarios.c" and frame["line"] == SITES[site], (site, frame)
+
+
 def check_target(r, variant, mode):
     target = r.data["target"]
     assert target["kind"] == mode
@@ -271,6 +284,12 @@ def test_pli_inversion(janus, variant, mode):
         assert r.behind(lwp)["kind"] == "cycle"
     assert "(LWP %d)" % switcher in text and "(LWP %d)" % subloop in text
     check_pileup(r, text, t, t.lock("rooms_mutex"))
+    check_wait_site(r, handler, "relay_rtcp_handle", "janus_ice_relay_rtcp")
+    check_wait_site(r, requests, "query_streams", "janus_videoroom_query_session")
+    check_wait_site(r, subloop, "rtcp_publisher_streams", "janus_videoroom_incoming_rtcp")
+    check_wait_site(r, switcher, "switch_subscriber_streams",
+                    "janus_videoroom_process_synchronous_request")
+    check_wait_site(r, t.lwps("worker"), "sync_rooms", "janus_videoroom_process_synchronous_request")
 
 
 # ---------------------------------------------------------------------------
@@ -311,6 +330,10 @@ def test_rooms_pileup(janus, variant, mode):
     assert r.waiter_lwps(t.lock("rooms_mutex")) == t.lwps("worker")
     for lwp in t.lwps("worker"):
         assert r.behind(lwp)["kind"] == "cycle"
+    check_wait_site(r, kicker, "kick_participant", "janus_videoroom_process_synchronous_request")
+    check_wait_site(r, hangup, "unpublish_room", "janus_videoroom_leave_or_unpublish")
+    check_wait_site(r, handler, "handler_room", "janus_videoroom_handler")
+    check_wait_site(r, t.lwps("worker"), "sync_rooms", "janus_videoroom_process_synchronous_request")
 
 
 # ---------------------------------------------------------------------------
@@ -335,6 +358,8 @@ def test_self_deadlock(janus, variant, mode):
     check_pileup(r, text, t, t.lock("sessions_mutex"))
     for lwp in t.lwps("worker"):
         assert r.behind(lwp)["kind"] == "cycle"
+    check_wait_site(r, me, "session_free_relock", "janus_session_free")
+    check_wait_site(r, t.lwps("worker"), "session_find", "janus_session_find")
 
 
 # ---------------------------------------------------------------------------
@@ -357,6 +382,7 @@ def test_leaked_lock(janus, variant, mode):
     name_has(lock, "handle->mutex", "424242")
     # the leaker went back to its queue: idle, not waiting for a lock
     assert r.state(handler) == "idle", r.by_lwp[handler]
+    check_wait_site(r, t.lwps("waiter"), "trickle_handle", "janus_process_incoming_request")
     if variant == "pthread":
         assert lock["owner"]["lwp"] == handler
         assert lock["owner"]["evidence"] == "exact"
@@ -410,6 +436,10 @@ def test_join_holding(janus, variant, mode):
     check_pileup(r, text, t, t.lock("mountpoints_mutex"))
     for lwp in t.lwps("worker"):
         assert r.behind(lwp)["kind"] == "cycle"
+    check_wait_site(r, relay, "relay_mountpoints", "janus_streaming_relay_thread")
+    check_wait_site(r, destroyer, "join_relay", "janus_streaming_mountpoint_destroy")
+    check_wait_site(r, t.lwps("worker"), "list_mountpoints",
+                    "janus_streaming_process_synchronous_request")
 
 
 # ---------------------------------------------------------------------------
@@ -432,6 +462,7 @@ def test_usleep_holder(janus, variant, mode):
     assert r.state(holder) == "sleep", r.by_lwp[holder]
     assert r.waiter_lwps(t.lock("sessions_mutex")) == t.lwps("worker")
     check_pileup(r, text, t, t.lock("sessions_mutex"))
+    check_wait_site(r, t.lwps("worker"), "session_find", "janus_session_find")
     for lwp in t.lwps("worker"):
         assert r.behind(lwp) == {"kind": "thread", "thread": r.by_lwp[holder]["num"],
                                  "lock": None, "cycle": None}
