@@ -66,6 +66,8 @@ def collect(max_frames=64, locklog=None):
     info = {"kind": target.target_kind(inf), "pid": inf.pid,
             "executable": target.executable(inf), "arch": arch}
     globals_ = target.global_locks(symtabs, warnings)
+    tables = objects.table_roots(scanner.types, mem, warnings)
+    globals_.extend(objects.table_locks(scanner.types, tables))
     bases = names.LibBases()
 
     def namer(locks, threads):
@@ -73,8 +75,9 @@ def collect(max_frames=64, locklog=None):
         for t in threads:
             for key, level in t.refs.items():
                 refs.setdefault(key, level)
-        objects.name_locks(locks, refs, scanner.types, mem, warnings)
+        found = objects.name_locks(locks, refs, scanner.types, mem, warnings, tables)
         names.name_globals(locks, bases)
+        return lambda thread: objects.reach(found, thread.refs)
 
     report = build_report(snaps, arch, mem, info, warnings, globals_, namer, locklog)
     if scanner.sources.missing:
@@ -91,7 +94,8 @@ def collect(max_frames=64, locklog=None):
 
 def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, locklog=None):
     """Classify threads, decode locks, infer owners and find cycles (no gdb
-    needed: NAMER(locks, threads), when given, names the locks).
+    needed: NAMER(locks, threads), when given, names the locks and returns
+    a function giving the objects a thread's frames reach, or None).
 
     GLOBAL_LOCKS, [(address, kind, name)], are lock variables known from
     debug info: those held are reported even when nobody waits for them.
@@ -116,15 +120,16 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
                 claimed.append((c.addr, c.kind, None))
     locks = decode_locks(threads, mem, list(global_locks) + claimed)
     lock_map = list_to_map(locks)
-    if namer is not None:
-        namer(locks, threads)
+    reach = namer(locks, threads) if namer is not None else None
     by_num = dict((t.num, t) for t in threads)
 
     def frame_refs_of(lock):
+        """Threads whose frames point to the lock's object (within two links)."""
         if lock.obj is None:
             return set()
         key = (lock.obj.type_name, lock.obj.addr)
-        return set(t.num for t in threads if key in t.refs)
+        return set(t.num for t in threads
+                   if key in t.refs or (reach is not None and key in reach(t)))
 
     infer.infer_owners(threads, lock_map, locklog, frame_refs_of)
     for lock in locks:

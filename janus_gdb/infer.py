@@ -97,8 +97,9 @@ def infer_owners(threads, locks, locklog=None, frame_refs_of=None):
             pointed = [v for n, v in per_thread.items() if n in refs]
             if len(pointed) == 1:
                 chosen = pointed[0]
-                tie_note = "; chosen among %d threads because its frames point to the %s" % (
-                    len(per_thread), lock.obj.type_name if lock.obj else "object")
+                tie_note = ("; frame references (weaker evidence) break the tie among %d "
+                            "threads: only its frames point to the %s" % (
+                                len(per_thread), lock.obj.type_name if lock.obj else "object"))
         if chosen is None:
             lock.candidates = sorted(per_thread)
             if lock.evidence != EXACT:
@@ -106,7 +107,8 @@ def infer_owners(threads, locks, locklog=None, frame_refs_of=None):
                     len(per_thread), ", ".join("T%d" % n for n in lock.candidates)))
             continue
         t, c = chosen
-        lock.inference = Inference(t.lwp, t.num, "lockset", _detail(c) + tie_note, c)
+        lock.inference = Inference(t.lwp, t.num, "frameref" if tie_note else "lockset",
+                                   _detail(c) + tie_note, c)
         taken.add(addr)
     _type_matches(threads, locks, taken)
     if locklog is not None:

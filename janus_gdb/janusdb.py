@@ -58,6 +58,21 @@ OBJECT_TYPES = {
     },
 }
 
+# Global hash tables of Janus objects: (source file or None for any file,
+# variable) -> value type.  They name locks of objects no frame points to
+# (a leaked room->mutex).  VideoRoom's own ``sessions`` maps handles to
+# janus_videoroom_session, hence the file for the core's.
+GLOBAL_TABLES = {
+    ("janus.c", "sessions"): "janus_session",
+    (None, "rooms"): "janus_videoroom",
+}
+
+# Hash-table fields of objects: struct -> {field: value type}.
+TABLE_FIELDS = {
+    "janus_session": {"ice_handles": "janus_ice_handle"},
+    "janus_videoroom": {"participants": "janus_videoroom_publisher"},
+}
+
 # janus_videoroom_session.participant_type -> struct of .participant
 PARTICIPANT_TYPES = {1: "janus_videoroom_subscriber", 2: "janus_videoroom_publisher"}
 

@@ -221,3 +221,48 @@ def plausible_rwlock(mem, base, lwps):
     elif writer == 0:
         score += 1
     return score
+
+
+# glib 2.60 - 2.86 GHashTable (glib/ghash.c, checked against 2.74):
+#   gsize size; gint mod; guint mask; gint nnodes; gint noccupied;
+#   guint have_big_keys:1, have_big_values:1; gpointer keys; guint *hashes;
+#   gpointer values; ...
+# A slot i is used when hashes[i] >= 2; values[i] is a pointer when
+# have_big_values, else a guint.
+GHASHTABLE = {"size": 0, "mask": 12, "nnodes": 16, "noccupied": 20, "flags": 24,
+              "keys": 32, "hashes": 40, "values": 48}
+GHASHTABLE_MAX_SIZE = 1 << 17   # values array <= 1 MiB, one bounded read
+
+
+def ghashtable_values(mem, addr, limit):
+    """Up to LIMIT values of the GHashTable at ADDR, as integers.
+
+    Returns (values, why): WHY is None, or says why the table was not read
+    (unreadable, implausible header) or was cut short.
+    """
+    import struct
+    head = mem.read(addr, 56)
+    if head is None:
+        return [], "unreadable"
+    size, = struct.unpack_from("<Q", head, 0)
+    mask, nnodes, noccupied, flags = struct.unpack_from("<IiiI", head, 12)
+    keys, hashes, values = struct.unpack_from("<QQQ", head, 32)
+    if (size < 8 or size > GHASHTABLE_MAX_SIZE or size & (size - 1) or mask != size - 1
+            or not 0 <= nnodes <= noccupied <= size):
+        return [], "implausible GHashTable header"
+    big = bool(flags & 2)
+    width = 8 if big else 4
+    hs = mem.read(hashes, 4 * size)
+    vs = mem.read(values, width * size)
+    if hs is None or vs is None:
+        return [], "unreadable GHashTable arrays"
+    out = []
+    fmt = "<Q" if big else "<I"
+    for i in range(size):
+        h, = struct.unpack_from("<I", hs, 4 * i)
+        if h >= 2:
+            v, = struct.unpack_from(fmt, vs, width * i)
+            out.append(v)
+            if len(out) >= limit:
+                return out, "cut at %d entries" % limit
+    return out, None

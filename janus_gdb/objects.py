@@ -8,9 +8,12 @@ from its identifying fields (``handle 424242``, ``publisher 5678 "alice"
 in room 1234``).  Strings are read with a length cap; callers escape them.
 """
 
+import os
+
 import gdb  # pylint: disable=import-error
 
 from . import janusdb
+from . import layouts
 from .model import ObjectRef
 
 MAX_SYMBOLS_PER_FRAME = 64
@@ -262,20 +265,97 @@ class Objects(object):
         return janusdb.label(key[0], self._fields(key), self.linked(key))
 
 
-def name_locks(locks, refs, types, mem, warnings):
-    """Set ``lock.obj`` and ``lock.name_text`` for locks inside objects."""
-    objects = Objects(types, mem)
-    keys = objects.expand(refs)
-    if objects.truncated:
-        warnings.append("object naming stopped after %d objects" % MAX_OBJECTS)
-    wanted = dict((l.addr, l) for l in locks if l.obj is None)
-    found = {}
+def _global_address(filename, name):
+    """Address of the file-static or global variable NAME of FILENAME (any
+    file when FILENAME is None)."""
+    syms = []
+    try:
+        if hasattr(gdb, "lookup_static_symbols"):
+            syms.extend(gdb.lookup_static_symbols(name))
+        glob = gdb.lookup_global_symbol(name)
+        if glob is not None:
+            syms.append(glob)
+    except (gdb.error, RuntimeError):
+        return None
+    for sym in syms:
+        try:
+            if sym.symtab is not None and (
+                    filename is None or os.path.basename(sym.symtab.filename) == filename):
+                return int(sym.value().address)
+        except (gdb.error, RuntimeError, TypeError, ValueError):
+            continue
+    return None
+
+
+def table_roots(types, mem, warnings, budget=MAX_OBJECTS):
+    """{(struct, address): None} of the objects in Janus's global tables
+    (sessions and their handles, rooms and their publishers)."""
+    roots = {}
+
+    def walk(table_addr, vtype, what):
+        vals, why = layouts.ghashtable_values(mem, table_addr, budget - len(roots))
+        if why and why.startswith("cut"):
+            warnings.append("%s: %s" % (what, why))
+        for v in vals:
+            if v:
+                roots.setdefault((vtype, v), None)
+        return vals
+
+    for (filename, var), vtype in sorted(janusdb.GLOBAL_TABLES.items(),
+                                         key=lambda kv: (kv[0][1], kv[0][0] or "")):
+        addr = _global_address(filename, var)
+        if addr is None:
+            continue
+        table = mem.u64(addr)
+        if not table:
+            continue
+        for obj in walk(table, vtype, "%s: %s" % (filename, var)):
+            for field, etype in janusdb.TABLE_FIELDS.get(vtype, {}).items():
+                value = _struct_value(types, vtype, obj)
+                if value is None or len(roots) >= budget:
+                    continue
+                try:
+                    sub = int(value[field]) & ((1 << 64) - 1)
+                except (gdb.error, RuntimeError, ValueError, OverflowError, TypeError):
+                    continue
+                if sub:
+                    walk(sub, etype, "%s of %s 0x%x" % (field, vtype, obj))
+    return roots
+
+
+def _match(keys, types, wanted, found):
     for key in sorted(keys, key=lambda k: (k[0] not in janusdb.OBJECT_TYPES, k)):
         name, addr = key
         for off, field, _kind in types.lock_fields(name):
             lock = wanted.get(addr + off)
             if lock is not None and lock.addr not in found:
                 found[lock.addr] = (key, field)
+
+
+def table_locks(types, roots):
+    """[(address, kind, None)] of every lock field of the objects ROOTS (from
+    ``table_roots``): held ones are reported even when nobody waits."""
+    out = []
+    for name, addr in roots:
+        for off, _field, kind in types.lock_fields(name):
+            out.append((addr + off, kind, None))
+    return out
+
+
+def name_locks(locks, refs, types, mem, warnings, tables=None):
+    """Set ``lock.obj`` and ``lock.name_text`` for locks inside objects:
+    first through the objects the frames point to, then, for locks still
+    unnamed, through the objects of Janus's global tables (TABLES, from
+    ``table_roots``).  Returns the Objects used."""
+    objects = Objects(types, mem)
+    keys = objects.expand(refs)
+    wanted = dict((l.addr, l) for l in locks if l.obj is None)
+    found = {}
+    _match(keys, types, wanted, found)
+    if len(found) < len(wanted) and tables:
+        _match(objects.expand(tables), types, wanted, found)
+    if objects.truncated:
+        warnings.append("object naming stopped after %d objects" % MAX_OBJECTS)
     for laddr, (key, field) in found.items():
         lock = wanted[laddr]
         lab = objects.label(key)
@@ -283,6 +363,11 @@ def name_locks(locks, refs, types, mem, warnings):
                              .get("var"), lab)
         lock.name_text = janusdb.object_name(key[0], field, lab, key[1])
     return objects
+
+
+def reach(objects, refs):
+    """Keys of the objects within MAX_HOPS links of one thread's REFS."""
+    return objects.expand(refs)
 
 
 def locks_of(types, name, addr):

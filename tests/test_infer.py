@@ -114,10 +114,11 @@ def test_frame_references_break_a_tie():
     def namer(locks, threads):
         for l in locks:
             l.obj = ObjectRef("janus_ice_handle", l.addr - 0x40, "mutex", "handle", "handle 7")
+        return lambda t: set()
     r = build([a, b, waiting(3, 103, GM1)], mem, {GM1: 2}, namer)
     lock = [l for l in r.locks if l.addr == GM1][0]
-    assert lock.owner_lwp == 102 and "frames point to the janus_ice_handle" in \
-        lock.evidence_detail
+    assert lock.owner_lwp == 102 and lock.owner_source == "frameref"
+    assert "only its frames point to the janus_ice_handle" in lock.evidence_detail
 
 
 def test_optimized_out_expression_matches_by_type_and_field():
@@ -205,3 +206,33 @@ def test_roles_from_entry_name_and_library():
     assert janusdb.role_of(None, "hloop 4242") == "hloop"
     assert janusdb.role_of("??", None, "libmicrohttpd.so.12") == "http"
     assert janusdb.role_of("mystery", None) is None
+
+
+def _ghash(mem, addr, size, entries, big=True):
+    """A glib 2.74 GHashTable at ADDR with ENTRIES {slot: value}."""
+    import struct as st
+    hashes, values = addr + 0x100, addr + 0x1000
+    for i, b in enumerate(st.pack("<QiIiiIIQQQ", size, 3, size - 1, len(entries),
+                                  len(entries) + 1, 3 if big else 1, 0, 0, hashes, values)):
+        mem.words[addr + i] = b
+    for slot in range(size):
+        h = 7 if slot in entries else (1 if slot == size - 1 else 0)  # one tombstone
+        for i, b in enumerate(st.pack("<I", h)):
+            mem.words[hashes + 4 * slot + i] = b
+        v = entries.get(slot, 0xdead)
+        width = 8 if big else 4
+        for i, b in enumerate(st.pack("<Q" if big else "<I", v)):
+            mem.words[values + width * slot + i] = b
+
+
+def test_ghashtable_values_reads_used_slots_only():
+    from janus_gdb import layouts
+    mem = FakeMemory()
+    _ghash(mem, 0x10000, 8, {1: 0x7f0000001000, 5: 0x7f0000002000})
+    assert layouts.ghashtable_values(mem, 0x10000, 100) == ([0x7f0000001000, 0x7f0000002000],
+                                                            None)
+    assert layouts.ghashtable_values(mem, 0x10000, 1) == ([0x7f0000001000], "cut at 1 entries")
+    bad = FakeMemory()
+    _ghash(bad, 0x10000, 6, {1: 1})   # not a power of two: garbage, not a table
+    assert layouts.ghashtable_values(bad, 0x10000, 100) == ([], "implausible GHashTable header")
+    assert layouts.ghashtable_values(FakeMemory(), 0x10000, 100) == ([], "unreadable")

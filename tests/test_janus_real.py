@@ -256,12 +256,15 @@ def leaked(prefix, tmp_path_factory):
     j = janusd.JanusServer(prefix, workdir, nosip=True)
     j.start()
     core = os.path.join(workdir, "core.leak")
+    quiet = os.path.join(workdir, "core.leak-quiet")
     try:
         s = j.create_session()
         h = j.attach(s, "janus.plugin.nosip")
         addrs = janusd.handle_mutex_addresses(j)
         assert h in addrs, (h, addrs)
         assert janusd.trigger_handle_mutex_leak(j, s, h), j.log_tail()
+        # a core of the quiet moment before anyone needs the lock
+        janusd.gcore_all_stop(j, quiet)
         # a trickle needs the same handle's mutex: the "sessions requests" thread
         # that serves it piles up on the leaked lock (and with it the whole API)
         bg = janusd.Background()
@@ -271,15 +274,16 @@ def leaked(prefix, tmp_path_factory):
         time.sleep(0.3)
         waiters = j.futex_waiters(addrs[h])
         janusd.gcore_all_stop(j, core)
-        yield j, s, h, addrs[h], core, waiters
+        yield j, s, h, addrs[h], core, waiters, quiet
     finally:
         j.stop()
-        if os.path.exists(core):
-            os.unlink(core)
+        for path in (core, quiet):
+            if os.path.exists(path):
+                os.unlink(path)
 
 
 def test_leaked_handle_mutex(leaked):
-    j, s, h, addr, core, waiters = leaked
+    j, s, h, addr, core, waiters, _quiet = leaked
     site = "janus.c:%d" % leak_lock_line(os.path.join(j.srcdir, "src", "janus.c"))
     out = gdbrun.gdb(["janus-waitgraph --format json"], exe=j.exe, core=core)
     assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
@@ -294,3 +298,23 @@ def test_leaked_handle_mutex(leaked):
     assert lock["owner"]["evidence"] == "unknown", lock
     text = gdbrun.extract_report(gdbrun.gdb(["janus-waitgraph"], exe=j.exe, core=core).stdout)
     assert text and "leaked" in text, text
+
+
+def test_leaked_handle_mutex_found_before_anyone_waits(leaked):
+    """Right after the leak nobody waits for the lock and no frame points to
+    the handle: janus-locks still finds it held, through the core's
+    sessions table, names it and calls it leaked (Janus #3478's situation)."""
+    j, s, h, addr, _core, _waiters, quiet = leaked
+    out = gdbrun.gdb(["janus-locks --format json"], exe=j.exe, core=quiet)
+    assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
+    r = gdbrun.Result(gdbrun.extract_json(out.stdout))
+    assert addr in r.locks, "handle->mutex 0x%x not reported: %s" % (addr, r.data["locks"])
+    lock = r.locks[addr]
+    assert lock["waiters"] == [] and lock["state"] == "locked"
+    assert lock["object"]["type"] == "janus_ice_handle"
+    assert lock["name"].startswith("handle->mutex of handle %d" % h), lock["name"]
+    assert lock["leaked"] is True and lock["owner"]["lwp"] is None
+    # nothing else is held in a quiet Janus
+    assert [l["address"] for l in r.data["locks"]] == [addr]
+    text = gdbrun.gdb(["janus-locks"], exe=j.exe, core=quiet).stdout
+    assert "handle->mutex of handle %d" % h in text and "probably leaked" in text
