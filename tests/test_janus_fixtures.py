@@ -60,7 +60,7 @@ class JanusScenarios(object):
         key = (name, variant)
         if key not in self.running:
             args = [name]
-            if name == "leaked_lock":
+            if name.startswith("leaked_"):
                 args.append(self.locklog(name, variant))
             self.running[key] = gdbrun.Scenario(self.exes[variant], args)
         return self.running[key]
@@ -383,29 +383,70 @@ def test_leaked_lock(janus, variant, mode):
     # the leaker went back to its queue: idle, not waiting for a lock
     assert r.state(handler) == "idle", r.by_lwp[handler]
     check_wait_site(r, t.lwps("waiter"), "trickle_handle", "janus_process_incoming_request")
+    check_leak(janus, "leaked_lock", variant, mode, r, text, addr, handler, t.lwps("waiter"),
+               "handle_sdp_leak", "janus_plugin_handle_sdp", log_finds_owner=False)
+
+
+def check_leak(janus, name, variant, mode, r, text, addr, leaker, waiters, site, function,
+               log_finds_owner):
+    """pthread: the idle LEAKER is the exact owner.  GMutex: no live thread
+    can be shown to hold it, so it is reported as leaked; with the lock debug
+    log the lock call at SITE (no unlock after it) is cited, and when the
+    LEAKER is the only thread still inside FUNCTION (LOG_FINDS_OWNER) the log
+    names it as the owner instead."""
+    lock = r.locks[addr]
     if variant == "pthread":
-        assert lock["owner"]["lwp"] == handler
+        assert lock["owner"]["lwp"] == leaker
         assert lock["owner"]["evidence"] == "exact"
         assert lock["owner"]["alive"] is True
-        for lwp in t.lwps("waiter"):
+        for lwp in waiters:
             assert r.behind(lwp)["kind"] == "thread"
-            assert r.behind(lwp)["thread"] == r.by_lwp[handler]["num"]
+            assert r.behind(lwp)["thread"] == r.by_lwp[leaker]["num"]
     else:
         # no live thread can be shown to hold it: probably leaked
         assert lock["owner"]["evidence"] != "exact"
         assert lock["owner"]["lwp"] is None, lock
         assert lock["leaked"] is True, lock
         assert "leaked" in text
-        # with Janus's lock debug log, the lock line without an unlock is cited
-        r2, _ = janus.result("leaked_lock", variant, mode,
-                             "--lock-log %s" % janus.locklog("leaked_lock", variant))
+        option = "--lock-log %s" % janus.locklog(name, variant)
+        r2, _ = janus.result(name, variant, mode, option)
         lock2 = r2.locks[addr]
-        assert lock2["leaked"] is True, lock2
-        site = lock2["leak_site"] or ""
-        assert "janus_plugin_handle_sdp" in site and str(SITES["handle_sdp_leak"]) in site, lock2
-        text2, _ = janus.text("leaked_lock", variant, mode,
-                              "--lock-log %s" % janus.locklog("leaked_lock", variant))
-        assert "janus_plugin_handle_sdp" in text2 and str(SITES["handle_sdp_leak"]) in text2
+        if log_finds_owner:
+            owner = lock2["owner"]
+            assert owner["lwp"] == leaker and owner["evidence"] == "inferred", lock2
+            assert owner["source"] == "locklog", lock2
+            cited = owner["detail"] or ""
+            assert "janus_scenarios.c:%d" % SITES[site] in cited, lock2
+        else:
+            assert lock2["leaked"] is True, lock2
+            cited = lock2["leak_site"] or ""
+        assert function in cited and str(SITES[site]) in cited, lock2
+        text2, _ = janus.text(name, variant, mode, option)
+        assert function in text2 and "janus_scenarios.c:%d" % SITES[site] in text2
+
+
+# ---------------------------------------------------------------------------
+# 4b. #3478: rooms_mutex leaked on an error path, every request stalls
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_leaked_global_lock(janus, variant, mode):
+    r, t = janus.result("leaked_rooms", variant, mode)
+    text, out = janus.text("leaked_rooms", variant, mode)
+    check_target(r, variant, mode)
+    check_header(text, variant)
+    handler = t.lwp("handler")
+    addr = t.lock("rooms_mutex")
+    assert r.data["verdict"].startswith("No deadlock found")
+    assert r.data["cycles"] == []
+    assert r.waiter_lwps(addr) == t.lwps("worker")
+    name_has(r.locks[addr], "rooms_mutex", "janus_scenarios.c")
+    assert r.state(handler) == "idle", r.by_lwp[handler]
+    check_pileup(r, text, t, addr)
+    check_wait_site(r, t.lwps("worker"), "sync_rooms", "janus_videoroom_process_synchronous_request")
+    check_leak(janus, "leaked_rooms", variant, mode, r, text, addr, handler, t.lwps("worker"),
+               "join_rooms_leak", "janus_videoroom_handler", log_finds_owner=True)
 
 
 # ---------------------------------------------------------------------------
