@@ -42,6 +42,8 @@ def is_held(lock):
 def _detail(claim, prefix="locked at"):
     text = "%s %s:%d in %s (frame #%d)" % (prefix, claim.file, claim.line, claim.function,
                                            claim.level)
+    if claim.at_line and claim.at_line != claim.line:
+        text += ", not unlocked before line %d" % claim.at_line
     if claim.conditional:
         text += ", on a branch that may have run"
     if claim.trylock:

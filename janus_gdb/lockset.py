@@ -146,5 +146,5 @@ def frame_claims(frame, info, sources, kind_of_type):
             type_name, field = _base_type(frame, held.expr)
         claims.append(Claim(info.level, info.function or fn.name, fname, held.line, held.raw,
                             addr, kind, type_name, field, held.conditional, held.trylock,
-                            released, why))
+                            released, why, sal.line))
     return claims

@@ -66,11 +66,11 @@ class Claim(object):
     ``type_name`` and ``field`` still allow a match by type.
     """
     __slots__ = ("level", "function", "file", "line", "expr", "addr", "kind", "type_name",
-                 "field", "conditional", "trylock", "released", "why")
+                 "field", "conditional", "trylock", "released", "why", "at_line")
 
     def __init__(self, level, function, file, line, expr, addr=None, kind=None,
                  type_name=None, field=None, conditional=False, trylock=False, released=False,
-                 why=None):
+                 why=None, at_line=None):
         self.level = level            # frame number
         self.function = function      # function whose source took the lock
         self.file = file              # basename of its source file
@@ -84,6 +84,7 @@ class Claim(object):
         self.trylock = trylock
         self.released = released      # an unlock of a lock the caller took
         self.why = why                # why addr is None
+        self.at_line = at_line        # the frame's current line (not unlocked before it)
 
     def site(self):
         return "%s:%d in %s (frame #%d)" % (self.file, self.line, self.function, self.level)

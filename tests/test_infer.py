@@ -65,6 +65,9 @@ def test_gmutex_cycle_from_claims_is_a_deadlock():
     assert locks[GM1].owner_lwp == 101 and locks[GM1].evidence == "inferred"
     assert locks[GM1].owner_source == "lockset"
     assert locks[GM1].evidence_detail == "locked at app.c:11 in f (frame #2)"
+    c = claim(2, GM1, line=11)
+    c.at_line = 20
+    assert infer._detail(c) == "locked at app.c:11 in f (frame #2), not unlocked before line 20"
     assert locks[GM2].owner_lwp == 102
     assert r.target["mutex_impl"] == "gmutex" and r.target["owners"] == "inferred"
     text = render_text.waitgraph(r)
