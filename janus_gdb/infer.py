@@ -161,6 +161,14 @@ def _from_locklog(threads, locks, log):
                     break
         if len(on_stack) == 1:
             t, fr = on_stack[0]
+            if fr.level in t.analysed_levels:
+                # its source says that frame holds no such lock now: it went
+                # on without unlocking (a later pass of a loop, an error path)
+                lock.leaked_by = t.num
+                lock.leak_site += ("; T%d is still in %s (frame #%d), but its source holds "
+                                   "no lock there now: it went on without unlocking" % (
+                                       t.num, site.function, fr.level))
+                continue
             lock.inference = Inference(
                 t.lwp, t.num, "locklog",
                 "lock-debug log: last lock at %s without an unlock (log line %d); only "

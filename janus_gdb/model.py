@@ -40,7 +40,7 @@ class FrameInfo(object):
 class Snapshot(object):
     """Registers and frames of one thread, as read from the target."""
     __slots__ = ("num", "global_num", "lwp", "name", "regs", "frames", "frames_truncated",
-                 "claims", "refs", "unanalysed", "analysed", "role_detail")
+                 "claims", "refs", "unanalysed", "analysed", "analysed_levels", "role_detail")
 
     def __init__(self, num, lwp, name=None, regs=None, frames=None, frames_truncated=False,
                  global_num=None):
@@ -55,6 +55,7 @@ class Snapshot(object):
         self.refs = {}                # {(struct type name, address): frame level}
         self.unanalysed = 0           # app frames whose source could not be read
         self.analysed = False         # some frame's source was read
+        self.analysed_levels = set()  # frames whose source was read
         self.role_detail = None       # read from the entry frame, e.g. "handle 424242"
 
 
@@ -137,6 +138,7 @@ class Thread(object):
         self.refs = snap.refs         # objects its frames point to: {(type, addr): level}
         self.unanalysed = snap.unanalysed  # app frames with line info but no readable source
         self.analysed = snap.analysed  # some frame's source was read
+        self.analysed_levels = snap.analysed_levels
 
     def label(self):
         return "T%d" % self.num
@@ -177,6 +179,7 @@ class Lock(object):
         self.inference = None         # Inference, also computed when the owner is exact
         self.leaked = False           # held, and no live thread can be shown to hold it
         self.leak_site = None         # last lock site from the lock-debug log
+        self.leaked_by = None         # thread number that probably leaked it
         self.candidates = []          # thread numbers that claim it when undecided
 
     def name(self):

@@ -59,7 +59,7 @@ def _lock(l):
                   "line": c.line if c else None, "function": c.function if c else None},
         "inference": l.inference.to_dict() if l.inference is not None else None,
         "candidates": list(l.candidates),
-        "leaked": l.leaked, "leak_site": _s(l.leak_site),
+        "leaked": l.leaked, "leak_site": _s(l.leak_site), "leaked_by": l.leaked_by,
         "readers": l.readers, "waiters": list(l.waiters),
         "fields": dict((k, v) for k, v in l.details.items() if k != "state"),
     }

@@ -39,6 +39,7 @@ class Scanner(object):
                 snap.unanalysed += 1
             else:
                 snap.analysed = True
+                snap.analysed_levels.add(info.level)
                 self.analysed_frames += 1
                 claims.extend(got)
             if scanned <= MAX_REF_FRAMES:

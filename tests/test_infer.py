@@ -239,3 +239,14 @@ def test_ghashtable_values_reads_used_slots_only():
     _ghash(bad, 0x10000, 6, {1: 1})   # not a power of two: garbage, not a table
     assert layouts.ghashtable_values(bad, 0x10000, 100) == ([], "implausible GHashTable header")
     assert layouts.ghashtable_values(FakeMemory(), 0x10000, 100) == ([], "unreadable")
+
+
+def test_lock_log_thread_whose_source_holds_nothing_is_the_leaker_not_the_owner():
+    mem = FakeMemory()
+    log = FakeLog({GM1: FakeSite("janus_videoroom_handler", 10914, 3)})
+    loop = sleeping(2, 102, app="janus_videoroom_handler")
+    loop.analysed_levels = {1}   # its frame in that function was read: no claim
+    r = build([waiting(1, 101, GM1), loop], mem, {GM1: 2}, locklog=log)
+    lock = r.locks[0]
+    assert lock.owner_lwp is None and lock.leaked and lock.leaked_by == 2
+    assert "T2 is still in janus_videoroom_handler (frame #1)" in lock.leak_site
