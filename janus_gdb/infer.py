@@ -17,7 +17,7 @@ probably leaked.  Claims that contradict the lock word (the lock is free)
 are dropped: a lock cannot be held while its word says free.
 """
 
-from .model import EXACT, INFERRED, UNKNOWN, Inference
+from .model import EXACT, INFERRED, Inference
 
 def net_claims(thread):
     """The thread's claims still in force: inner frames' unlocks of locks

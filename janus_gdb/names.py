@@ -29,24 +29,33 @@ def data_symbol(addr):
     return m.group(1) if m else None
 
 
-def symbol_file(name, addr):
-    """Basename of the source file defining the variable NAME at ADDR."""
+def variables(name):
+    """Global and file-static variables called NAME (several files may each
+    have a static one: the core's and VideoRoom's ``sessions_mutex``)."""
     syms = []
-    lookup_statics = getattr(gdb, "lookup_static_symbols", None)
     try:
-        if lookup_statics is not None:
-            syms.extend(lookup_statics(name))
+        if hasattr(gdb, "lookup_static_symbols"):  # gdb 10+
+            syms.extend(gdb.lookup_static_symbols(name))
         glob = gdb.lookup_global_symbol(name)
         if glob is not None:
             syms.append(glob)
     except (gdb.error, RuntimeError):
+        return []
+    return syms
+
+
+def variable_address(sym):
+    try:
+        return int(sym.value().address)
+    except (gdb.error, RuntimeError, TypeError, ValueError):
         return None
-    for sym in syms:
-        try:
-            if sym.symtab is not None and int(sym.value().address) == addr:
-                return os.path.basename(sym.symtab.filename)
-        except (gdb.error, RuntimeError, TypeError, ValueError):
-            continue
+
+
+def symbol_file(name, addr):
+    """Basename of the source file defining the variable NAME at ADDR."""
+    for sym in variables(name):
+        if sym.symtab is not None and variable_address(sym) == addr:
+            return os.path.basename(sym.symtab.filename)
     return None
 
 

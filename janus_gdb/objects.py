@@ -14,6 +14,7 @@ import gdb  # pylint: disable=import-error
 
 from . import janusdb
 from . import layouts
+from . import names
 from .model import ObjectRef
 
 MAX_SYMBOLS_PER_FRAME = 64
@@ -188,10 +189,7 @@ def _links(types, name, addr, fields):
             target = _dynamic_link(name, field, fields)
             if target is None:
                 continue
-        try:
-            ptr = int(value[field]) & ((1 << 64) - 1)
-        except (gdb.error, RuntimeError, ValueError, OverflowError, TypeError):
-            continue
+        ptr = _pointer_field(value, field)
         if ptr:
             out.append((field, target, ptr))
     return out
@@ -268,23 +266,21 @@ class Objects(object):
 def _global_address(filename, name):
     """Address of the file-static or global variable NAME of FILENAME (any
     file when FILENAME is None)."""
-    syms = []
-    try:
-        if hasattr(gdb, "lookup_static_symbols"):
-            syms.extend(gdb.lookup_static_symbols(name))
-        glob = gdb.lookup_global_symbol(name)
-        if glob is not None:
-            syms.append(glob)
-    except (gdb.error, RuntimeError):
-        return None
-    for sym in syms:
-        try:
-            if sym.symtab is not None and (
-                    filename is None or os.path.basename(sym.symtab.filename) == filename):
-                return int(sym.value().address)
-        except (gdb.error, RuntimeError, TypeError, ValueError):
-            continue
+    for sym in names.variables(name):
+        if sym.symtab is not None and (
+                filename is None or os.path.basename(sym.symtab.filename) == filename):
+            addr = names.variable_address(sym)
+            if addr is not None:
+                return addr
     return None
+
+
+def _pointer_field(value, field):
+    """The pointer FIELD of the struct VALUE as an integer, or None."""
+    try:
+        return int(value[field]) & ((1 << 64) - 1)
+    except (gdb.error, RuntimeError, ValueError, OverflowError, TypeError):
+        return None
 
 
 def table_roots(types, mem, warnings, budget=MAX_OBJECTS):
@@ -314,10 +310,7 @@ def table_roots(types, mem, warnings, budget=MAX_OBJECTS):
                 value = _struct_value(types, vtype, obj)
                 if value is None or len(roots) >= budget:
                     continue
-                try:
-                    sub = int(value[field]) & ((1 << 64) - 1)
-                except (gdb.error, RuntimeError, ValueError, OverflowError, TypeError):
-                    continue
+                sub = _pointer_field(value, field)
                 if sub:
                     walk(sub, etype, "%s of %s 0x%x" % (field, vtype, obj))
     return roots

@@ -255,20 +255,6 @@ def _restore(thread, frame):
         pass
 
 
-_SYM_RE = re.compile(r"<([^<>]+)>\s*$")
-
-
-def data_symbol(addr):
-    """``name`` or ``name+off`` of the symbol covering data ADDR, else None."""
-    try:
-        void_p = gdb.lookup_type("void").pointer()
-        text = str(gdb.Value(addr).cast(void_p))
-    except (gdb.error, RuntimeError, OverflowError):
-        return None
-    m = _SYM_RE.search(text)
-    return m.group(1) if m else None
-
-
 # Type names (typedef or tag) of the locks janus-gdb decodes -> lock kind.
 LOCK_TYPES = {"pthread_mutex_t": "pthread_mutex", "GMutex": "gmutex", "_GMutex": "gmutex",
               "pthread_rwlock_t": "pthread_rwlock"}
