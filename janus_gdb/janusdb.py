@@ -106,7 +106,7 @@ NAME_ROLES = (
     (re.compile(r"^http timer"), "http timer"),
     (re.compile(r"^(log|janus-log)$"), "log"),
     (re.compile(r"^MHD-"), "http"),
-    (re.compile(r"^SCTP\b"), "sctp (usrsctp, data channels)"),
+    (re.compile(r"^SCTP\b"), "sctp"),
     (re.compile(r"^janus$"), "main"),
     (re.compile(r"^gmain$"), "glib main context"),
     (re.compile(r"^gdbus$"), "glib dbus"),
@@ -119,7 +119,7 @@ LIB_ROLES = (
     ("libglib", "glib"),
     ("libnice", "ice"),
     ("libcurl", "curl"),
-    ("libusrsctp", "sctp (usrsctp, data channels)"),
+    ("libusrsctp", "sctp"),
 )
 
 

@@ -12,8 +12,13 @@ MAX_LISTED = 12       # thread numbers listed per group unless --all
 STACK_LINES = 8       # frames shown per cycle thread
 
 
+def count(n):
+    """``1,998``: large counts are read at a glance."""
+    return "{:,}".format(n)
+
+
 def plural(n, word, words=None):
-    return "%d %s" % (n, word if n == 1 else (words or word + "s"))
+    return "%s %s" % (count(n), word if n == 1 else (words or word + "s"))
 
 
 def thread_ref(t):
@@ -221,8 +226,8 @@ def _group_lines(report, threads, locks_by_addr, show_all, ind="  "):
         if len(members) > 1:
             nums = [m.num for m in members]
             shown = nums if show_all else nums[:MAX_LISTED]
-            more = "" if len(shown) == len(nums) else " ... (+%d, --all lists them)" % (
-                len(nums) - len(shown))
+            more = "" if len(shown) == len(nums) else " ... (+%s, --all lists them)" % (
+                count(len(nums) - len(shown)))
             out.append("%s    threads: %s%s" % (ind, ", ".join("T%d" % n for n in shown), more))
     return out
 
@@ -282,15 +287,25 @@ STATE_ORDER = ("lock-wait", "join", "idle", "poll", "io", "sleep", "signal-wait"
 
 
 def _others(report, show_all):
-    involved = report.cycle_threads() | set(report.roots)
+    """One line for the threads not involved: counts per state, then per
+    role and state (``1,000 hloop: poll``); --all lists every thread."""
+    involved = report.cycle_threads() | set(report.roots) | set(
+        r.thread for r in report.roots.values() if r.thread is not None)
     rest = [t for t in report.threads if t.num not in involved]
     if not rest:
         return []
     counts = {}
+    roles = {}
     for t in rest:
         counts[t.state] = counts.get(t.state, 0) + 1
-    summary = ", ".join("%d %s" % (counts[s], s) for s in STATE_ORDER if s in counts)
-    out = ["Other threads (%d): %s" % (len(rest), summary)]
+        key = (t.role or "other", t.state)
+        roles[key] = roles.get(key, 0) + 1
+    summary = ", ".join("%s %s" % (count(counts[s]), s) for s in STATE_ORDER if s in counts)
+    out = ["Other threads (%s): %s" % (count(len(rest)), summary)]
+    if any(t.role for t in rest):
+        by_role = sorted(roles.items(), key=lambda kv: (-kv[1], kv[0]))
+        out.append("  by role: " + ", ".join("%s %s: %s" % (count(n), escape(role, 40), state)
+                                             for (role, state), n in by_role))
     if show_all:
         for t in rest:
             out.append("  %s: %s" % (thread_ref(t), t.detail))
@@ -331,8 +346,10 @@ def locks(report, show_all=False):
             else:
                 out.append("    owner    %s  [%s]" % (UNKNOWN, escape(lock.evidence_detail, 400)))
         nums = lock.waiters if show_all else lock.waiters[:MAX_LISTED]
-        more = "" if len(nums) == len(lock.waiters) else " ... (+%d)" % (len(lock.waiters) - len(nums))
-        out.append("    waiters  %d: %s%s" % (len(lock.waiters), ", ".join("T%d" % n for n in nums), more))
+        more = "" if len(nums) == len(lock.waiters) else " ... (+%s)" % count(
+            len(lock.waiters) - len(nums))
+        out.append("    waiters  %s: %s%s" % (count(len(lock.waiters)),
+                                              ", ".join("T%d" % n for n in nums), more))
         out.append("")
     if report.warnings:
         for w in report.warnings:

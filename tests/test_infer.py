@@ -250,3 +250,17 @@ def test_lock_log_thread_whose_source_holds_nothing_is_the_leaker_not_the_owner(
     lock = r.locks[0]
     assert lock.owner_lwp is None and lock.leaked and lock.leaked_by == 2
     assert "T2 is still in janus_videoroom_handler (frame #1)" in lock.leak_site
+
+
+def test_large_groups_are_one_line_with_a_readable_count():
+    """2,000 request workers on one GMutex held by a sleeping thread."""
+    mem = FakeMemory()
+    holder = sleeping(1, 100, [claim(1, GM1)])
+    snaps = [holder] + [waiting(n, 1000 + n, GM1, app="janus_videoroom_handle_message")
+                        for n in range(2, 2002)]
+    r = build(snaps, mem, {GM1: 2})
+    text = render_text.waitgraph(r)
+    assert "2,000 threads wait for M1 (held by T1)" in text
+    assert "(+1,988, --all lists them)" in text
+    assert len(text.splitlines()) < 20
+    assert "T2001" in render_text.waitgraph(r, show_all=True)
