@@ -327,3 +327,20 @@ def test_healthy_target_keeps_running_after_detach(scenarios):
     time.sleep(0.5)
     assert switches() > start + 100  # the contenders still run
     assert sc.proc_state() in ("S", "R")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_deep_recursion_is_bounded_by_depth(scenarios, mode):
+    """A lock wait 10,000 frames deep: unwinding stops at --depth, the wait is
+    still read from the registers and its owner from the lock."""
+    r, t = scenarios.result("deep_recursion", mode)
+    deep = r.by_lwp[t.lwp("deep")]
+    assert deep["state"] == "lock-wait" and deep["frames_truncated"] is True
+    assert len(deep["frames"]) == 64          # the default --depth
+    assert r.owner_lwp(t.lock("deep_m")) == t.lwp("holder")
+    res, _ = scenarios.analyze("deep_recursion", mode, command="janus-waitgraph --depth 12000 "
+                               "--format json")
+    deep = gdbrun.Result(gdbrun.extract_json(res.stdout)).by_lwp[t.lwp("deep")]
+    # the whole stack when asked: 10,000 recursions + the lock call and the thread's base
+    assert len(deep["frames"]) > 10000 and deep["frames_truncated"] is False
+    assert deep["entry"] == "deep_waiter"
