@@ -90,7 +90,8 @@ def tid():
 class JanusServer(object):
     """One janus process with its own config dir, log and ports."""
 
-    def __init__(self, prefix, workdir, session_timeout=120, nosip=False):
+    def __init__(self, prefix, workdir, session_timeout=120, nosip=False, stack_kib=None,
+                 env=None):
         self.prefix = prefix
         self.exe = os.path.join(prefix, "bin", "janus")
         self.plugin = os.path.realpath(os.path.join(prefix, "lib", "janus", "plugins",
@@ -105,6 +106,11 @@ class JanusServer(object):
             self.admin_port = free_port()
         self.session_timeout = session_timeout
         self.nosip = nosip
+        # RLIMIT_STACK for janus: glib/pthread threads take their default stack
+        # size from it, so a small value keeps thousands of threads (and their
+        # cores) small.  None: inherit ours.
+        self.stack_kib = stack_kib
+        self.env = env              # extra environment for janus (e.g. MALLOC_ARENA_MAX)
         self.proc = None
         self.pid = None
         self._write_config()
@@ -191,7 +197,8 @@ certificates: {
                 [self.exe, "-F", self.confdir, "-C", os.path.join(self.confdir, "janus.jcfg"),
                  "-o", "-d", "4"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, cwd=self.workdir)
+                start_new_session=True, cwd=self.workdir, preexec_fn=self._preexec(),
+                env=dict(os.environ, **self.env) if self.env else None)
         finally:
             log.close()
         self.pid = self.proc.pid
@@ -210,6 +217,45 @@ certificates: {
         self.stop()
         raise JanusError("janus did not answer info within %ds (%s):\n%s"
                          % (timeout, last, self.log_tail()))
+
+    def _preexec(self):
+        if self.stack_kib is None:
+            return None
+        limit = int(self.stack_kib) * 1024
+
+        def set_stack():
+            import resource
+            hard = resource.getrlimit(resource.RLIMIT_STACK)[1]
+            if hard != resource.RLIM_INFINITY and hard < limit:
+                soft = hard
+            else:
+                soft = limit
+            resource.setrlimit(resource.RLIMIT_STACK, (soft, hard))
+        return set_stack
+
+    def thread_stack_sizes(self):
+        """{size in KiB: count} of the anonymous mappings just above a guard
+        page (thread stacks) in /proc/PID/maps: shows whether stack_kib took."""
+        sizes = {}
+        prev = None
+        with open("/proc/%d/maps" % self.pid) as f:
+            for line in f:
+                parts = line.split()
+                lo, hi = [int(x, 16) for x in parts[0].split("-")]
+                if (prev is not None and prev[1] == lo and prev[2] == "---p"
+                        and parts[1] == "rw-p" and len(parts) == 5):
+                    k = (hi - lo) // 1024
+                    sizes[k] = sizes.get(k, 0) + 1
+                prev = (lo, hi, parts[1])
+        return sizes
+
+    def status(self, field):
+        """A field of /proc/PID/status ("VmRSS", "Threads", ...), as a string."""
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return line.split(":", 1)[1].strip()
+        return None
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -311,6 +357,45 @@ certificates: {
         resp = self._ok(self.request("/%d" % session, {"janus": "attach", "plugin": plugin}),
                         "attach")
         return resp["data"]["id"]
+
+    def attach_many(self, sessions, count, plugin="janus.plugin.videoroom", workers=8,
+                    timeout=300):
+        """Attach COUNT handles spread round-robin over SESSIONS, with a small
+        bounded pool of WORKERS client threads (127.0.0.1 only); at most COUNT
+        requests, and none started after TIMEOUT seconds.  Returns
+        [(session, handle)] in attach order; raises JanusError when one failed."""
+        jobs = [sessions[i % len(sessions)] for i in range(count)]
+        out = [None] * count
+        errors = []
+        lock = threading.Lock()
+        state = {"next": 0}
+        deadline = time.time() + timeout
+
+        def worker():
+            while True:
+                with lock:
+                    i = state["next"]
+                    if i >= count or errors or time.time() > deadline:
+                        return
+                    state["next"] = i + 1
+                try:
+                    out[i] = (jobs[i], self.attach(jobs[i], plugin))
+                except Exception as e:  # noqa: BLE001 - reported below
+                    with lock:
+                        errors.append((i, e))
+                    return
+        threads = [threading.Thread(target=worker) for _ in range(max(1, min(workers, count)))]
+        for t in threads:
+            t.daemon = True
+            t.start()
+        for t in threads:
+            t.join(max(1.0, deadline - time.time() + 30))
+        if errors:
+            raise JanusError("attach %d of %d failed: %s" % (errors[0][0], count, errors[0][1]))
+        missing = [i for i, r in enumerate(out) if r is None]
+        if missing:
+            raise JanusError("%d of %d attaches not done within %ds" % (len(missing), count, timeout))
+        return out
 
     def keepalive(self, session):
         return self.request("/%d" % session, {"janus": "keepalive"})
@@ -604,6 +689,176 @@ def stall_rooms_mutex(janus, core_path, n_waiters=8, session=None, handle=None,
             res.transcript = f.read()
     res.core = core_path
     return res
+
+
+def freeze_rooms_mutex(janus, n_waiters, handles, core_path=None, timeout=120,
+                       settle=0.5):
+    """stall_rooms_mutex for thousands of threads, left frozen without a debugger.
+
+    HANDLES: [(session, handle)], at least N_WAITERS + 1 VideoRoom handles
+    (the first freezes, the next N_WAITERS pile up).  An all-stop gdb (a
+    non-stop attach prints one stop notice per thread, minutes at 1,000+
+    threads) breaks on the line after the "list" branch's
+    janus_mutex_lock(&rooms_mutex); the thread that hits it is made to call
+    pause() there, as if the function had called it (a fake call frame below
+    its stack pointer, return address inside the breakpoint's line), and gdb
+    detaches.  That thread now sleeps in pause(2) holding rooms_mutex, in a
+    running Janus nobody is attached to: N_WAITERS "list" requests pile up
+    behind it, the target can be attached to (or gcore'd) any number of
+    times, and it stays hung until killed (janus.stop()).
+
+    With CORE_PATH a core is taken (gdb -batch gcore, all-stop).  Returns a
+    StallResult (its bp_line is the frozen frame's line; transcript: gdb's).
+    """
+    if len(handles) < n_waiters + 1:
+        raise JanusError("freeze_rooms_mutex needs %d handles, got %d"
+                         % (n_waiters + 1, len(handles)))
+    res = StallResult()
+    res.source = os.path.join(janus.srcdir, "src", "plugins", "janus_videoroom.c")
+    res.function, res.lock_line = list_lock_line(res.source)
+    res.mapped_files = janus.mapped_files()
+    log = (core_path or os.path.join(janus.workdir, "freeze")) + ".gdb.log"
+    gdb = GdbSession(log)
+    bg = Background()
+    try:
+        for c in ("set pagination off", "set width 0", "set confirm off",
+                  "set print thread-events off"):
+            gdb.cmd(c)
+        out = gdb.cmd("attach %d" % janus.pid, timeout=timeout)
+        if "ptrace" in out and "not permitted" in out:
+            raise JanusError("gdb cannot attach: %s" % out)
+        out = gdb.cmd("print &rooms_mutex")
+        m = re.search(r"\$\d+ = \([^)]*\) (0x[0-9a-f]+) <rooms_mutex>", out)
+        if not m:
+            raise JanusError("print &rooms_mutex: %s" % out)
+        res.rooms_mutex = int(m.group(1), 16)
+        out = gdb.cmd("info sharedlibrary")
+        res.link_names = re.findall(r"^0x[0-9a-f]+\s+0x[0-9a-f]+\s+\S+\s+(?:\(\*\)\s+)?(/\S+)",
+                                    out, re.M)
+        out = gdb.cmd("break janus_videoroom.c:%d" % (res.lock_line + 1))
+        m = re.search(r"Breakpoint 1 at 0x[0-9a-f]+: file .*janus_videoroom\.c, line (\d+)\.", out)
+        if not m:
+            raise JanusError("breakpoint not set: %s" % out)
+        baseline = janus.futex_waiters()
+        gdb.child.sendline("continue")
+        gdb.expect(r"Continuing\.", timeout=timeout)
+        session, handle = handles[0]
+        bg.run(janus.list_rooms, session, handle, timeout=timeout + 60)
+        m = gdb.expect(r'Thread (\d+) "[^"]*" hit Breakpoint 1, [^\r\n]*?janus_videoroom\.c:(\d+)',
+                       timeout=timeout)
+        res.frozen_thread = int(m.group(1))
+        res.bp_line = int(m.group(2))
+        gdb.expect_prompt(timeout=timeout)
+        out = gdb.cmd("info threads %d" % res.frozen_thread)
+        m = re.search(r"\(LWP (\d+)\)", out)
+        if not m:
+            raise JanusError("no LWP for thread %d: %s" % (res.frozen_thread, out))
+        res.frozen_lwp = int(m.group(1))
+        # a call of pause() from here: below the red zone, 16-byte aligned at
+        # the call, return address one byte into the breakpoint's instruction
+        # (so the caller's line, looked up at return address - 1, is bp_line)
+        for c in ("thread %d" % res.frozen_thread,
+                  "set $jgdb_pc = $pc",
+                  "set $sp = (($sp - 1024) & ~0xf) - 8",
+                  "set *(unsigned long *)$sp = $jgdb_pc + 1",
+                  "set $pc = (unsigned long)pause",
+                  "delete"):
+            out = gdb.cmd(c)
+            if "rror" in out or "No symbol" in out:
+                raise JanusError("%s: %s" % (c, out))
+        out = gdb.cmd("bt 3")
+        if not re.search(r"#1 .* janus_videoroom_process_synchronous_request .*janus_videoroom\.c:%d"
+                         % res.bp_line, out):
+            raise JanusError("frozen thread does not look like it called pause(): %s" % out)
+        gdb.cmd("detach", timeout=timeout)
+    finally:
+        gdb.close()
+        with open(log, errors="replace") as f:
+            res.transcript = f.read()
+
+    def in_pause():
+        try:
+            with open("/proc/%d/task/%d/syscall" % (janus.pid, res.frozen_lwp)) as f:
+                return f.read().split()[0] == "34"
+        except (OSError, IndexError):
+            return False
+    if not wait_until(in_pause, 10):
+        raise JanusError("the frozen thread %d is not in pause(2)" % res.frozen_lwp)
+    # N more "list" requests pile up on rooms_mutex
+    for session, handle in handles[1:n_waiters + 1]:
+        bg.run(janus.list_rooms, session, handle, timeout=timeout + 60)
+    got = wait_until(lambda: len(janus.futex_waiters(res.rooms_mutex)) >= n_waiters,
+                     timeout, step=0.2)
+    time.sleep(settle)  # let every waiter settle in the kernel
+    res.waiters = janus.futex_waiters(res.rooms_mutex)
+    new = janus.futex_waiters() - baseline
+    if len(res.waiters) != n_waiters or not got:
+        raise JanusError("expected %d futex waiters on rooms_mutex 0x%x, have %d "
+                         "(%d new futex waiters)" % (n_waiters, res.rooms_mutex,
+                                                    len(res.waiters), len(new)))
+    if res.frozen_lwp in res.waiters:
+        raise JanusError("the frozen thread waits for rooms_mutex itself")
+    if not in_pause():
+        raise JanusError("the frozen thread %d left pause(2)" % res.frozen_lwp)
+    res.background = bg
+    if core_path:
+        res.core = gcore_all_stop(janus, core_path, timeout=max(timeout, 300))
+    return res
+
+
+class ScaleSetup(object):
+    """A real Janus at scale: N_HANDLES VideoRoom handles over N_SESSIONS
+    sessions (one "hloop" thread each; session_timeout 0, nothing expires)
+    and N_WAITERS "list" requests piled up on a rooms_mutex held by a frozen
+    request thread (freeze_rooms_mutex), started with a small thread stack
+    (STACK_KIB, through RLIMIT_STACK) and MALLOC_ARENA_MAX=2 so that 1,000+
+    threads and their core stay small.  CORE_PATH: also write a core.
+
+    Attributes: janus, sessions, handles [(session, handle)], stall
+    (StallResult), timings {step: seconds}, stack_sizes {KiB: count}.
+    Kill with close()."""
+
+    def __init__(self, prefix, workdir, n_handles=1000, n_waiters=200, n_sessions=4,
+                 stack_kib=256, core_path=None, timeout=300):
+        self.timings = {}
+        self.janus = JanusServer(prefix, workdir, session_timeout=0, stack_kib=stack_kib,
+                                 env={"MALLOC_ARENA_MAX": "2"})
+        t0 = time.time()
+        self.janus.start()
+        try:
+            self.timings["start"] = time.time() - t0
+            t0 = time.time()
+            self.sessions = [self.janus.create_session() for _ in range(n_sessions)]
+            self.handles = self.janus.attach_many(self.sessions, n_handles, workers=8,
+                                                  timeout=timeout)
+            self.timings["attach"] = time.time() - t0
+            if not wait_until(lambda: self.hloop_count() >= n_handles, 60, step=0.2):
+                raise JanusError("fewer than %d hloop threads after attaching" % n_handles)
+            self.stack_sizes = self.janus.thread_stack_sizes()
+            t0 = time.time()
+            self.stall = freeze_rooms_mutex(self.janus, n_waiters, self.handles,
+                                            core_path=None, timeout=min(timeout, 120))
+            self.timings["freeze"] = time.time() - t0
+            self.core = None
+            if core_path:
+                t0 = time.time()
+                self.core = gcore_all_stop(self.janus, core_path, timeout=timeout)
+                self.stall.core = self.core
+                self.timings["gcore"] = time.time() - t0
+        except BaseException:
+            self.janus.stop()
+            raise
+
+    def handle_ids(self):
+        return set(h for _s, h in self.handles)
+
+    def hloop_count(self):
+        return len([n for n in self.janus.thread_names().values() if n.startswith("hloop")])
+
+    def close(self, remove_core=True):
+        self.janus.stop()
+        if remove_core and self.core and os.path.exists(self.core):
+            os.unlink(self.core)
 
 
 LEAK_SKIP_REASON = (
