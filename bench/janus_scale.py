@@ -1,0 +1,492 @@
+#!/usr/bin/env python3
+"""janus-gdb on a real Janus at scale: janus-waitgraph vs gdb's `thread apply all bt`.
+
+    python3 bench/janus_scale.py [--handles 1000] [--waiters 200] [--sessions 4]
+                                 [--runs 3] [--stack-kib 256] [--no-live]
+                                 [--no-profile] [--keep] [--json FILE]
+
+Starts the Janus 1.1.2 debug build of scripts/build-janus (JANUS_PREFIX, or
+~/.cache/janus-gdb/janus-1.1.2) on 127.0.0.1 with a small thread stack
+(RLIMIT_STACK, default 256 KiB) and MALLOC_ARENA_MAX=2, attaches --handles
+VideoRoom handles over --sessions sessions (one "hloop" thread each;
+session_timeout 0), freezes one "list" request inside rooms_mutex (it sleeps
+in pause(2) holding the lock, no debugger attached) and piles --waiters more
+behind it, then takes a core (tests/janusd.py: ScaleSetup).  Then, with the
+same gdb, interleaved, --runs times each:
+
+  core  A  gdb -nx -batch JANUS -c CORE -x gdbinit.py -ex janus-waitgraph
+        B  gdb -nx -batch JANUS -c CORE -ex 'thread apply all bt'   (stdout to /dev/null)
+        S  gdb -nx -batch JANUS -c CORE -x gdbinit.py               (start-up + core load)
+  live  A  gdb -nx -batch JANUS -x gdbinit.py -ex 'attach PID' -ex janus-waitgraph -ex detach
+        B  gdb -nx -batch JANUS -ex 'attach PID' -ex 'thread apply all bt' -ex detach
+
+Wall time and peak RSS of each gdb come from os.wait4(); A' and B' are the
+command alone, timed inside gdb.  For the live target, "stopped" is measured
+twice: inside gdb (monotonic clock from before `attach` to after `detach`)
+and from outside (a sampler reading /proc/PID/task/PID/stat every 2 ms: the
+longest run of the main thread in tracing stop, state 't').  A's report is
+checked each time (verdict, the waiters in one group, the holder named), so
+the numbers are for a correct analysis.  Finally janus-waitgraph runs under
+cProfile inside gdb on the core; the top 30 functions by cumulative and by
+own time are printed.
+
+Everything talks to 127.0.0.1 only; every loop is bounded.  Stdlib only,
+Python 3.6+.  The Janus is killed and the core removed at exit (--keep
+keeps the work directory).
+"""
+
+import argparse
+import atexit
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GDBINIT = os.path.join(ROOT, "gdbinit.py")
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+import janusd  # noqa: E402
+
+GDB_BASE = ["-nx", "-batch", "-iex", "set pagination off", "-iex", "set width 0",
+            "-iex", "set confirm off"]
+MARK = "JANUS_SCALE_T"
+
+_children = []
+_cleanup = {"setup": None, "workdir": None, "keep": False}
+
+
+def log(msg):
+    sys.stderr.write("[janus-scale %s] %s\n" % (time.strftime("%H:%M:%S"), msg))
+    sys.stderr.flush()
+
+
+def _at_exit():
+    for p in _children:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+    s = _cleanup["setup"]
+    if s is not None:
+        s.close(remove_core=not _cleanup["keep"])
+    if _cleanup["workdir"] and not _cleanup["keep"]:
+        shutil.rmtree(_cleanup["workdir"], ignore_errors=True)
+
+
+atexit.register(_at_exit)
+
+
+# ---------------------------------------------------------------- running gdb
+
+def timed(label, cmd):
+    """gdb -ex arguments that run CMD and print its duration (monotonic) on stderr."""
+    return ["-ex", "python import time as _js_t; _js_t0 = _js_t.monotonic()",
+            "-ex", cmd,
+            "-ex", "python import sys as _js_s; _js_s.stderr.write('%s %s %%.6f\\n' %% "
+                   "(_js_t.monotonic() - _js_t0)); _js_s.stderr.flush()" % (MARK, label)]
+
+
+def run_gdb(args, stdout_path=None, timeout=900):
+    """gdb ARGS; dict(wall, rss_kib, times {label: seconds}, rc, stdout, stderr)."""
+    out = open(stdout_path, "w") if stdout_path else open(os.devnull, "w")
+    err = tempfile.TemporaryFile(mode="w+")
+    try:
+        t0 = time.monotonic()
+        p = subprocess.Popen(["gdb"] + args, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                             start_new_session=True)
+        _children.append(p)
+        killer = threading.Timer(timeout, lambda: os.killpg(p.pid, signal.SIGKILL))
+        killer.start()
+        try:
+            _, status, ru = os.wait4(p.pid, 0)
+        finally:
+            killer.cancel()
+        wall = time.monotonic() - t0
+        p.returncode = (status >> 8) if os.WIFEXITED(status) else -(status & 0x7f)
+        _children.remove(p)
+        err.seek(0)
+        errtext = err.read()
+    finally:
+        out.close()
+        err.close()
+    times = dict((m.group(1), float(m.group(2)))
+                 for m in re.finditer(r"^%s (\S+) ([0-9.]+)$" % MARK, errtext, re.M))
+    stdout = None
+    if stdout_path:
+        with open(stdout_path, errors="replace") as f:
+            stdout = f.read()
+    return {"wall": wall, "rss_kib": ru.ru_maxrss, "times": times, "rc": p.returncode,
+            "stdout": stdout, "stderr": errtext}
+
+
+class StopSampler(object):
+    """Samples the state of one thread of PID every STEP seconds (from
+    /proc, without touching the target); longest() is the longest run of
+    tracing stop ('t') seen between start() and stop()."""
+
+    def __init__(self, pid, lwp=None, step=0.002):
+        self.path = "/proc/%d/task/%d/stat" % (pid, lwp or pid)
+        self.step = step
+        self.runs = []
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _state(self):
+        try:
+            with open(self.path) as f:
+                return f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return None
+
+    def _loop(self, limit):
+        began = None
+        deadline = time.monotonic() + limit
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            now = time.monotonic()
+            st = self._state()
+            if st in ("t", "T"):
+                if began is None:
+                    began = now
+            elif began is not None:
+                self.runs.append(now - began)
+                began = None
+            time.sleep(self.step)
+        if began is not None:
+            self.runs.append(time.monotonic() - began)
+
+    def start(self, limit=900):
+        self._thread = threading.Thread(target=self._loop, args=(limit,))
+        self._thread.daemon = True
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+        return max(self.runs) if self.runs else 0.0
+
+
+# ---------------------------------------------------------------- checks
+
+def check_report(text, setup):
+    """Problems in janus-waitgraph's text report, [] when it is right."""
+    if not text:
+        return ["no report"]
+    st = setup.stall
+    n = len(st.waiters)
+    problems = []
+    m = re.search(r"^(Found \d+ deadlocks?|No deadlock found).*$", text, re.M)
+    if not m or not m.group(0).startswith("No deadlock found"):
+        problems.append("verdict: %r" % (m.group(0) if m else None))
+    g = re.search(r"^\s+([\d,]+) threads wait for M\d+ janus_videoroom\.c: rooms_mutex "
+                  r"\(held by T\d+\)", text, re.M)
+    if not g or int(g.group(1).replace(",", "")) != n:
+        problems.append("no group of %d waiters on janus_videoroom.c: rooms_mutex" % n)
+    if not re.search(r"^Blocked behind T\d+ \(LWP %d\)" % st.frozen_lwp, text, re.M):
+        problems.append("holder LWP %d not named" % st.frozen_lwp)
+    if "locked at janus_videoroom.c:%d" % st.lock_line not in text:
+        problems.append("owner evidence does not cite janus_videoroom.c:%d" % st.lock_line)
+    return problems
+
+
+def extract_report(stdout):
+    m = re.search(r"^(Found \d+ deadlocks?|No deadlock found).*", stdout or "", re.M | re.S)
+    return m.group(0) if m else None
+
+
+# ---------------------------------------------------------------- measurements
+
+def bench_core(setup, runs, workdir):
+    exe, core = setup.janus.exe, setup.core
+    base = GDB_BASE + [exe, "-c", core]
+    args = {"A": base + ["-x", GDBINIT] + timed("cmd", "janus-waitgraph"),
+            "B": base + timed("cmd", "thread apply all bt"),
+            "S": base + ["-x", GDBINIT]}
+    report = os.path.join(workdir, "report-core.txt")
+    res = {"A": [], "B": [], "S": [], "problems": []}
+    for i in range(runs):
+        for key in ("A", "B", "S"):
+            r = run_gdb(args[key], stdout_path=report if key == "A" else None)
+            if key == "A":
+                probs = check_report(extract_report(r["stdout"]), setup)
+                if r["rc"] != 0 or "Traceback" in r["stderr"]:
+                    probs.append("gdb rc %s: %s" % (r["rc"], r["stderr"][-500:]))
+                res["problems"] += [p for p in probs if p not in res["problems"]]
+                res["report_lines"] = len((extract_report(r["stdout"]) or "").splitlines())
+            r.pop("stdout")
+            r.pop("stderr")
+            res[key].append(r)
+        a, b, s = res["A"][-1], res["B"][-1], res["S"][-1]
+        log("core run %d: A %.2fs (cmd %.2fs, %d MiB)  B %.2fs (cmd %.2fs, %d MiB)  S %.2fs (%d MiB)"
+            % (i + 1, a["wall"], a["times"].get("cmd", -1), a["rss_kib"] >> 10,
+               b["wall"], b["times"].get("cmd", -1), b["rss_kib"] >> 10,
+               s["wall"], s["rss_kib"] >> 10))
+    return res
+
+
+def bench_live(setup, runs, workdir):
+    j = setup.janus
+    pid = j.pid
+    attach = ["-ex", "python import time as _js_t; _js_a0 = _js_t.monotonic()",
+              "-ex", "attach %d" % pid]
+    detach = ["-ex", "detach",
+              "-ex", "python import sys as _js_s; _js_s.stderr.write('%s stopped %%.6f\\n' %% "
+                     "(_js_t.monotonic() - _js_a0)); _js_s.stderr.flush()" % MARK]
+    args = {"A": GDB_BASE + [j.exe, "-x", GDBINIT] + attach + timed("cmd", "janus-waitgraph")
+            + detach,
+            "B": GDB_BASE + [j.exe] + attach + timed("cmd", "thread apply all bt") + detach}
+    report = os.path.join(workdir, "report-live.txt")
+    res = {"A": [], "B": [], "problems": []}
+    for i in range(runs):
+        for key in ("A", "B"):
+            if not janusd.wait_until(lambda: j.futex_waiters(setup.stall.rooms_mutex)
+                                     == setup.stall.waiters, 30, step=0.2):
+                res["problems"].append("the pile-up changed before live run %d %s" % (i + 1, key))
+            time.sleep(0.2)
+            sampler = StopSampler(pid)
+            sampler.start()
+            time.sleep(0.05)
+            r = run_gdb(args[key], stdout_path=report if key == "A" else None)
+            time.sleep(0.05)
+            r["stopped_outside"] = sampler.stop()
+            r["stopped_inside"] = r["times"].get("stopped")
+            if key == "A":
+                probs = check_report(extract_report(r["stdout"]), setup)
+                if r["rc"] != 0 or "Traceback" in r["stderr"]:
+                    probs.append("gdb rc %s: %s" % (r["rc"], r["stderr"][-500:]))
+                res["problems"] += [p for p in probs if p not in res["problems"]]
+            r.pop("stdout")
+            r.pop("stderr")
+            res[key].append(r)
+        a, b = res["A"][-1], res["B"][-1]
+        log("live run %d: A stopped %.2fs in gdb / %.2fs from /proc (gdb %.2fs, %d MiB)  "
+            "B stopped %.2fs / %.2fs (gdb %.2fs, %d MiB)"
+            % (i + 1, a["stopped_inside"] or -1, a["stopped_outside"], a["wall"],
+               a["rss_kib"] >> 10, b["stopped_inside"] or -1, b["stopped_outside"], b["wall"],
+               b["rss_kib"] >> 10))
+    if not j.alive() or j.futex_waiters(setup.stall.rooms_mutex) != setup.stall.waiters:
+        res["problems"].append("the target is no longer in its hung state after the live runs")
+    return res
+
+
+PROFILE = ('python import cProfile, pstats; '
+           'cProfile.run("gdb.execute(\\"janus-waitgraph\\", to_string=True)", %r); '
+           'pstats.Stats(%r).sort_stats("cumulative").print_stats(30); '
+           'pstats.Stats(%r).sort_stats("tottime").print_stats(30)')
+
+
+def profile(setup, workdir):
+    prof = os.path.join(workdir, "waitgraph.prof")
+    out = os.path.join(workdir, "profile.txt")
+    r = run_gdb(GDB_BASE + [setup.janus.exe, "-c", setup.core, "-x", GDBINIT,
+                            "-ex", PROFILE % (prof, prof, prof)], stdout_path=out)
+    with open(out, errors="replace") as f:
+        text = f.read()
+    i = text.find("function calls")
+    return (text[max(0, text.rfind("\n", 0, i)):] if i >= 0 else text + r["stderr"][-2000:]), r
+
+
+# ---------------------------------------------------------------- summary
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def ratios(a, b, key):
+    return [x[key] / y[key] for x, y in zip(a, b) if x.get(key) and y.get(key)]
+
+
+def fmt(x, spec="%.2f"):
+    return "-" if x is None else spec % x
+
+
+def table(rows):
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(r, widths)) for r in rows)
+
+
+def summarize(core, live):
+    A, B, S = core["A"], core["B"], core["S"]
+    summary = {
+        "core": {
+            "A_wall": med(x["wall"] for x in A), "B_wall": med(x["wall"] for x in B),
+            "S_wall": med(x["wall"] for x in S),
+            "A_cmd": med(x["times"].get("cmd") for x in A),
+            "B_cmd": med(x["times"].get("cmd") for x in B),
+            "A_rss_mib": med(x["rss_kib"] for x in A) / 1024.0,
+            "B_rss_mib": med(x["rss_kib"] for x in B) / 1024.0,
+            "S_rss_mib": med(x["rss_kib"] for x in S) / 1024.0,
+            "ratio_wall": med(ratios(A, B, "wall")),
+            "ratio_rss": med(ratios(A, B, "rss_kib")),
+            "ratio_cmd": med([a["times"]["cmd"] / b["times"]["cmd"] for a, b in zip(A, B)
+                              if a["times"].get("cmd") and b["times"].get("cmd")]),
+            "problems": core["problems"], "report_lines": core.get("report_lines"),
+        }}
+    if live:
+        LA, LB = live["A"], live["B"]
+        summary["live"] = {
+            "A_stopped_inside": med(x["stopped_inside"] for x in LA),
+            "B_stopped_inside": med(x["stopped_inside"] for x in LB),
+            "A_stopped_outside": med(x["stopped_outside"] for x in LA),
+            "B_stopped_outside": med(x["stopped_outside"] for x in LB),
+            "A_wall": med(x["wall"] for x in LA), "B_wall": med(x["wall"] for x in LB),
+            "A_cmd": med(x["times"].get("cmd") for x in LA),
+            "B_cmd": med(x["times"].get("cmd") for x in LB),
+            "A_rss_mib": med(x["rss_kib"] for x in LA) / 1024.0,
+            "B_rss_mib": med(x["rss_kib"] for x in LB) / 1024.0,
+            "ratio_stopped_inside": med(ratios(LA, LB, "stopped_inside")),
+            "ratio_stopped_outside": med(ratios(LA, LB, "stopped_outside")),
+            "ratio_rss": med(ratios(LA, LB, "rss_kib")),
+            "problems": live["problems"],
+        }
+    return summary
+
+
+def print_summary(summary, runs, info):
+    c = summary["core"]
+    print()
+    print("Real Janus 1.1.2: %s threads (%s hloop), %d requests on rooms_mutex; core %d MiB"
+          % ("{:,}".format(info["threads"]), "{:,}".format(info["hloops"]), info["waiters"],
+             info["core_bytes"] >> 20))
+    print("Median of %d interleaved runs (ratios: median of the per-run A/B ratios)." % runs)
+    print()
+    rows = [("core file", "A janus-waitgraph", "B thread apply all bt", "A/B", "S load only")]
+    rows.append(("gdb wall s", fmt(c["A_wall"]), fmt(c["B_wall"]), fmt(c["ratio_wall"]),
+                 fmt(c["S_wall"])))
+    rows.append(("command alone s", fmt(c["A_cmd"]), fmt(c["B_cmd"]), fmt(c["ratio_cmd"]), "-"))
+    rows.append(("gdb peak RSS MiB", fmt(c["A_rss_mib"], "%.0f"), fmt(c["B_rss_mib"], "%.0f"),
+                 fmt(c["ratio_rss"]), fmt(c["S_rss_mib"], "%.0f")))
+    print(table(rows))
+    if "live" in summary:
+        l = summary["live"]
+        print()
+        rows = [("live process", "A janus-waitgraph", "B thread apply all bt", "A/B")]
+        rows.append(("stopped s (gdb: attach..detach)", fmt(l["A_stopped_inside"]),
+                     fmt(l["B_stopped_inside"]), fmt(l["ratio_stopped_inside"])))
+        rows.append(("stopped s (/proc: state t)", fmt(l["A_stopped_outside"]),
+                     fmt(l["B_stopped_outside"]), fmt(l["ratio_stopped_outside"])))
+        rows.append(("command alone s", fmt(l["A_cmd"]), fmt(l["B_cmd"]), "-"))
+        rows.append(("gdb wall s", fmt(l["A_wall"]), fmt(l["B_wall"]), "-"))
+        rows.append(("gdb peak RSS MiB", fmt(l["A_rss_mib"], "%.0f"), fmt(l["B_rss_mib"], "%.0f"),
+                     fmt(l["ratio_rss"])))
+        print(table(rows))
+    print()
+    print("Targets (issue 4): time ratio <= 0.8, RSS ratio <= 1.2.")
+    verdicts = ["core time %s %s" % (fmt(c["ratio_wall"]), "met" if c["ratio_wall"] <= 0.8
+                                     else "NOT met"),
+                "core RSS %s %s" % (fmt(c["ratio_rss"]), "met" if c["ratio_rss"] <= 1.2
+                                    else "NOT met")]
+    if "live" in summary:
+        l = summary["live"]
+        rs = l["ratio_stopped_inside"]
+        if rs is not None:
+            verdicts.append("live stopped %s %s" % (fmt(rs), "met" if rs <= 0.8 else "NOT met"))
+        verdicts.append("live RSS %s %s" % (fmt(l["ratio_rss"]),
+                                            "met" if l["ratio_rss"] <= 1.2 else "NOT met"))
+    print("  " + "; ".join(verdicts))
+    problems = c["problems"] + (summary.get("live", {}).get("problems") or [])
+    print("  report: %s (%s lines of text)" % ("ok" if not problems else "WRONG: " +
+                                               "; ".join(problems), c.get("report_lines")))
+
+
+def machine():
+    info = {"nproc": os.cpu_count(), "uname": " ".join(os.uname())}
+    try:
+        info["gdb"] = subprocess.run(["gdb", "--version"], stdout=subprocess.PIPE,
+                                     universal_newlines=True).stdout.splitlines()[0]
+        with open("/proc/cpuinfo") as f:
+            m = re.search(r"^model name\s*:\s*(.*)$", f.read(), re.M)
+            info["cpu"] = m.group(1) if m else None
+        with open("/proc/meminfo") as f:
+            info["mem"] = f.readline().split(":", 1)[1].strip()
+    except (OSError, IndexError):
+        pass
+    return info
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--handles", type=int, default=1000, help="VideoRoom handles (default 1000)")
+    ap.add_argument("--waiters", type=int, default=200,
+                    help="requests piled on rooms_mutex (default 200)")
+    ap.add_argument("--sessions", type=int, default=4, help="sessions (default 4)")
+    ap.add_argument("--runs", type=int, default=3, help="runs of each measurement (default 3)")
+    ap.add_argument("--stack-kib", type=int, default=256,
+                    help="Janus's RLIMIT_STACK = thread stack size (default 256)")
+    ap.add_argument("--no-live", action="store_true", help="skip the live measurements")
+    ap.add_argument("--no-profile", action="store_true", help="skip the cProfile run")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory and core")
+    ap.add_argument("--workdir", default=None, help="work directory (default: a new temp dir)")
+    ap.add_argument("--json", default=None, help="also write the raw results to this file")
+    opts = ap.parse_args()
+    if opts.handles < opts.waiters + 1:
+        sys.exit("janus-scale: --handles must be at least --waiters + 1")
+    if shutil.which("gdb") is None:
+        sys.exit("janus-scale: gdb is needed")
+    try:
+        import pexpect  # noqa: F401  (tests/janusd.py drives gdb with it)
+    except ImportError:
+        sys.exit("janus-scale: pexpect is needed (pip install pexpect)")
+    prefix = janusd.default_prefix()
+    problem = janusd.prefix_problem(prefix)
+    if problem:
+        sys.exit("janus-scale: %s" % problem)
+    workdir = opts.workdir or tempfile.mkdtemp(prefix="janus-scale-")
+    if not os.path.isdir(workdir):
+        os.makedirs(workdir)
+    if not opts.workdir:
+        _cleanup["workdir"] = workdir
+    _cleanup["keep"] = opts.keep
+    info = machine()
+    log("machine: %d CPUs (%s), %s; %s" % (info["nproc"], info.get("cpu"), info.get("mem"),
+                                          info.get("gdb")))
+    log("setting up: %d handles over %d sessions, %d waiters, stack %d KiB, in %s"
+        % (opts.handles, opts.sessions, opts.waiters, opts.stack_kib, workdir))
+    setup = janusd.ScaleSetup(prefix, workdir, n_handles=opts.handles, n_waiters=opts.waiters,
+                              n_sessions=opts.sessions, stack_kib=opts.stack_kib,
+                              core_path=os.path.join(workdir, "core.janus-scale"))
+    _cleanup["setup"] = setup
+    j = setup.janus
+    info.update({"threads": int(j.status("Threads")), "hloops": setup.hloop_count(),
+                 "waiters": len(setup.stall.waiters), "core_bytes": os.path.getsize(setup.core),
+                 "janus_rss": j.status("VmRSS"), "stack_sizes_kib": setup.stack_sizes,
+                 "setup_seconds": setup.timings, "frozen_lwp": setup.stall.frozen_lwp})
+    log("Janus pid %d: %d threads (%d hloop), %d waiters on rooms_mutex 0x%x held by LWP %d; "
+        "RSS %s; core %d MiB; stacks %s; setup %s"
+        % (j.pid, info["threads"], info["hloops"], info["waiters"], setup.stall.rooms_mutex,
+           setup.stall.frozen_lwp, info["janus_rss"], info["core_bytes"] >> 20,
+           ", ".join("%d KiB x%d" % kv for kv in sorted(setup.stack_sizes.items(),
+                                                         key=lambda kv: -kv[1])[:3]),
+           ", ".join("%s %.1fs" % kv for kv in sorted(setup.timings.items()))))
+    core = bench_core(setup, opts.runs, workdir)
+    live = None if opts.no_live else bench_live(setup, opts.runs, workdir)
+    summary = summarize(core, live)
+    prof = None
+    if not opts.no_profile:
+        log("profiling janus-waitgraph on the core")
+        prof, _r = profile(setup, workdir)
+    print_summary(summary, opts.runs, info)
+    if prof:
+        print()
+        print("cProfile of janus-waitgraph inside gdb on the core:")
+        print(prof.rstrip())
+    if opts.json:
+        with open(opts.json, "w") as f:
+            json.dump({"machine": info, "summary": summary, "core": core, "live": live,
+                       "profile": prof}, f, indent=1, default=str)
+    problems = summary["core"]["problems"] + (summary.get("live", {}).get("problems") or [])
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
