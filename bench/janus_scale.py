@@ -354,9 +354,9 @@ def summarize(core, live):
 def print_summary(summary, runs, info):
     c = summary["core"]
     print()
-    print("Real Janus 1.1.2: %s threads (%s hloop), %d requests on rooms_mutex; core %d MiB"
-          % ("{:,}".format(info["threads"]), "{:,}".format(info["hloops"]), info["waiters"],
-             info["core_bytes"] >> 20))
+    print("Real Janus 1.1.2: %s threads (%s hloop), %s requests on rooms_mutex; core %d MiB"
+          % ("{:,}".format(info["threads"]), "{:,}".format(info["hloops"]),
+             "{:,}".format(info["waiters"]), info["core_bytes"] >> 20))
     print("Median of %d interleaved runs (ratios: median of the per-run A/B ratios)." % runs)
     print()
     rows = [("core file", "A janus-waitgraph", "B thread apply all bt", "A/B", "S load only")]
@@ -381,17 +381,17 @@ def print_summary(summary, runs, info):
         print(table(rows))
     print()
     print("Targets (issue 4): time ratio <= 0.8, RSS ratio <= 1.2.")
-    verdicts = ["core time %s %s" % (fmt(c["ratio_wall"]), "met" if c["ratio_wall"] <= 0.8
-                                     else "NOT met"),
-                "core RSS %s %s" % (fmt(c["ratio_rss"]), "met" if c["ratio_rss"] <= 1.2
-                                    else "NOT met")]
+
+    def verdict(what, x, limit):
+        if x is None:
+            return "%s -" % what
+        return "%s %.2f %s" % (what, x, "met" if x <= limit else "NOT met")
+    verdicts = [verdict("core time", c["ratio_wall"], 0.8),
+                verdict("core RSS", c["ratio_rss"], 1.2)]
     if "live" in summary:
         l = summary["live"]
-        rs = l["ratio_stopped_inside"]
-        if rs is not None:
-            verdicts.append("live stopped %s %s" % (fmt(rs), "met" if rs <= 0.8 else "NOT met"))
-        verdicts.append("live RSS %s %s" % (fmt(l["ratio_rss"]),
-                                            "met" if l["ratio_rss"] <= 1.2 else "NOT met"))
+        verdicts += [verdict("live stopped", l["ratio_stopped_inside"], 0.8),
+                     verdict("live RSS", l["ratio_rss"], 1.2)]
     print("  " + "; ".join(verdicts))
     problems = c["problems"] + (summary.get("live", {}).get("problems") or [])
     print("  report: %s (%s lines of text)" % ("ok" if not problems else "WRONG: " +

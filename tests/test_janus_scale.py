@@ -29,6 +29,25 @@ STACK_KIB = 256
 MAX_TEXT_LINES = 80
 
 
+def limits_problem(threads):
+    """Why this machine cannot run a process with THREADS threads, or None."""
+    for path, need in (("/proc/sys/kernel/threads-max", threads),
+                       ("/proc/sys/kernel/pid_max", threads),
+                       ("/proc/sys/vm/max_map_count", 4 * threads)):
+        try:
+            with open(path) as f:
+                have = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if have < need:
+            return "%s is %d, %d needed" % (path, have, need)
+    import resource
+    soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    if os.geteuid() != 0 and soft != resource.RLIM_INFINITY and soft < threads + 200:
+        return "ulimit -u is %d, about %d needed" % (soft, threads + 200)
+    return None
+
+
 @pytest.fixture(scope="module")
 def scale(tmp_path_factory):
     for tool in ("gdb",):
@@ -42,7 +61,13 @@ def scale(tmp_path_factory):
     problem = janusd.prefix_problem(prefix)
     if problem:
         pytest.skip(problem)
+    why = limits_problem(N_HANDLES + N_WAITERS + 100)
+    if why:
+        pytest.skip(why)
     workdir = str(tmp_path_factory.mktemp("janus-scale"))
+    st = os.statvfs(workdir)
+    if st.f_bavail * st.f_frsize < (2 << 30):
+        pytest.skip("less than 2 GiB free in %s for the core" % workdir)
     s = janusd.ScaleSetup(prefix, workdir, n_handles=N_HANDLES, n_waiters=N_WAITERS,
                           stack_kib=STACK_KIB, core_path=os.path.join(workdir, "core.scale"))
     try:
