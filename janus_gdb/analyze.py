@@ -75,8 +75,8 @@ def collect(max_frames=64, locklog=None):
         for t in threads:
             for key, level in t.refs.items():
                 refs.setdefault(key, level)
-        found = objects.name_locks(locks, refs, scanner.types, mem, warnings, tables)
         names.name_globals(locks, bases)
+        found = objects.name_locks(locks, refs, scanner.types, mem, warnings, tables)
         return lambda thread: objects.reach(found, thread.refs)
 
     report = build_report(snaps, arch, mem, info, warnings, globals_, namer, locklog)

@@ -59,16 +59,24 @@ _SUFFIX_RE = re.compile(r"(?:64|_time64)$")
 THREAD_STARTERS = ("start_thread", "g_thread_proxy", "clone", "clone3", "g_thread_pool_thread_proxy")
 
 
+_NORMALIZED = {}
+
+
 def normalize(name):
     """``__GI___pthread_mutex_lock`` -> ``pthread_mutex_lock``; strips @GLIBC and 64."""
     if not name:
         return ""
+    got = _NORMALIZED.get(name)
+    if got is not None:
+        return got
     m = _NORM_RE.match(name)
     base = m.group(1) if m else name
     if base not in FRAME_HINTS:
         stripped = _SUFFIX_RE.sub("", base)
         if stripped in FRAME_HINTS:
-            return stripped
+            base = stripped
+    if len(_NORMALIZED) < 100000:  # a pure function of NAME: memoised, bounded
+        _NORMALIZED[name] = base
     return base
 
 

@@ -116,35 +116,63 @@ def _base_type(frame, expr):
         return None, f.group(1)
 
 
-def frame_claims(frame, info, sources, kind_of_type):
-    """Claims of one frame (``model.FrameInfo`` INFO), or None when its source
-    cannot be read (the frame is then not analysed)."""
+def _frame_lockset(frame, sources):
+    """(function name, source file basename, current line, LockSet) of FRAME;
+    None when it has no source to read; () when its source is unreadable."""
     try:
         fn = frame.function()
         sal = frame.find_sal()
     except (gdb.error, RuntimeError):
-        return []
+        return None
     if fn is None or sal is None or sal.symtab is None or not sal.line or not fn.line:
-        return []
+        return None
     try:
         fullname = sal.symtab.fullname()
     except (gdb.error, RuntimeError):
-        return None
+        return ()
     src = sources.get(fullname)
     if src is None:
-        return None
+        return ()
     lockset = src.held_at(fn.line, sal.line)
     if not lockset.valid:
+        return None
+    return fn.name, os.path.basename(sal.symtab.filename), sal.line, lockset
+
+
+def frame_claims(frame, info, sources, kind_of_type, cache=None):
+    """Claims of one frame (``model.FrameInfo`` INFO), or None when its source
+    cannot be read (the frame is then not analysed).
+
+    CACHE ({(pc, innermost): lockset data}) shares the source analysis of
+    normal frames stopped at the same place; only the evaluation of the lock
+    expressions is done per frame, and only when the source holds a lock."""
+    key = None
+    try:
+        if cache is not None and frame.type() == gdb.NORMAL_FRAME:
+            key = (info.pc, info.level == 0)
+    except gdb.error:
+        key = None
+    if key is not None and key in cache:
+        got = cache[key]
+    else:
+        got = _frame_lockset(frame, sources)
+        if key is not None:
+            cache[key] = got
+    if got is None:
+        return []
+    if got == ():
+        return None
+    fn_name, fname, cur_line, lockset = got
+    if not lockset.held and not lockset.released:
         return []
     claims = []
-    fname = os.path.basename(sal.symtab.filename)
     for held, released in [(h, False) for h in lockset.held] + \
             [(h, True) for h in lockset.released]:
         addr, kind, why = evaluate(frame, held.expr, kind_of_type)
         type_name = field = None
         if addr is None:
             type_name, field = _base_type(frame, held.expr)
-        claims.append(Claim(info.level, info.function or fn.name, fname, held.line, held.raw,
+        claims.append(Claim(info.level, info.function or fn_name, fname, held.line, held.raw,
                             addr, kind, type_name, field, held.conditional, held.trylock,
-                            released, why, sal.line))
+                            released, why, cur_line))
     return claims

@@ -336,15 +336,16 @@ def table_locks(types, roots):
 
 
 def name_locks(locks, refs, types, mem, warnings, tables=None):
-    """Set ``lock.obj`` and ``lock.name_text`` for locks inside objects:
-    first through the objects the frames point to, then, for locks still
+    """Set ``lock.obj`` and ``lock.name_text`` for the locks not named yet
+    (not variables): first through the objects the frames point to, then, for locks still
     unnamed, through the objects of Janus's global tables (TABLES, from
     ``table_roots``).  Returns the Objects used."""
     objects = Objects(types, mem)
-    keys = objects.expand(refs)
-    wanted = dict((l.addr, l) for l in locks if l.obj is None)
+    wanted = dict((l.addr, l) for l in locks if l.obj is None and l.name_text is None)
+    if not wanted:
+        return objects
     found = {}
-    _match(keys, types, wanted, found)
+    _match(objects.expand(refs), types, wanted, found)
     if len(found) < len(wanted) and tables:
         _match(objects.expand(tables), types, wanted, found)
     if objects.truncated:

@@ -13,6 +13,7 @@ from . import objects
 MAX_SCANNED_FRAMES = 48
 # Frames whose variables are scanned for object references.
 MAX_REF_FRAMES = 16
+FUTEX_SYSCALL = 202  # x86_64; elsewhere every thread's references are read
 
 
 class Scanner(object):
@@ -23,18 +24,27 @@ class Scanner(object):
         self.types = objects.TypeCache(kind_of_type)
         self.kind_of_type = kind_of_type
         self.analysed_frames = 0
+        self.frame_cache = {}
 
     def __call__(self, snap, gframes):
         claims = []
         refs = {}
         scanned = 0
+        # The objects a thread points to name the locks it waits for and
+        # break ties between claimants: only threads in a futex wait (lock
+        # waiters) or whose source holds a lock need them; a thousand idle
+        # handle loops in poll do not.
+        sysno = snap.regs.get("sysno")
+        refs_wanted = sysno is None or sysno == FUTEX_SYSCALL
+        ref_frames = []
         for info, frame in zip(snap.frames, gframes):
             if info.system or info.line is None:
                 continue
             scanned += 1
             if scanned > MAX_SCANNED_FRAMES:
                 break
-            got = lockset.frame_claims(frame, info, self.sources, self.kind_of_type)
+            got = lockset.frame_claims(frame, info, self.sources, self.kind_of_type,
+                                       self.frame_cache)
             if got is None:
                 snap.unanalysed += 1
             else:
@@ -43,9 +53,12 @@ class Scanner(object):
                 self.analysed_frames += 1
                 claims.extend(got)
             if scanned <= MAX_REF_FRAMES:
-                objects.frame_refs(frame, info.level, refs, self.types)
+                ref_frames.append((frame, info.level))
             if info.function == "janus_ice_handle_thread":
                 snap.role_detail = self._handle_of(frame)
+        if refs_wanted or claims:
+            for frame, level in ref_frames:
+                objects.frame_refs(frame, level, refs, self.types)
         snap.claims = claims
         snap.refs = refs
 

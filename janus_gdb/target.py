@@ -128,11 +128,20 @@ def _read_regs(frame, arch):
     return regs
 
 
-def _frame_info(frame, level, symtabs=None):
+def _frame_info(frame, level, symtabs=None, cache=None, after_normal=True):
+    """FrameInfo of FRAME.  CACHE ({(pc, innermost): fields}) shares the
+    lookups between threads stopped at the same places (a thousand handle
+    loops in the same poll): only for normal frames whose newer frame is
+    normal too, where the pc alone decides function, library and line."""
     try:
         pc = frame.pc()
+        cacheable = cache is not None and after_normal and frame.type() == gdb.NORMAL_FRAME
     except gdb.error:
         return None
+    key = (pc, level == 0)
+    if cacheable and key in cache:
+        name, fname, line, lib, system = cache[key]
+        return FrameInfo(level, pc, name, fname, line, lib, system)
     try:
         name = frame.name()
     except gdb.error:
@@ -155,33 +164,47 @@ def _frame_info(frame, level, symtabs=None):
     except gdb.error:
         pass
     system = bool(lib and SYSTEM_LIB_RE.match(lib))
+    if cacheable:
+        cache[key] = (name, fname, line, lib, system)
     return FrameInfo(level, pc, name, fname, line, lib, system)
 
 
-def read_frames(max_frames, symtabs=None, gframes=None):
-    """Frames of the selected thread, newest first, at most MAX_FRAMES.
+# Below these the stack is the C library's thread start-up: nothing to learn.
+STACK_BOTTOMS = frozenset(("start_thread", "clone3", "__clone3", "clone", "__clone",
+                           "__libc_start_call_main", "__libc_start_main"))
+
+
+def read_frames(max_frames, symtabs=None, gframes=None, newest=None, cache=None):
+    """Frames of the selected thread, newest first, at most MAX_FRAMES; the
+    walk ends at the thread's start-up frame (start_thread, main's caller).
 
     Returns (frames, truncated, error text or None).  The symtabs of the
     frames are added to the dict SYMTABS when given, the gdb.Frame objects
     to the list GFRAMES when given (valid while the thread stays selected).
+    NEWEST is the thread's newest frame when the caller already has it;
+    CACHE is shared by the threads of one analysis (see _frame_info).
     """
     frames = []
     try:
-        frame = gdb.newest_frame()
+        frame = newest if newest is not None else gdb.newest_frame()
     except gdb.error as exc:
         return frames, False, str(exc)
     level = 0
+    after_normal = True
     while frame is not None:
         if level >= max_frames:
             return frames, True, None
-        info = _frame_info(frame, level, symtabs)
+        info = _frame_info(frame, level, symtabs, cache, after_normal)
         if info is None:
             break
         frames.append(info)
         if gframes is not None:
             gframes.append(frame)
         level += 1
+        if info.system and info.function in STACK_BOTTOMS:
+            break
         try:
+            after_normal = frame.type() == gdb.NORMAL_FRAME
             # gdb stops by itself on a corrupt stack ("previous frame
             # identical to this frame"); max_frames bounds the rest.
             frame = frame.older()
@@ -208,6 +231,7 @@ def snapshot_threads(inf, max_frames, warnings, symtabs=None, scanner=None):
         old_frame = None
     arch = None
     snaps = []
+    frame_cache = {}
     try:
         for th in sorted(inf.threads(), key=lambda t: t.num):
             if not th.is_valid():
@@ -227,7 +251,8 @@ def snapshot_threads(inf, max_frames, warnings, symtabs=None, scanner=None):
                     arch = "unknown"
             regs = _read_regs(newest, arch)
             gframes = []
-            frames, truncated, err = read_frames(max_frames, symtabs, gframes)
+            frames, truncated, err = read_frames(max_frames, symtabs, gframes, newest,
+                                                 frame_cache)
             if err:
                 warnings.append("T%d: %s" % (th.num, err))
             name = None
