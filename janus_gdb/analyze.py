@@ -154,12 +154,31 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
                 lock.id, lock.addr, lock.evidence_detail))
     info = dict(info)
     info["threads"] = len(threads)
-    kinds = set(l.kind for l in locks) | set(c.kind for t in threads for c in t.claims)
-    info["mutex_impl"] = ("gmutex" if "gmutex" in kinds else
-                          "pthread" if "pthread_mutex" in kinds else None)
+    info["mutex_impl"], info["also_gmutex"] = mutex_impl(locks, threads)
     info["owners"] = {"gmutex": INFERRED, "pthread": EXACT}.get(info["mutex_impl"], UNKNOWN)
     return Report(info, threads, locks, edges, cycles,
                   roots, warnings)
+
+
+def mutex_impl(locks, threads):
+    """("gmutex" | "pthread" | None, whether GMutex locks appear too).
+
+    The mutexes in the report decide (a pthread Janus still has glib's own
+    GMutexes); without any, the mutexes that the source of the stacks takes."""
+    counts = {"gmutex": 0, "pthread_mutex": 0}
+    for l in locks:
+        if l.kind in counts:
+            counts[l.kind] += 1
+    if not any(counts.values()):
+        for t in threads:
+            for c in t.claims:
+                if c.kind in counts:
+                    counts[c.kind] += 1
+    if not any(counts.values()):
+        return None, False
+    if counts["gmutex"] > counts["pthread_mutex"]:
+        return "gmutex", True
+    return "pthread", counts["gmutex"] > 0
 
 
 def thread_role(t, snap):

@@ -119,6 +119,8 @@ def target_line(report):
         parts.append("GMutex: owners inferred")
     elif impl == "pthread":
         parts.append("pthread mutexes: exact owners")
+        if tgt.get("also_gmutex"):
+            parts.append("GMutex: owners inferred")
     return "[%s]" % ", ".join(parts)
 
 

@@ -29,6 +29,7 @@ and of ``#ifndef HAVE_...`` (a build most likely has the feature).
 Pure module: no gdb import.
 """
 
+import array
 import bisect
 import re
 import sys
@@ -370,8 +371,10 @@ def _tokenize(text):
 
     lines = _STRIP_RE.sub(strip, text).split("\n")
     tv = []
-    tl = []
+    tl = array.array("l")   # a machine int per token, not a Python int object
     findall = _TOKEN_RE.findall
+    names = {}              # one string object per distinct token
+    share = names.setdefault
     stack = []      # per #if level: 0 taking, 1 waiting for a branch (#if 0), 2 done
     skipping = 0    # levels not taking
     skipped = set()  # non-blank lines in branches not read
@@ -407,7 +410,7 @@ def _tokenize(text):
             continue
         toks = findall(line)
         if toks:
-            tv.extend(toks)
+            tv.extend([share(t, t) for t in toks])
             tl.extend([lineno] * len(toks))
     return tv, tl, lines, skipped
 

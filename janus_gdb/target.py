@@ -73,12 +73,15 @@ def require_inferior():
         raise NoTarget("No process or core file: attach with `gdb -p PID` or open a core "
                        "with `gdb EXECUTABLE CORE` first.")
     try:
-        threads = inf.threads()
+        # listing the threads costs O(threads) in gdb: snapshot_threads does it once
+        if gdb.selected_thread() is None:
+            raise NoTarget(NO_THREADS)
     except gdb.error as exc:
         raise NoTarget("Cannot list the threads of the target: %s" % exc)
-    if not threads:
-        raise NoTarget("The target has no threads (is the process running or the core valid?).")
     return inf
+
+
+NO_THREADS = "The target has no threads (is the process running or the core valid?)."
 
 
 def target_kind(inf):
@@ -213,6 +216,78 @@ def read_frames(max_frames, symtabs=None, gframes=None, newest=None, cache=None)
     return frames, False, None
 
 
+# Threads read per nested gdb command: gdb frees the values it creates while
+# unwinding only when a command ends, so reading 10,000 threads in one
+# command holds them all; a nested command per batch frees them as it goes
+# (as `thread apply all` does per thread).
+BATCH = 100
+
+
+class _Reader(object):
+    """Reads threads into Snapshots; one per snapshot_threads call."""
+
+    def __init__(self, max_frames, warnings, symtabs, scanner):
+        self.max_frames = max_frames
+        self.warnings = warnings
+        self.symtabs = symtabs
+        self.scanner = scanner
+        self.arch = None
+        self.snaps = []
+        self.frame_cache = {}
+        self.batch = ()
+        self.error = None
+
+    def run_batch(self):
+        """Read self.batch; exceptions are kept for the caller (a nested
+        gdb command would print them as a traceback)."""
+        try:
+            for th in self.batch:
+                self.read(th)
+        except BaseException as exc:  # re-raised by snapshot_threads, Ctrl-C included
+            self.error = exc
+
+    def read(self, th):
+        if not th.is_valid():
+            return
+        try:
+            th.switch()
+            newest = gdb.newest_frame()
+        except gdb.error as exc:
+            self.warnings.append("T%d: cannot read its registers: %s" % (th.num, exc))
+            self.snaps.append(Snapshot(th.num, th.ptid[1], regs={"sysno": None},
+                                       global_num=getattr(th, "global_num", None)))
+            return
+        if self.arch is None:
+            try:
+                self.arch = newest.architecture().name()
+            except gdb.error:
+                self.arch = "unknown"
+        regs = _read_regs(newest, self.arch)
+        gframes = []
+        frames, truncated, err = read_frames(self.max_frames, self.symtabs, gframes, newest,
+                                             self.frame_cache)
+        if err:
+            self.warnings.append("T%d: %s" % (th.num, err))
+        name = None
+        try:
+            name = th.name
+        except gdb.error:
+            pass
+        snap = Snapshot(th.num, th.ptid[1] or th.ptid[2], name, regs, frames,
+                        truncated, getattr(th, "global_num", None))
+        if self.scanner is not None:
+            self.scanner(snap, gframes)
+        self.snaps.append(snap)
+
+
+_CURRENT = [None]   # the _Reader of the running snapshot_threads, for run_current_batch
+
+
+def run_current_batch():
+    """Entry point of the nested gdb command (see BATCH)."""
+    _CURRENT[0].run_batch()
+
+
 def snapshot_threads(inf, max_frames, warnings, symtabs=None, scanner=None):
     """Read every thread's registers and frames; restores the selection.
 
@@ -229,45 +304,35 @@ def snapshot_threads(inf, max_frames, warnings, symtabs=None, scanner=None):
         old_frame = gdb.selected_frame()
     except gdb.error:
         old_frame = None
-    arch = None
-    snaps = []
-    frame_cache = {}
     try:
-        for th in sorted(inf.threads(), key=lambda t: t.num):
-            if not th.is_valid():
-                continue
-            try:
-                th.switch()
-                newest = gdb.newest_frame()
-            except gdb.error as exc:
-                warnings.append("T%d: cannot read its registers: %s" % (th.num, exc))
-                snaps.append(Snapshot(th.num, th.ptid[1], regs={"sysno": None},
-                                      global_num=getattr(th, "global_num", None)))
-                continue
-            if arch is None:
+        threads = sorted(inf.threads(), key=lambda t: t.num)
+    except gdb.error as exc:
+        raise NoTarget("Cannot list the threads of the target: %s" % exc)
+    if not threads:
+        raise NoTarget(NO_THREADS)
+    reader = _Reader(max_frames, warnings, symtabs, scanner)
+    nested = len(threads) > BATCH
+    try:
+        for start in range(0, len(threads), BATCH):
+            reader.batch = threads[start:start + BATCH]
+            if nested:
+                _CURRENT[0] = reader
                 try:
-                    arch = newest.architecture().name()
+                    gdb.execute("python __import__('%s').run_current_batch()" % __name__,
+                                to_string=True)
                 except gdb.error:
-                    arch = "unknown"
-            regs = _read_regs(newest, arch)
-            gframes = []
-            frames, truncated, err = read_frames(max_frames, symtabs, gframes, newest,
-                                                 frame_cache)
-            if err:
-                warnings.append("T%d: %s" % (th.num, err))
-            name = None
-            try:
-                name = th.name
-            except gdb.error:
-                pass
-            snap = Snapshot(th.num, th.ptid[1] or th.ptid[2], name, regs, frames,
-                            truncated, getattr(th, "global_num", None))
-            if scanner is not None:
-                scanner(snap, gframes)
-            snaps.append(snap)
+                    if reader.error is None:   # no nested commands here: read directly
+                        nested = False
+                        reader.run_batch()
+                finally:
+                    _CURRENT[0] = None
+            else:
+                reader.run_batch()
+            if reader.error is not None:
+                raise reader.error
     finally:
         _restore(old_thread, old_frame)
-    return snaps, arch or "unknown"
+    return reader.snaps, reader.arch or "unknown"
 
 
 def _restore(thread, frame):
