@@ -132,19 +132,21 @@ def _read_regs(frame, arch):
 
 
 def _frame_info(frame, level, symtabs=None, cache=None, after_normal=True):
-    """FrameInfo of FRAME.  CACHE ({(pc, innermost): fields}) shares the
-    lookups between threads stopped at the same places (a thousand handle
-    loops in the same poll): only for normal frames whose newer frame is
-    normal too, where the pc alone decides function, library and line."""
+    """FrameInfo of FRAME.  CACHE ({(pc, level): FrameInfo}) shares the
+    lookups, and the FrameInfo objects (never modified), between threads
+    stopped at the same places (a thousand handle loops in the same poll):
+    only for normal frames whose newer frame is normal too, where the pc
+    alone decides function, library and line."""
     try:
         pc = frame.pc()
         cacheable = cache is not None and after_normal and frame.type() == gdb.NORMAL_FRAME
     except gdb.error:
         return None
-    key = (pc, level == 0)
-    if cacheable and key in cache:
-        name, fname, line, lib, system = cache[key]
-        return FrameInfo(level, pc, name, fname, line, lib, system)
+    key = (pc, level)
+    if cacheable:
+        got = cache.get(key)
+        if got is not None:
+            return got
     try:
         name = frame.name()
     except gdb.error:
@@ -167,9 +169,10 @@ def _frame_info(frame, level, symtabs=None, cache=None, after_normal=True):
     except gdb.error:
         pass
     system = bool(lib and SYSTEM_LIB_RE.match(lib))
+    info = FrameInfo(level, pc, name, fname, line, lib, system)
     if cacheable:
-        cache[key] = (name, fname, line, lib, system)
-    return FrameInfo(level, pc, name, fname, line, lib, system)
+        cache[key] = info
+    return info
 
 
 # Below these the stack is the C library's thread start-up: nothing to learn.
@@ -318,8 +321,8 @@ def snapshot_threads(inf, max_frames, warnings, symtabs=None, scanner=None):
             if nested:
                 _CURRENT[0] = reader
                 try:
-                    gdb.execute("python __import__('%s').run_current_batch()" % __name__,
-                                to_string=True)
+                    gdb.execute("python __import__('sys').modules['%s'].run_current_batch()"
+                                % __name__, to_string=True)
                 except gdb.error:
                     if reader.error is None:   # no nested commands here: read directly
                         nested = False
