@@ -344,3 +344,34 @@ def test_deep_recursion_is_bounded_by_depth(scenarios, mode):
     # the whole stack when asked: 10,000 recursions + the lock call and the thread's base
     assert len(deep["frames"]) > 10000 and deep["frames_truncated"] is False
     assert deep["entry"] == "deep_waiter"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_unreadable_source_gives_no_guess_and_says_why(scenarios, binaries, mode):
+    """Debug info, but the C file is not where it says (a core analysed on
+    another machine): owners stay unknown, nothing is called leaked, and a
+    warning names the file and the fix; `directory` brings it back."""
+    sc = scenarios.get("gmutex_cycle")
+    hide = ["-iex", "set substitute-path %s /nonexistent" % gdbrun.FIXTURES]
+    if mode == "live":
+        res = gdbrun.gdb(["janus-waitgraph --format json"], pid=sc.pid, extra=hide)
+    else:
+        res = gdbrun.gdb(["janus-waitgraph --format json"], exe=binaries.debug,
+                         core=scenarios.core("gmutex_cycle"), extra=hide)
+    assert "Traceback" not in res.stdout + res.stderr
+    r = gdbrun.Result(gdbrun.extract_json(res.stdout))
+    assert r.data["cycles"] == []
+    for name in ("gm1", "gm2"):
+        lock = r.locks[sc.truth.lock(name)]
+        assert lock["owner"]["evidence"] == "unknown" and not lock["leaked"]
+        assert "without readable source" in lock["owner"]["detail"]
+    warning = [w for w in r.data["warnings"] if w.startswith("source not readable")]
+    assert warning and "scenarios.c" in warning[0] and "`directory`" in warning[0]
+    back = hide + ["-ex", "directory %s" % gdbrun.FIXTURES]
+    if mode == "live":
+        res = gdbrun.gdb(["janus-waitgraph --format json"], pid=sc.pid, extra=back)
+    else:
+        res = gdbrun.gdb(["janus-waitgraph --format json"], exe=binaries.debug,
+                         core=scenarios.core("gmutex_cycle"), extra=back)
+    r = gdbrun.Result(gdbrun.extract_json(res.stdout))
+    assert len(r.data["cycles"]) == 1
