@@ -120,12 +120,32 @@ class _Base(gdb.Command):
 
     def invoke(self, arg, from_tty):
         opts = _parse(self.prog, arg)
-        report = _analyze(opts)
-        if opts.format == "json":
-            text = render_json.render(report, self.prog)
-        else:
-            text = type(self).render(report, show_all=opts.show_all)
+        try:
+            report = _analyze(opts)
+            if opts.format == "json":
+                text = render_json.render(report, self.prog)
+            else:
+                text = type(self).render(report, show_all=opts.show_all)
+        except gdb.GdbError:
+            raise
+        except KeyboardInterrupt:
+            raise gdb.GdbError("%s: interrupted" % self.prog)
+        except Exception as exc:  # a bug of ours: one line, never a traceback
+            raise gdb.GdbError(internal_error(self.prog, exc))
         gdb.write(text)
+
+
+def internal_error(prog, exc):
+    """One line for an unexpected exception, with where it happened."""
+    import traceback
+    where = ""
+    tb = traceback.extract_tb(exc.__traceback__)
+    if tb:
+        last = tb[-1]
+        where = " at %s:%d" % (last[0].rsplit("/", 1)[-1], last[1])
+    return ("%s: internal error %s%s: %s (please report it with the output of "
+            "`%s --format json`)" % (prog, type(exc).__name__, where,
+                                     str(exc).split("\n")[0][:200], prog))
 
 
 class JanusLocks(_Base):

@@ -186,3 +186,15 @@ def test_unreadable_lock_memory_gives_partial_report(scenarios, binaries, tmp_pa
     waiters = set(n for l in data["locks"] for n in l["waiters"])
     lwps = dict((th["num"], th["lwp"]) for th in data["threads"])
     assert {t.lwp("cycle_a"), t.lwp("cycle_b")} | t.lwps("waiter") <= set(lwps[n] for n in waiters)
+
+
+def test_an_internal_error_is_one_line(scenarios):
+    """A bug in janus-gdb (simulated by breaking a renderer) gives one line
+    naming the place, never a Python traceback."""
+    sc = scenarios.get("pthread_cycle")
+    res = gdbrun.gdb(["python import janus_gdb.render_text as r; "
+                      "r.verdict = lambda report: 1 / 0",
+                      "janus-waitgraph"], pid=sc.pid)
+    line = one_line_error(res, "internal error ZeroDivisionError")
+    assert "janus-waitgraph: internal error ZeroDivisionError at " in line
+    assert "Traceback" not in res.stdout + res.stderr
