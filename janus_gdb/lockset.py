@@ -39,7 +39,7 @@ class Sources(object):
         try:
             if os.path.getsize(fullname) <= MAX_SOURCE_BYTES:
                 with open(fullname, "rb") as f:
-                    src = source.SourceFile(f.read().decode("utf-8", "replace"))
+                    src = source.LazySourceFile(f.read().decode("utf-8", "replace"))
         except (OSError, IOError, ValueError):
             src = None
         if src is None:

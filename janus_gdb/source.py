@@ -156,6 +156,7 @@ class SourceFile(object):
         self._bodies = {}
         self._held = {}
         self._wrappers = None   # {function name: "lock" | "trylock" | "unlock"}
+        self._functions = None
         self._in_wrapper_scan = False
 
     @property
@@ -190,6 +191,11 @@ class SourceFile(object):
     def functions(self):
         """{name: (declaration line, [parameter names])} of the functions
         defined in the file (``name (...) {`` at brace depth 0)."""
+        if self._functions is None:
+            self._functions = self._find_functions()
+        return self._functions
+
+    def _find_functions(self):
         tv, tl = self._tv, self._tl
         out = {}
         depth = 0
@@ -237,32 +243,42 @@ class SourceFile(object):
         if self._wrappers is not None:
             return self._wrappers
         self._wrappers = {}
-        self._in_wrapper_scan = True
         found = {}
-        try:
-            for name, (line, params) in self.functions().items():
-                if len(params) != 1 or name in LOCK_CALLS + TRYLOCK_CALLS + UNLOCK_CALLS:
-                    continue
-                rng = self.function_body_range(line)
-                if rng is None:
-                    continue
-                try:
-                    ls = self._held_at(line, rng[1], at_end=True)
-                except Exception:  # odd source: not a wrapper
-                    continue
-                if not ls.valid:
-                    continue
-                param = params[0]
-                held = [h for h in ls.held if h.expr == param and not h.conditional]
-                if held:
-                    found[name] = "trylock" if held[-1].trylock else "lock"
-                elif any(h.expr == param for h in ls.released):
-                    found[name] = "unlock"
-        finally:
-            self._in_wrapper_scan = False
-            self._held.clear()
+        for name, (line, params) in self.functions().items():
+            op = self._wrapper_kind(name, line, params)
+            if op:
+                found[name] = op
         self._wrappers = found
         return found
+
+    def wrapper_kind(self, name):
+        """``lock``, ``trylock``, ``unlock`` or None for the function NAME
+        defined in this file (see wrappers())."""
+        got = self.functions().get(name)
+        return self._wrapper_kind(name, got[0], got[1]) if got else None
+
+    def _wrapper_kind(self, name, line, params):
+        if len(params) != 1 or name in LOCK_CALLS + TRYLOCK_CALLS + UNLOCK_CALLS:
+            return None
+        rng = self.function_body_range(line)
+        if rng is None:
+            return None
+        self._in_wrapper_scan = True
+        try:
+            ls = self._held_at(line, rng[1], at_end=True)
+        except Exception:  # odd source: not a wrapper
+            return None
+        finally:
+            self._in_wrapper_scan = False
+        if not ls.valid:
+            return None
+        param = params[0]
+        held = [h for h in ls.held if h.expr == param and not h.conditional]
+        if held:
+            return "trylock" if held[-1].trylock else "lock"
+        if any(h.expr == param for h in ls.released):
+            return "unlock"
+        return None
 
     def _body(self, start_line):
         got = self._bodies.get(start_line)
@@ -852,3 +868,96 @@ class _Walker(object):
                 if depth == 0:
                     return " ".join(text[start + 1:c].split())
         return "".join(tv[i + 2:k])
+
+
+# A function definition's first line: at column 0, a name and its
+# parameter list (group 2: the parameters when they fit on the line).
+_DEF_RE = re.compile(r"(?m)^(?![#/\s{}])[^\n;=(]*?\b([A-Za-z_]\w*)\s*\((?:([^;()\n]*)\)\s*(?:\{[^\n]*)?$)?")
+REGION_LINES = 256      # first guess at a function's length when reading a region
+
+
+class LazySourceFile(object):
+    """A C file read one function at a time: only the functions on the
+    stacks (and the one-parameter functions they call, to recognise lock
+    wrappers) are tokenized.  Answers held_at() like SourceFile."""
+
+    def __init__(self, text):
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        self._text = text or ""
+        self._lines = self._text.split("\n")
+        self._regions = {}
+        self._defs = None       # {name: line} of one-parameter function definitions
+        self._def_lines = []
+        self._wrapper_op = {}   # name -> "lock" | "trylock" | "unlock" | None
+
+    def _region(self, start_line):
+        """A SourceFile holding only the function that starts at START_LINE
+        (lines before it are blank, so line numbers are the file's)."""
+        got = self._regions.get(start_line)
+        if got is not None:
+            return got
+        n = len(self._lines)
+        self._definitions()
+        # the next definition at column 0 most likely ends this function
+        nxt = bisect.bisect_right(self._def_lines, start_line)
+        size = (self._def_lines[nxt] - start_line if nxt < len(self._def_lines)
+                else n - start_line + 1)
+        size = max(size, 16)
+        while True:
+            end = min(n, start_line - 1 + size)
+            text = "\n" * max(0, start_line - 1) + "\n".join(self._lines[start_line - 1:end])
+            region = SourceFile(text)
+            if end >= n or region.function_body_range(start_line) is not None:
+                break
+            size *= 4
+        if len(self._regions) >= CACHE_SIZE:
+            self._regions.clear()
+        self._regions[start_line] = region
+        return region
+
+    def _definitions(self):
+        """{name: line} of one-parameter function definitions (wrapper
+        candidates); also sets _def_lines, the lines of all definitions."""
+        if self._defs is None:
+            self._defs = {}
+            lines = []
+            last, line = 0, 1
+            for m in _DEF_RE.finditer(self._text):
+                if m.group(1) in _KEYWORDS:
+                    continue
+                line += self._text.count("\n", last, m.start())
+                last = m.start()
+                lines.append(line)
+                params = m.group(2)
+                if params is not None and "," not in params and \
+                        params.strip() not in ("", "void"):
+                    self._defs.setdefault(m.group(1), line)
+            self._def_lines = lines
+        return self._defs
+
+    def _wrapper(self, name):
+        if name in self._wrapper_op:
+            return self._wrapper_op[name]
+        self._wrapper_op[name] = None       # while computing (recursion)
+        line = self._definitions().get(name)
+        op = None
+        if line is not None:
+            op = self._region(line).wrapper_kind(name)
+        self._wrapper_op[name] = op
+        return op
+
+    def held_at(self, start_line, current_line):
+        """LockSet of the function declared at START_LINE when at CURRENT_LINE."""
+        try:
+            region = self._region(start_line)
+            if region._wrappers is None:
+                defs = self._definitions()
+                calls = set(v for i, v in enumerate(region._tv[:-1])
+                            if region._tv[i + 1] == "(" and v in defs)
+                region._wrappers = dict((n, op) for n, op in
+                                        ((n, self._wrapper(n)) for n in sorted(calls)) if op)
+            return region.held_at(start_line, current_line)
+        except Exception as exc:  # never let odd source break a diagnosis
+            return LockSet(valid=False,
+                           why="source analysis failed: %s" % exc.__class__.__name__)

@@ -918,3 +918,31 @@ def test_same_file_lock_wrappers_count_as_lock_calls():
     ls = src.held_at(16, 23)
     assert ls.valid and ls.exprs() == ["&room->mutex"]
     assert ls.held[0].call == "take_lock" and ls.held[0].line == 18
+
+
+def test_lazy_file_answers_like_the_whole_file():
+    """LazySourceFile tokenizes only the functions asked about (and the
+    one-parameter functions they call); its answers are the whole file's."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    for path in (os.path.join(root, "fixtures", "scenarios.c"),
+                 os.path.join(root, "fixtures", "janus_scenarios.c"),
+                 os.path.join(os.path.dirname(root), "demo", "janus_demo.c")):
+        with open(path) as f:
+            text = f.read()
+        full, lazy = SourceFile(text), source.LazySourceFile(text)
+        checked = 0
+        for name, (line, _params) in full.functions().items():
+            rng = full.function_body_range(line)
+            if rng is None:
+                continue
+            for cur in range(rng[0], rng[1] + 1):
+                a, b = full.held_at(line, cur), lazy.held_at(line, cur)
+                assert a.valid == b.valid, (path, name, cur)
+                assert [(h.expr, h.line, h.conditional, h.call) for h in a.held + a.released] == \
+                    [(h.expr, h.line, h.conditional, h.call) for h in b.held + b.released], \
+                    (path, name, cur, a, b)
+                checked += 1
+        assert checked > 100
+    lazy = source.LazySourceFile(WRAPPERS)
+    assert lazy.held_at(16, 23).exprs() == ["&room->mutex"]
+    assert lazy.held_at(16, 100).valid is False
