@@ -606,6 +606,28 @@ class GdbSession(object):
         self.log.close()
 
 
+def _attach_and_break(gdb, janus, res, timeout):
+    """Attach GDB to JANUS, record &rooms_mutex and the libraries' link names
+    in RES, and break on the line after the `list` branch's lock of
+    rooms_mutex (RES.lock_line); RES.bp_line is where gdb put it."""
+    out = gdb.cmd("attach %d" % janus.pid, timeout=timeout)
+    if "ptrace" in out and "not permitted" in out:
+        raise JanusError("gdb cannot attach: %s" % out)
+    out = gdb.cmd("print &rooms_mutex")
+    m = re.search(r"\$\d+ = \([^)]*\) (0x[0-9a-f]+) <rooms_mutex>", out)
+    if not m:
+        raise JanusError("print &rooms_mutex: %s" % out)
+    res.rooms_mutex = int(m.group(1), 16)
+    out = gdb.cmd("info sharedlibrary")
+    res.link_names = re.findall(r"^0x[0-9a-f]+\s+0x[0-9a-f]+\s+\S+\s+(?:\(\*\)\s+)?(/\S+)",
+                                out, re.M)
+    out = gdb.cmd("break janus_videoroom.c:%d" % (res.lock_line + 1))
+    m = re.search(r"Breakpoint 1 at 0x[0-9a-f]+: file .*janus_videoroom\.c, line (\d+)\.", out)
+    if not m:
+        raise JanusError("breakpoint not set: %s" % out)
+    res.bp_line = int(m.group(1))
+
+
 def stall_rooms_mutex(janus, core_path, n_waiters=8, session=None, handle=None,
                       timeout=60):
     """Freeze one "list" request inside rooms_mutex, pile N_WAITERS behind it, gcore.
@@ -626,22 +648,7 @@ def stall_rooms_mutex(janus, core_path, n_waiters=8, session=None, handle=None,
         gdb.cmd("set width 0")
         gdb.cmd("set confirm off")
         gdb.cmd("set non-stop on")
-        out = gdb.cmd("attach %d" % janus.pid, timeout=120)
-        if "ptrace" in out and "not permitted" in out:
-            raise JanusError("gdb cannot attach: %s" % out)
-        out = gdb.cmd("print &rooms_mutex")
-        m = re.search(r"\$\d+ = \([^)]*\) (0x[0-9a-f]+) <rooms_mutex>", out)
-        if not m:
-            raise JanusError("print &rooms_mutex: %s" % out)
-        res.rooms_mutex = int(m.group(1), 16)
-        out = gdb.cmd("info sharedlibrary")
-        res.link_names = re.findall(r"^0x[0-9a-f]+\s+0x[0-9a-f]+\s+\S+\s+(?:\(\*\)\s+)?(/\S+)",
-                                    out, re.M)
-        out = gdb.cmd("break janus_videoroom.c:%d" % (res.lock_line + 1))
-        m = re.search(r"Breakpoint 1 at 0x[0-9a-f]+: file .*janus_videoroom\.c, line (\d+)\.", out)
-        if not m:
-            raise JanusError("breakpoint not set: %s" % out)
-        res.bp_line = int(m.group(1))
+        _attach_and_break(gdb, janus, res, 120)
         gdb.cmd("continue -a &")
         baseline = janus.futex_waiters()
         # one "list" request: it hits the breakpoint with rooms_mutex held
@@ -724,21 +731,7 @@ def freeze_rooms_mutex(janus, n_waiters, handles, core_path=None, timeout=120,
         for c in ("set pagination off", "set width 0", "set confirm off",
                   "set print thread-events off"):
             gdb.cmd(c)
-        out = gdb.cmd("attach %d" % janus.pid, timeout=timeout)
-        if "ptrace" in out and "not permitted" in out:
-            raise JanusError("gdb cannot attach: %s" % out)
-        out = gdb.cmd("print &rooms_mutex")
-        m = re.search(r"\$\d+ = \([^)]*\) (0x[0-9a-f]+) <rooms_mutex>", out)
-        if not m:
-            raise JanusError("print &rooms_mutex: %s" % out)
-        res.rooms_mutex = int(m.group(1), 16)
-        out = gdb.cmd("info sharedlibrary")
-        res.link_names = re.findall(r"^0x[0-9a-f]+\s+0x[0-9a-f]+\s+\S+\s+(?:\(\*\)\s+)?(/\S+)",
-                                    out, re.M)
-        out = gdb.cmd("break janus_videoroom.c:%d" % (res.lock_line + 1))
-        m = re.search(r"Breakpoint 1 at 0x[0-9a-f]+: file .*janus_videoroom\.c, line (\d+)\.", out)
-        if not m:
-            raise JanusError("breakpoint not set: %s" % out)
+        _attach_and_break(gdb, janus, res, timeout)
         baseline = janus.futex_waiters()
         gdb.child.sendline("continue")
         gdb.expect(r"Continuing\.", timeout=timeout)
