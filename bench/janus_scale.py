@@ -54,10 +54,10 @@ GDBINIT = os.path.join(ROOT, "gdbinit.py")
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import janusd  # noqa: E402
+import gdbtime  # noqa: E402  (bench/, next to this file)
 
 GDB_BASE = ["-nx", "-batch", "-iex", "set pagination off", "-iex", "set width 0",
             "-iex", "set confirm off"]
-MARK = "JANUS_SCALE_T"
 
 _children = []
 _cleanup = {"setup": None, "workdir": None, "keep": False}
@@ -89,43 +89,12 @@ atexit.register(_at_exit)
 
 def timed(label, cmd):
     """gdb -ex arguments that run CMD and print its duration (monotonic) on stderr."""
-    return ["-ex", "python import time as _js_t; _js_t0 = _js_t.monotonic()",
-            "-ex", cmd,
-            "-ex", "python import sys as _js_s; _js_s.stderr.write('%s %s %%.6f\\n' %% "
-                   "(_js_t.monotonic() - _js_t0)); _js_s.stderr.flush()" % (MARK, label)]
+    return gdbtime.timed(label, cmd)
 
 
 def run_gdb(args, stdout_path=None, timeout=900):
     """gdb ARGS; dict(wall, rss_kib, times {label: seconds}, rc, stdout, stderr)."""
-    out = open(stdout_path, "w") if stdout_path else open(os.devnull, "w")
-    err = tempfile.TemporaryFile(mode="w+")
-    try:
-        t0 = time.monotonic()
-        p = subprocess.Popen(["gdb"] + args, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                             start_new_session=True)
-        _children.append(p)
-        killer = threading.Timer(timeout, lambda: os.killpg(p.pid, signal.SIGKILL))
-        killer.start()
-        try:
-            _, status, ru = os.wait4(p.pid, 0)
-        finally:
-            killer.cancel()
-        wall = time.monotonic() - t0
-        p.returncode = (status >> 8) if os.WIFEXITED(status) else -(status & 0x7f)
-        _children.remove(p)
-        err.seek(0)
-        errtext = err.read()
-    finally:
-        out.close()
-        err.close()
-    times = dict((m.group(1), float(m.group(2)))
-                 for m in re.finditer(r"^%s (\S+) ([0-9.]+)$" % MARK, errtext, re.M))
-    stdout = None
-    if stdout_path:
-        with open(stdout_path, errors="replace") as f:
-            stdout = f.read()
-    return {"wall": wall, "rss_kib": ru.ru_maxrss, "times": times, "rc": p.returncode,
-            "stdout": stdout, "stderr": errtext}
+    return gdbtime.run_gdb(args, _children, stdout_path, timeout)
 
 
 class StopSampler(object):
@@ -239,7 +208,7 @@ def bench_live(setup, runs, workdir):
               "-ex", "attach %d" % pid]
     detach = ["-ex", "detach",
               "-ex", "python import sys as _js_s; _js_s.stderr.write('%s stopped %%.6f\\n' %% "
-                     "(_js_t.monotonic() - _js_a0)); _js_s.stderr.flush()" % MARK]
+                     "(_js_t.monotonic() - _js_a0)); _js_s.stderr.flush()" % gdbtime.MARK]
     args = {"A": GDB_BASE + [j.exe, "-x", GDBINIT] + attach + timed("cmd", "janus-waitgraph")
             + detach,
             "B": GDB_BASE + [j.exe] + attach + timed("cmd", "thread apply all bt") + detach}

@@ -41,9 +41,9 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
-import threading
 import time
+
+import gdbtime  # bench/, next to this file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
@@ -53,7 +53,6 @@ SOURCE = os.path.join(BENCH, "pileup.c")
 
 GDB_BASE = ["-nx", "-batch", "-iex", "set pagination off", "-iex", "set width 0",
             "-iex", "set confirm off"]
-MARK = "JANUS_BENCH_CMD"
 
 _children = []      # Popen objects of fixtures, killed at exit
 _cleanup_files = []
@@ -242,48 +241,15 @@ atexit.register(_cleanup)
 # ---------------------------------------------------------------- running gdb
 
 def timed_cmd(cmd):
-    """gdb -ex arguments that run gdb command CMD and print its own duration
-    (monotonic clock) on stderr."""
-    return ["-ex", "python import time as _jb_t; _jb_t0 = _jb_t.monotonic()",
-            "-ex", cmd,
-            "-ex", "python import sys as _jb_s; _jb_s.stderr.write('%s %%.6f\\n' %% "
-                   "(_jb_t.monotonic() - _jb_t0)); _jb_s.stderr.flush()" % MARK]
+    """gdb -ex arguments that run gdb command CMD and print its own duration."""
+    return gdbtime.timed("cmd", cmd)
 
 
 def run_gdb(args, stdout_path=None, timeout=3600):
-    """Run gdb ARGS; returns dict(wall, rss_kib, cmd, rc, stdout, stderr)."""
-    out = open(stdout_path, "w") if stdout_path else open(os.devnull, "w")
-    err = tempfile.TemporaryFile(mode="w+")
-    try:
-        t0 = time.monotonic()
-        p = subprocess.Popen(["gdb"] + args, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                             start_new_session=True)
-        _children.append(p)
-        killer = threading.Timer(timeout, _killpg, (p.pid,))
-        killer.start()
-        try:
-            _, status, ru = os.wait4(p.pid, 0)
-        finally:
-            killer.cancel()
-        wall = time.monotonic() - t0
-        p.returncode = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
-            else (status >> 8)
-        _children.remove(p)
-        err.seek(0)
-        errtext = err.read()
-    finally:
-        out.close()
-        err.close()
-    cmd = None
-    m = re.search(r"^%s ([0-9.]+)$" % MARK, errtext, re.M)
-    if m:
-        cmd = float(m.group(1))
-    stdout = None
-    if stdout_path:
-        with open(stdout_path) as f:
-            stdout = f.read()
-    return {"wall": wall, "rss_kib": ru.ru_maxrss, "cmd": cmd, "rc": p.returncode,
-            "stdout": stdout, "stderr": errtext, "start": t0, "end": t0 + wall}
+    """Run gdb ARGS; returns dict(wall, rss_kib, cmd, rc, stdout, stderr, start, end)."""
+    res = gdbtime.run_gdb(args, _children, stdout_path, timeout)
+    res["cmd"] = res["times"].get("cmd")
+    return res
 
 
 def core_args(exe, core):
