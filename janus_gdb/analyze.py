@@ -32,7 +32,7 @@ class Report(object):
         self.warnings = warnings
         self.by_num = dict((t.num, t) for t in threads)
         self.by_lwp = dict((t.lwp, t) for t in threads)
-        self.lock_by_addr = dict((l.addr, l) for l in locks)
+        self.lock_by_addr = list_to_map(locks)
 
     def thread(self, num):
         return self.by_num.get(num)
@@ -77,7 +77,7 @@ def collect(max_frames=64, locklog=None):
                 refs.setdefault(key, level)
         names.name_globals(locks, bases)
         found = objects.name_locks(locks, refs, scanner.types, mem, warnings, tables)
-        return lambda thread: objects.reach(found, thread.refs)
+        return lambda thread: found.expand(thread.refs)
 
     report = build_report(snaps, arch, mem, info, warnings, globals_, namer, locklog)
     if scanner.sources.missing:
@@ -115,7 +115,8 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
                         "thread states are unknown" % arch)
     claimed = []
     for t in threads:
-        for c in infer.net_claims(t):
+        t.held_claims = infer.net_claims(t)
+        for c in t.held_claims:
             if c.addr is not None and c.kind is not None:
                 claimed.append((c.addr, c.kind, None))
     locks = decode_locks(threads, mem, list(global_locks) + claimed)

@@ -21,7 +21,8 @@ from .model import EXACT, INFERRED, Inference
 
 def net_claims(thread):
     """The thread's claims still in force: inner frames' unlocks of locks
-    taken by callers cancel the callers' claims (matched by address)."""
+    taken by callers cancel the callers' claims (matched by address).
+    analyze.build_report keeps the result as ``thread.held_claims``."""
     held = []
     for c in sorted(thread.claims, key=lambda c: -c.level):  # outermost first
         if c.released:
@@ -60,7 +61,7 @@ def addressed_claims(threads):
     """{lock address: [(thread, claim)]} of the evaluated claims."""
     out = {}
     for t in threads:
-        for c in net_claims(t):
+        for c in t.held_claims:
             if c.addr is not None:
                 out.setdefault(c.addr, []).append((t, c))
     return out
@@ -125,7 +126,7 @@ def infer_owners(threads, locks, locklog=None, frame_refs_of=None):
 def _type_matches(threads, locks, taken):
     """Claims whose expression was optimized out: match by struct type and field."""
     for t in threads:
-        for c in net_claims(t):
+        for c in t.held_claims:
             if c.addr is not None or not c.type_name or not c.field:
                 continue
             fits = [l for l in locks.values()
@@ -219,4 +220,4 @@ def leaked_by_owner(lock, owner):
         return False
     if owner.unanalysed or owner.state in ("lock-wait", "running", "unknown"):
         return False
-    return not any(c.addr == lock.addr for c in net_claims(owner))
+    return not any(c.addr == lock.addr for c in owner.held_claims)

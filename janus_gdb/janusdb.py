@@ -6,55 +6,45 @@ Pure tables and formatting, no gdb.  Checked against Janus 1.1.x-1.3.x
 
 import re
 
-# struct type -> how a person calls it
+# struct type -> how a person calls it (the label itself: ``label()``)
 #   var:    the variable name Janus's code uses for it (``handle->mutex``)
 #   ids:    fields that identify it, strongest first ("*" marks a string field)
-#   label:  format of its label; {field} are replaced by the values read
 #   links:  pointer fields to follow to reach related objects:
 #           field -> struct type (None: decided by a rule below)
 OBJECT_TYPES = {
     "janus_session": {
-        "var": "session", "ids": ("session_id",),
-        "label": "session {session_id}", "links": {},
+        "var": "session", "ids": ("session_id",), "links": {},
     },
     "janus_ice_handle": {
         "var": "handle", "ids": ("handle_id", "*opaque_id"),
-        "label": "handle {handle_id}{opaque}",
         "links": {"session": "janus_session", "app_handle": "janus_plugin_session"},
     },
     "janus_plugin_session": {
         "var": "plugin_session", "ids": (),
-        "label": "plugin session",
         "links": {"gateway_handle": "janus_ice_handle", "plugin_handle": None},
     },
     "janus_videoroom": {
-        "var": "room", "ids": ("room_id", "*room_id_str", "*room_name"),
-        "label": "room {room}{room_name}", "links": {},
+        "var": "room", "ids": ("room_id", "*room_id_str", "*room_name"), "links": {},
     },
     "janus_videoroom_session": {
         "var": "session", "ids": ("participant_type",),
-        "label": "videoroom session{of_handle}",
         "links": {"handle": "janus_plugin_session", "participant": None},
     },
     "janus_videoroom_publisher": {
         "var": "participant", "ids": ("user_id", "*user_id_str", "*display", "room_id",
                                       "*room_id_str"),
-        "label": "publisher {user}{display}{in_room}",
         "links": {"room": "janus_videoroom", "session": "janus_videoroom_session"},
     },
     "janus_videoroom_subscriber": {
         "var": "subscriber", "ids": ("room_id", "*room_id_str", "pvt_id"),
-        "label": "subscriber{pvt}{in_room}",
         "links": {"room": "janus_videoroom", "session": "janus_videoroom_session"},
     },
     "janus_videoroom_publisher_stream": {
         "var": "ps", "ids": ("mindex", "*mid"),
-        "label": "stream #{mindex}{mid}{of_publisher}",
         "links": {"publisher": "janus_videoroom_publisher"},
     },
     "janus_streaming_mountpoint": {
-        "var": "mountpoint", "ids": ("id", "*id_str", "*name"),
-        "label": "mountpoint {mp}{name}", "links": {},
+        "var": "mountpoint", "ids": ("id", "*id_str", "*name"), "links": {},
     },
 }
 

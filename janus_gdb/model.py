@@ -135,6 +135,7 @@ class Thread(object):
         self.role = None              # Janus role from the entry function, e.g. "hloop"
         self.role_detail = None       # e.g. "handle 424242"
         self.claims = snap.claims     # lock claims read from the source on its stack
+        self.held_claims = []         # those still in force (infer.net_claims), set once
         self.refs = snap.refs         # objects its frames point to: {(type, addr): level}
         self.unanalysed = snap.unanalysed  # app frames with line info but no readable source
         self.analysed = snap.analysed  # some frame's source was read

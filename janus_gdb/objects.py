@@ -358,12 +358,3 @@ def name_locks(locks, refs, types, mem, warnings, tables=None):
         lock.name_text = janusdb.object_name(key[0], field, lab, key[1])
     return objects
 
-
-def reach(objects, refs):
-    """Keys of the objects within MAX_HOPS links of one thread's REFS."""
-    return objects.expand(refs)
-
-
-def locks_of(types, name, addr):
-    """{lock address: field} of the object NAME at ADDR."""
-    return dict((addr + off, field) for off, field, _k in types.lock_fields(name))

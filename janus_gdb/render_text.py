@@ -148,10 +148,9 @@ def waitgraph(report, show_all=False):
     if report.target.get("mutex_impl") == "gmutex":
         out.append(TIP_GMUTEX)
     out.append("")
-    locks_by_addr = dict((l.addr, l) for l in report.locks)
     for i, cyc in enumerate(report.cycles):
-        out.extend(_cycle(report, i, cyc, locks_by_addr))
-    out.extend(_blocked(report, locks_by_addr, show_all))
+        out.extend(_cycle(report, i, cyc))
+    out.extend(_blocked(report, show_all))
     out.extend(_others(report, show_all))
     if report.warnings:
         out.append("")
@@ -160,12 +159,12 @@ def waitgraph(report, show_all=False):
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def _cycle(report, i, cyc, locks_by_addr):
+def _cycle(report, i, cyc):
     out = ["Deadlock #%d (%s)" % (i + 1, plural(len(cyc), "thread"))]
     for e in cyc:
         t = report.thread(e.src)
         out.append("  " + thread_ref(t))
-        out.extend(_wait_lines(report, t, locks_by_addr, "      "))
+        out.extend(_wait_lines(report, t, "      "))
         for lock in t.holds:
             out.append("      holds      %s, %s" % (lock_ref(lock), state_text(lock)))
             out.append("                 [%s: %s]" % (lock.evidence,
@@ -182,12 +181,12 @@ def _cycle(report, i, cyc, locks_by_addr):
     return out
 
 
-def _wait_lines(report, t, locks_by_addr, ind):
+def _wait_lines(report, t, ind):
     w = t.wait
     if w is None:
         return [ind + t.detail]
     if w.is_lock:
-        lock = locks_by_addr.get(w.lock_addr)
+        lock = report.lock_by_addr.get(w.lock_addr)
         if lock is None:
             return [ind + "waits for  0x%x" % (w.lock_addr or 0)]
         return [ind + "waits for  %s, %s" % (lock_ref(lock), state_text(lock)),
@@ -207,13 +206,13 @@ def group_key(t):
     return (target, graph.stack_signature(t))
 
 
-def _group_lines(report, threads, locks_by_addr, show_all, ind="  "):
+def _group_lines(report, threads, show_all, ind="  "):
     out = []
     for (target, _sig), members in graph.group_threads(threads, group_key):
         t = members[0]
         w = t.wait
         if w.is_lock:
-            lock = locks_by_addr.get(w.lock_addr)
+            lock = report.lock_by_addr.get(w.lock_addr)
             what = "wait%s for %s" % ("s" if len(members) == 1 else "", lock_name(lock)) \
                 if lock else "wait for 0x%x" % w.lock_addr
             if lock is not None and lock.owner_num is not None:
@@ -234,7 +233,7 @@ def _group_lines(report, threads, locks_by_addr, show_all, ind="  "):
     return out
 
 
-def _blocked(report, locks_by_addr, show_all):
+def _blocked(report, show_all):
     out = []
     sections = {}
     order = []
@@ -279,7 +278,7 @@ def _blocked(report, locks_by_addr, show_all):
         else:
             lock = root.lock
             out.append("Briefly contended (lock is free now): %s" % lock_ref(lock))
-        out.extend(_group_lines(report, threads, locks_by_addr, show_all))
+        out.extend(_group_lines(report, threads, show_all))
         out.append("")
     return out
 

@@ -23,7 +23,6 @@ class Scanner(object):
         self.sources = lockset.Sources()
         self.types = objects.TypeCache(kind_of_type)
         self.kind_of_type = kind_of_type
-        self.analysed_frames = 0
         self.frame_cache = {}
 
     def __call__(self, snap, gframes):
@@ -50,7 +49,6 @@ class Scanner(object):
             else:
                 snap.analysed = True
                 snap.analysed_levels.add(info.level)
-                self.analysed_frames += 1
                 claims.extend(got)
             if scanned <= MAX_REF_FRAMES:
                 ref_frames.append((frame, info.level))

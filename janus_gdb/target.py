@@ -131,17 +131,17 @@ def _read_regs(frame, arch):
     return regs
 
 
-def _frame_info(frame, level, symtabs=None, cache=None, after_normal=True):
+def _frame_info(frame, level, symtabs=None, cache=None, cacheable=False):
     """FrameInfo of FRAME.  CACHE ({(pc, level): FrameInfo}) shares the
     lookups, and the FrameInfo objects (never modified), between threads
     stopped at the same places (a thousand handle loops in the same poll):
-    only for normal frames whose newer frame is normal too, where the pc
-    alone decides function, library and line."""
+    only when CACHEABLE, for normal frames whose newer frame is normal too,
+    where the pc alone decides function, library and line."""
     try:
         pc = frame.pc()
-        cacheable = cache is not None and after_normal and frame.type() == gdb.NORMAL_FRAME
     except gdb.error:
         return None
+    cacheable = cacheable and cache is not None
     key = (pc, level)
     if cacheable:
         got = cache.get(key)
@@ -200,7 +200,11 @@ def read_frames(max_frames, symtabs=None, gframes=None, newest=None, cache=None)
     while frame is not None:
         if level >= max_frames:
             return frames, True, None
-        info = _frame_info(frame, level, symtabs, cache, after_normal)
+        try:
+            normal = frame.type() == gdb.NORMAL_FRAME
+        except gdb.error:
+            normal = False
+        info = _frame_info(frame, level, symtabs, cache, after_normal and normal)
         if info is None:
             break
         frames.append(info)
@@ -209,8 +213,8 @@ def read_frames(max_frames, symtabs=None, gframes=None, newest=None, cache=None)
         level += 1
         if info.system and info.function in STACK_BOTTOMS:
             break
+        after_normal = normal
         try:
-            after_normal = frame.type() == gdb.NORMAL_FRAME
             # gdb stops by itself on a corrupt stack ("previous frame
             # identical to this frame"); max_frames bounds the rest.
             frame = frame.older()
