@@ -42,14 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../tests/fixtures/fixture_io.h"
 #include "../tests/fixtures/janus_mini.h"
-
-#if defined(__clang__)
-#define APP_FN __attribute__((noinline, used))
-#else
-#define APP_FN __attribute__((noinline, noclone, no_icf, used))
-#endif
-#define KEEP_FRAME() __asm__ __volatile__("" ::: "memory")
 
 #define STACK_SIZE (64 * 1024)
 
@@ -58,42 +52,6 @@ int lock_debug = 0;
 void janus_lock_print(const char *fmt, ...)
 {
 	(void)fmt;
-}
-
-static void write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void say(const char *fmt, ...)
-{
-	char buf[256];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof buf - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof buf - 2)
-		n = (int)sizeof buf - 2;
-	buf[n++] = '\n';
-	write_all(STDOUT_FILENO, buf, (size_t)n);
-}
-
-static long gettid_now(void)
-{
-	return (long)syscall(SYS_gettid);
 }
 
 /* Started threads; main spins on it (no futex before the pile-up). */
