@@ -51,42 +51,94 @@ def _parse(prog, arg):
 # gdb settings that make writes to the target and calls into it impossible
 # while a command runs (each only where this gdb has it).
 READ_ONLY_SETTINGS = ("may-call-functions", "may-write-memory", "may-write-registers")
-# Reads of a core are slow in gdb (each walks the core's section list), and
-# the stacks are read in small pieces: a page per cache line makes one
-# miss bring a page of stack (measured by bench/run.py at 10,000 threads).
+# Reads of a core are slow in gdb 13: each walks the core's list of
+# sections, two per thread (bench/run.py, docs/performance.md).  While a
+# command runs, janus-gdb asks gdb for fewer of them:
+# - a page per dcache line, so one miss brings a page of stack;
+# - code and read-only data read from the executable and libraries instead
+#   of the core (`set trust-readonly-sections on`: they are not in a core
+#   made by gcore, so each read missed all of its sections first);
+# - one memory region over the whole address space, read-only and cached
+#   (`mem 0 0 ro cache`), when the user has defined none: gdb then serves
+#   every read through its dcache, so the code byte its unwinder reads four
+#   times per thread costs one read, and memory writes are refused as well.
+#   gdb flushes the dcache at every thread switch, so a few lines suffice.
 DCACHE_LINE = 4096
+DCACHE_LINES = 64
+
+
+def _gdb_set(name, value):
+    gdb.execute("set %s %s" % (name, value), to_string=True)
 
 
 class _Settings(object):
-    """For the duration of a command: READ_ONLY_SETTINGS off and a larger
-    dcache line; the user's values are restored afterwards."""
+    """For the duration of a command: READ_ONLY_SETTINGS off, the memory
+    settings above; the user's values are restored afterwards."""
 
     def __enter__(self):
         self.saved = []
+        self.region = False
+        self.warnings = []
         for name in READ_ONLY_SETTINGS:
-            try:
-                old = gdb.parameter(name)
-                if old:
-                    gdb.execute("set %s off" % name, to_string=True)
-                    self.saved.append((name, "on"))
-            except (gdb.error, RuntimeError):
-                continue
-        try:
-            old = gdb.parameter("dcache line-size")
-            if old and int(old) < DCACHE_LINE:
-                gdb.execute("set dcache line-size %d" % DCACHE_LINE, to_string=True)
-                self.saved.append(("dcache line-size", str(old)))
-        except (gdb.error, RuntimeError, ValueError, TypeError):
-            pass
+            self._change(name, lambda old: bool(old), "off")
+        self._change("dcache line-size", lambda old: int(old) < DCACHE_LINE, DCACHE_LINE)
+        self._change("trust-readonly-sections", lambda old: not old, "on")
+        self.region = _add_cache_region(self.warnings)
+        if self.region:
+            self._change("dcache size", lambda old: int(old) > DCACHE_LINES, DCACHE_LINES)
         return self
 
+    def _change(self, name, wanted, value):
+        try:
+            old = gdb.parameter(name)
+            if old is None or not wanted(old):
+                return
+            _gdb_set(name, value)
+        except (gdb.error, RuntimeError, ValueError, TypeError):
+            return
+        if isinstance(old, bool):
+            old = "on" if old else "off"
+        self.saved.append((name, str(old)))
+
     def __exit__(self, *exc):
-        for name, value in self.saved:
+        if self.region:
+            _drop_cache_region()
+        for name, value in reversed(self.saved):
             try:
-                gdb.execute("set %s %s" % (name, value), to_string=True)
+                _gdb_set(name, value)
             except (gdb.error, RuntimeError):
                 pass
         return False
+
+
+def _add_cache_region(warnings):
+    """Define the read-only cached region over all memory, unless the user
+    has memory regions of their own; True when it was defined."""
+    try:
+        if "user-defined" in gdb.execute("info mem", to_string=True):
+            if gdb.parameter("mem inaccessible-by-default"):
+                warnings.append("gdb's user-defined memory regions (`info mem`) make memory "
+                                "outside them unreadable; `mem auto` or `set mem "
+                                "inaccessible-by-default off` lifts that")
+            return False
+        gdb.execute("mem 0 0 ro cache", to_string=True)
+        rows = gdb.execute("info mem", to_string=True).strip().splitlines()
+        fields = rows[-1].split() if rows else []
+        # "1 y 0x0000000000000000 0x10000000000000000 ro cache": the region
+        # must cover everything, or gdb would refuse reads outside it.
+        if len(fields) >= 4 and int(fields[2], 16) == 0 and int(fields[3], 16) >= 1 << 32:
+            return True
+    except (gdb.error, RuntimeError, ValueError):
+        pass
+    _drop_cache_region()
+    return False
+
+
+def _drop_cache_region():
+    try:
+        gdb.execute("mem auto", to_string=True)
+    except (gdb.error, RuntimeError):
+        pass
 
 
 def _read_lock_log(path):
@@ -101,8 +153,10 @@ def _analyze(opts):
     from .target import NoTarget
     log = _read_lock_log(opts.lock_log) if opts.lock_log else None
     try:
-        with _Settings():
-            return analyze.collect(max_frames=opts.depth, locklog=log)
+        with _Settings() as settings:
+            report = analyze.collect(max_frames=opts.depth, locklog=log)
+        report.warnings[:0] = settings.warnings
+        return report
     except NoTarget as exc:
         raise gdb.GdbError(str(exc))
     except gdb.MemoryError as exc:

@@ -125,6 +125,76 @@ def test_thread_and_frame_selection_restored(scenarios):
     assert sel[0].startswith("SEL 3 ")
 
 
+SETTINGS_SHOWN = ["show may-write-memory", "show may-call-functions", "show may-write-registers",
+                  "show dcache line-size", "show dcache size", "show trust-readonly-sections",
+                  "info mem"]
+
+
+def _shown(res):
+    """The output of SETTINGS_SHOWN (after the last marker line)."""
+    return res.stdout.split("=MARK=")[-1].strip()
+
+
+@pytest.mark.parametrize("user_setup", [[], ["mem 0x1000 0x2000 rw nocache", "set dcache size 100",
+                                             "set trust-readonly-sections on",
+                                             "set mem inaccessible-by-default off"]])
+def test_gdb_settings_restored(scenarios, user_setup):
+    """While a command runs janus-gdb changes gdb's memory settings (writes
+    and calls refused, a cached read-only region, a larger dcache line);
+    afterwards the user's settings, memory regions included, are back."""
+    sc = scenarios.get("pthread_cycle")
+    marks = ["echo =MARK=\\n"] + SETTINGS_SHOWN
+    before = gdbrun.gdb(user_setup + marks, pid=sc.pid, load=False)
+    after = gdbrun.gdb(user_setup + ["janus-waitgraph", "janus-locks --format json"] + marks,
+                       pid=sc.pid)
+    assert "Found 1 deadlock" in after.stdout
+    assert "Traceback" not in after.stderr
+    assert _shown(before) and _shown(after) == _shown(before)
+    if user_setup:
+        assert "0x0000000000001000" in _shown(after) and "user-defined" in _shown(after)
+    else:
+        assert "no memory regions" in _shown(after)
+
+
+def test_user_memory_regions_hiding_memory_are_named(scenarios):
+    """The user's own memory regions stay in force: with gdb's default
+    inaccessible-by-default, memory outside them cannot be read, and the
+    report says why instead of only showing unreadable locks."""
+    sc = scenarios.get("pthread_cycle")
+    res = gdbrun.gdb(["mem 0x1000 0x2000 rw nocache", "janus-waitgraph", "info mem"], pid=sc.pid)
+    assert "Traceback" not in res.stderr
+    assert "cannot be read" in res.stdout
+    assert "warning: gdb's user-defined memory regions (`info mem`) make memory" in res.stdout
+    assert "0x0000000000001000 0x0000000000002000 rw nocache" in res.stdout
+
+
+def test_writes_refused_while_a_command_runs(scenarios, tmp_path):
+    """Inside the command's settings a write to the target's memory fails in
+    gdb, before reaching the target (the may-write-memory and read-only
+    region both refuse it)."""
+    sc = scenarios.get("pthread_cycle")
+    probe = ("python\n"
+             "import gdb\n"
+             "from janus_gdb import commands\n"
+             "sp = int(gdb.parse_and_eval('$sp'))\n"
+             "with commands._Settings():\n"
+             "    mem = gdb.execute('info mem', to_string=True)\n"
+             "    try:\n"
+             "        gdb.selected_inferior().write_memory(sp, b'\\0')\n"
+             "        print('WRITE allowed')\n"
+             "    except gdb.error as exc:\n"
+             "        print('WRITE refused:', exc)\n"
+             "print('REGION', 'ro cache' in mem)\n"
+             "end")
+    script = str(tmp_path / "write_probe.gdb")
+    with open(script, "w") as f:
+        f.write(probe + "\n")
+    res = gdbrun.gdb(["source " + script], pid=sc.pid)
+    assert "WRITE refused" in res.stdout, res.stdout + res.stderr
+    assert "REGION True" in res.stdout
+    assert sc.proc.poll() is None
+
+
 def test_python_36_syntax():
     """The package must parse on gdb's embedded Python 3.6 (no walrus, etc.)."""
     import ast
