@@ -61,7 +61,8 @@ def collect(max_frames=64, locklog=None):
     warnings = []
     symtabs = {}
     scanner = stackscan.Scanner(target.lock_kind_of_type)
-    snaps, arch = target.snapshot_threads(inf, max_frames, warnings, symtabs, scanner)
+    gthreads = {}
+    snaps, arch = target.snapshot_threads(inf, max_frames, warnings, symtabs, scanner, gthreads)
     mem = target.Memory(inf)
     info = {"kind": target.target_kind(inf), "pid": inf.pid,
             "executable": target.executable(inf), "arch": arch}
@@ -71,11 +72,12 @@ def collect(max_frames=64, locklog=None):
     bases = names.LibBases()
 
     def namer(locks, threads):
+        names.name_globals(locks, bases)
+        stackscan.read_deferred_refs(locks, threads, scanner.types, gthreads)
         refs = {}
         for t in threads:
             for key, level in t.refs.items():
                 refs.setdefault(key, level)
-        names.name_globals(locks, bases)
         found = objects.name_locks(locks, refs, scanner.types, mem, warnings, tables)
         return lambda thread: found.expand(thread.refs)
 

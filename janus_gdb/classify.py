@@ -10,6 +10,8 @@ waits for the target's TID).
 
 import re
 
+import sys
+
 from . import layouts
 from . import syscalls
 from .model import Wait
@@ -208,7 +210,7 @@ def classify_futex(frames, mem, lwps, uaddr, cmd, private, val):
         return Wait("mutex", uaddr, uaddr, how="FUTEX_LOCK_PI on a priority-inheritance mutex",
                     frame=idx)
     if kind is not None:
-        how = "futex wait in %s (frame #%d)" % (fname, idx)
+        how = sys.intern("futex wait in %s (frame #%d)" % (fname, idx))  # one per call site
         if kind in ("mutex", "libc-lock", "gmutex"):
             return Wait(kind, uaddr, uaddr, how=how, frame=idx)
         if kind == "join":

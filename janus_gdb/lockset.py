@@ -143,21 +143,17 @@ def frame_claims(frame, info, sources, kind_of_type, cache=None):
     """Claims of one frame (``model.FrameInfo`` INFO), or None when its source
     cannot be read (the frame is then not analysed).
 
-    CACHE ({(pc, innermost): lockset data}) shares the source analysis of
-    normal frames stopped at the same place; only the evaluation of the lock
-    expressions is done per frame, and only when the source holds a lock."""
-    key = None
-    try:
-        if cache is not None and frame.type() == gdb.NORMAL_FRAME:
-            key = (info.pc, info.level == 0)
-    except gdb.error:
-        key = None
-    if key is not None and key in cache:
-        got = cache[key]
+    CACHE ({FrameInfo: lockset data}) shares the source analysis of the
+    frames stopped at the same place: threads in the same call chain share
+    one FrameInfo object (``target._frame_info``).  Only the evaluation of
+    the lock expressions is done per frame, and only when the source holds
+    a lock."""
+    if cache is not None and info in cache:
+        got = cache[info]
     else:
         got = _frame_lockset(frame, sources)
-        if key is not None:
-            cache[key] = got
+        if cache is not None:
+            cache[info] = got
     if got is None:
         return []
     if got == ():

@@ -40,7 +40,8 @@ class FrameInfo(object):
 class Snapshot(object):
     """Registers and frames of one thread, as read from the target."""
     __slots__ = ("num", "global_num", "lwp", "name", "regs", "frames", "frames_truncated",
-                 "claims", "refs", "unanalysed", "analysed", "analysed_levels", "role_detail")
+                 "claims", "refs", "refs_deferred", "unanalysed", "analysed", "analysed_levels",
+                 "role_detail")
 
     def __init__(self, num, lwp, name=None, regs=None, frames=None, frames_truncated=False,
                  global_num=None):
@@ -53,9 +54,10 @@ class Snapshot(object):
         self.frames_truncated = frames_truncated
         self.claims = []              # Claim, outermost frame first
         self.refs = {}                # {(struct type name, address): frame level}
+        self.refs_deferred = False    # refs not read yet: read if a lock it waits for needs a name
         self.unanalysed = 0           # app frames whose source could not be read
         self.analysed = False         # some frame's source was read
-        self.analysed_levels = set()  # frames whose source was read
+        self.analysed_levels = ()     # levels of the frames whose source was read
         self.role_detail = None       # read from the entry frame, e.g. "handle 424242"
 
 
@@ -118,6 +120,12 @@ class Wait(object):
 class Thread(object):
     """A thread of the target with its state."""
 
+    # ten thousand of them at scale: slots keep each to a few hundred bytes
+    __slots__ = ("num", "global_num", "lwp", "name", "frames", "frames_truncated", "entry",
+                 "state", "detail", "wait", "syscall", "holds", "site", "role", "role_detail",
+                 "claims", "held_claims", "refs", "refs_deferred", "unanalysed", "analysed",
+                 "analysed_levels")
+
     def __init__(self, snap):
         self.num = snap.num
         self.global_num = snap.global_num
@@ -137,6 +145,7 @@ class Thread(object):
         self.claims = snap.claims     # lock claims read from the source on its stack
         self.held_claims = []         # those still in force (infer.net_claims), set once
         self.refs = snap.refs         # objects its frames point to: {(type, addr): level}
+        self.refs_deferred = snap.refs_deferred
         self.unanalysed = snap.unanalysed  # app frames with line info but no readable source
         self.analysed = snap.analysed  # some frame's source was read
         self.analysed_levels = snap.analysed_levels

@@ -30,11 +30,12 @@ class Scanner(object):
         refs = {}
         scanned = 0
         # The objects a thread points to name the locks it waits for and
-        # break ties between claimants: only threads in a futex wait (lock
-        # waiters) or whose source holds a lock need them; a thousand idle
-        # handle loops in poll do not.
+        # break ties between claimants.  Threads whose source holds a lock
+        # (or whose state is unknown) need them now; a thread in a futex
+        # wait only if the lock it waits for is not a variable: they are
+        # read later, for a few waiters of such a lock (read_deferred_refs);
+        # a thousand idle handle loops in poll never need them.
         sysno = snap.regs.get("sysno")
-        refs_wanted = sysno is None or sysno == FUTEX_SYSCALL
         ref_frames = []
         for info, frame in zip(snap.frames, gframes):
             if info.system or info.line is None:
@@ -48,15 +49,17 @@ class Scanner(object):
                 snap.unanalysed += 1
             else:
                 snap.analysed = True
-                snap.analysed_levels.add(info.level)
+                snap.analysed_levels += (info.level,)
                 claims.extend(got)
             if scanned <= MAX_REF_FRAMES:
                 ref_frames.append((frame, info.level))
             if info.function == "janus_ice_handle_thread":
                 snap.role_detail = self._handle_of(frame)
-        if refs_wanted or claims:
+        if claims or sysno is None:
             for frame, level in ref_frames:
                 objects.frame_refs(frame, level, refs, self.types)
+        elif sysno == FUTEX_SYSCALL and ref_frames:
+            snap.refs_deferred = True
         snap.claims = claims
         snap.refs = refs
 
@@ -75,3 +78,64 @@ class Scanner(object):
             except (gdb.error, RuntimeError, ValueError, OverflowError, TypeError):
                 continue
         return None
+
+
+# Waiters of one unnamed lock whose frames are read for its name.
+DEFERRED_WAITERS_PER_LOCK = 4
+
+
+def ref_levels(frames):
+    """Levels of the frames whose variables are read for references: the
+    newest MAX_REF_FRAMES application frames with line information."""
+    levels = []
+    for info in frames:
+        if info.system or info.line is None:
+            continue
+        levels.append(info.level)
+        if len(levels) >= MAX_REF_FRAMES:
+            break
+    return levels
+
+
+def read_deferred_refs(locks, threads, types, gthreads):
+    """Read the references of a few waiters of every lock still unnamed
+    (not a variable), into their ``refs``; GTHREADS maps thread numbers to
+    gdb.InferiorThread.  Restores the selected thread and frame."""
+    wanted = set(l.addr for l in locks if l.obj is None and l.name_text is None)
+    if not wanted:
+        return
+    picked = {}
+    chosen = []
+    for t in threads:
+        w = t.wait
+        if not getattr(t, "refs_deferred", False) or w is None or w.lock_addr not in wanted:
+            continue
+        if picked.get(w.lock_addr, 0) >= DEFERRED_WAITERS_PER_LOCK:
+            continue
+        picked[w.lock_addr] = picked.get(w.lock_addr, 0) + 1
+        chosen.append(t)
+    if not chosen:
+        return
+    from . import target
+    with target.SelectionKept():
+        for t in chosen:
+            th = gthreads.get(t.num)
+            levels = ref_levels(t.frames)
+            if th is None or not levels:
+                continue
+            refs = {}
+            try:
+                th.switch()
+                frame = gdb.newest_frame()
+                level = 0
+                for want in levels:
+                    while frame is not None and level < want:
+                        frame = frame.older()
+                        level += 1
+                    if frame is None:
+                        break
+                    objects.frame_refs(frame, level, refs, types)
+            except gdb.error:
+                pass
+            t.refs = refs
+            t.refs_deferred = False

@@ -124,45 +124,53 @@ def _read_regs(frame, arch):
     nr_reg, arg_regs = spec
     regs = {}
     try:
-        regs["sysno"] = _int(frame.read_register(nr_reg))
-        regs["args"] = tuple(_int(frame.read_register(r)) for r in arg_regs)
+        sysno = regs["sysno"] = _int(frame.read_register(nr_reg))
+        # the arguments matter for futex calls only (the lock's address)
+        if sysno is not None and syscalls.describe_syscall(arch, sysno)[1] == "futex":
+            regs["args"] = tuple(_int(frame.read_register(r)) for r in arg_regs)
     except (gdb.error, ValueError):
         regs["sysno"] = None
     return regs
 
 
-def _frame_info(frame, level, symtabs=None, cache=None, cacheable=False):
-    """FrameInfo of FRAME.  CACHE ({(pc, level): FrameInfo}) shares the
-    lookups, and the FrameInfo objects (never modified), between threads
-    stopped at the same places (a thousand handle loops in the same poll):
-    only when CACHEABLE, for normal frames whose newer frame is normal too,
-    where the pc alone decides function, library and line."""
+def _frame_info(frame, level, chain, symtabs=None, cache=None):
+    """(FrameInfo of FRAME, id of the frames read so far).
+
+    CACHE, shared by the threads of one analysis, maps (CHAIN, pc) to that
+    pair: CHAIN identifies the thread's newer frames (their pcs, newest
+    first), so a frame is looked up once for all the threads stopped in the
+    same call chain (a thousand handle loops in the same poll) and they
+    share one FrameInfo (never modified).  What gdb says of a frame follows
+    from its pc and those of the newer frames (which of the frames at one pc
+    are inlined functions, whether the newer one is a signal frame), never
+    from the thread, but for frame #0 (see below).
+    """
     try:
         pc = frame.pc()
     except gdb.error:
-        return None
-    cacheable = cacheable and cache is not None
-    key = (pc, level)
-    if cacheable:
+        return None, chain
+    # a thread stopped by a breakpoint at an inlined function's start shows
+    # its caller as frame #0 at the same pc: the name tells them apart
+    name = _frame_name(frame) if level == 0 else None
+    key = (chain, pc, name)
+    if cache is not None:
         got = cache.get(key)
         if got is not None:
             return got
-    try:
-        name = frame.name()
-    except gdb.error:
-        name = None
+    if level != 0:
+        name = _frame_name(frame)
     lib = None
     try:
         path = gdb.solib_name(pc)
         if path:
-            lib = os.path.basename(path)
+            lib = _basename(path)
     except gdb.error:
         pass
     fname = line = None
     try:
         sal = frame.find_sal()
         if sal is not None and sal.symtab is not None and sal.line:
-            fname = os.path.basename(sal.symtab.filename)
+            fname = _basename(sal.symtab.filename)
             line = sal.line
             if symtabs is not None and not (lib and SYSTEM_LIB_RE.match(lib)):
                 symtabs.setdefault(sal.symtab.fullname(), sal.symtab)
@@ -170,14 +178,38 @@ def _frame_info(frame, level, symtabs=None, cache=None, cacheable=False):
         pass
     system = bool(lib and SYSTEM_LIB_RE.match(lib))
     info = FrameInfo(level, pc, name, fname, line, lib, system)
-    if cacheable:
-        cache[key] = info
-    return info
+    if cache is None:
+        return info, 0
+    got = (info, len(cache) + 1)   # ids are never reused: entries are never removed
+    cache[key] = got
+    return got
 
 
-# Below these the stack is the C library's thread start-up: nothing to learn.
-STACK_BOTTOMS = frozenset(("start_thread", "clone3", "__clone3", "clone", "__clone",
-                           "__libc_start_call_main", "__libc_start_main"))
+def _frame_name(frame):
+    try:
+        return frame.name()
+    except gdb.error:
+        return None
+
+
+_BASENAMES = {}
+
+
+def _basename(path):
+    """os.path.basename, one string per path (tens of thousands of frames)."""
+    got = _BASENAMES.get(path)
+    if got is None:
+        if len(_BASENAMES) > 10000:
+            _BASENAMES.clear()
+        got = _BASENAMES[path] = os.path.basename(path)
+    return got
+
+
+# Below these the stack is the thread start-up of glib or the C library:
+# nothing to learn (every Janus thread is a GThread: g_thread_proxy, then
+# start_thread; stopping at the first saves a frame a thread).
+STACK_BOTTOMS = frozenset(("g_thread_proxy", "start_thread", "clone3", "__clone3", "clone",
+                           "__clone", "__libc_start_call_main", "__libc_start_main"))
 
 
 def read_frames(max_frames, symtabs=None, gframes=None, newest=None, cache=None):
@@ -196,15 +228,11 @@ def read_frames(max_frames, symtabs=None, gframes=None, newest=None, cache=None)
     except gdb.error as exc:
         return frames, False, str(exc)
     level = 0
-    after_normal = True
+    chain = 0
     while frame is not None:
         if level >= max_frames:
             return frames, True, None
-        try:
-            normal = frame.type() == gdb.NORMAL_FRAME
-        except gdb.error:
-            normal = False
-        info = _frame_info(frame, level, symtabs, cache, after_normal and normal)
+        info, chain = _frame_info(frame, level, chain, symtabs, cache)
         if info is None:
             break
         frames.append(info)
@@ -213,7 +241,6 @@ def read_frames(max_frames, symtabs=None, gframes=None, newest=None, cache=None)
         level += 1
         if info.system and info.function in STACK_BOTTOMS:
             break
-        after_normal = normal
         try:
             # gdb stops by itself on a corrupt stack ("previous frame
             # identical to this frame"); max_frames bounds the rest.
@@ -295,13 +322,14 @@ def run_current_batch():
     _CURRENT[0].run_batch()
 
 
-def snapshot_threads(inf, max_frames, warnings, symtabs=None, scanner=None):
+def snapshot_threads(inf, max_frames, warnings, symtabs=None, scanner=None, gthreads=None):
     """Read every thread's registers and frames; restores the selection.
 
     Returns (list of Snapshot sorted by thread number, arch name); the
     application symtabs seen on the stacks are collected in SYMTABS.
     SCANNER(snapshot, gdb frames), when given, reads more from each thread's
     frames while the thread is selected (lock claims, object references).
+    GTHREADS, a dict, receives {thread number: gdb.InferiorThread}.
     """
     try:
         old_thread = gdb.selected_thread()
@@ -317,6 +345,8 @@ def snapshot_threads(inf, max_frames, warnings, symtabs=None, scanner=None):
         raise NoTarget("Cannot list the threads of the target: %s" % exc)
     if not threads:
         raise NoTarget(NO_THREADS)
+    if gthreads is not None:
+        gthreads.update((t.num, t) for t in threads)
     reader = _Reader(max_frames, warnings, symtabs, scanner)
     nested = len(threads) > BATCH
     try:
@@ -340,6 +370,25 @@ def snapshot_threads(inf, max_frames, warnings, symtabs=None, scanner=None):
     finally:
         _restore(old_thread, old_frame)
     return reader.snaps, reader.arch or "unknown"
+
+
+class SelectionKept(object):
+    """Context manager: the selected thread and frame are restored on exit."""
+
+    def __enter__(self):
+        try:
+            self.thread = gdb.selected_thread()
+        except gdb.error:
+            self.thread = None
+        try:
+            self.frame = gdb.selected_frame()
+        except gdb.error:
+            self.frame = None
+        return self
+
+    def __exit__(self, *exc):
+        _restore(self.thread, self.frame)
+        return False
 
 
 def _restore(thread, frame):
