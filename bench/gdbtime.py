@@ -11,6 +11,11 @@ import time
 
 MARK = "JANUS_GDB_TIME"
 
+# gdb runs as installed software does: Python may keep janus-gdb's bytecode
+# cache (pip compiles it at install time), so no measured run pays for
+# compiling the package (some environments set PYTHONDONTWRITEBYTECODE).
+ENV = dict((k, v) for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE")
+
 
 def timed(label, cmd):
     """gdb -ex arguments that run gdb command CMD and print its duration
@@ -37,7 +42,7 @@ def run_gdb(args, children, stdout_path=None, timeout=3600):
     try:
         t0 = time.monotonic()
         p = subprocess.Popen(["gdb"] + args, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                             start_new_session=True)
+                             start_new_session=True, env=ENV)
         children.append(p)
         killer = threading.Timer(timeout, _killpg, (p.pid,))
         killer.start()

@@ -28,9 +28,12 @@ class _Parser(argparse.ArgumentParser):
         raise _ArgumentError(message.strip() if message else "%s: bad arguments" % self.prog)
 
 
+FORMATS = ("text", "json", "dot")
+
+
 def _parser(prog):
     p = _Parser(prog=prog, add_help=False)
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=FORMATS, default="text")
     p.add_argument("--all", action="store_true", dest="show_all")
     p.add_argument("--depth", type=int, default=DEFAULT_DEPTH)
     p.add_argument("--lock-log", dest="lock_log", default=None)
@@ -206,6 +209,9 @@ class _Base(gdb.Command):
             report = _analyze(opts)
             if opts.format == "json":
                 text = render_json.render(report, self.prog)
+            elif opts.format == "dot":
+                from . import render_dot
+                text = render_dot.render(report, self.prog)
             else:
                 text = type(self).render(report, show_all=opts.show_all)
         except gdb.GdbError:
