@@ -1,7 +1,9 @@
-"""JSON reports: every thread, lock, edge and cycle, for scripts.
+"""JSON reports: every thread, lock, edge, cycle and group, for scripts.
 
-Strings from the target are kept as read (JSON escaping makes control
-characters harmless) but cut to a sane length.
+The document follows docs/janus-gdb.schema.json (``"schema": "janus-gdb/1"``),
+every field described in docs/json.md.  Strings from the target are kept as
+read (JSON escaping makes control characters harmless) but cut to MAX_STR
+characters.  Keys are only ever added within one schema version.
 """
 
 import json
@@ -15,8 +17,11 @@ MAX_STR = 4096
 
 
 def _s(text):
+    """TEXT cut to MAX_STR characters (``...`` appended), None kept."""
     if text is None:
         return None
+    if not isinstance(text, str):
+        text = str(text)
     return text if len(text) <= MAX_STR else text[:MAX_STR] + "..."
 
 
@@ -24,30 +29,46 @@ def _frame(fr):
     d = fr.to_dict()
     d["function"] = _s(d["function"])
     d["file"] = _s(d["file"])
+    d["lib"] = _s(d["lib"])
     return d
 
 
-def _thread(t):
+def _claim(c, lock_by_addr):
+    lock = lock_by_addr.get(c.addr) if c.addr is not None else None
+    return {"frame": c.level, "function": _s(c.function), "file": _s(c.file), "line": c.line,
+            "expr": _s(c.expr), "address": c.addr, "lock": lock.id if lock is not None else None,
+            "kind": c.kind, "conditional": bool(c.conditional), "trylock": bool(c.trylock)}
+
+
+def _thread(t, lock_by_addr):
     w = t.wait
     return {
         "num": t.num, "global_num": t.global_num, "lwp": t.lwp, "name": _s(t.name),
-        "entry": _s(t.entry), "role": t.role, "role_detail": _s(t.role_detail),
-        "state": t.state, "detail": t.detail, "syscall": t.syscall,
+        "entry": _s(t.entry), "role": _s(t.role), "role_detail": _s(t.role_detail),
+        "state": t.state, "detail": _s(t.detail), "syscall": _s(t.syscall),
         "wait": None if w is None else {
             "kind": w.kind, "futex": w.futex, "lock": w.lock_addr, "target_lwp": w.target_lwp,
             "how": _s(w.how), "frame": w.frame},
         "holds": [l.id for l in t.holds],
+        "claims": [_claim(c, lock_by_addr) for c in t.held_claims],
         "site_frame": t.site,
         "frames": [_frame(f) for f in t.frames],
         "frames_truncated": t.frames_truncated,
     }
 
 
+def _field(v):
+    return _s(v) if isinstance(v, str) else v
+
+
 def _lock(l):
     c = l.owner_claim
     obj = l.obj.to_dict() if l.obj is not None else None
     if obj is not None:
-        obj["label"] = _s(obj["label"])
+        obj = dict((k, _field(v)) for k, v in obj.items())
+    inference = l.inference.to_dict() if l.inference is not None else None
+    if inference is not None:
+        inference = dict((k, _field(v)) for k, v in inference.items())
     return {
         "id": l.id, "address": l.addr, "symbol": _s(l.symbol), "name": _s(l.name_text),
         "object": obj, "kind": l.kind,
@@ -55,13 +76,13 @@ def _lock(l):
         "owner": {"lwp": l.owner_lwp, "thread": l.owner_num, "alive": l.owner_alive,
                   "evidence": l.evidence, "detail": _s(l.evidence_detail),
                   "source": l.owner_source,
-                  "frame": c.level if c else None, "file": c.file if c else None,
-                  "line": c.line if c else None, "function": c.function if c else None},
-        "inference": l.inference.to_dict() if l.inference is not None else None,
+                  "frame": c.level if c else None, "file": _s(c.file) if c else None,
+                  "line": c.line if c else None, "function": _s(c.function) if c else None},
+        "inference": inference,
         "candidates": list(l.candidates),
         "leaked": l.leaked, "leak_site": _s(l.leak_site), "leaked_by": l.leaked_by,
         "readers": l.readers, "waiters": list(l.waiters),
-        "fields": dict((k, v) for k, v in l.details.items() if k != "state"),
+        "fields": dict((k, _field(v)) for k, v in l.details.items() if k != "state"),
     }
 
 
@@ -73,23 +94,69 @@ def _root(root):
             "cycle": root.cycle + 1 if root.cycle is not None else None}
 
 
-def to_dict(report, command):
-    groups = []
-    for (_root_key, target, sig), members in graph.group_threads(
+def _common(members, attr):
+    """The value of ATTR shared by all MEMBERS, else None."""
+    values = set(getattr(m, attr) for m in members)
+    return values.pop() if len(values) == 1 else None
+
+
+def _group(report, section, members, sig, root=None, cycle=None):
+    t = members[0]
+    w = t.wait
+    waits_for = joins = None
+    if w is not None and w.is_lock:
+        lock = report.lock_by_addr.get(w.lock_addr)
+        waits_for = lock.id if lock is not None else None
+    elif w is not None and w.kind == "join":
+        target = report.thread_by_lwp(w.target_lwp)
+        joins = target.num if target is not None else None
+    return {"section": section, "state": _common(members, "state"),
+            "role": _s(_common(members, "role")), "blocked_behind": _root(root),
+            "cycle": cycle, "waits_for": waits_for, "joins": joins,
+            "signature": [_s(name) for name in sig], "count": len(members),
+            "threads": [m.num for m in members]}
+
+
+def groups(report):
+    """Every thread in exactly one group, as the text report groups them.
+
+    ``blocked``: behind the same root, waiting for the same lock (or join)
+    from the same call site (render_text.group_key); ``cycle``: the threads
+    of one deadlock, by what they wait for and call site; ``holder`` (a
+    thread others are blocked behind) and ``other``: same state, role and
+    call site."""
+    out = []
+    for (_root_key, _target, sig), members in graph.group_threads(
             [t for t in report.threads if t.num in report.roots],
             lambda t: (report.roots[t.num].key(),) + render_text.group_key(t)):
-        lock = report.lock_by_addr.get(target) if not isinstance(target, tuple) else None
-        groups.append({"blocked_behind": _root(report.roots[members[0].num]),
-                       "waits_for": lock.id if lock is not None else None,
-                       "signature": list(sig), "count": len(members),
-                       "threads": [m.num for m in members]})
+        out.append(_group(report, "blocked", members, sig, root=report.roots[members[0].num]))
+    in_cycle = {}
+    for i, cyc in enumerate(report.cycles):
+        for e in cyc:
+            in_cycle.setdefault(e.src, i)
+    for (cyc, _target, sig), members in graph.group_threads(
+            [t for t in report.threads if t.num in in_cycle],
+            lambda t: (in_cycle[t.num],) + render_text.group_key(t)):
+        out.append(_group(report, "cycle", members, sig, cycle=cyc + 1))
+    holders = set(r.thread for r in report.roots.values() if r.kind == "thread")
+    rest = [t for t in report.threads if t.num not in report.roots and t.num not in in_cycle]
+    for (section, _state, _role, sig), members in graph.group_threads(
+            rest, lambda t: ("holder" if t.num in holders else "other", t.state, t.role,
+                             graph.stack_signature(t))):
+        out.append(_group(report, section, members, sig))
+    return out
+
+
+def to_dict(report, command):
+    target = dict(report.target)
+    target["executable"] = _s(target.get("executable"))
     return {
         "schema": SCHEMA,
         "command": command,
         "verdict": verdict(report),
         "deadlocks": len(report.cycles),
-        "target": report.target,
-        "threads": [_thread(t) for t in report.threads],
+        "target": target,
+        "threads": [_thread(t, report.lock_by_addr) for t in report.threads],
         "locks": [_lock(l) for l in report.locks],
         "edges": [e.to_dict() for e in report.edges],
         "cycles": [{"id": i + 1, "threads": [e.src for e in cyc],
@@ -97,8 +164,8 @@ def to_dict(report, command):
                    for i, cyc in enumerate(report.cycles)],
         "blocked": [{"thread": num, "behind": _root(root)}
                     for num, root in sorted(report.roots.items())],
-        "groups": groups,
-        "warnings": list(report.warnings),
+        "groups": groups(report),
+        "warnings": [_s(w) for w in report.warnings],
     }
 
 
