@@ -4,6 +4,7 @@ Nothing here reads the target directly.
 """
 
 import argparse
+import os
 
 import gdb  # pylint: disable=import-error
 
@@ -29,6 +30,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 FORMATS = ("text", "json", "dot")
+OPTIONS = ("--format", "--all", "--depth", "--lock-log")
 
 
 def _parser(prog):
@@ -196,12 +198,130 @@ def _analyze(opts):
         raise gdb.GdbError("janus-gdb: gdb could not read the target: %s" % exc)
 
 
+def complete_args(text, word):
+    """Completions for TEXT (the arguments typed so far); WORD is the part
+    gdb replaces (None while gdb asks which characters break words).
+
+    Option names; the formats after --format; file names after --lock-log."""
+    words = text.split()
+    token = "" if not words or text[-1:].isspace() else words[-1]
+    before = words[:-1] if token else words
+    prev = before[-1] if before else ""
+    if word is None:
+        # gdb then breaks words as in file names ("/" and "." included)
+        if prev == "--lock-log" or token.startswith("--lock-log="):
+            return gdb.COMPLETE_FILENAME
+        return None
+    if prev == "--lock-log" or token.startswith("--lock-log="):
+        # gdb's own file completer would see all of TEXT, not the file name
+        head = "--lock-log=" if token.startswith("--lock-log=") else ""
+        candidates = [head + f for f in file_names(token[len(head):])]
+    elif prev == "--format":
+        candidates = FORMATS
+    elif token.startswith("--format="):
+        candidates = ["--format=" + f for f in FORMATS]
+    elif prev == "--depth":
+        return []
+    else:
+        used = set(w.split("=", 1)[0] for w in before)
+        candidates = [o for o in OPTIONS if o not in used]
+    cut = max(len(token) - len(word), 0)
+    return [c[cut:] for c in candidates if c.startswith(token)]
+
+
+MAX_FILE_NAMES = 1000
+
+
+def file_names(path):
+    """The file names that complete PATH (directories with a "/")."""
+    folder, base = os.path.split(path)
+    try:
+        names = sorted(os.listdir(os.path.expanduser(folder) or "."))[:MAX_FILE_NAMES]
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        if not name.startswith(base) or (name.startswith(".") and not base.startswith(".")):
+            continue
+        full = os.path.join(folder, name)
+        if os.path.isdir(os.path.expanduser(full)):
+            full += "/"
+        out.append(full)
+    return out
+
+
+# Terminal emphasis comes only from gdb's own style settings: the text of
+# `style title` (bold unless the user changed it) for the verdict line.
+COLORS = ("black", "red", "green", "yellow", "blue", "magenta", "cyan", "white")
+
+
+def _param(name):
+    try:
+        return gdb.parameter(name)
+    except (RuntimeError, gdb.error, ValueError):
+        return None
+
+
+def _color_code(value, base):
+    value = str(value or "none").lower()
+    if value in COLORS:
+        return str(base + COLORS.index(value))
+    if value.isdigit() and int(value) < 256:
+        return "%d;5;%s" % (base + 8, value)
+    if len(value) == 7 and value.startswith("#"):
+        try:
+            rgb = [int(value[i:i + 2], 16) for i in (1, 3, 5)]
+        except ValueError:
+            return None
+        return "%d;2;%d;%d;%d" % ((base + 8,) + tuple(rgb))
+    return None
+
+
+def style_escape(style, from_tty):
+    """The escape sequence for gdb's STYLE ("title", ...), or "" when gdb
+    would not style: `set style enabled off`, gdb without styling, output
+    not a terminal (batch, pipe, a string capture) or TERM=dumb."""
+    if not from_tty or _param("style enabled") is not True:
+        return ""
+    try:
+        if not os.isatty(1) or os.environ.get("TERM") == "dumb":
+            return ""
+    except (OSError, ValueError):
+        return ""
+    codes = []
+    intensity = _param("style %s intensity" % style)
+    if intensity == "bold":
+        codes.append("1")
+    elif intensity == "dim":
+        codes.append("2")
+    for attr, code in (("italic", "3"), ("underline", "4"), ("reverse", "7")):
+        if _param("style %s %s" % (style, attr)) is True:
+            codes.append(code)
+    for attr, base in (("foreground", 30), ("background", 40)):
+        code = _color_code(_param("style %s %s" % (style, attr)), base)
+        if code:
+            codes.append(code)
+    return "\033[%sm" % ";".join(codes) if codes else ""
+
+
+def emphasize_first_line(text, from_tty):
+    """TEXT with its first line (the verdict) in gdb's title style."""
+    esc = style_escape("title", from_tty)
+    if not esc or not text:
+        return text
+    head, sep, rest = text.partition("\n")
+    return "%s%s\033[m%s%s" % (esc, head, sep, rest)
+
+
 class _Base(gdb.Command):
     prog = None
     render = None
 
     def __init__(self):
         super(_Base, self).__init__(self.prog, gdb.COMMAND_STATUS)
+
+    def complete(self, text, word):
+        return complete_args(text, word)
 
     def invoke(self, arg, from_tty):
         opts = _parse(self.prog, arg)
@@ -214,6 +334,7 @@ class _Base(gdb.Command):
                 text = render_dot.render(report, self.prog)
             else:
                 text = type(self).render(report, show_all=opts.show_all)
+                text = emphasize_first_line(text, from_tty)
         except gdb.GdbError:
             raise
         except KeyboardInterrupt:
@@ -239,7 +360,7 @@ def internal_error(prog, exc):
 class JanusLocks(_Base):
     """Show every lock a thread holds or waits for, its owner and its waiters.
 
-Usage: janus-locks [--format text|json] [--all] [--depth N] [--lock-log FILE]
+Usage: janus-locks [--format text|json|dot] [--all] [--depth N] [--lock-log FILE]
 
 For each lock that some thread is blocked on, and (with debug info) each
 held global or file-static lock variable of the source files on the stacks:
@@ -278,16 +399,25 @@ each thread at its futex system call.  Nothing is written to the target
 and no function of the target is called.
 
 Options:
-  --format text|json   text for people (default), json with every field
+  --format text|json|dot
+                       text for people (default), json with every field,
+                       dot: the wait-for graph for Graphviz (dot -Tsvg)
   --all                list every waiting thread instead of the first few
   --depth N            unwind at most N frames per thread (default 64)
   --lock-log FILE      Janus's log with lock debugging on (admin API
                        set_locking_debug): the last lock of each address
                        without an unlock is cited as evidence
 
+TAB completes the options, the formats and the --lock-log file name.
+The first line is in gdb's `style title` when styling is on and the
+output is a terminal; `set style enabled off` gives plain text.
+
 Examples:
-  janus-locks
-  janus-locks --format json
+  janus-locks                                  (in gdb, live or core)
+  janus-locks --all --lock-log /var/log/janus.log
+  gdb -p $(pidof janus) -x gdbinit.py          (live: attach, then the command)
+  gdb -batch -x gdbinit.py -ex janus-locks /usr/bin/janus core.1234
+  gdb -batch -x gdbinit.py -ex 'janus-locks --format json' -p $(pidof janus)
 """
     prog = "janus-locks"
     render = render_text.locks
@@ -296,7 +426,7 @@ Examples:
 class JanusWaitgraph(_Base):
     """Find deadlocks: the wait-for graph of all threads, verdict first.
 
-Usage: janus-waitgraph [--format text|json] [--all] [--depth N] [--lock-log FILE]
+Usage: janus-waitgraph [--format text|json|dot] [--all] [--depth N] [--lock-log FILE]
 
 Builds the graph thread -> lock -> owner thread (and thread -> joined
 thread) and reports, in this order:
@@ -314,8 +444,10 @@ debug symbols needed): lock-wait, join, idle (condition or queue wait),
 poll, io, sleep, signal-wait, running, or unknown with a reason.
 
 Options:
-  --format text|json   text for people (default), json with every thread,
-                       lock, edge and cycle
+  --format text|json|dot
+                       text for people (default), json with every thread,
+                       lock, edge and cycle, dot: the wait-for graph for
+                       Graphviz (dot -Tsvg)
   --all                list every thread, not only the groups
   --depth N            unwind at most N frames per thread (default 64)
   --lock-log FILE      Janus's log with lock debugging on (admin API
@@ -325,9 +457,18 @@ Owners of GMutex locks (Janus's default janus_mutex) are inferred, with
 the evidence printed next to each (see `help janus-locks`); Janus built
 with --enable-pthread-mutex gives exact owners.
 
+TAB completes the options, the formats and the --lock-log file name.
+The verdict line is in gdb's `style title` when styling is on and the
+output is a terminal; `set style enabled off` gives plain text.  Long
+reports page like any gdb output (`set height`, q at the prompt stops).
+
 Examples:
-  gdb -p $(pidof janus) -batch -x gdbinit.py -ex janus-waitgraph
-  gdb -batch -x gdbinit.py -ex 'janus-waitgraph --format json' janus core.1234
+  janus-waitgraph                              (in gdb, live or core)
+  janus-waitgraph --all --depth 32
+  gdb -p $(pidof janus) -x gdbinit.py -ex janus-waitgraph         (live)
+  gdb -batch -x gdbinit.py -ex janus-waitgraph /usr/bin/janus core.1234
+  gdb -batch -p $(pidof janus) -x gdbinit.py -ex 'janus-waitgraph --format json'
+  gdb -batch -x gdbinit.py -ex 'janus-waitgraph --format dot' janus core | dot -Tsvg -o wait.svg
 """
     prog = "janus-waitgraph"
     render = render_text.waitgraph
