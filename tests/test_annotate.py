@@ -1,0 +1,126 @@
+"""`bt` annotations (janus_gdb/annotate.py) with real gdb on the hung fixtures.
+
+The expected lock, holder and thread numbers come from the fixture's own
+ground truth and from gdb's thread list, never from fixed numbers.
+"""
+
+import re
+
+import pytest
+
+import gdbrun
+
+MODES = ["live", "core"]
+THREADS = "python print('THREADS', [(t.num, t.ptid[1]) for t in gdb.selected_inferior().threads()])"
+
+
+def run(scenarios, name, mode, commands):
+    sc = scenarios.get(name)
+    if mode == "live":
+        res = gdbrun.gdb(commands + [THREADS], pid=sc.pid)
+    else:
+        res = gdbrun.gdb(commands + [THREADS], exe=scenarios.binaries.debug,
+                         core=scenarios.core(name))
+    both = res.stdout + res.stderr
+    assert "Traceback" not in both and "Python Exception" not in both, both
+    m = re.search(r"^THREADS (\[.*\])$", res.stdout, re.M)
+    assert m, both
+    num_of_lwp = dict((lwp, num) for num, lwp in eval(m.group(1)))  # our own repr
+    return res.stdout, sc.truth, num_of_lwp
+
+
+def stacks(out):
+    """{LWP: [frame lines]} from `thread apply all bt` output."""
+    got = {}
+    cur = None
+    for line in out.splitlines():
+        m = re.match(r"^Thread \d+ \(.*LWP (\d+)\)", line)
+        if m:
+            cur = got.setdefault(int(m.group(1)), [])
+        elif cur is not None and line.startswith("#"):
+            cur.append(line)
+    return got
+
+
+def notes(frames):
+    return [l for l in frames if "[waits for" in l or "[joins" in l]
+
+
+def holder(num_of_lwp, lwp):
+    return "Thread %d (LWP %d)" % (num_of_lwp[lwp], lwp)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_thread_apply_all_bt_names_lock_and_holder(scenarios, mode):
+    out, t, nums = run(scenarios, "pthread_cycle", mode,
+                       ["show janus-annotate", "thread apply all bt"])
+    assert "Annotation of backtraces by janus-gdb is on." in out
+    st = stacks(out)
+    assert set(st) == set(nums)
+    a, b = t.lwp("cycle_a"), t.lwp("cycle_b")
+    for me, lock, owner in ((a, "m2", b), (b, "m1", a)):
+        (note,) = notes(st[me])
+        assert re.search(r"\[waits for M\d+ [^,\]]*\b%s, held by %s; deadlock #1\]"
+                         % (lock, re.escape(holder(nums, owner))), note), note
+        # on the first application frame, the function that called the lock
+        assert "in take_second_lock [waits for" in note, note
+    for lwp in t.lwps("waiter"):
+        (note,) = notes(st[lwp])
+        assert "m1, held by %s]" % holder(nums, a) in note, note
+    (note,) = notes(st[t.lwp("main")])
+    assert "[joins %s]" % holder(nums, a) in note
+    # threads that wait for no lock get no note
+    for role in ("cond_waiter", "sleeper"):
+        for lwp in t.lwps(role):
+            assert notes(st[lwp]) == [], st[lwp]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_parameter_switches_annotations_off_and_on(scenarios, mode):
+    out, t, nums = run(scenarios, "pthread_cycle", mode, [
+        "thread apply all bt", "echo ==OFF==\\n", "set janus-annotate off",
+        "show janus-annotate", "thread apply all bt", "echo ==ON==\\n",
+        "set janus-annotate on", "thread 1", "bt"])
+    first, rest = out.split("==OFF==", 1)
+    off, on = rest.split("==ON==", 1)
+    assert "[waits for" in first
+    assert "Annotation of backtraces by janus-gdb is off." in off
+    assert "[waits for" not in off and "[joins" not in off
+    assert len(stacks(off)) == len(nums)
+    assert "[joins %s]" % holder(nums, t.lwp("cycle_a")) in on
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_gmutex_owner_is_inferred_in_bt(scenarios, mode):
+    out, t, nums = run(scenarios, "gmutex_cycle", mode, ["thread apply all bt"])
+    st = stacks(out)
+    a, b = t.lwp("cycle_a"), t.lwp("cycle_b")
+    for me, lock, owner in ((a, "gm2", b), (b, "gm1", a)):
+        (note,) = notes(st[me])
+        assert "%s, owner inferred: %s; deadlock #1]" % (lock, holder(nums, owner)) in note, note
+    for lwp in t.lwps("waiter"):
+        (note,) = notes(st[lwp])
+        assert "gm1, owner inferred: %s]" % holder(nums, a) in note, note
+
+
+def test_selected_thread_and_frame_are_kept(scenarios):
+    out, t, nums = run(scenarios, "pthread_cycle", "core", [
+        "thread 2", "frame 3", "bt", "echo ==AFTER==\\n", "frame", "thread"])
+    after = out.split("==AFTER==", 1)[1]
+    assert re.search(r"^#3 ", after, re.M), after
+    assert "Current thread is 2 " in after
+
+
+def test_live_process_keeps_running_after_detach(scenarios):
+    sc = scenarios.get("pthread_cycle")
+    before = sc.syscall_state()
+    out, t, nums = run(scenarios, "pthread_cycle", "live", [
+        "thread apply all bt", "print m1", "detach"])
+    assert "[waits for" in out
+    assert sc.proc.poll() is None
+    assert sc.proc_state() in ("S", "R")
+    after = sc.syscall_state()
+    assert set(after) == set(before)
+    for tid, call in before.items():
+        if call.startswith("202 "):
+            assert after[tid] == call
