@@ -1,0 +1,290 @@
+"""Pretty-printers for locks: ``print rooms_mutex`` shows state, owner, waiters.
+
+Types: ``pthread_mutex_t``, ``GMutex`` (and typedefs of either, such as
+Janus's ``janus_mutex``) and ``pthread_rwlock_t``.  The lock word is decoded
+with ``layouts`` (a word no valid lock can hold prints as corrupt, and no
+owner is read from it).  Owners: a pthread mutex records its owner's LWP
+(exact); a GMutex records none, so the owner is the one janus-gdb's analysis
+inferred, when an analysis of this stop is cached (see ``annotate``).
+Waiters are the threads stopped in a futex wait on the lock's address,
+read from each thread's system-call registers once per stop.
+
+``print/r`` bypasses the printers and shows the raw union.
+"""
+
+import gdb  # pylint: disable=import-error
+
+from . import layouts
+from . import syscalls
+from .textsafe import escape
+
+PRINTER_NAME = "janus-gdb-locks"
+# threads whose registers are read for the waiter map (once per stop)
+MAX_THREADS = 10000
+# waiters named in the one-line summary
+MAX_NAMED = 8
+# typedef links followed from a declared type to the lock type
+MAX_TYPEDEFS = 8
+
+KIND_SIZES = {"pthread_mutex": layouts.PTHREAD_MUTEX["size"], "gmutex": layouts.GMUTEX["size"],
+              "pthread_rwlock": layouts.PTHREAD_RWLOCK["size"]}
+FUTEX_WAIT_CMDS = syscalls.FUTEX_WAIT_CMDS + syscalls.FUTEX_PI_CMDS
+
+
+def lock_kind(gtype):
+    """'pthread_mutex', 'gmutex', 'pthread_rwlock' or None for a gdb.Type."""
+    from .target import LOCK_TYPES
+    t = gtype
+    for _ in range(MAX_TYPEDEFS):
+        for name in (t.name, getattr(t, "tag", None)):
+            if name in LOCK_TYPES:
+                return LOCK_TYPES[name]
+        if t.code != gdb.TYPE_CODE_TYPEDEF:
+            return None
+        t = t.target()
+    return None
+
+
+class Threads(object):
+    """Per stop: {lwp: thread number} and {futex address: [(num, lwp)]}."""
+
+    def __init__(self):
+        self.num_of_lwp = {}
+        self.futex_waits = {}
+        self.complete = True
+        self.error = None
+
+
+def _read_threads():
+    from . import target
+    info = Threads()
+    inf = gdb.selected_inferior()
+    threads = sorted(inf.threads(), key=lambda t: t.num)
+    if len(threads) > MAX_THREADS:
+        info.complete = False
+        threads = threads[:MAX_THREADS]
+    for th in threads:
+        lwp = th.ptid[1] or th.ptid[2]
+        info.num_of_lwp[lwp] = th.num
+    arch = None
+    with target.SelectionKept():
+        for th in threads:
+            lwp = th.ptid[1] or th.ptid[2]
+            try:
+                if not th.is_valid() or (hasattr(th, "is_running") and th.is_running()):
+                    continue
+                th.switch()
+                frame = gdb.newest_frame()
+                if arch is None:
+                    arch = frame.architecture().name()
+                spec = syscalls.ARCH_REGISTERS.get(arch)
+                if spec is None:
+                    info.complete = False
+                    break
+                nr_reg, (a0, a1, _a2) = spec
+                if int(frame.read_register(nr_reg)) != syscalls.FUTEX_NR.get(arch):
+                    continue
+                uaddr = int(frame.read_register(a0)) & ((1 << 64) - 1)
+                op = int(frame.read_register(a1)) & 0xFFFFFFFF
+            except (gdb.error, RuntimeError, ValueError, OverflowError):
+                continue
+            if (op & syscalls.FUTEX_CMD_MASK) in FUTEX_WAIT_CMDS:
+                info.futex_waits.setdefault(uaddr, []).append((th.num, lwp))
+    return info
+
+
+def threads_info():
+    """The Threads of the current stop (read once, then cached), or None."""
+    from . import annotate
+    got = annotate.CACHE.get("threads")
+    if got is not None:
+        return got
+    if annotate.busy():      # the analysis has the threads selected in turn
+        return None
+    try:
+        got = _read_threads()
+    except (gdb.error, RuntimeError, AttributeError) as exc:
+        got = Threads()
+        got.complete = False
+        got.error = str(exc)
+    return annotate.CACHE.put("threads", got)
+
+
+def _waiters(info, addr, size):
+    out = []
+    for a in range(addr, addr + size, 4):
+        out.extend(info.futex_waits.get(a, ()))
+    return sorted(set(out))
+
+
+def _waiters_text(info, waiters):
+    if info is None:
+        return "waiters not read"
+    if not waiters:
+        text = "no waiters"
+    else:
+        nums = ", ".join(str(n) for n, _ in waiters[:MAX_NAMED])
+        if len(waiters) > MAX_NAMED:
+            nums += ", ..."
+        text = "%d waiter%s (Thread%s %s)" % (len(waiters), "" if len(waiters) == 1 else "s",
+                                             "" if len(waiters) == 1 else "s", nums)
+    if not info.complete:
+        text += " (not every thread read)"
+    return text
+
+
+def _thread_of(info, lwp):
+    num = info.num_of_lwp.get(lwp) if info is not None else None
+    if num is not None:
+        return "Thread %d (LWP %d)" % (num, lwp)
+    if info is None:
+        return "LWP %d" % lwp
+    return "LWP %d (no such thread: exited?)" % lwp
+
+
+class LockPrinter(object):
+    """to_string() of one lock value."""
+
+    def __init__(self, val, kind):
+        self.val = val
+        self.kind = kind
+
+    def to_string(self):
+        try:
+            return self._describe()
+        except Exception as exc:  # a printer must never raise into gdb
+            return "<janus-gdb: cannot describe this lock: %s>" % escape(str(exc), 100)
+
+    def _describe(self):
+        from . import target
+        addr = self.val.address
+        if addr is None:
+            return "%s (not in memory: no state)" % self._kind_text(None)
+        addr = int(addr)
+        mem = target.Memory(gdb.selected_inferior())
+        if self.kind == "pthread_mutex":
+            return self._mutex(mem, addr)
+        if self.kind == "pthread_rwlock":
+            return self._rwlock(mem, addr)
+        return self._gmutex(mem, addr)
+
+    def _kind_text(self, subkind):
+        if self.kind == "pthread_mutex":
+            return "pthread mutex (%s)" % subkind if subkind else "pthread mutex"
+        return {"gmutex": "GMutex", "pthread_rwlock": "pthread rwlock"}[self.kind]
+
+    def _corrupt(self, d, subkind=None):
+        return "%s CORRUPT (%s): not trusted, no owner" % (
+            self._kind_text(subkind), escape(d.get("why", "implausible contents"), 100))
+
+    def _mutex(self, mem, addr):
+        d = layouts.decode_pthread_mutex(mem, addr)
+        state = d["state"]
+        if state == "unreadable":
+            return "pthread mutex at 0x%x (memory unreadable)" % addr
+        if state == "corrupt":
+            return self._corrupt(d)
+        sub = layouts.mutex_kind_name(d["kind"])
+        info = threads_info()
+        parts = ["%s %s" % (self._kind_text(sub), state)]
+        if state != "free":
+            owner = d["owner"]
+            if owner and owner > 0 and owner not in layouts.MUTEX_OWNER_SPECIAL:
+                parts.append("owner %s [exact: __data.__owner]" % _thread_of(info, owner))
+            elif owner in layouts.MUTEX_OWNER_SPECIAL:
+                parts.append("owner died (robust mutex, __owner 0x%x)" % owner)
+            else:
+                parts.append("owner unknown (__data.__owner is 0)")
+            if d["count"] and d["kind"] is not None and d["kind"] & 3 == 1:
+                parts[-1] += ", count %d" % d["count"]
+        parts.append(_waiters_text(info, _waiters(info, addr, 4) if info else []))
+        return "; ".join(parts)
+
+    def _rwlock(self, mem, addr):
+        d = layouts.decode_rwlock(mem, addr)
+        state = d["state"]
+        if state == "unreadable":
+            return "pthread rwlock at 0x%x (memory unreadable)" % addr
+        if state == "corrupt":
+            return self._corrupt(d)
+        info = threads_info()
+        parts = ["pthread rwlock %s" % state]
+        if d["write_locked"] and d["writer"]:
+            parts.append("writer %s [exact: __data.__cur_writer]" % _thread_of(info, d["writer"]))
+        elif d["readers"]:
+            parts.append("readers not recorded by glibc")
+        size = KIND_SIZES["pthread_rwlock"]
+        parts.append(_waiters_text(info, _waiters(info, addr, 16) if info else []))
+        del size
+        return "; ".join(parts)
+
+    def _gmutex(self, mem, addr):
+        from . import annotate
+        d = layouts.decode_gmutex(mem, addr)
+        state = d["state"]
+        if state == "unreadable":
+            return "GMutex at 0x%x (memory unreadable)" % addr
+        if state == "corrupt":
+            return self._corrupt(d)
+        info = threads_info()
+        parts = ["GMutex %s" % state]
+        if state != "free":
+            parts.append(_gmutex_owner(annotate.cached_report(), addr))
+        parts.append(_waiters_text(info, _waiters(info, addr, 4) if info else []))
+        return "; ".join(parts)
+
+
+def _gmutex_owner(rep, addr):
+    lock = rep.lock_by_addr.get(addr) if rep is not None else None
+    if lock is not None and lock.owner_lwp:
+        owner = rep.thread(lock.owner_num) if lock.owner_num is not None else None
+        who = ("Thread %d (LWP %d)" % (owner.num, owner.lwp) if owner is not None
+               else "LWP %d" % lock.owner_lwp)
+        return "owner inferred: %s [%s]" % (who, escape(lock.evidence_detail, 160))
+    if rep is not None:
+        return "owner not recorded (GMutex), none inferred; see janus-locks"
+    return "owner not recorded (GMutex); see janus-locks"
+
+
+class LockPrinterLookup(object):
+    """The lookup function gdb calls for every value printed."""
+
+    def __init__(self):
+        self.name = PRINTER_NAME
+        self.enabled = True
+        self.subprinters = None
+
+    def __call__(self, val):
+        try:
+            t = val.type
+            if t.code not in (gdb.TYPE_CODE_TYPEDEF, gdb.TYPE_CODE_UNION,
+                              gdb.TYPE_CODE_STRUCT):
+                return None
+            kind = lock_kind(t)
+        except (gdb.error, RuntimeError, AttributeError):
+            return None
+        if kind is None:
+            return None
+        return LockPrinter(val, kind)
+
+
+_STATE = {"lookup": None}
+
+
+def register():
+    """Register the printers globally (replacing an earlier registration)."""
+    try:
+        import gdb.printing  # pylint: disable=import-error
+    except ImportError:
+        return None
+    if _STATE["lookup"] is None:
+        _STATE["lookup"] = LockPrinterLookup()
+    lookup = _STATE["lookup"]
+    try:
+        gdb.printing.register_pretty_printer(None, lookup, replace=True)
+    except (RuntimeError, TypeError):
+        # a gdb.printing without replace=: remove ours, then add
+        gdb.pretty_printers[:] = [p for p in gdb.pretty_printers
+                                  if getattr(p, "name", None) != PRINTER_NAME]
+        gdb.pretty_printers.insert(0, lookup)
+    return lookup
