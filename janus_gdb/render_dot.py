@@ -73,7 +73,7 @@ def _site_function(t):
 
 
 def _thread_lines(t):
-    lines = ["T%d  LWP %d" % (t.num, t.lwp)]
+    lines = ["T%d (LWP %d)" % (t.num, t.lwp)]
     if t.role:
         role = safe(t.role, 30)
         if t.role_detail:
