@@ -436,12 +436,15 @@ def capture_and_analyse(args, exe, reason):
         base = os.path.join(out_dir, "janus-%d-%s-%d" % (args.pid, stamp, n))
         n += 1
     core = base + ".core"
-    say("%s: process %d (%s) did not answer %d rounds in a row (last: %s); capturing a core"
-        % (PROG, args.pid, comm(args.pid), args.failures, reason))
+    say("%s: process %d (%s) did not answer %s (last: %s); capturing a core"
+        % (PROG, args.pid, comm(args.pid),
+           "1 round" if args.failures == 1 else "%d rounds in a row" % args.failures, reason))
     t0 = time.time()
     capture(args.pid, core)
-    say("core    %s  (%s, %.1fs; process %d left running)"
-        % (core, _size(core), time.time() - t0, args.pid))
+    state = (proc_status(args.pid) or {}).get("State", "")
+    left = "stopped, as it was before" if state.startswith(("T", "t")) else "left running"
+    say("core    %s  (%s, %.1fs; process %d detached, %s)"
+        % (core, _size(core), time.time() - t0, args.pid, left))
     worst = 0
     deadlock = False
     for fmt, ext in FORMATS:
@@ -450,7 +453,9 @@ def capture_and_analyse(args, exe, reason):
         if status == 2:
             warn(msg)
             worst = 2
-            continue
+            if msg.startswith("the %s analysis failed (status 2)" % fmt):
+                continue            # the CLI's own error: the other formats may work
+            break                   # no CLI, a crash, a timeout: the others would too
         deadlock = deadlock or status == 1
         if fmt == "text":
             v = verdict(path)
