@@ -1,0 +1,79 @@
+"""What the ``janus-gdb`` command-line tool runs inside gdb.
+
+cli.py starts ``gdb -nx -batch`` on the core or process and has it run
+``run(COMMAND, ARGS, OUT, STATUS)``: the analysis of ``janus-waitgraph`` or
+``janus-locks`` with the same options, its report written to the file OUT
+and a status to the file STATUS, one JSON object:
+
+    {"ok": true, "cycles": N}      the report is in OUT; N wait cycles
+    {"ok": false, "error": "..."}  one line for the user; OUT is not written
+
+so that the report reaches the user without gdb's own messages, and the
+exit status can say whether a deadlock was found.  Never raises.
+"""
+
+import json
+
+import gdb  # pylint: disable=import-error
+
+from . import commands
+
+COMMAND_CLASSES = dict((cls.prog, cls) for cls in commands.COMMANDS)
+
+
+def render(prog, opts, report):
+    """The report of command PROG in the format OPTS asks for, as the
+    command itself would print it."""
+    if opts.format == "json":
+        from . import render_json
+        return render_json.render(report, prog)
+    if opts.format == "dot":
+        try:
+            from . import render_dot
+        except ImportError as exc:
+            if getattr(exc, "name", None) != __package__ + ".render_dot":
+                raise
+            raise gdb.GdbError("%s: --format dot is not available (janus_gdb/render_dot.py "
+                               "is missing)" % prog)
+        return render_dot.render(report, prog)
+    return COMMAND_CLASSES[prog].render(report, show_all=opts.show_all)
+
+
+def analyse(prog, args):
+    """(report text, number of wait cycles) for command PROG with the
+    argument string ARGS; gdb.GdbError with one line on failure."""
+    if prog not in COMMAND_CLASSES:
+        raise gdb.GdbError("janus-gdb: unknown command %r" % prog)
+    opts = commands._parse(prog, args)  # pylint: disable=protected-access
+    try:
+        report = commands._analyze(opts)  # pylint: disable=protected-access
+        text = render(prog, opts, report)
+    except gdb.GdbError:
+        raise
+    except KeyboardInterrupt:
+        raise gdb.GdbError("%s: interrupted" % prog)
+    except Exception as exc:  # a bug of ours: one line, never a traceback
+        raise gdb.GdbError(commands.internal_error(prog, exc))
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text, len(report.cycles)
+
+
+def run(prog, args, out_path, status_path):
+    """Analyse, write the report to OUT_PATH and the status to STATUS_PATH."""
+    try:
+        text, cycles = analyse(prog, args)
+        with open(out_path, "w", encoding="utf-8", errors="replace") as f:
+            f.write(text)
+        status = {"ok": True, "cycles": cycles}
+    except gdb.GdbError as exc:
+        status = {"ok": False, "error": str(exc)}
+    except KeyboardInterrupt:
+        status = {"ok": False, "error": "%s: interrupted" % prog}
+    except Exception as exc:  # pylint: disable=broad-except
+        status = {"ok": False, "error": commands.internal_error(prog, exc)}
+    try:
+        with open(status_path, "w") as f:
+            json.dump(status, f)
+    except OSError as exc:
+        gdb.write("janus-gdb: cannot write %s: %s\n" % (status_path, exc), gdb.STDERR)

@@ -1,0 +1,536 @@
+"""The ``janus-gdb`` command-line tool: janus-waitgraph (or janus-locks) on a
+core file or a live process, without typing gdb commands.
+
+    janus-gdb CORE [--exe PATH]      a core file (the executable is found
+                                     from the core when --exe is absent)
+    janus-gdb --pid PID              a live process (left running)
+    janus-gdb watch ...              janus_gdb.watch
+
+It runs ``gdb -nx -batch`` with this package loaded from its own location
+(batch.py) and prints only the report.  Exit status: 0 no deadlock, 1
+deadlock found, 2 usage or input error (one line on stderr).  Runs without
+gdb's Python: stdlib only, Python 3.6 syntax.  See docs/cli.md.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+from . import __version__
+
+PROG = "janus-gdb"
+EXIT_OK = 0
+EXIT_DEADLOCK = 1
+EXIT_ERROR = 2
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+FORMATS = ("text", "json", "dot")
+MAX_DEPTH = 100000  # as commands._parse
+
+
+class CliError(Exception):
+    """A usage or input error: one line for stderr, exit status 2."""
+
+
+# --- arguments ---------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise CliError("%s (see %s --help)" % (message, PROG))
+
+
+USAGE = ("%(prog)s CORE [--exe PATH] [options]\n"
+         "       %(prog)s --pid PID [options]\n"
+         "       %(prog)s watch ...")
+
+DESCRIPTION = """\
+Explain why a Janus WebRTC server (or any glib/pthread program) is hung:
+runs janus-waitgraph (or janus-locks) in gdb on a core file or a live
+process and prints only the report."""
+
+EPILOG = """\
+exit status: 0 no deadlock found, 1 deadlock found, 2 usage or input error
+(one line on stderr).
+
+examples:
+  janus-gdb core.1234                       # executable found from the core
+  janus-gdb core.1234 --exe /usr/bin/janus --format json > report.json
+  janus-gdb --pid "$(pidof janus)" --locks
+  janus-gdb --pid 1234 --format dot --output waitgraph.dot
+"""
+
+
+def parser():
+    p = _Parser(prog=PROG, usage=USAGE, description=DESCRIPTION, epilog=EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("core", nargs="?", metavar="CORE", help="core file to analyse")
+    p.add_argument("--exe", metavar="PATH",
+                   help="the executable the core was made from (default: found from the core)")
+    p.add_argument("--pid", metavar="PID", help="analyse the live process PID (gdb attaches, "
+                   "stops it during the analysis and detaches)")
+    p.add_argument("--format", choices=FORMATS, default="text",
+                   help="text (default), json or dot")
+    p.add_argument("--output", "-o", metavar="FILE",
+                   help="write the report to FILE instead of stdout (stdout stays empty)")
+    p.add_argument("--locks", action="store_true",
+                   help="run janus-locks (every lock, owner, waiters) instead of janus-waitgraph")
+    p.add_argument("--all", action="store_true", dest="show_all",
+                   help="list every thread instead of groups")
+    p.add_argument("--depth", type=int, metavar="N",
+                   help="unwind at most N frames per thread (default 64)")
+    p.add_argument("--lock-log", metavar="FILE", dest="lock_log",
+                   help="Janus's log written with lock debugging on")
+    p.add_argument("--gdb", metavar="PATH", default="gdb", help="the gdb to run (default: gdb)")
+    p.add_argument("--version", action="version", version="%s %s" % (PROG, __version__))
+    return p
+
+
+def parse_args(argv):
+    opts = parser().parse_args(argv)
+    if opts.pid is not None and opts.core is not None:
+        raise CliError("give either a CORE or --pid PID, not both (see %s --help)" % PROG)
+    if opts.pid is None and opts.core is None:
+        raise CliError("nothing to analyse: give a CORE file or --pid PID (see %s --help)" % PROG)
+    if opts.pid is not None:
+        if opts.exe is not None:
+            raise CliError("--exe is for core files; with --pid gdb finds the executable")
+        try:
+            opts.pid = int(opts.pid, 10)
+        except ValueError:
+            opts.pid = -1
+        if opts.pid <= 0:
+            raise CliError("--pid wants a process id (a positive number)")
+    if opts.depth is not None and not 1 <= opts.depth <= MAX_DEPTH:
+        raise CliError("--depth must be between 1 and %d" % MAX_DEPTH)
+    return opts
+
+
+# --- inputs ------------------------------------------------------------------
+
+ET_CORE = 4
+PT_NOTE = 4
+PN_XNUM = 0xffff
+NT_PRPSINFO = 3
+NT_FILE = 0x46494c45
+MAX_NOTES = 256 << 20
+ELF_TYPES = {1: "a relocatable object", 2: "an executable", 3: "a shared object or PIE "
+             "executable"}
+
+
+class CoreInfo(object):
+    """What a core's notes say about the process it was made from."""
+
+    def __init__(self):
+        self.fname = None     # NT_PRPSINFO pr_fname: the command, at most 15 bytes
+        self.psargs = None    # NT_PRPSINFO pr_psargs: the command line, at most 79 bytes
+        self.files = []       # NT_FILE: mapped file paths, by address
+
+
+def _cstr(raw):
+    return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def _parse_notes(blob, end, word, info):
+    wfmt = end + ("Q" if word == 8 else "I")
+    pos = 0
+    while pos + 12 <= len(blob):
+        namesz, descsz, ntype = struct.unpack_from(end + "III", blob, pos)
+        pos += 12
+        name = blob[pos:pos + namesz]
+        pos += (namesz + 3) & ~3
+        desc = blob[pos:pos + descsz]
+        pos += (descsz + 3) & ~3
+        if len(desc) < descsz:
+            break
+        if name.rstrip(b"\0") != b"CORE":
+            continue
+        if ntype == NT_PRPSINFO and info.fname is None:
+            # struct elf_prpsinfo: pr_fname[16], pr_psargs[80] after 40 bytes
+            # on 64-bit targets, 28 on 32-bit ones
+            off = 40 if word == 8 else 28
+            if len(desc) >= off + 96:
+                info.fname = _cstr(desc[off:off + 16])
+                info.psargs = _cstr(desc[off + 16:off + 96])
+        elif ntype == NT_FILE and not info.files:
+            if len(desc) < 2 * word:
+                continue
+            count = struct.unpack_from(wfmt, desc, 0)[0]
+            start = 2 * word
+            names_at = start + count * 3 * word
+            if count > len(desc) // (3 * word) or names_at > len(desc):
+                continue
+            vmas = [struct.unpack_from(end + ("QQQ" if word == 8 else "III"), desc,
+                                       start + i * 3 * word)[0] for i in range(count)]
+            paths = desc[names_at:].split(b"\0")
+            info.files = [p.decode("utf-8", "surrogateescape")
+                          for _, p in sorted(zip(vmas, paths))]
+
+
+def read_core(path):
+    """CoreInfo of the ELF core file PATH; CliError when it is not one."""
+    try:
+        with open(path, "rb") as f:
+            ident = f.read(64)
+            if ident[:4] == b"\x7fELF" and len(ident) < 52:
+                raise CliError("%s is not a usable core file: its ELF header is truncated"
+                               % path)
+            if ident[:4] != b"\x7fELF":
+                hint = ""
+                if ident[:4] == b"\x28\xb5\x2f\xfd" or ident[:3] in (b"\x1f\x8b\x08", b"\xfd7z"):
+                    hint = " (it is compressed: `coredumpctl dump` or unpack it first)"
+                raise CliError("%s is not a core file: not an ELF file%s" % (path, hint))
+            word = {1: 4, 2: 8}.get(ident[4])
+            end = {1: "<", 2: ">"}.get(ident[5])
+            if word is None or end is None:
+                raise CliError("%s is not a core file: unknown ELF class or byte order" % path)
+            if word == 8:
+                (e_type, _, _, _, e_phoff, e_shoff, _, _, e_phentsize, e_phnum, e_shentsize,
+                 _, _) = struct.unpack_from(end + "HHIQQQIHHHHHH", ident, 16)
+            else:
+                (e_type, _, _, _, e_phoff, e_shoff, _, _, e_phentsize, e_phnum, e_shentsize,
+                 _, _) = struct.unpack_from(end + "HHIIIIIHHHHHH", ident, 16)
+            if e_type != ET_CORE:
+                what = ELF_TYPES.get(e_type, "an ELF file of type %d" % e_type)
+                raise CliError("%s is not a core file but %s (the executable goes in --exe)"
+                               % (path, what))
+            if e_phnum == PN_XNUM and e_shoff:
+                # more segments than fit in e_phnum: the count is section 0's sh_info
+                f.seek(e_shoff + (44 if word == 8 else 28))
+                raw = f.read(4)
+                e_phnum = struct.unpack(end + "I", raw)[0] if len(raw) == 4 else 0
+            info = CoreInfo()
+            phfmt = end + ("IIQQQQQQ" if word == 8 else "IIIIIIII")
+            f.seek(e_phoff)
+            table = f.read(e_phnum * e_phentsize)
+            budget = MAX_NOTES
+            for i in range(len(table) // max(e_phentsize, 1)):
+                fields = struct.unpack_from(phfmt, table, i * e_phentsize)
+                if fields[0] != PT_NOTE:
+                    continue
+                offset, size = (fields[2], fields[5]) if word == 8 else (fields[1], fields[4])
+                size = min(size, budget)
+                budget -= size
+                f.seek(offset)
+                _parse_notes(f.read(size), end, word, info)
+            return info
+    except struct.error:
+        raise CliError("%s is not a usable core file: its ELF headers are truncated" % path)
+    except OSError as exc:
+        raise CliError("cannot read core file %s: %s" % (path, exc.strerror or exc))
+
+
+def find_executable(core, info):
+    """The executable the core was made from, by its notes; CliError when
+    it cannot be found here."""
+    candidates = []
+    if info.fname:
+        for path in info.files:
+            if os.path.basename(path.replace(" (deleted)", ""))[:15] == info.fname:
+                candidates.append(path)
+                break
+    if info.psargs:
+        argv0 = info.psargs.split(" ", 1)[0]
+        if argv0.startswith("/") and argv0 not in candidates:
+            candidates.append(argv0)
+    if not candidates and info.files:
+        candidates.append(info.files[0])  # the lowest mapping: usually the executable
+    for path in candidates:
+        if os.path.isfile(path) and os.access(path, os.R_OK):
+            return path
+    if not candidates:
+        raise CliError("cannot find the executable of core %s: its notes name no file "
+                       "(pass --exe PATH)" % core)
+    raise CliError("cannot find the executable of core %s: it was %s, not readable here "
+                   "(pass --exe PATH)" % (core, " or ".join(candidates)))
+
+
+def _readable_file(path, what):
+    if not os.path.exists(path):
+        raise CliError("%s %s does not exist" % (what, path))
+    if os.path.isdir(path):
+        raise CliError("%s %s is a directory" % (what, path))
+    if not os.access(path, os.R_OK):
+        raise CliError("%s %s is not readable" % (what, path))
+    return os.path.abspath(path)
+
+
+def _status_fields(pid):
+    fields = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return fields
+
+
+def _ppid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _is_ancestor_of(pid):
+    me = os.getpid()
+    for _ in range(4096):
+        pid = _ppid(pid)
+        if pid <= 1:
+            return False
+        if pid == me:
+            return True
+    return False
+
+
+CAP_SYS_PTRACE = 19
+
+
+def check_process(pid):
+    """CliError unless PID is a process this user may attach to."""
+    try:
+        status = _status_fields(pid)
+    except OSError:
+        raise CliError("no process with PID %d" % pid)
+    tgid = int((status.get("Tgid") or [pid])[0])
+    if tgid != pid:
+        raise CliError("%d is a thread of process %d: use --pid %d" % (pid, tgid, tgid))
+    if pid == os.getpid():
+        raise CliError("--pid %d is janus-gdb itself" % pid)
+    state = (status.get("State") or ["?"])[0]
+    if state in ("Z", "X"):
+        raise CliError("process %d has exited (it is a zombie): nothing to attach to" % pid)
+    tracer = int((status.get("TracerPid") or ["0"])[0])
+    if tracer:
+        raise CliError("process %d is already being traced by process %d (another debugger?)"
+                       % (pid, tracer))
+    try:
+        with open("/proc/self/status") as f:
+            caps = [l.split()[1] for l in f if l.startswith("CapEff:")]
+        privileged = bool(int(caps[0], 16) >> CAP_SYS_PTRACE & 1) if caps else os.geteuid() == 0
+    except (OSError, ValueError, IndexError):
+        privileged = os.geteuid() == 0
+    try:
+        with open("/proc/sys/kernel/yama/ptrace_scope") as f:
+            scope = int(f.read().strip())
+    except (OSError, ValueError):
+        scope = 0
+    if scope >= 3:
+        raise CliError("cannot attach to process %d: ptrace is disabled on this machine "
+                       "(kernel.yama.ptrace_scope = 3); analyse a core instead" % pid)
+    if privileged:
+        return
+    uid = os.getuid()
+    uids = [int(u) for u in (status.get("Uid") or [])]
+    if any(u != uid for u in uids):
+        raise CliError("no permission to attach to process %d (it runs as uid %s): run as that "
+                       "user or as root" % (pid, uids[0] if uids else "?"))
+    if scope == 2:
+        raise CliError("cannot attach to process %d: kernel.yama.ptrace_scope = 2 allows it "
+                       "only with CAP_SYS_PTRACE (run as root)" % pid)
+    if scope == 1 and not _is_ancestor_of(pid):
+        raise CliError("cannot attach to process %d: kernel.yama.ptrace_scope = 1 allows it only "
+                       "to its parent processes (run as root, or `sysctl "
+                       "kernel.yama.ptrace_scope=0`)" % pid)
+
+
+def find_gdb(name):
+    if os.sep in name:
+        if os.path.isfile(name) and os.access(name, os.X_OK):
+            return os.path.abspath(name)
+        raise CliError("gdb not found: %s is not an executable file" % name)
+    path = shutil.which(name)
+    if path is None:
+        raise CliError("gdb not found: no %r on PATH (install gdb or pass --gdb PATH)" % name)
+    return path
+
+
+def check_output(path):
+    """CliError unless PATH can be written (checked before the analysis)."""
+    if path == "-":
+        return path
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        raise CliError("--output %s is a directory" % path)
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise CliError("--output %s: directory %s does not exist" % (path, parent))
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise CliError("--output %s is not writable" % path)
+    if not os.path.exists(path) and not os.access(parent, os.W_OK | os.X_OK):
+        raise CliError("--output %s: directory %s is not writable" % (path, parent))
+    return path
+
+
+# --- running gdb -------------------------------------------------------------
+
+def _gdb_quote(arg):
+    """ARG as one word for gdb.string_to_argv (libiberty's buildargv)."""
+    return "".join(c if c.isalnum() or c in "-_./=:," else "\\" + c for c in arg)
+
+
+def command_args(opts):
+    args = ["--format", opts.format]
+    if opts.show_all:
+        args.append("--all")
+    if opts.depth is not None:
+        args += ["--depth", str(opts.depth)]
+    if opts.lock_log is not None:
+        args += ["--lock-log", opts.lock_log]
+    return " ".join(_gdb_quote(a) for a in args)
+
+
+def gdb_command(gdb, opts, exe, out_path, status_path):
+    """The gdb command line that analyses the target and writes the files."""
+    prog = "janus-locks" if opts.locks else "janus-waitgraph"
+    bootstrap = (
+        "python import importlib.util as _u, sys as _s; "
+        "_spec = _u.spec_from_file_location('janus_gdb', %r, submodule_search_locations=[%r]); "
+        "_m = _u.module_from_spec(_spec); _s.modules['janus_gdb'] = _m; "
+        "_spec.loader.exec_module(_m); import janus_gdb.batch; "
+        "janus_gdb.batch.run(%r, %r, %r, %r)"
+        % (os.path.join(PACKAGE_DIR, "__init__.py"), PACKAGE_DIR, prog, command_args(opts),
+           out_path, status_path))
+    cmd = [gdb, "-nx", "-batch",
+           "-iex", "set pagination off", "-iex", "set width 0", "-iex", "set confirm off"]
+    if opts.pid is not None:
+        cmd += ["-p", str(opts.pid)]
+    else:
+        cmd += [exe, "-c", opts.core]
+    cmd += ["-ex", bootstrap]
+    if opts.pid is not None:
+        cmd += ["-ex", "detach"]
+    return cmd
+
+
+def _gdb_complaint(stderr, pid):
+    """The line of gdb's stderr that best says why it could not start."""
+    lines = [l.strip() for l in stderr.splitlines() if l.strip()]
+    for l in lines:
+        if pid is not None and (l.startswith("ptrace:") or "Could not attach" in l):
+            return l
+    errors = [l for l in lines if not l.startswith("warning:")]
+    return (errors or lines or [""])[-1]
+
+
+def run_gdb(opts, exe):
+    """Run the analysis in gdb: (report bytes, number of cycles)."""
+    gdb = find_gdb(opts.gdb)
+    tmp = tempfile.mkdtemp(prefix="janus-gdb.")
+    out_path = os.path.join(tmp, "report")
+    status_path = os.path.join(tmp, "status.json")
+    try:
+        cmd = gdb_command(gdb, opts, exe, out_path, status_path)
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, universal_newlines=True,
+                                    errors="replace")
+        except OSError as exc:
+            raise CliError("cannot run gdb %s: %s" % (gdb, exc.strerror or exc))
+        try:
+            _, stderr = proc.communicate()
+        except KeyboardInterrupt:
+            # gdb got the SIGINT too: it stops the analysis and detaches
+            try:
+                proc.communicate(timeout=30)
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                proc.kill()
+                proc.wait()
+            raise CliError("interrupted")
+        try:
+            with open(status_path) as f:
+                status = json.load(f)
+        except (OSError, ValueError):
+            why = _gdb_complaint(stderr, opts.pid)
+            raise CliError("gdb failed (exit status %s)%s" % (proc.returncode,
+                                                              ": " + why if why else ""))
+        if not status.get("ok"):
+            error = str(status.get("error") or "analysis failed").splitlines()[0]
+            if error.startswith("No process or core file"):
+                why = _gdb_complaint(stderr, opts.pid)
+                what = ("attach to process %d" % opts.pid if opts.pid is not None
+                        else "open core %s" % opts.core)
+                error = "gdb could not %s%s" % (what, ": " + why if why else "")
+            raise CliError(error)
+        with open(out_path, "rb") as f:
+            return f.read(), int(status.get("cycles") or 0)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- main --------------------------------------------------------------------
+
+def watch(argv):
+    try:
+        from . import watch as watch_mod
+    except ImportError as exc:
+        if getattr(exc, "name", None) in (__package__ + ".watch",):
+            raise CliError("watch: not available in this installation "
+                           "(janus_gdb/watch.py is missing)")
+        raise CliError("watch: cannot load janus_gdb.watch: %s" % exc)
+    return watch_mod.main(argv)
+
+
+def analyse(opts):
+    """Check the inputs, run the analysis; (report bytes, exit status)."""
+    exe = None
+    if opts.pid is not None:
+        check_process(opts.pid)
+    else:
+        opts.core = _readable_file(opts.core, "core file")
+        info = read_core(opts.core)
+        exe = (_readable_file(opts.exe, "executable") if opts.exe is not None
+               else find_executable(opts.core, info))
+    if opts.lock_log is not None:
+        opts.lock_log = _readable_file(opts.lock_log, "--lock-log file")
+    if opts.output is not None:
+        opts.output = check_output(opts.output)
+    report, cycles = run_gdb(opts, exe)
+    return report, EXIT_DEADLOCK if cycles else EXIT_OK
+
+
+def _write(data, path):
+    if path is None or path == "-":
+        out = sys.stdout.buffer
+        out.write(data)
+        out.flush()
+        return
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as exc:
+        raise CliError("cannot write --output %s: %s" % (path, exc.strerror or exc))
+
+
+def main(argv=None):
+    """Run the tool with ARGV (default sys.argv[1:]); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "watch":
+            code = watch(argv[1:])
+            return 0 if code is None else code
+        try:
+            opts = parse_args(argv)
+        except SystemExit as exc:  # --help, --version
+            return exc.code if isinstance(exc.code, int) else EXIT_OK
+        report, code = analyse(opts)
+        _write(report, opts.output)
+        return code
+    except CliError as exc:
+        sys.stderr.write("%s: %s\n" % (PROG, str(exc).replace("\n", " ")))
+        return EXIT_ERROR
+    except BrokenPipeError:
+        # the reader went away (`janus-gdb core | head`): not worth a message
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("%s: interrupted\n" % PROG)
+        return EXIT_ERROR
