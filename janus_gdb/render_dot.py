@@ -34,6 +34,7 @@ GROUP_MIN = 3         # this many threads waiting alike become one node
 GROUP_LISTED = 6      # thread numbers listed in a group node
 RED = "red"
 NAME_LEN = 60         # cut for names read from the target, per label line
+WRAP = 48             # longer lock names are wrapped at spaces
 UNSAFE_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
 
 
@@ -48,6 +49,17 @@ def safe(text, limit=NAME_LEN):
         else:
             out.append(ch)
     return "".join(out)
+
+
+def wrap(text, width=WRAP, limit=NAME_LEN * 2):
+    """TEXT from the target made safe, cut at LIMIT, split at spaces into lines of about WIDTH."""
+    lines = []
+    for word in safe(text, limit).split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
 
 
 def quote(text):
@@ -97,9 +109,9 @@ def _lock_lines(lock):
     lines = [lock.id]
     name = lock.name_text or lock.symbol
     if name:
-        lines.append(safe(name, NAME_LEN))
+        lines.extend(wrap(name))
     if lock.obj is not None and lock.obj.label and lock.name_text is None:
-        lines.append(safe(lock.obj.label, NAME_LEN))
+        lines.extend(wrap(lock.obj.label))
     lines.append(lock.kind_text())
     lines.append(render_text.state_text(lock))
     if lock.readers:
