@@ -21,6 +21,7 @@ Janus tests are skipped (with the reason) when there is no Janus build.
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -248,7 +249,8 @@ def test_another_debugger_attached(tmp_path):
     target = subprocess.Popen(["sleep", "120"])
     tracer = subprocess.Popen(["gdb", "-nx", "-batch", "-p", str(target.pid),
                                "-ex", "shell sleep 60"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)     # its `shell sleep` dies with it
     try:
         def traced():
             with open("/proc/%d/status" % target.pid) as f:
@@ -263,7 +265,10 @@ def test_another_debugger_attached(tmp_path):
         assert "(2 of 2)" in r.stdout, r.stdout
         assert not os.listdir(str(tmp_path))
     finally:
-        tracer.kill()
+        try:
+            os.killpg(tracer.pid, signal.SIGKILL)
+        except OSError:
+            pass
         tracer.wait(10)
         target.kill()
         target.wait(10)
