@@ -243,8 +243,11 @@ def find_executable(core, info):
         if os.path.isfile(path) and os.access(path, os.R_OK):
             return path
     if not candidates:
-        raise CliError("cannot find the executable of core %s: its notes name no file "
-                       "(pass --exe PATH)" % core)
+        named = ""
+        if info.fname:
+            named = ", only the command %r" % (info.psargs or info.fname)
+        raise CliError("cannot find the executable of core %s: its notes name no executable "
+                       "file%s (pass --exe PATH)" % (core, named))
     raise CliError("cannot find the executable of core %s: it was %s, not readable here "
                    "(pass --exe PATH)" % (core, " or ".join(candidates)))
 
