@@ -26,8 +26,6 @@ MAX_NAMED = 8
 # typedef links followed from a declared type to the lock type
 MAX_TYPEDEFS = 8
 
-KIND_SIZES = {"pthread_mutex": layouts.PTHREAD_MUTEX["size"], "gmutex": layouts.GMUTEX["size"],
-              "pthread_rwlock": layouts.PTHREAD_RWLOCK["size"]}
 FUTEX_WAIT_CMDS = syscalls.FUTEX_WAIT_CMDS + syscalls.FUTEX_PI_CMDS
 
 
@@ -93,6 +91,16 @@ def _read_threads():
     return info
 
 
+def _threads_of_report(rep):
+    info = Threads()
+    for t in rep.threads:
+        info.num_of_lwp[t.lwp] = t.num
+        w = t.wait
+        if w is not None and w.futex is not None and t.syscall == "futex":
+            info.futex_waits.setdefault(w.futex, []).append((t.num, t.lwp))
+    return info
+
+
 def threads_info():
     """The Threads of the current stop (read once, then cached), or None."""
     from . import annotate
@@ -101,6 +109,9 @@ def threads_info():
         return got
     if annotate.busy():      # the analysis has the threads selected in turn
         return None
+    rep = annotate.cached_report()
+    if rep is not None:      # no thread switch needed: the analysis read them
+        return annotate.CACHE.put("threads", _threads_of_report(rep))
     try:
         got = _read_threads()
     except (gdb.error, RuntimeError, AttributeError) as exc:
@@ -213,9 +224,9 @@ class LockPrinter(object):
             parts.append("writer %s [exact: __data.__cur_writer]" % _thread_of(info, d["writer"]))
         elif d["readers"]:
             parts.append("readers not recorded by glibc")
-        size = KIND_SIZES["pthread_rwlock"]
-        parts.append(_waiters_text(info, _waiters(info, addr, 16) if info else []))
-        del size
+        # waiters sleep on __readers (+0), __wrphase_futex (+8), __writers_futex (+12)
+        span = layouts.PTHREAD_RWLOCK["writers_futex"] + 4
+        parts.append(_waiters_text(info, _waiters(info, addr, span) if info else []))
         return "; ".join(parts)
 
     def _gmutex(self, mem, addr):

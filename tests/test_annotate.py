@@ -115,8 +115,13 @@ def test_live_process_keeps_running_after_detach(scenarios):
     sc = scenarios.get("pthread_cycle")
     before = sc.syscall_state()
     out, t, nums = run(scenarios, "pthread_cycle", "live", [
-        "thread apply all bt", "print m1", "detach"])
+        "thread apply all bt", "print m1"])  # gdb -batch detaches at its end
     assert "[waits for" in out
+    # print after bt: the waiters come from the cached analysis (no thread switch)
+    a = t.lwp("cycle_a")
+    n = len(t.lwps("waiter")) + 1
+    assert re.search(r"^\$1 = .*owner %s \[exact: __data.__owner\]; %d waiters "
+                     % (re.escape(holder(nums, a)), n), out, re.M), out
     assert sc.proc.poll() is None
     assert sc.proc_state() in ("S", "R")
     after = sc.syscall_state()
