@@ -46,8 +46,8 @@ def test_bad_arguments_are_one_line(args, needle):
 def test_help_texts():
     res = gdbrun.gdb(["help janus-waitgraph", "help janus-locks"])
     out = res.stdout
-    assert "Usage: janus-waitgraph [--format text|json] [--all] [--depth N]" in out
-    assert "Usage: janus-locks [--format text|json] [--all] [--depth N]" in out
+    assert "Usage: janus-waitgraph [--format text|json|dot] [--all] [--depth N]" in out
+    assert "Usage: janus-locks [--format text|json|dot] [--all] [--depth N]" in out
     assert "Found 1 deadlock" in out and "Examples:" in out
 
 
