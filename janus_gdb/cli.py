@@ -252,6 +252,23 @@ def find_executable(core, info):
                    "(pass --exe PATH)" % (core, " or ".join(candidates)))
 
 
+def check_executable(path):
+    """PATH, made absolute; CliError unless it is a readable ELF executable."""
+    path = _readable_file(path, "executable")
+    try:
+        with open(path, "rb") as f:
+            ident = f.read(18)
+    except OSError as exc:
+        raise CliError("cannot read executable %s: %s" % (path, exc.strerror or exc))
+    if len(ident) < 18 or ident[:4] != b"\x7fELF" or ident[5] not in (1, 2):
+        raise CliError("--exe %s is not an ELF executable" % path)
+    e_type = struct.unpack_from("<H" if ident[5] == 1 else ">H", ident, 16)[0]
+    if e_type == ET_CORE:
+        raise CliError("--exe %s is a core file, not an executable (the core comes first: "
+                       "janus-gdb CORE --exe EXECUTABLE)" % path)
+    return path
+
+
 def _readable_file(path, what):
     if not os.path.exists(path):
         raise CliError("%s %s does not exist" % (what, path))
@@ -486,7 +503,7 @@ def analyse(opts):
     else:
         opts.core = _readable_file(opts.core, "core file")
         info = read_core(opts.core)
-        exe = (_readable_file(opts.exe, "executable") if opts.exe is not None
+        exe = (check_executable(opts.exe) if opts.exe is not None
                else find_executable(opts.core, info))
     if opts.lock_log is not None:
         opts.lock_log = _readable_file(opts.lock_log, "--lock-log file")

@@ -195,6 +195,8 @@ def _gone_pid():
     (["@SHORT"], "ELF header is truncated"),
     (["@EXE"], "is not a core file but"),
     (["@CORE", "--exe", "/nonexistent/janus"], "executable /nonexistent/janus does not exist"),
+    (["@CORE", "--exe", "@TEXT"], "is not an ELF executable"),
+    (["@CORE", "--exe", "@CORE"], "is a core file, not an executable"),
     (["--pid", "@GONE"], "no process with PID"),
     (["--pid", "abc"], "--pid wants a process id"),
     (["--pid", "0"], "--pid wants a process id"),
@@ -274,6 +276,7 @@ def test_watch_missing_is_one_line(monkeypatch, capsys):
 
 # --- packaging ---------------------------------------------------------------
 
+@pytest.mark.skipif(sys.version_info < (3, 8), reason="ast.parse(feature_version=) is 3.8+")
 def test_python36_syntax():
     for rel in OWN_FILES:
         with open(os.path.join(gdbrun.ROOT, rel)) as f:
