@@ -101,7 +101,7 @@ def report():
     _BUSY[0] = True
     try:
         try:
-            with commands._Settings():
+            with commands.Settings():
                 rep = analyze.collect(max_frames=MAX_FRAMES)
         except KeyboardInterrupt:
             return None       # not cached: the user may ask again

@@ -18,36 +18,15 @@ import gdb  # pylint: disable=import-error
 
 from . import commands
 
-COMMAND_CLASSES = dict((cls.prog, cls) for cls in commands.COMMANDS)
-
-
-def render(prog, opts, report):
-    """The report of command PROG in the format OPTS asks for, as the
-    command itself would print it."""
-    if opts.format == "json":
-        from . import render_json
-        return render_json.render(report, prog)
-    if opts.format == "dot":
-        try:
-            from . import render_dot
-        except ImportError as exc:
-            if getattr(exc, "name", None) != __package__ + ".render_dot":
-                raise
-            raise gdb.GdbError("%s: --format dot is not available (janus_gdb/render_dot.py "
-                               "is missing)" % prog)
-        return render_dot.render(report, prog)
-    return COMMAND_CLASSES[prog].render(report, show_all=opts.show_all)
-
-
 def analyse(prog, args):
     """(report text, number of wait cycles) for command PROG with the
     argument string ARGS; gdb.GdbError with one line on failure."""
-    if prog not in COMMAND_CLASSES:
+    if prog not in commands.COMMAND_RENDERERS:
         raise gdb.GdbError("janus-gdb: unknown command %r" % prog)
-    opts = commands._parse(prog, args)  # pylint: disable=protected-access
+    opts = commands.parse(prog, args)
     try:
-        report = commands._analyze(opts)  # pylint: disable=protected-access
-        text = render(prog, opts, report)
+        report = commands.analyze_target(opts)
+        text = commands.render(prog, opts, report)
     except gdb.GdbError:
         raise
     except KeyboardInterrupt:

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 
-from . import __version__
+from . import MAX_DEPTH, __version__
 
 PROG = "janus-gdb"
 EXIT_OK = 0
@@ -30,7 +30,6 @@ EXIT_ERROR = 2
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 FORMATS = ("text", "json", "dot")
-MAX_DEPTH = 100000  # as commands._parse
 
 
 class CliError(Exception):

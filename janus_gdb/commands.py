@@ -8,6 +8,7 @@ import os
 
 import gdb  # pylint: disable=import-error
 
+from . import MAX_DEPTH
 from . import analyze
 from . import render_json
 from . import render_text
@@ -42,14 +43,16 @@ def _parser(prog):
     return p
 
 
-def _parse(prog, arg):
+def parse(prog, arg):
+    """The options of command PROG from its argument string; gdb.GdbError
+    with one line when they are wrong."""
     try:
         opts = _parser(prog).parse_args(gdb.string_to_argv(arg))
     except _ArgumentError as exc:
         raise gdb.GdbError("%s (see `help %s`)" % (exc, prog))
-    if opts.depth < 1 or opts.depth > 100000:
-        raise gdb.GdbError("%s: --depth must be between 1 and 100000 (see `help %s`)"
-                           % (prog, prog))
+    if opts.depth < 1 or opts.depth > MAX_DEPTH:
+        raise gdb.GdbError("%s: --depth must be between 1 and %d (see `help %s`)"
+                           % (prog, MAX_DEPTH, prog))
     return opts
 
 
@@ -76,7 +79,7 @@ def _gdb_set(name, value):
     gdb.execute("set %s %s" % (name, value), to_string=True)
 
 
-class _Settings(object):
+class Settings(object):
     """For the duration of a command: READ_ONLY_SETTINGS off, the memory
     settings above; the user's values are restored afterwards."""
 
@@ -182,11 +185,13 @@ def _read_lock_log(path):
         raise gdb.GdbError("--lock-log: %s" % exc)
 
 
-def _analyze(opts):
+def analyze_target(opts):
+    """The Report of the selected inferior, under Settings; gdb.GdbError
+    with one line when the target cannot be read."""
     from .target import NoTarget
     log = _read_lock_log(opts.lock_log) if opts.lock_log else None
     try:
-        with _Settings() as settings:
+        with Settings() as settings:
             report = analyze.collect(max_frames=opts.depth, locklog=log)
         report.warnings[:0] = settings.warnings
         return report
@@ -324,17 +329,10 @@ class _Base(gdb.Command):
         return complete_args(text, word)
 
     def invoke(self, arg, from_tty):
-        opts = _parse(self.prog, arg)
+        opts = parse(self.prog, arg)
         try:
-            report = _analyze(opts)
-            if opts.format == "json":
-                text = render_json.render(report, self.prog)
-            elif opts.format == "dot":
-                from . import render_dot
-                text = render_dot.render(report, self.prog)
-            else:
-                text = type(self).render(report, show_all=opts.show_all)
-                text = emphasize_first_line(text, from_tty)
+            report = analyze_target(opts)
+            text = render(self.prog, opts, report, from_tty)
         except gdb.GdbError:
             raise
         except KeyboardInterrupt:
@@ -342,6 +340,21 @@ class _Base(gdb.Command):
         except Exception as exc:  # a bug of ours: one line, never a traceback
             raise gdb.GdbError(internal_error(self.prog, exc))
         gdb.write(text)
+
+
+def render(prog, opts, report, from_tty=False):
+    """The report of command PROG in the format OPTS asks for (the text
+    report's first line in gdb's title style when FROM_TTY allows it)."""
+    if opts.format == "json":
+        return render_json.render(report, prog)
+    if opts.format == "dot":
+        from . import render_dot
+        return render_dot.render(report, prog)
+    text = COMMAND_RENDERERS[prog](report, show_all=opts.show_all)
+    return emphasize_first_line(text, from_tty)
+
+
+COMMAND_RENDERERS = {"janus-locks": render_text.locks, "janus-waitgraph": render_text.waitgraph}
 
 
 def internal_error(prog, exc):

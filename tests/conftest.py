@@ -91,3 +91,13 @@ def scenarios(binaries):
     sc = Scenarios(binaries)
     yield sc
     sc.close()
+
+
+@pytest.fixture(scope="session")
+def janus(build_dir):
+    """The Janus-shaped fixtures (tests/fixtures/janus_scenarios.c), built and
+    started once for every module that uses them."""
+    from test_janus_fixtures import JanusScenarios
+    js = JanusScenarios(build_dir)
+    yield js
+    js.close()

@@ -177,7 +177,7 @@ def test_writes_refused_while_a_command_runs(scenarios, tmp_path):
              "import gdb\n"
              "from janus_gdb import commands\n"
              "sp = int(gdb.parse_and_eval('$sp'))\n"
-             "with commands._Settings():\n"
+             "with commands.Settings():\n"
              "    mem = gdb.execute('info mem', to_string=True)\n"
              "    try:\n"
              "        gdb.selected_inferior().write_memory(sp, b'\\0')\n"

@@ -7,7 +7,6 @@ and edges, one node per group with its count, every wait and hold edge,
 target strings escaped.
 """
 
-import os
 import struct
 import subprocess
 import sys
@@ -260,14 +259,6 @@ def test_gmutex_pileup_groups(scenarios):
 # ---------------------------------------------------------------------------
 # janus_scenarios.c: #2016 pile-up with a cycle and a hostile display name
 # ---------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def janus(build_dir):
-    from test_janus_fixtures import JanusScenarios
-    js = JanusScenarios(build_dir)
-    yield js
-    js.close()
-
 
 @pytest.mark.parametrize("variant,mode", [("gmutex", "live"), ("pthread", "live"),
                                           ("gmutex", "core")])

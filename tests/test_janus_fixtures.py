@@ -107,13 +107,6 @@ class JanusScenarios(object):
                 os.unlink(path)
 
 
-@pytest.fixture(scope="session")
-def janus(build_dir):
-    js = JanusScenarios(build_dir)
-    yield js
-    js.close()
-
-
 # ---------------------------------------------------------------------------
 # Shared checks
 # ---------------------------------------------------------------------------

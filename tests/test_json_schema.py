@@ -8,7 +8,6 @@ set) are validated and cross-checked: every lock id and thread number a
 document refers to exists, group counts match, every thread is in one group.
 """
 
-import copy
 import json
 import os
 
@@ -298,14 +297,6 @@ def test_scenarios_validate(scenarios, name, variant, mode):
 
 JANUS_SCENARIOS = ["pli_inversion", "rooms_pileup", "self_deadlock", "leaked_lock",
                    "leaked_rooms", "join_holding", "usleep_holder"]
-
-
-@pytest.fixture(scope="module")
-def janus(build_dir):
-    from test_janus_fixtures import JanusScenarios
-    js = JanusScenarios(build_dir)
-    yield js
-    js.close()
 
 
 @pytest.mark.parametrize("mode", MODES)
