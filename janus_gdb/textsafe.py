@@ -2,8 +2,11 @@
 
 Thread names, symbols and (later) Janus display names come from memory that
 remote clients may have written: escape control characters (terminal escape
-sequences, BEL, NUL) and cut long strings.
+sequences, BEL, NUL), Unicode format characters (bidi overrides such as
+U+202E, which reorder what a terminal shows) and cut long strings.
 """
+
+import unicodedata
 
 MAX_LEN = 120
 
@@ -19,7 +22,8 @@ def escape(text, limit=MAX_LEN):
         code = ord(ch)
         if 0xDC80 <= code <= 0xDCFF:  # undecodable byte (surrogateescape)
             out.append("\\x%02x" % (code - 0xDC00))
-        elif code < 0x20 or 0x7F <= code < 0xA0 or ch in "\u2028\u2029":
+        elif (code < 0x20 or 0x7F <= code < 0xA0 or ch in "\u2028\u2029"
+              or (code >= 0xA0 and unicodedata.category(ch) == "Cf")):
             out.append("\\x%02x" % code if code < 0x100 else "\\u%04x" % code)
         elif ch == "\\":
             out.append("\\\\")
