@@ -63,6 +63,14 @@ TABLE_FIELDS = {
     "janus_videoroom": {"participants": "janus_videoroom_publisher"},
 }
 
+# The field of a table's value that points back to the table's owner (Janus
+# sets handle->session and participant->room before inserting): a value that
+# does not point back is garbage (a corrupt or foreign table), not an object.
+TABLE_BACK_LINKS = {
+    ("janus_session", "ice_handles"): "session",
+    ("janus_videoroom", "participants"): "room",
+}
+
 # janus_videoroom_session.participant_type -> struct of .participant
 PARTICIPANT_TYPES = {1: "janus_videoroom_subscriber", 2: "janus_videoroom_publisher"}
 

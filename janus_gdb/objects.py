@@ -288,14 +288,23 @@ def table_roots(types, mem, warnings, budget=MAX_OBJECTS):
     (sessions and their handles, rooms and their publishers)."""
     roots = {}
 
-    def walk(table_addr, vtype, what):
+    def walk(table_addr, vtype, what, owner=None, back=None):
         vals, why = layouts.ghashtable_values(mem, table_addr, budget - len(roots))
         if why and why.startswith("cut"):
             warnings.append("%s: %s" % (what, why))
+        kept = []
         for v in vals:
+            if v and back is not None:
+                value = _struct_value(types, vtype, v)
+                if value is None or _pointer_field(value, back) != owner:
+                    continue
             if v:
                 roots.setdefault((vtype, v), None)
-        return vals
+                kept.append(v)
+        if len(kept) < len([v for v in vals if v]):
+            warnings.append("%s: %d entries that do not point back (%s) ignored"
+                            % (what, len([v for v in vals if v]) - len(kept), back))
+        return kept
 
     for (filename, var), vtype in sorted(janusdb.GLOBAL_TABLES.items(),
                                          key=lambda kv: (kv[0][1], kv[0][0] or "")):
@@ -312,7 +321,8 @@ def table_roots(types, mem, warnings, budget=MAX_OBJECTS):
                     continue
                 sub = _pointer_field(value, field)
                 if sub:
-                    walk(sub, etype, "%s of %s 0x%x" % (field, vtype, obj))
+                    walk(sub, etype, "%s of %s 0x%x" % (field, vtype, obj), obj,
+                         janusdb.TABLE_BACK_LINKS.get((vtype, field)))
     return roots
 
 
