@@ -1,0 +1,383 @@
+"""Bad input, part 2: targets that are wrong, missing, vanishing or hostile.
+
+Each case must end, within a stated time, in either one clear line or a
+(partial) report with warnings, never a Python traceback:
+
+- a core opened with the wrong executable (another fixture, /bin/sleep);
+- a core opened without any executable (``gdb -c CORE``);
+- a program that is not Janus at all (``sleep``), live and from its core:
+  no deadlock, no Janus names made up;
+- a PID that does not exist, in gdb and through the command-line tool;
+- a target SIGKILLed while the commands run on it;
+- tests/fixtures/hostile.c: a Janus-shaped hang whose memory is corrupted
+  while its threads wait (garbage lock words, objects pointing at
+  themselves, unmapped and kernel memory, looping and garbage-sized hash
+  tables, a looping GList, a 1 MB display name, names full of terminal
+  escapes, BEL, NUL, C1 controls, bidi overrides and invalid UTF-8), built
+  with GMutex and with pthread mutexes, analysed live and from a core, in
+  text, JSON and DOT.
+
+Already covered elsewhere: a truncated core, no process, unreadable lock
+memory and an internal error (tests/test_cli.py); a lock wait 10,000 frames
+deep (tests/test_engine.py::test_deep_recursion_is_bounded_by_depth).
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import gdbrun
+import schema_check
+
+BOUND = 90            # seconds any one gdb run may take here (2 shared CPUs)
+HOSTILE_SRC = os.path.join(gdbrun.FIXTURES, "hostile.c")
+VARIANTS = ["gmutex", "pthread"]
+MODES = ["live", "core"]
+SCHEMA_PATH = os.path.join(gdbrun.ROOT, "docs", "janus-gdb.schema.json")
+# bytes that must never reach a terminal from the text report
+RAW_CONTROLS = [b"\x1b", b"\x07", b"\x00", b"\xc2\x9b", b"\x9b",
+                b"\xe2\x80\xae", b"\xe2\x81\xa6"]   # CSI, C1 CSI, U+202E, U+2066
+JANUS_WORDS = ["participant->", "handle->", "room->", "session->", "rooms_mutex",
+               "sessions_mutex", "publisher ", "videoroom", "hloop"]
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+def gdb_bytes(commands, pid=None, exe=None, core=None, timeout=BOUND):
+    """gdb in batch with janus-gdb loaded, stdout and stderr as bytes:
+    (CompletedProcess, seconds taken)."""
+    cmd = ["gdb", "-nx", "-batch", "-iex", "set pagination off", "-iex", "set width 0"]
+    if exe:
+        cmd.append(exe)
+    if core:
+        cmd += ["-c", core]
+    if pid:
+        cmd += ["-p", str(pid)]
+    cmd += ["-x", gdbrun.GDBINIT]
+    for c in commands:
+        cmd += ["-ex", c]
+    start = time.time()
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                         stdin=subprocess.DEVNULL)
+    return res, time.time() - start
+
+
+def text_of(res):
+    out = res.stdout.decode("utf-8", "replace")
+    err = res.stderr.decode("utf-8", "replace")
+    return out, err
+
+
+def no_traceback(out, err):
+    both = out + err
+    assert "Traceback" not in both, both[-4000:]
+    assert "Python Exception" not in both, both[-4000:]
+
+
+def report_or_one_line(out, err):
+    """The verdict of a report, or None after checking the failure was said in
+    one clear line."""
+    no_traceback(out, err)
+    report = gdbrun.extract_report(out)
+    if report is not None:
+        return report
+    m = re.search(r"^(\d+ locks?|No lock is) held or waited for.*", out, re.M | re.S)  # janus-locks
+    if m:
+        return m.group(0)
+    lines = [l for l in err.splitlines() if l.strip() and not l.startswith("warning:")]
+    assert lines, (out, err)
+    ours = [l for l in lines if "janus-waitgraph" in l or "No process or core file" in l
+            or "janus-gdb" in l]
+    assert len(ours) <= 1, err
+    return None
+
+
+def check_json(out):
+    data = gdbrun.extract_json(out)
+    with open(SCHEMA_PATH) as f:
+        errors = schema_check.validate(data, json.load(f))
+    assert errors == [], errors
+    return data
+
+
+def check_dot(out):
+    lines = out.splitlines()
+    starts = [i for i, l in enumerate(lines) if l.startswith("digraph ")]
+    assert len(starts) == 1, out[-3000:]
+    end = starts[0] + lines[starts[0]:].index("}")
+    dot_text = "\n".join(lines[starts[0]:end + 1]) + "\n"
+    for bad in ("\x1b", "\x07", "\x00"):
+        assert bad not in dot_text
+    if gdbrun.have("dot"):
+        res = subprocess.run(["dot", "-Tsvg"], input=dot_text.encode("utf-8"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        assert res.returncode == 0, res.stderr.decode("utf-8", "replace")
+        assert b"syntax error" not in res.stderr
+    return dot_text
+
+
+def make_core(pid, path):
+    out = subprocess.run(["gdb", "-nx", "-batch", "-p", str(pid), "-ex", "gcore %s" % path],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    if not os.path.exists(path):
+        raise RuntimeError("gcore failed: %s" % out.stdout[-2000:])
+    return path
+
+
+# ---------------------------------------------------------------------------
+# 1, 2: a core with the wrong executable, or none
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("which", ["other-fixture", "bin-sleep", "none"])
+def test_core_with_wrong_or_no_executable(janus, binaries, which):
+    """A Janus fixture's core opened with scenarios.c's binary, with /bin/sleep,
+    or with no executable at all: a report (the waits still come from the
+    registers) or one clear line, quickly."""
+    core = janus.core("pli_inversion", "gmutex")
+    exe = {"other-fixture": binaries.debug, "bin-sleep": "/bin/sleep", "none": None}[which]
+    if exe is not None and not os.path.exists(exe):
+        pytest.skip("%s is missing" % exe)
+    for cmd in ("janus-waitgraph", "janus-waitgraph --format json", "janus-locks"):
+        res, took = gdb_bytes([cmd], exe=exe, core=core)
+        assert took < BOUND
+        out, err = text_of(res)
+        if cmd.endswith("json") and "{" in out.splitlines():
+            no_traceback(out, err)
+            check_json(out)
+            continue
+        report = report_or_one_line(out, err)
+        if report is not None:
+            assert report.startswith(("Found", "No deadlock found")) or " held or " in report
+
+
+# ---------------------------------------------------------------------------
+# 3: not Janus at all
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sleeper(build_dir):
+    proc = subprocess.Popen(["sleep", "100"], start_new_session=True)
+    time.sleep(0.3)
+    core = os.path.join(build_dir, "core.sleep")
+    try:
+        make_core(proc.pid, core)
+        yield proc, core
+    finally:
+        proc.kill()
+        proc.wait()
+        if os.path.exists(core):
+            os.unlink(core)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_not_janus_says_no_deadlock_and_invents_nothing(sleeper, mode):
+    proc, core = sleeper
+    sleep_exe = os.path.realpath("/proc/%d/exe" % proc.pid)
+    kw = {"pid": proc.pid} if mode == "live" else {"exe": sleep_exe, "core": core}
+    res, took = gdb_bytes(["janus-waitgraph", "janus-locks", "janus-waitgraph --format json"],
+                          **kw)
+    assert took < BOUND
+    out, err = text_of(res)
+    no_traceback(out, err)
+    report = gdbrun.extract_report(out)
+    assert report is not None and report.startswith("No deadlock found"), out + err
+    assert "Found" not in out
+    for word in JANUS_WORDS:
+        assert word not in out, word
+    data = check_json(out)
+    assert data["cycles"] == [] and data["locks"] == []
+    assert proc.poll() is None   # left running
+
+
+# ---------------------------------------------------------------------------
+# 4: no such process
+# ---------------------------------------------------------------------------
+
+NO_PID = 999999
+
+
+@pytest.mark.usefixtures("build_dir")
+def test_nonexistent_pid_in_gdb():
+    if os.path.exists("/proc/%d" % NO_PID):
+        pytest.skip("PID %d exists here" % NO_PID)
+    res, took = gdb_bytes(["janus-waitgraph"], pid=NO_PID, timeout=60)
+    assert took < 60
+    out, err = text_of(res)
+    no_traceback(out, err)
+    assert gdbrun.extract_report(out) is None
+    ours = [l for l in err.splitlines() if "No process or core file" in l]
+    assert len(ours) == 1, err
+
+
+@pytest.mark.usefixtures("build_dir")
+def test_nonexistent_pid_in_the_cli():
+    if os.path.exists("/proc/%d" % NO_PID):
+        pytest.skip("PID %d exists here" % NO_PID)
+    start = time.time()
+    res = subprocess.run([sys.executable, "-m", "janus_gdb", "--pid", str(NO_PID)],
+                         cwd=gdbrun.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True, timeout=60)
+    assert time.time() - start < 60
+    assert res.returncode == 2
+    assert res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert lines == ["janus-gdb: no process with PID %d" % NO_PID], res.stderr
+
+
+# ---------------------------------------------------------------------------
+# 5: the target dies while we look at it
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("delay", [0.3, 1.0, 2.0])
+def test_target_killed_during_analysis(janus, delay):
+    """A many-threaded fixture SIGKILLed while janus-waitgraph runs on it
+    again and again: every run gives a report or one clear line, gdb ends
+    in bounded time, no traceback."""
+    sc = gdbrun.Scenario(janus.exes["gmutex"], ["rooms_pileup"])
+    try:
+        cmd = ["gdb", "-nx", "-batch", "-iex", "set pagination off", "-p", str(sc.pid),
+               "-x", gdbrun.GDBINIT]
+        for i in range(40):
+            cmd += ["-ex", "janus-waitgraph --all --depth 256" if i % 2 else
+                    "janus-waitgraph --format json"]
+        start = time.time()
+        gdb = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               stdin=subprocess.DEVNULL)
+        time.sleep(delay)
+        os.killpg(sc.pid, signal.SIGKILL)
+        try:
+            stdout, stderr = gdb.communicate(timeout=BOUND)
+        except subprocess.TimeoutExpired:
+            gdb.kill()
+            gdb.communicate()
+            raise AssertionError("gdb did not end within %ds after the target died" % BOUND)
+        assert time.time() - start < BOUND + delay
+    finally:
+        sc.kill()
+    out = stdout.decode("utf-8", "replace")
+    err = stderr.decode("utf-8", "replace")
+    no_traceback(out, err)
+    # after the kill: one line per command, never a cascade of errors
+    noise = [l for l in err.splitlines() if l.strip() and "No process or core file" not in l
+             and not l.startswith("warning:") and "janus-waitgraph" not in l
+             and "ptrace" not in l.lower() and "Couldn't get registers" not in l]
+    assert len(noise) <= 5, err[-3000:]
+
+
+# ---------------------------------------------------------------------------
+# 6: hostile.c
+# ---------------------------------------------------------------------------
+
+class Hostile(object):
+    """Both builds of hostile.c, running and cored, once per module."""
+
+    def __init__(self, build_dir):
+        self.dir = build_dir
+        self.exes = {}
+        self.running = {}
+        self.cores = {}
+        for variant in VARIANTS:
+            out = os.path.join(build_dir, "hostile_%s" % variant)
+            defines = ["-fno-omit-frame-pointer"]
+            if variant == "pthread":
+                defines.append("-DUSE_PTHREAD_MUTEX")
+            self.exes[variant] = gdbrun.compile_c(HOSTILE_SRC, out, defines=defines)
+
+    def get(self, variant):
+        if variant not in self.running:
+            self.running[variant] = gdbrun.Scenario(self.exes[variant], [])
+        return self.running[variant]
+
+    def core(self, variant):
+        if variant not in self.cores:
+            self.cores[variant] = self.get(variant).gcore(
+                os.path.join(self.dir, "core.hostile.%s" % variant))
+        return self.cores[variant]
+
+    def run(self, variant, mode, commands):
+        sc = self.get(variant)
+        if mode == "live":
+            return gdb_bytes(commands, pid=sc.pid)
+        return gdb_bytes(commands, exe=self.exes[variant], core=self.core(variant))
+
+    def close(self):
+        for sc in self.running.values():
+            sc.kill()
+        for path in self.cores.values():
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+@pytest.fixture(scope="module")
+def hostile(build_dir):
+    h = Hostile(build_dir)
+    yield h
+    h.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_hostile_text_is_escaped_and_cut(hostile, variant, mode):
+    res, took = hostile.run(variant, mode, ["janus-waitgraph", "janus-locks",
+                                            "janus-waitgraph --all"])
+    assert took < BOUND
+    out, err = text_of(res)
+    no_traceback(out, err)
+    for raw in RAW_CONTROLS:
+        assert raw not in res.stdout, (raw, out[-3000:])
+    report = gdbrun.extract_report(out)
+    assert report is not None and report.startswith("Found 1 deadlock (2 threads)"), out
+    # the names are there, escaped and cut
+    assert '"\\x1b[31m\\x1b]0;pwned\\x07\\u202eevil\\u2066' in out
+    assert "after-nul" not in out                 # a C string ends at its NUL
+    assert "A" * 64 + "..." in out and "A" * 200 not in out
+    assert max(len(l) for l in out.splitlines()) < 2000
+    # the garbage lock word is seen as such, with a warning
+    truth = hostile.get(variant).truth
+    assert "0x%x" % truth.lock("garbage_word") in out
+    assert "corrupt" in out and "warning: M" in out
+    # no lock made up from the type-confused tables
+    assert "probably leaked" not in out
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_hostile_json_is_valid(hostile, variant, mode):
+    res, took = hostile.run(variant, mode, ["janus-waitgraph --format json"])
+    assert took < BOUND
+    out, err = text_of(res)
+    no_traceback(out, err)
+    data = check_json(out)
+    r = gdbrun.Result(data)
+    t = hostile.get(variant).truth
+    assert r.cycle_lwp_sets() == [{t.lwp("requests"), t.lwp("handler")}]
+    garbage = r.locks[t.lock("garbage_word")]
+    assert garbage["state"] == "corrupt" and garbage["owner"]["lwp"] is None, garbage
+    for name in ("p_streams", "self_streams", "bad_handle", "big_streams"):
+        assert r.owner_lwp(t.lock(name)) == t.lwp("handler"), r.locks[t.lock(name)]
+    assert "publisher 5678" in r.locks[t.lock("p_streams")]["name"]
+    assert len(r.locks[t.lock("big_streams")]["name"]) < 5000
+    for lock in data["locks"]:
+        assert lock["address"] in t.locks.values(), lock   # nothing invented
+    assert data["warnings"], data
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_hostile_dot_is_valid(hostile, variant, mode):
+    res, took = hostile.run(variant, mode, ["janus-waitgraph --format dot",
+                                            "janus-locks --format dot"])
+    assert took < BOUND
+    out, err = text_of(res)
+    no_traceback(out, err)
+    first, _, second = out.partition("\n}\n")
+    check_dot(first + "\n}\n")
+    check_dot(second)
