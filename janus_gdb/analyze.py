@@ -88,6 +88,11 @@ def collect(max_frames=64, locklog=None):
                             len(scanner.sources.missing),
                             "" if len(scanner.sources.missing) == 1 else "s",
                             ", ".join(sorted(scanner.sources.missing)[:3])))
+    if info["kind"] == "live":
+        gone = target.process_gone(inf)
+        if gone:
+            warnings.insert(0, "the process (pid %d) stopped existing during the analysis: %s; "
+                               "the report shows what was read before" % (inf.pid, gone))
     if mem.failures:
         warnings.append("%d memory read%s failed; affected fields are shown as unknown"
                         % (mem.failures, "" if mem.failures == 1 else "s"))

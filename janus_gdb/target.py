@@ -97,6 +97,32 @@ def target_kind(inf):
     return "core" if "core dump" in text else "live"
 
 
+def process_gone(inf):
+    """For a live process on this machine: a phrase when it no longer runs
+    (it exited or was killed while being analysed: gdb still answers from
+    what it had read), else None.  Never guesses for remote targets."""
+    conn = getattr(inf, "connection", None)
+    ctype = getattr(conn, "type", None) if conn is not None else None
+    if ctype is None:
+        try:
+            text = gdb.execute("info target", to_string=True)
+        except gdb.error:
+            return None
+        if "attached process" not in text and "Native process" not in text:
+            return None
+    elif ctype != "native":
+        return None
+    try:
+        with open("/proc/%d/stat" % inf.pid) as f:
+            stat = f.read(512)
+    except (OSError, TypeError):
+        return "it no longer exists"
+    state = stat.rpartition(")")[2].split()[:1]
+    if state and state[0] in ("Z", "X"):
+        return "it has exited (zombie)"
+    return None
+
+
 def executable(inf):
     prog = getattr(inf, "progspace", None) or gdb.current_progspace()
     name = getattr(prog, "filename", None)
