@@ -88,6 +88,10 @@ def collect(max_frames=64, locklog=None):
                             len(scanner.sources.missing),
                             "" if len(scanner.sources.missing) == 1 else "s",
                             ", ".join(sorted(scanner.sources.missing)[:3])))
+    if info["kind"] == "core":
+        mismatch = target.core_mismatch(inf)
+        if mismatch:
+            warnings.insert(0, mismatch)
     if info["kind"] == "live":
         gone = target.process_gone(inf)
         if gone:

@@ -170,8 +170,9 @@ def _parse_notes(blob, end, word, info):
                           for _, p in sorted(zip(vmas, paths))]
 
 
-def read_core(path):
-    """CoreInfo of the ELF core file PATH; CliError when it is not one."""
+def read_core(path, max_notes=MAX_NOTES):
+    """CoreInfo of the ELF core file PATH, reading at most MAX_NOTES bytes of
+    notes; CliError when it is not one."""
     try:
         with open(path, "rb") as f:
             ident = f.read(64)
@@ -206,7 +207,7 @@ def read_core(path):
             phfmt = end + ("IIQQQQQQ" if word == 8 else "IIIIIIII")
             f.seek(e_phoff)
             table = f.read(e_phnum * e_phentsize)
-            budget = MAX_NOTES
+            budget = max_notes
             for i in range(len(table) // max(e_phentsize, 1)):
                 fields = struct.unpack_from(phfmt, table, i * e_phentsize)
                 if fields[0] != PT_NOTE:

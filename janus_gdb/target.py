@@ -123,6 +123,40 @@ def process_gone(inf):
     return None
 
 
+# The command name is in the first notes of a core (NT_PRPSINFO): this much
+# is read, not the per-thread notes of ten thousand threads.
+CORE_NOTES_READ = 256 << 10
+
+
+def core_mismatch(inf):
+    """For a core: a sentence when the executable loaded in gdb is missing or
+    is not the program the core was made from (by the command name the core
+    records), else None.  Reads only the core file's first notes."""
+    from .cli import CliError, read_core
+    try:
+        text = gdb.execute("info target", to_string=True)
+    except gdb.error:
+        return None
+    m = re.search(r"core dump file:\s*`(.*?)'", text)
+    if not m:
+        return None
+    try:
+        info = read_core(m.group(1), CORE_NOTES_READ)
+    except CliError:
+        return None
+    exe = executable(inf)
+    recorded = info.psargs or info.fname
+    if not exe:
+        return ("no executable is loaded (the core was made from %s): give it to gdb "
+                "(`gdb EXE CORE` or `file EXE`) for names, lines and lock types"
+                % (repr(recorded) if recorded else "an unknown program"))
+    if info.fname and os.path.basename(exe)[:15] != info.fname:
+        return ("the executable %s is not the program the core was made from (%r): "
+                "owners, names and lock types may be wrong; open the core with its own "
+                "executable" % (os.path.basename(exe), recorded))
+    return None
+
+
 def executable(inf):
     prog = getattr(inf, "progspace", None) or gdb.current_progspace()
     name = getattr(prog, "filename", None)

@@ -156,6 +156,14 @@ def test_core_with_wrong_or_no_executable(janus, binaries, which):
         report = report_or_one_line(out, err)
         if report is not None:
             assert report.startswith(("Found", "No deadlock found")) or " held or " in report
+            # the report says the executable is wrong or missing, naming the
+            # program the core records
+            if exe is None:
+                assert "warning: no executable is loaded (the core was made from" in out, out
+            else:
+                assert ("warning: the executable %s is not the program the core was made "
+                        "from" % os.path.basename(exe)) in out, out
+            assert "janus_scenarios" in out
 
 
 # ---------------------------------------------------------------------------
