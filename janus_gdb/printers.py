@@ -23,24 +23,14 @@ PRINTER_NAME = "janus-gdb-locks"
 MAX_THREADS = 10000
 # waiters named in the one-line summary
 MAX_NAMED = 8
-# typedef links followed from a declared type to the lock type
-MAX_TYPEDEFS = 8
 
 FUTEX_WAIT_CMDS = syscalls.FUTEX_WAIT_CMDS + syscalls.FUTEX_PI_CMDS
 
 
 def lock_kind(gtype):
     """'pthread_mutex', 'gmutex', 'pthread_rwlock' or None for a gdb.Type."""
-    from .target import LOCK_TYPES
-    t = gtype
-    for _ in range(MAX_TYPEDEFS):
-        for name in (t.name, getattr(t, "tag", None)):
-            if name in LOCK_TYPES:
-                return LOCK_TYPES[name]
-        if t.code != gdb.TYPE_CODE_TYPEDEF:
-            return None
-        t = t.target()
-    return None
+    from .target import lock_kind_of_type
+    return lock_kind_of_type(gtype)
 
 
 class Threads(object):

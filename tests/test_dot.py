@@ -7,7 +7,6 @@ and edges, one node per group with its count, every wait and hold edge,
 target strings escaped.
 """
 
-import struct
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -20,6 +19,7 @@ sys.path.insert(0, gdbrun.ROOT)
 
 from janus_gdb import analyze, render_dot  # noqa: E402
 from janus_gdb.model import FrameInfo, Snapshot  # noqa: E402
+from test_logic import FakeMemory, mutex  # noqa: E402  (the shared fakes)
 
 SVG = "{http://www.w3.org/2000/svg}"
 MODES = ["live", "core"]
@@ -311,40 +311,12 @@ HOSTILE = ['quote " and \\ back\\slash \\N \\G \\l',
            "long " + "x" * 5000]
 
 
-class FakeMemory(object):
-    def __init__(self):
-        self.words = {}
-        self.failures = 0
-
-    def put32(self, addr, value):
-        for i, b in enumerate(struct.pack("<I", value & 0xFFFFFFFF)):
-            self.words[addr + i] = b
-
-    def read(self, addr, size):
-        try:
-            return bytes(self.words[addr + i] for i in range(size))
-        except KeyError:
-            return None
-
-    def u32(self, addr):
-        d = self.read(addr, 4)
-        return None if d is None else struct.unpack("<I", d)[0]
-
-    def i32(self, addr):
-        d = self.read(addr, 4)
-        return None if d is None else struct.unpack("<i", d)[0]
-
-
 def fake_report(names):
     """A 2-cycle of pthread mutexes, 5 waiters behind it, every string hostile."""
     mem = FakeMemory()
     A, B = 0x5000, 0x6000
     for addr, owner in ((A, 101), (B, 102)):
-        mem.put32(addr, 2)
-        mem.put32(addr + 4, 0)
-        mem.put32(addr + 8, owner)
-        mem.put32(addr + 12, 1)
-        mem.put32(addr + 16, 0)
+        mutex(mem, addr, 2, owner)
 
     def frames(app):
         return [FrameInfo(0, 0x1000, "__lll_lock_wait", lib="libc.so.6", system=True),
