@@ -33,7 +33,7 @@ class Floor(gdb.Command):
         super(Floor, self).__init__("janus-bench-floor", gdb.COMMAND_STATUS)
 
     def invoke(self, arg, from_tty):
-        with commands._Settings():   # pylint: disable=protected-access
+        with commands.Settings():
             threads = sorted(gdb.selected_inferior().threads(), key=lambda t: t.num)
             _STATE["frames"] = 0
             for start in range(0, len(threads), BATCH):

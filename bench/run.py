@@ -342,8 +342,8 @@ def bench_core(exe, core, fx, runs, label, a_iex=()):
         problems.extend(p for p in probs if p not in problems)
         rb = run_gdb(b_args)
         rs = run_gdb(s_args)
-        rf = run_gdb(f_args)
-        if rf["rc"] != 0 or "floor: " not in (rf["stdout"] or "") and rf["cmd"] is None:
+        rf = run_gdb(f_args, stdout_path=os.path.join(BUILD, "floor-%s.txt" % label))
+        if rf["rc"] != 0 or "floor: " not in (rf["stdout"] or "") or rf["cmd"] is None:
             problems.append("floor run failed: %s" % rf["stderr"][-300:])
         for k, r in (("A", ra), ("B", rb), ("S", rs), ("F", rf)):
             r.pop("stdout", None)

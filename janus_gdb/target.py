@@ -132,7 +132,7 @@ def core_mismatch(inf):
     """For a core: a sentence when the executable loaded in gdb is missing or
     is not the program the core was made from (by the command name the core
     records), else None.  Reads only the core file's first notes."""
-    from .cli import CliError, read_core
+    from .corefile import CoreFileError, read_core
     try:
         text = gdb.execute("info target", to_string=True)
     except gdb.error:
@@ -142,7 +142,7 @@ def core_mismatch(inf):
         return None
     try:
         info = read_core(m.group(1), CORE_NOTES_READ)
-    except CliError:
+    except CoreFileError:
         return None
     exe = executable(inf)
     recorded = info.psargs or info.fname
