@@ -313,7 +313,16 @@ def quiet_checksums(pid, masks, tries=6):
 
 
 def _scenario(request, fixture, name, variant):
-    return request.getfixturevalue(fixture).get(name, variant)
+    """A fresh process of the fixture's binary, killed after the test: the
+    session's shared processes have been attached to by every earlier
+    module, and in full runs one of them was seen still changing memory
+    on its own (not reproduced in isolation), which would make the
+    comparison measure that instead of janus-gdb."""
+    fx = request.getfixturevalue(fixture)
+    exe = fx.exes[variant] if fixture == "janus" else fx.binaries.exe(variant)
+    sc = gdbrun.Scenario(exe, [name])
+    request.addfinalizer(sc.kill)
+    return sc
 
 
 @pytest.mark.parametrize("fixture,name,variant,lock", FIXTURES,
