@@ -33,6 +33,17 @@ def _killpg(pid):
         pass
 
 
+def kill_group(proc, timeout=30):
+    """SIGKILL the process group of PROC (a Popen started with
+    start_new_session) if it still runs, and reap it (bounded)."""
+    if proc.poll() is None:
+        _killpg(proc.pid)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+
+
 def run_gdb(args, children, stdout_path=None, timeout=3600):
     """Run gdb ARGS (registered in the list CHILDREN while it runs, so an
     exit handler can kill it); returns dict(wall, rss_kib, times {label:

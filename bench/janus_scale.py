@@ -41,7 +41,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -71,10 +70,7 @@ def log(msg):
 def _at_exit():
     for p in _children:
         if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except OSError:
-                pass
+            gdbtime.kill_group(p)
     s = _cleanup["setup"]
     if s is not None:
         s.close(remove_core=not _cleanup["keep"])
