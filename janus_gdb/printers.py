@@ -25,6 +25,12 @@ MAX_THREADS = 10000
 MAX_NAMED = 8
 
 FUTEX_WAIT_CMDS = syscalls.FUTEX_WAIT_CMDS + syscalls.FUTEX_PI_CMDS
+DECODERS = {"pthread_mutex": layouts.decode_pthread_mutex, "gmutex": layouts.decode_gmutex,
+            "pthread_rwlock": layouts.decode_rwlock}
+# bytes from the lock's address where its waiters sleep: rwlock waiters on
+# __readers (+0), __wrphase_futex (+8), __writers_futex (+12)
+WAIT_SPAN = {"pthread_mutex": 4, "gmutex": 4,
+             "pthread_rwlock": layouts.PTHREAD_RWLOCK["writers_futex"] + 4}
 
 
 def lock_kind(gtype):
@@ -163,31 +169,30 @@ class LockPrinter(object):
             return "%s (not in memory: no state)" % self._kind_text(None)
         addr = int(addr)
         mem = target.Memory(gdb.selected_inferior())
-        if self.kind == "pthread_mutex":
-            return self._mutex(mem, addr)
-        if self.kind == "pthread_rwlock":
-            return self._rwlock(mem, addr)
-        return self._gmutex(mem, addr)
+        d = DECODERS[self.kind](mem, addr)
+        state = d["state"]
+        if state == "unreadable":
+            return "%s at 0x%x (memory unreadable)" % (self._kind_text(None), addr)
+        if state == "corrupt":
+            return self._corrupt(d)
+        info = threads_info()
+        parts = getattr(self, "_" + self.kind)(d, addr, info)
+        parts.append(_waiters_text(info, _waiters(info, addr, WAIT_SPAN[self.kind])
+                                   if info else []))
+        return "; ".join(parts)
 
     def _kind_text(self, subkind):
         if self.kind == "pthread_mutex":
             return "pthread mutex (%s)" % subkind if subkind else "pthread mutex"
         return {"gmutex": "GMutex", "pthread_rwlock": "pthread rwlock"}[self.kind]
 
-    def _corrupt(self, d, subkind=None):
+    def _corrupt(self, d):
         return "%s CORRUPT (%s): not trusted, no owner" % (
-            self._kind_text(subkind), escape(d.get("why", "implausible contents"), 100))
+            self._kind_text(None), escape(d.get("why", "implausible contents"), 100))
 
-    def _mutex(self, mem, addr):
-        d = layouts.decode_pthread_mutex(mem, addr)
+    def _pthread_mutex(self, d, addr, info):
         state = d["state"]
-        if state == "unreadable":
-            return "pthread mutex at 0x%x (memory unreadable)" % addr
-        if state == "corrupt":
-            return self._corrupt(d)
-        sub = layouts.mutex_kind_name(d["kind"])
-        info = threads_info()
-        parts = ["%s %s" % (self._kind_text(sub), state)]
+        parts = ["%s %s" % (self._kind_text(layouts.mutex_kind_name(d["kind"])), state)]
         if state != "free":
             owner = d["owner"]
             if owner and owner > 0 and owner not in layouts.MUTEX_OWNER_SPECIAL:
@@ -198,41 +203,22 @@ class LockPrinter(object):
                 parts.append("owner unknown (__data.__owner is 0)")
             if d["count"] and d["kind"] is not None and d["kind"] & 3 == 1:
                 parts[-1] += ", count %d" % d["count"]
-        parts.append(_waiters_text(info, _waiters(info, addr, 4) if info else []))
-        return "; ".join(parts)
+        return parts
 
-    def _rwlock(self, mem, addr):
-        d = layouts.decode_rwlock(mem, addr)
-        state = d["state"]
-        if state == "unreadable":
-            return "pthread rwlock at 0x%x (memory unreadable)" % addr
-        if state == "corrupt":
-            return self._corrupt(d)
-        info = threads_info()
-        parts = ["pthread rwlock %s" % state]
+    def _pthread_rwlock(self, d, addr, info):
+        parts = ["pthread rwlock %s" % d["state"]]
         if d["write_locked"] and d["writer"]:
             parts.append("writer %s [exact: __data.__cur_writer]" % _thread_of(info, d["writer"]))
         elif d["readers"]:
             parts.append("readers not recorded by glibc")
-        # waiters sleep on __readers (+0), __wrphase_futex (+8), __writers_futex (+12)
-        span = layouts.PTHREAD_RWLOCK["writers_futex"] + 4
-        parts.append(_waiters_text(info, _waiters(info, addr, span) if info else []))
-        return "; ".join(parts)
+        return parts
 
-    def _gmutex(self, mem, addr):
+    def _gmutex(self, d, addr, info):
         from . import annotate
-        d = layouts.decode_gmutex(mem, addr)
-        state = d["state"]
-        if state == "unreadable":
-            return "GMutex at 0x%x (memory unreadable)" % addr
-        if state == "corrupt":
-            return self._corrupt(d)
-        info = threads_info()
-        parts = ["GMutex %s" % state]
-        if state != "free":
+        parts = ["GMutex %s" % d["state"]]
+        if d["state"] != "free":
             parts.append(_gmutex_owner(annotate.cached_report(), addr))
-        parts.append(_waiters_text(info, _waiters(info, addr, 4) if info else []))
-        return "; ".join(parts)
+        return parts
 
 
 def _gmutex_owner(rep, addr):

@@ -79,11 +79,7 @@ class Scenarios(object):
         return gdbrun.Result(gdbrun.extract_json(res.stdout)), sc.truth
 
     def close(self):
-        for sc in self.running.values():
-            sc.kill()
-        for path in self.cores.values():
-            if os.path.exists(path):
-                os.unlink(path)
+        gdbrun.close_fixtures(self.running.values(), self.cores.values())
 
 
 @pytest.fixture(scope="session")

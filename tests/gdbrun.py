@@ -142,9 +142,25 @@ class Scenario(object):
             self.proc.wait()
 
 
+def close_fixtures(scenarios, cores):
+    """Kill the running Scenarios and delete the core files of a fixture set."""
+    for sc in scenarios:
+        sc.kill()
+    for path in cores:
+        if os.path.exists(path):
+            os.unlink(path)
+
+
 def gdb(commands, pid=None, exe=None, core=None, hide_debug=False, load=True, timeout=300,
         extra=()):
     """Run gdb in batch with janus-gdb loaded; returns CompletedProcess."""
+    cmd = gdb_argv(commands, pid, exe, core, hide_debug, load, extra)
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=timeout)
+
+
+def gdb_argv(commands, pid=None, exe=None, core=None, hide_debug=False, load=True, extra=()):
+    """The command line of gdb() (batch, pagination off, janus-gdb loaded)."""
     cmd = ["gdb", "-nx", "-batch"]
     if hide_debug:
         cmd += HIDE_DEBUG
@@ -160,8 +176,7 @@ def gdb(commands, pid=None, exe=None, core=None, hide_debug=False, load=True, ti
         cmd += ["-x", GDBINIT]
     for c in commands:
         cmd += ["-ex", c]
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, timeout=timeout)
+    return cmd
 
 
 def source_line(fixture, needle):

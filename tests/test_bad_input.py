@@ -54,16 +54,7 @@ JANUS_WORDS = ["participant->", "handle->", "room->", "session->", "rooms_mutex"
 def gdb_bytes(commands, pid=None, exe=None, core=None, timeout=BOUND):
     """gdb in batch with janus-gdb loaded, stdout and stderr as bytes:
     (CompletedProcess, seconds taken)."""
-    cmd = ["gdb", "-nx", "-batch", "-iex", "set pagination off", "-iex", "set width 0"]
-    if exe:
-        cmd.append(exe)
-    if core:
-        cmd += ["-c", core]
-    if pid:
-        cmd += ["-p", str(pid)]
-    cmd += ["-x", gdbrun.GDBINIT]
-    for c in commands:
-        cmd += ["-ex", c]
+    cmd = gdbrun.gdb_argv(commands, pid=pid, exe=exe, core=core)
     start = time.time()
     res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
                          stdin=subprocess.DEVNULL)
@@ -334,11 +325,7 @@ class Hostile(object):
         return gdb_bytes(commands, exe=self.exes[variant], core=self.core(variant))
 
     def close(self):
-        for sc in self.running.values():
-            sc.kill()
-        for path in self.cores.values():
-            if os.path.exists(path):
-                os.unlink(path)
+        gdbrun.close_fixtures(self.running.values(), self.cores.values())
 
 
 @pytest.fixture(scope="module")

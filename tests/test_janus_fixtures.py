@@ -100,11 +100,7 @@ class JanusScenarios(object):
         return text, out
 
     def close(self):
-        for sc in self.running.values():
-            sc.kill()
-        for path in self.cores.values():
-            if os.path.exists(path):
-                os.unlink(path)
+        gdbrun.close_fixtures(self.running.values(), self.cores.values())
 
 
 # ---------------------------------------------------------------------------
