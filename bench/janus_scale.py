@@ -396,14 +396,7 @@ def main():
     opts = ap.parse_args()
     if opts.handles < opts.waiters + 1:
         sys.exit("janus-scale: --handles must be at least --waiters + 1")
-    if shutil.which("gdb") is None:
-        sys.exit("janus-scale: gdb is needed")
-    try:
-        import pexpect  # noqa: F401  (tests/janusd.py drives gdb with it)
-    except ImportError:
-        sys.exit("janus-scale: pexpect is needed (pip install pexpect)")
-    prefix = janusd.default_prefix()
-    problem = janusd.prefix_problem(prefix)
+    prefix, problem = janusd.usable_prefix(("gdb",))
     if problem:
         sys.exit("janus-scale: %s" % problem)
     workdir = opts.workdir or tempfile.mkdtemp(prefix="janus-scale-")

@@ -52,6 +52,21 @@ def prefix_problem(prefix):
     return None
 
 
+def usable_prefix(tools=("gdb",), need_pexpect=True):
+    """(the Janus build's prefix, None) when it and the TOOLS (and pexpect,
+    which drives gdb here) are there, else (prefix, why not)."""
+    for tool in tools:
+        if shutil.which(tool) is None:
+            return None, "%s is not installed" % tool
+    if need_pexpect:
+        try:
+            import pexpect  # noqa: F401
+        except ImportError:
+            return None, "pexpect is not installed (pip install pexpect)"
+    prefix = default_prefix()
+    return prefix, prefix_problem(prefix)
+
+
 def free_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:

@@ -27,15 +27,7 @@ N_WAITERS = int(os.environ.get("JANUS_STALL_WAITERS", "8"))
 
 @pytest.fixture(scope="module")
 def prefix():
-    for tool in ("gdb", "strip", "readelf"):
-        if not gdbrun.have(tool):
-            pytest.skip("%s is not installed" % tool)
-    try:
-        import pexpect  # noqa: F401
-    except ImportError:
-        pytest.skip("pexpect is not installed")
-    p = janusd.default_prefix()
-    problem = janusd.prefix_problem(p)
+    p, problem = janusd.usable_prefix(("gdb", "strip", "readelf"))
     if problem:
         pytest.skip(problem)
     return p

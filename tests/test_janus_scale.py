@@ -50,15 +50,7 @@ def limits_problem(threads):
 
 @pytest.fixture(scope="module")
 def scale(tmp_path_factory):
-    for tool in ("gdb",):
-        if not gdbrun.have(tool):
-            pytest.skip("%s is not installed" % tool)
-    try:
-        import pexpect  # noqa: F401
-    except ImportError:
-        pytest.skip("pexpect is not installed")
-    prefix = janusd.default_prefix()
-    problem = janusd.prefix_problem(prefix)
+    prefix, problem = janusd.usable_prefix(("gdb",))
     if problem:
         pytest.skip(problem)
     why = limits_problem(N_HANDLES + N_WAITERS + 100)

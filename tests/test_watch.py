@@ -61,10 +61,7 @@ def one_line(stderr):
 
 @pytest.fixture(scope="module")
 def prefix():
-    if not gdbrun.have("gdb"):
-        pytest.skip("gdb is not installed")
-    p = janusd.default_prefix()
-    problem = janusd.prefix_problem(p)
+    p, problem = janusd.usable_prefix(("gdb",), need_pexpect=False)
     if problem:
         pytest.skip(problem)
     return p
