@@ -108,7 +108,7 @@ def read_deferred_refs(locks, threads, types, gthreads):
     chosen = []
     for t in threads:
         w = t.wait
-        if not getattr(t, "refs_deferred", False) or w is None or w.lock_addr not in wanted:
+        if not t.refs_deferred or w is None or w.lock_addr not in wanted:
             continue
         if picked.get(w.lock_addr, 0) >= DEFERRED_WAITERS_PER_LOCK:
             continue
