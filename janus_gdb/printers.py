@@ -71,17 +71,16 @@ def _read_threads():
                 frame = gdb.newest_frame()
                 if arch is None:
                     arch = frame.architecture().name()
-                spec = syscalls.ARCH_REGISTERS.get(arch)
-                if spec is None:
+                if arch not in syscalls.ARCH_REGISTERS:
                     info.complete = False
                     break
-                nr_reg, (a0, a1, _a2) = spec
-                if int(frame.read_register(nr_reg)) != syscalls.FUTEX_NR.get(arch):
-                    continue
-                uaddr = int(frame.read_register(a0)) & ((1 << 64) - 1)
-                op = int(frame.read_register(a1)) & 0xFFFFFFFF
+                regs = target.read_syscall_regs(frame, arch)
             except (gdb.error, RuntimeError, ValueError, OverflowError):
                 continue
+            args = regs.get("args")
+            if regs.get("sysno") != syscalls.FUTEX_NR.get(arch) or not args or None in args[:2]:
+                continue
+            uaddr, op = args[0], args[1] & 0xFFFFFFFF
             if (op & syscalls.FUTEX_CMD_MASK) in FUTEX_WAIT_CMDS:
                 info.futex_waits.setdefault(uaddr, []).append((th.num, lwp))
     return info

@@ -177,7 +177,9 @@ def _int(value):
         return None
 
 
-def _read_regs(frame, arch):
+def read_syscall_regs(frame, arch):
+    """{'sysno': system call number or None, 'args': (3 arguments) for futex
+    calls only} from the newest FRAME; {} on an architecture not decoded."""
     spec = syscalls.ARCH_REGISTERS.get(arch)
     if spec is None:
         return {}
@@ -356,7 +358,7 @@ class _Reader(object):
                 self.arch = newest.architecture().name()
             except gdb.error:
                 self.arch = "unknown"
-        regs = _read_regs(newest, self.arch)
+        regs = read_syscall_regs(newest, self.arch)
         gframes = []
         frames, truncated, err = read_frames(self.max_frames, self.symtabs, gframes, newest,
                                              self.frame_cache)
