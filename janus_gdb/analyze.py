@@ -30,6 +30,7 @@ class Report(object):
         self.cycles = cycles          # list of lists of graph.Edge
         self.roots = roots            # {thread num: graph.Root}
         self.warnings = warnings
+        self.used_locklog = False     # a lock-debug log was given
         self.by_num = dict((t.num, t) for t in threads)
         self.by_lwp = dict((t.lwp, t) for t in threads)
         self.lock_by_addr = list_to_map(locks)
@@ -143,18 +144,29 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
         return set(t.num for t in threads
                    if key in t.refs or (reach is not None and key in reach(t)))
 
-    infer.infer_owners(threads, lock_map, locklog, frame_refs_of)
+    coverage = infer.infer_owners(threads, lock_map, locklog, frame_refs_of)
     for lock in locks:
         if lock.evidence == EXACT and lock.owner_source is None:
             lock.owner_source = "pthread-owner"
         owner = by_num.get(lock.owner_num) if lock.owner_num is not None else None
         if owner is not None and lock not in owner.holds:
             owner.holds.append(lock)
-        if infer.leaked_by_owner(lock, owner):
+    for t in threads:
+        if t.holds and t.state == "idle":
+            # a thread that holds locks is not idle: it waits while holding them
+            t.state = "waiting"
+            if t.detail.startswith("idle: "):
+                t.detail = t.detail[len("idle: "):]
+    for lock in locks:
+        owner = by_num.get(lock.owner_num) if lock.owner_num is not None else None
+        leaked, note = infer.owner_coverage(lock, owner, coverage)
+        if leaked:
             lock.leaked = True
-            lock.evidence_detail += ("; T%d is %s and no frame on its stack took it: "
-                                     "it returned without unlocking (leaked)" % (
-                                         owner.num, owner.detail))
+            lock.evidence_detail += ("; T%d is %s and no frame on its stack takes it (every "
+                                     "frame that could was analysed): it went on without "
+                                     "unlocking (leaked)" % (owner.num, owner.detail))
+        elif note:
+            lock.evidence_detail += "; " + note
     edges = graph.build_edges(threads, lock_map)
     cycles = graph.find_cycles([t.num for t in threads], edges)
     roots = graph.trace_roots(threads, lock_map, edges, cycles)
@@ -168,8 +180,9 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
     info["threads"] = len(threads)
     info["mutex_impl"], info["also_gmutex"] = mutex_impl(locks, threads)
     info["owners"] = {"gmutex": INFERRED, "pthread": EXACT}.get(info["mutex_impl"], UNKNOWN)
-    return Report(info, threads, locks, edges, cycles,
-                  roots, warnings)
+    report = Report(info, threads, locks, edges, cycles, roots, warnings)
+    report.used_locklog = locklog is not None
+    return report
 
 
 def mutex_impl(locks, threads):

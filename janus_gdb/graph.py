@@ -169,7 +169,9 @@ class Root(object):
 
 
 def trace_roots(threads, locks, edges, cycles):
-    """For every blocked thread outside a cycle, what its chain of waits ends at.
+    """For every blocked thread outside a cycle, what its chain of waits ends at:
+    a cycle, a lock with no owner to follow, or a thread that waits for no
+    lock (when the chain ends with joins, the last lock holder on it).
 
     Returns {thread num: Root}.  Walks are bounded by the thread count.
     """
@@ -189,6 +191,7 @@ def trace_roots(threads, locks, edges, cycles):
         node = t.num
         seen = set()
         root = None
+        last_holder = None    # the last thread reached through a lock edge
         for _ in range(limit):
             if node in in_cycle:
                 root = Root("cycle", cycle=in_cycle[node])
@@ -199,9 +202,9 @@ def trace_roots(threads, locks, edges, cycles):
             e = succ.get(node)
             if e is None:
                 cur = by_num[node]
-                if node != t.num:
-                    root = Root("thread", thread=node)
-                elif cur.wait is not None and cur.wait.is_lock:
+                if cur.wait is not None and cur.wait.is_lock:
+                    # the chain ends at a lock with no owner to follow: it is the root
+                    # (a thread behind it is one more of the crowd, not the cause)
                     lock = locks.get(cur.wait.lock_addr)
                     if lock is not None and lock.owner_alive is False:
                         root = Root("dead-owner", lock=lock)
@@ -211,7 +214,14 @@ def trace_roots(threads, locks, edges, cycles):
                         root = Root("free", lock=lock)
                     elif lock is not None:
                         root = Root("unknown-owner", lock=lock)
+                elif node != t.num:
+                    # a chain that ends in joins (a holder joins a thread that
+                    # sleeps) is blocked by the holder the locks lead to
+                    root = Root("thread", thread=last_holder if last_holder is not None
+                                else node)
                 break
+            if e.kind == "lock":
+                last_holder = e.dst
             node = e.dst
         if root is not None:
             roots[t.num] = root

@@ -12,12 +12,36 @@ locklog    Janus's lock-debug log shows the lock's last ``lock`` without an
 frameref   (tie-break only) the thread's frames point to the object that
            contains the lock.
 
-A held lock that no live thread can be shown to hold is reported as
-probably leaked.  Claims that contradict the lock word (the lock is free)
-are dropped: a lock cannot be held while its word says free.
+A held lock is reported as probably leaked only with positive evidence
+(docs/evidence.md, "When each word is used"): every frame of every thread
+that could hold it was analysed (its source, or its machine code), the
+analysis models how such a lock is taken there, and none takes it.
+Otherwise its owner is unknown and the threads that could hold it are
+listed as candidates (``Coverage``).  Claims that contradict the lock word
+(the lock is free) are dropped: a lock cannot be held while its word says
+free.
 """
 
+from . import classify
 from .model import EXACT, INFERRED, Inference
+
+# Lock kinds whose taking the source (and machine-code) analysis reads:
+# other kinds (a futex lock of unknown type, libc's internal locks) never
+# get an inferred owner, so they are never called leaked.
+MODELLED_KINDS = ("gmutex", "pthread_mutex")
+# Source files of C++: a frame there holds locks through RAII guards
+# (std::lock_guard, std::unique_lock, ...).  Until the source analysis
+# models guards (CXX_GUARDS_MODELLED), a C++ frame that shows no lock is
+# not evidence that it holds none.
+CXX_SUFFIXES = (".cc", ".cpp", ".cxx", ".c++", ".C", ".hpp", ".hh", ".hxx", ".h++", ".ipp",
+                ".tcc")
+CXX_GUARDS_MODELLED = False
+# Candidates listed for a lock whose owner is unknown (the count is kept).
+MAX_CANDIDATES = 8
+# Library functions whose futex waits are lock waits (where a waiter's lock call is).
+_LOCK_WAIT_FUNCS = frozenset(name for name, kind in classify.FRAME_HINTS.items()
+                             if kind in ("mutex", "gmutex", "libc-lock", "rwlock-read",
+                                         "rwlock-write"))
 
 def net_claims(thread):
     """The thread's claims still in force: inner frames' unlocks of locks
@@ -72,9 +96,8 @@ def infer_owners(threads, locks, locklog=None, frame_refs_of=None):
     an exact one.  LOCKS: {address: Lock}.  FRAME_REFS_OF(lock) gives the
     thread numbers whose frames point to the object containing the lock.
 
-    Returns the number of frames that could not be analysed (source
-    unreadable): a held lock is called leaked only when that is 0 and some
-    frame was analysed."""
+    Returns the ``Coverage`` used: a held lock without an owner is called
+    leaked only when no thread could hold it, else its candidates are set."""
     by_num = dict((t.num, t) for t in threads)
     claims = addressed_claims(threads)
     taken = set()
@@ -116,11 +139,10 @@ def infer_owners(threads, locks, locklog=None, frame_refs_of=None):
     _type_matches(threads, locks, taken)
     if locklog is not None:
         _from_locklog(threads, locks, locklog)
-    unanalysed = sum(t.unanalysed for t in threads)
-    analysed = any(t.analysed for t in threads)
+    coverage = Coverage(threads)
     for lock in locks.values():
-        _apply(lock, by_num, analysed and not unanalysed, unanalysed)
-    return unanalysed
+        _apply(lock, by_num, coverage)
+    return coverage
 
 
 def _type_matches(threads, locks, taken):
@@ -177,9 +199,137 @@ def _from_locklog(threads, locks, log):
                                               fr.level))
 
 
-def _apply(lock, by_num, complete, unanalysed):
+def frame_is_evidence(thread, fr):
+    """Whether FR's analysis says what FR holds: its source (or machine code)
+    was read, in a language whose lock mechanisms are modelled."""
+    if fr.level not in thread.analysed_levels:
+        return False
+    if fr.file and fr.file.endswith(CXX_SUFFIXES) and not CXX_GUARDS_MODELLED:
+        return False
+    return True
+
+
+class Coverage(object):
+    """Which threads could hold a lock, from what the analysis read.
+
+    A thread could hold lock L unless each of its frames that could take L
+    was analysed (``frame_is_evidence``) and none claims L.  Frames that
+    could take L: those of the application's modules (the executable,
+    every module with line info somewhere, Janus's plugins ``libjanus_*``)
+    and of the modules L's waiters take it from.  Frames of the system
+    libraries (libc, glib) and of other libraries without debug info are
+    assumed not to take the application's locks except by calling back into
+    the application, whose frames are analysed: the rule, and when it
+    does not hold, are in docs/evidence.md.
+    """
+
+    def __init__(self, threads):
+        self.threads = threads
+        self.by_num = dict((t.num, t) for t in threads)
+        mods = set([None])
+        for t in threads:
+            for fr in t.frames:
+                if fr.system:
+                    continue
+                if fr.line is not None or (fr.lib or "").startswith("libjanus"):
+                    mods.add(fr.lib)
+        self.app_modules = mods
+        self.analysed_any = any(t.analysed_levels for t in threads)
+        # per thread: (modules of frames that are not evidence, count, truncated)
+        self._blind = {}
+        for t in threads:
+            blind = {}
+            for fr in t.frames:
+                if not fr.system and not frame_is_evidence(t, fr):
+                    blind[fr.lib] = blind.get(fr.lib, 0) + 1
+            self._blind[t.num] = blind
+
+    def takers(self, lock):
+        """(modules whose code takes LOCK, the library functions that take it
+        when that is library code): where each waiter's lock call is."""
+        mods = set()
+        internal = set()
+        for num in lock.waiters:
+            t = self.by_num.get(num)
+            w = t.wait if t is not None else None
+            if w is None or w.frame is None:
+                continue
+            for fr in t.frames[w.frame + 1:]:
+                name = classify.normalize(fr.function)
+                if fr.system and (not name or name in _LOCK_WAIT_FUNCS):
+                    continue    # the lock call itself (unnamed: a static helper of it)
+                if fr.system:
+                    internal.add("%s (%s)" % (name or "??", fr.lib))
+                else:
+                    mods.add(fr.lib)
+                break
+        return mods, internal
+
+    def modules_for(self, lock):
+        return self.app_modules | self.takers(lock)[0]
+
+    def could_hold(self, t, lock, mods=None):
+        """Why T could hold LOCK (a phrase), or None when its analysis says it does not."""
+        if any(c.addr == lock.addr for c in t.held_claims):
+            return "its source takes it"
+        if mods is None:
+            mods = self.modules_for(lock)
+        if not t.frames:
+            return "no stack"
+        blind = self._blind.get(t.num, {})
+        n = sum(k for lib, k in blind.items() if lib in mods)
+        if n:
+            return "%d frame%s not analysed" % (n, "" if n == 1 else "s")
+        if t.frames_truncated:
+            return "stack cut at %d frames" % len(t.frames)
+        for c in t.held_claims:
+            if c.addr is None and (lock.obj is None or c.type_name is None or (
+                    c.type_name == lock.obj.type_name and c.field == lock.obj.field)):
+                return "frame #%d locks `%s`, which could not be evaluated" % (c.level, c.expr)
+        return None
+
+    def blind_frames(self, t, lock, mods=None):
+        """Frames of T, in modules that could take LOCK, whose analysis is no evidence."""
+        if mods is None:
+            mods = self.modules_for(lock)
+        return sum(k for lib, k in self._blind.get(t.num, {}).items() if lib in mods)
+
+    def candidates(self, lock):
+        """(candidate thread numbers, best first, bounded; their total count;
+        frames not analysed among all of them).  Threads that could hold LOCK
+        and do not wait for it; those not blocked on a lock first, then those
+        whose stacks pass through the module that takes it."""
+        mods = self.modules_for(lock)
+        takers = self.takers(lock)[0]
+        waiting = set(lock.waiters)
+        found = []
+        blind = 0
+        for t in self.threads:
+            why = self.could_hold(t, lock, mods)
+            if why is None:
+                continue
+            blind += self.blind_frames(t, lock, mods)
+            if t.num in waiting:
+                continue
+            through = any(fr.lib in takers for fr in t.frames if not fr.system)
+            found.append(((1 if t.state == "lock-wait" else 0, 0 if through else 1, t.num),
+                          t.num))
+        found.sort()
+        nums = [n for _k, n in found]
+        return nums[:MAX_CANDIDATES], len(nums), blind
+
+
+def _cand_text(nums, total):
+    text = ", ".join("T%d" % n for n in nums)
+    if total > len(nums):
+        text += " (+%d)" % (total - len(nums))
+    return text
+
+
+def _apply(lock, by_num, coverage):
     """Use the inference as the owner when the lock records none; say when
-    it agrees with an exact owner; mark held locks nobody holds."""
+    it agrees with an exact owner; mark held locks nobody holds, or list
+    the threads that could."""
     inf = lock.inference
     if lock.evidence == EXACT:
         if inf is not None and inf.lwp != lock.owner_lwp:
@@ -197,27 +347,63 @@ def _apply(lock, by_num, complete, unanalysed):
         lock.owner_claim = inf.claim
         lock.evidence_detail = inf.detail
         return
-    if is_held(lock) and not lock.candidates:
-        if complete:
-            lock.leaked = True
-            why = ("no live thread can be shown to hold it: probably leaked (an unlock "
-                   "is missing, or a helper function returned holding it)")
-        elif unanalysed:
-            why = ("no thread whose source could be read holds it (%d frame%s without "
-                   "readable source)" % (unanalysed, "" if unanalysed == 1 else "s"))
-        else:
-            why = None
-        if lock.leak_site:
-            why = (why + "; " if why else "") + "last locked at " + lock.leak_site
-        if why:
-            lock.evidence_detail = why
+    if not is_held(lock) or lock.candidates:
+        return
+    why = None
+    internal = coverage.takers(lock)[1]
+    nums, total, blind = coverage.candidates(lock)
+    lock.possible, lock.possible_count = nums, total
+    if lock.kind not in MODELLED_KINDS:
+        why = ("%s records no owner, and how it is taken is not analysed" % (
+            {"lock": "this futex lock", "libc-lock": "a libc internal lock",
+             "pthread_rwlock": "a read-locked rwlock"}.get(lock.kind, "this lock")))
+    elif internal and not lock.symbol and not lock.obj:
+        why = ("it is taken inside %s, a library's own lock that the analysis does not "
+               "read" % ", ".join(sorted(internal)[:2]))
+    elif total or blind:
+        why = ("no thread can be shown to hold it: %d frame%s without line info or "
+               "without readable source (or in a language the analysis does not model)" % (
+                   blind, "" if blind == 1 else "s"))
+    elif coverage.analysed_any:
+        lock.leaked = True
+        why = ("no live thread can be shown to hold it: every frame that could take it was "
+               "analysed and none holds it: probably leaked (an unlock is missing, or a "
+               "helper function returned holding it)")
+    if why is not None and total:
+        why += "; candidates: %s" % _cand_text(nums, total)
+    if lock.leak_site:
+        why = (why + "; " if why else "") + "last locked at " + lock.leak_site
+    if why:
+        lock.evidence_detail = why
 
 
-def leaked_by_owner(lock, owner):
-    """An exact owner that is alive but whose stack shows no frame holding the
-    lock, while its frames were analysed: it returned without unlocking."""
+def owner_coverage(lock, owner, coverage):
+    """For an exact owner that is alive and whose frames show no claim of
+    LOCK: (True, note) when every frame that could take it was analysed
+    (it went on without unlocking: leaked), else (False, note: where it took
+    it is not visible).  (False, None) when there is nothing to say."""
     if lock.evidence != EXACT or owner is None or lock.inference is not None:
-        return False
-    if owner.unanalysed or owner.state in ("lock-wait", "running", "unknown"):
-        return False
-    return not any(c.addr == lock.addr for c in owner.held_claims)
+        return False, None
+    if any(c.addr == lock.addr for c in owner.held_claims):
+        return False, None
+    blind = coverage.blind_frames(owner, lock)
+    if owner.state in ("lock-wait", "running", "unknown"):
+        return False, None
+    if blind or owner.frames_truncated or not owner.analysed_levels:
+        return False, ("where T%d took it is not visible (%s)" % (
+            owner.num, "%d frame%s without line info or readable source, or in a language "
+            "whose locks are not modelled" % (blind, "" if blind == 1 else "s") if blind
+            else "its stack was not read in full" if owner.frames_truncated
+            else "no frame of it was analysed"))
+    why = coverage.could_hold(owner, lock)
+    if why is not None:
+        return False, "where T%d took it is not visible (%s)" % (owner.num, why)
+    return True, None
+
+
+def leaked_by_owner(lock, owner, coverage=None):
+    """An exact owner that is alive but whose every frame that could take the
+    lock was analysed and none holds it: it went on without unlocking."""
+    if coverage is None:
+        coverage = Coverage([owner] if owner is not None else [])
+    return owner_coverage(lock, owner, coverage)[0]

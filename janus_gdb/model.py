@@ -195,6 +195,8 @@ class Lock(object):
         self.leak_site = None         # last lock site from the lock-debug log
         self.leaked_by = None         # thread number that probably leaked it
         self.candidates = []          # thread numbers that claim it when undecided
+        self.possible = []            # owner unknown: threads that could hold it (bounded)
+        self.possible_count = 0       # how many threads could hold it in all
 
     def name(self):
         """Janus name or symbol when known, else the address."""

@@ -8,9 +8,11 @@ characters.  Keys are only ever added within one schema version.
 
 import json
 
+from . import advice
 from . import graph
 from .analyze import SCHEMA
 from . import render_text
+from . import verdict as verdicts
 from .render_text import verdict
 
 MAX_STR = 4096
@@ -80,6 +82,7 @@ def _lock(l):
                   "line": c.line if c else None, "function": _s(c.function) if c else None},
         "inference": inference,
         "candidates": list(l.candidates),
+        "possible_owners": list(l.possible), "possible_owner_count": l.possible_count,
         "leaked": l.leaked, "leak_site": _s(l.leak_site), "leaked_by": l.leaked_by,
         "readers": l.readers, "waiters": list(l.waiters),
         "fields": dict((k, _field(v)) for k, v in l.details.items() if k != "state"),
@@ -92,6 +95,12 @@ def _root(root):
     return {"kind": root.kind, "thread": root.thread,
             "lock": root.lock.id if root.lock is not None else None,
             "cycle": root.cycle + 1 if root.cycle is not None else None}
+
+
+def _s_cause(cause):
+    d = cause.to_dict()
+    d["why"] = _s(d["why"])
+    return d
 
 
 def _common(members, attr):
@@ -150,11 +159,16 @@ def groups(report):
 def to_dict(report, command):
     target = dict(report.target)
     target["executable"] = _s(target.get("executable"))
+    found = verdicts.causes(report)
     return {
         "schema": SCHEMA,
         "command": command,
-        "verdict": verdict(report),
+        "verdict": verdict(report, found),
+        "verdict_kind": verdicts.kind(report, found),
         "deadlocks": len(report.cycles),
+        "roots": [_s_cause(c) for c in found],
+        "next_steps": [_s(line) for line in advice.next_steps(report, found,
+                                                               report.used_locklog)],
         "target": target,
         "threads": [_thread(t, report.lock_by_addr) for t in report.threads],
         "locks": [_lock(l) for l in report.locks],

@@ -3,7 +3,9 @@
 Every string read from the target goes through ``textsafe.escape``.
 """
 
+from . import advice
 from . import graph
+from . import verdict as verdicts
 from .model import UNKNOWN
 from .textsafe import escape
 
@@ -88,20 +90,49 @@ def state_text(lock):
     return "%s%s" % (lock.state, word)
 
 
-def verdict(report):
-    """The first line: stable, greppable."""
+def _blocked_count(n):
+    return "%s %s blocked behind it" % (plural(n, "thread"), "is" if n == 1 else "are")
+
+
+def cause_sentence(cause):
+    """One root of a hang with its crowd, e.g. ``T7 holds 3 locks while
+    waiting on a queue (g_async_queue_pop in clear_outbuf); 212 threads are
+    blocked behind it``; escaped."""
+    n = len(cause.blocked)
+    if cause.kind == "unknown-owner":
+        return "%s blocked behind %s" % (plural(n, "thread"), escape(cause.why, 300))
+    return "%s; %s" % (escape(cause.why, 300), _blocked_count(n))
+
+
+def verdict(report, found=None):
+    """The first line: stable, greppable.  ``Found N deadlock`` or ``No
+    deadlock found``; without a cycle, the root that blocks the most
+    threads follows (verdict.causes)."""
     n = len(report.cycles)
     cyc_threads = report.cycle_threads()
     behind = sum(1 for r in report.roots.values() if r.kind == "cycle")
+    found = verdicts.causes(report) if found is None else found
+    first = None
     if n:
         head = "Found %s (%s)" % (plural(n, "deadlock"), plural(len(cyc_threads), "thread"))
         head += ", %s blocked behind %s." % (plural(behind, "thread"), "it" if n == 1 else "them")
     else:
-        stalled = [t for t in report.threads if t.state in ("lock-wait", "join")]
-        head = "No deadlock found"
-        head += ("; %s waiting for locks or joins (see below)." % plural(len(stalled), "thread")
-                 if stalled else ".")
-    leaked = [l for l in report.locks if l.leaked]
+        shown = [c for c in found if c.kind not in ("free", "join")]
+        if shown:
+            first = shown[0]
+            head = "No deadlock found: " + cause_sentence(first)
+            if len(shown) > 1:
+                head += "; %s below" % plural(len(shown) - 1, "more root")
+            head += "."
+        else:
+            stalled = [t for t in report.threads if t.state in ("lock-wait", "join")]
+            head = "No deadlock found"
+            head += ("; %s waiting for locks or joins (see below)." % plural(
+                len(stalled), "thread") if stalled else ".")
+    first_lock = first.root.lock if first is not None else None
+    leaked = [l for l in report.locks if l.leaked and l is not first_lock and not (
+        first is not None and first.kind == "holder-leaked" and l in
+        report.thread(first.root.thread).holds)]
     if leaked:
         head += " %s probably leaked (held, never unlocked)." % plural(len(leaked), "lock")
     return head
@@ -130,7 +161,8 @@ TIP_GMUTEX = ("Tip: GMutex records no owner, so owners are inferred from the sou
 
 def waitgraph(report, show_all=False):
     """The janus-waitgraph text report."""
-    out = [verdict(report) + "   " + target_line(report)]
+    found = verdicts.causes(report)
+    out = [verdict(report, found) + "   " + target_line(report)]
     waited = [l for l in report.locks if l.waiters and l.state != "free"
               and l.owner_lwp is None and not l.leaked]
     ownerless = [l for l in waited if l.state not in ("corrupt", "unreadable")]
@@ -150,8 +182,14 @@ def waitgraph(report, show_all=False):
     out.append("")
     for i, cyc in enumerate(report.cycles):
         out.extend(_cycle(report, i, cyc))
-    out.extend(_blocked(report, show_all))
+    out.extend(_blocked(report, show_all, found))
     out.extend(_others(report, show_all))
+    steps = advice.next_steps(report, found, report.used_locklog)
+    if steps:
+        out.append("")
+        out.append("Next steps:")
+        for line in steps:
+            out.append("  - " + escape(line, 400))
     if report.warnings:
         out.append("")
         for w in report.warnings:
@@ -233,28 +271,20 @@ def _group_lines(report, threads, show_all, ind="  "):
     return out
 
 
-def _blocked(report, show_all):
+def _blocked(report, show_all, found=None):
+    """One section per root, in the order of verdict.causes (the root that
+    blocks the most threads first, deadlocks before all)."""
     out = []
-    sections = {}
-    order = []
-    for t in report.threads:
-        root = report.roots.get(t.num)
-        if root is None:
-            continue
-        k = root.key()
-        if k not in sections:
-            sections[k] = (root, [])
-            order.append(k)
-        sections[k][1].append(t)
-    rank = {"cycle": 0, "thread": 1, "dead-owner": 2, "leaked": 3, "unknown-owner": 4, "free": 5}
-    order.sort(key=lambda k: (rank[k[0]], k[1] or 0, k[2] or 0, k[3] or 0))
-    for k in order:
-        root, threads = sections[k]
+    found = verdicts.causes(report) if found is None else found
+    for cause in found:
+        root = cause.root
+        threads = [report.thread(n) for n in cause.blocked]
         if root.kind == "cycle":
             out.append("Blocked behind deadlock #%d:" % (root.cycle + 1))
         elif root.kind == "thread":
             holder = report.thread(root.thread)
-            out.append("Blocked behind %s, which is %s:" % (thread_ref(holder), holder.detail))
+            out.append("Blocked behind %s, which %s:" % (thread_ref(holder),
+                                                         escape(cause.what, 300)))
             out.append("    at %s" % site(holder))
             for l in holder.holds:
                 out.append("    holds %s  [%s: %s]" % (lock_name(l), l.evidence,
@@ -264,7 +294,7 @@ def _blocked(report, show_all):
             out.append("Lock whose owner no longer exists: %s, %s" % (lock_ref(lock), state_text(lock)))
             out.append("    owner LWP %d is not a thread of this process: it ended without "
                        "unlocking (lock leaked)  [%s: %s]" % (lock.owner_lwp, lock.evidence,
-                                                              lock.evidence_detail))
+                                                              escape(lock.evidence_detail, 400)))
         elif root.kind == "leaked":
             lock = root.lock
             out.append("Lock probably leaked (held, but no live thread holds it): %s, %s" % (
@@ -283,7 +313,7 @@ def _blocked(report, show_all):
     return out
 
 
-STATE_ORDER = ("lock-wait", "join", "idle", "poll", "io", "sleep", "signal-wait", "child-wait",
+STATE_ORDER = ("lock-wait", "join", "waiting", "idle", "poll", "io", "sleep", "signal-wait", "child-wait",
                "futex-wait", "syscall", "running", "unknown")
 
 
@@ -307,6 +337,13 @@ def _others(report, show_all):
         by_role = sorted(roles.items(), key=lambda kv: (-kv[1], kv[0]))
         out.append("  by role: " + ", ".join("%s %s: %s" % (count(n), escape(role, 40), state)
                                              for (role, state), n in by_role))
+    holding = [t for t in rest if t.holds]
+    if holding and not show_all:
+        shown = holding[:MAX_LISTED]
+        out.append("  holding locks nobody waits for: " + ", ".join(
+            "T%d (%s; %s)" % (t.num, ", ".join(l.id for l in t.holds[:4]), escape(t.detail, 80))
+            for t in shown) + ("" if len(shown) == len(holding) else " ... (+%s)" % count(
+                len(holding) - len(shown))))
     if show_all:
         for t in rest:
             out.append("  %s: %s" % (thread_ref(t), t.detail))

@@ -39,6 +39,7 @@ def waiting(num, lwp, addr, claims=(), app="f"):
     s = snap(num, lwp, FUTEX, (addr, 128, 2), gmutex_wait_frames(app))
     s.claims = list(claims)
     s.analysed = True
+    s.analysed_levels = (2,)    # its application frame's source was read
     return s
 
 
@@ -46,6 +47,7 @@ def sleeping(num, lwp, claims=(), app="g"):
     s = snap(num, lwp, NANOSLEEP, frames=sleeping_frames(app))
     s.claims = list(claims)
     s.analysed = True
+    s.analysed_levels = (1,)
     return s
 
 
@@ -147,11 +149,19 @@ def test_held_lock_nobody_holds_is_leaked_only_when_every_frame_was_read():
     assert lock.leaked and "probably leaked" in lock.evidence_detail
     assert r.roots[1].kind == "leaked"
     assert "probably leaked" in render_text.verdict(r)
+    # T2's frame was not analysed (no line info, or no readable source): it
+    # could hold the lock, so the lock is not called leaked; T2 is the candidate
     blind = sleeping(2, 102)
-    blind.unanalysed = 3
+    blind.analysed_levels = ()
     r = build([waiting(1, 101, GM1), blind], mem, {GM1: 2})
-    assert not r.locks[0].leaked and "3 frames without readable source" in \
-        r.locks[0].evidence_detail
+    lock = r.locks[0]
+    assert not lock.leaked and "1 frame without line info or without readable source" in \
+        lock.evidence_detail
+    assert lock.possible == [2] and lock.possible_count == 1
+    assert "candidates: T2" in lock.evidence_detail
+    assert r.roots[1].kind == "unknown-owner"
+    v = render_text.verdict(r)
+    assert "leaked" not in v and "owner unknown; candidates T2" in v, v
 
 
 class FakeSite(object):
@@ -175,8 +185,9 @@ def test_lock_log_names_the_leak_site_and_ties_to_the_only_thread_in_that_functi
     assert lock.leaked and lock.leak_site == "janus.c:3835 in janus_plugin_handle_sdp " \
         "(lock-debug log line 17)"
     assert "last locked at janus.c:3835" in lock.evidence_detail
-    r = build([waiting(1, 101, GM1), sleeping(2, 102, app="janus_plugin_handle_sdp")], mem,
-              {GM1: 2}, locklog=log)
+    unread = sleeping(2, 102, app="janus_plugin_handle_sdp")
+    unread.analysed_levels = ()   # its frame's source was not read: the log decides
+    r = build([waiting(1, 101, GM1), unread], mem, {GM1: 2}, locklog=log)
     lock = r.locks[0]
     assert lock.owner_lwp == 102 and lock.owner_source == "locklog"
 
