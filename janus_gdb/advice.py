@@ -68,7 +68,7 @@ def next_steps(report, found, used_locklog=False):
     threads = _involved(report, found)
     mods, unread = _no_debug_info(report, threads)
     if mods:
-        pkg = "janus-dbgsym" if _is_janus(report) else "the executable's -dbgsym package"
+        pkg = "janus-dbgsym" if _is_janus(report) else "PACKAGE-dbgsym"
         named = ", ".join(mods[:MAX_NAMED]) + (" (+%d)" % (len(mods) - MAX_NAMED)
                                                if len(mods) > MAX_NAMED else "")
         out.append("No debug info for %s: owners cannot be read from the code there. Get it "

@@ -5,11 +5,14 @@ cli.py starts ``gdb -nx -batch`` on the core or process and has it run
 ``janus-locks`` with the same options, its report written to the file OUT
 and a status to the file STATUS, one JSON object:
 
-    {"ok": true, "cycles": N}      the report is in OUT; N wait cycles
+    {"ok": true, "cycles": N, "verdict": KIND}
+                                   the report is in OUT; N wait cycles; KIND
+                                   deadlock, hang, undetermined or none
+                                   (verdict.kind)
     {"ok": false, "error": "..."}  one line for the user; OUT is not written
 
 so that the report reaches the user without gdb's own messages, and the
-exit status can say whether a deadlock was found.  Never raises.
+exit status can say what was found.  Never raises.
 """
 
 import json
@@ -17,16 +20,18 @@ import json
 import gdb  # pylint: disable=import-error
 
 from . import commands
+from . import verdict
 
 def analyse(prog, args):
-    """(report text, number of wait cycles) for command PROG with the
-    argument string ARGS; gdb.GdbError with one line on failure."""
+    """(report text, number of wait cycles, verdict kind) for command PROG
+    with the argument string ARGS; gdb.GdbError with one line on failure."""
     if prog not in commands.COMMAND_RENDERERS:
         raise gdb.GdbError("janus-gdb: unknown command %r" % prog)
     opts = commands.parse(prog, args)
     try:
         report = commands.analyze_target(opts)
         text = commands.render(prog, opts, report)
+        kind = verdict.kind(report)
     except gdb.GdbError:
         raise
     except KeyboardInterrupt:
@@ -35,16 +40,16 @@ def analyse(prog, args):
         raise gdb.GdbError(commands.internal_error(prog, exc))
     if text and not text.endswith("\n"):
         text += "\n"
-    return text, len(report.cycles)
+    return text, len(report.cycles), kind
 
 
 def run(prog, args, out_path, status_path):
     """Analyse, write the report to OUT_PATH and the status to STATUS_PATH."""
     try:
-        text, cycles = analyse(prog, args)
+        text, cycles, kind = analyse(prog, args)
         with open(out_path, "w", encoding="utf-8", errors="replace") as f:
             f.write(text)
-        status = {"ok": True, "cycles": cycles}
+        status = {"ok": True, "cycles": cycles, "verdict": kind}
     except gdb.GdbError as exc:
         status = {"ok": False, "error": str(exc)}
     except KeyboardInterrupt:

@@ -7,8 +7,10 @@ core file or a live process, without typing gdb commands.
     janus-gdb watch ...              janus_gdb.watch
 
 It runs ``gdb -nx -batch`` with this package loaded from its own location
-(batch.py) and prints only the report.  Exit status: 0 no deadlock, 1
-deadlock found, 2 usage or input error (one line on stderr).  Runs without
+(batch.py) and prints only the report.  Exit status: 0 no deadlock and no
+hang, 1 deadlock found, 2 usage or input error (one line on stderr), 3 a
+hang that is not a cycle, 4 threads blocked behind a lock whose owner cannot
+be shown (see EPILOG and docs/cli.md).  Runs without
 gdb's Python: stdlib only, Python 3.6 syntax.  See docs/cli.md.
 """
 
@@ -27,6 +29,12 @@ PROG = "janus-gdb"
 EXIT_OK = 0
 EXIT_DEADLOCK = 1
 EXIT_ERROR = 2
+EXIT_HANG = 3           # no cycle, but threads blocked for good behind a root with evidence
+EXIT_UNDETERMINED = 4   # threads blocked behind a lock whose owner cannot be shown
+# the verdict kinds of janus_gdb/verdict.py (not imported: it is gdb-free but
+# this module loads nothing of the analysis)
+EXIT_OF_VERDICT = {"none": EXIT_OK, "deadlock": EXIT_DEADLOCK, "hang": EXIT_HANG,
+                   "undetermined": EXIT_UNDETERMINED}
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 FORMATS = ("text", "json", "dot")
@@ -53,8 +61,16 @@ runs janus-waitgraph (or janus-locks) in gdb on a core file or a live
 process and prints only the report."""
 
 EPILOG = """\
-exit status: 0 no deadlock found, 1 deadlock found, 2 usage or input error
-(one line on stderr).
+exit status:
+  0  no deadlock and no hang: nothing blocked, or only briefly (a running
+     holder, a lock that is free now)
+  1  deadlock found (a wait cycle)
+  2  usage or input error (one line on stderr)
+  3  a hang that is not a cycle: threads blocked behind a leaked lock, an
+     owner that no longer exists, or a holder that waits for something else
+     (queue, condition variable, join, sleep, poll, I/O) while holding locks
+  4  threads blocked behind a lock whose owner cannot be shown (no debug
+     info, unreadable sources): a hang or passing contention, undetermined
 
 examples:
   janus-gdb core.1234                       # executable found from the core
@@ -328,7 +344,7 @@ def _gdb_complaint(stderr, pid):
 
 
 def run_gdb(opts, exe):
-    """Run the analysis in gdb: (report bytes, number of cycles)."""
+    """Run the analysis in gdb: (report bytes, exit status of its verdict)."""
     gdb = find_gdb(opts.gdb)
     tmp = tempfile.mkdtemp(prefix="janus-gdb.")
     out_path = os.path.join(tmp, "report")
@@ -367,7 +383,11 @@ def run_gdb(opts, exe):
                 error = "gdb could not %s%s" % (what, ": " + why if why else "")
             raise CliError(error)
         with open(out_path, "rb") as f:
-            return f.read(), int(status.get("cycles") or 0)
+            data = f.read()
+        code = EXIT_OF_VERDICT.get(status.get("verdict"))
+        if code is None:   # a status without a verdict: cycles decide
+            code = EXIT_DEADLOCK if int(status.get("cycles") or 0) else EXIT_OK
+        return data, code
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -402,8 +422,7 @@ def analyse(opts):
         opts.lock_log = _readable_file(opts.lock_log, "--lock-log file")
     if opts.output is not None:
         opts.output = check_output(opts.output)
-    report, cycles = run_gdb(opts, exe)
-    return report, EXIT_DEADLOCK if cycles else EXIT_OK
+    return run_gdb(opts, exe)
 
 
 def _write(data, path):

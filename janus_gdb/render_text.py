@@ -11,6 +11,7 @@ from .textsafe import escape
 
 ARROW = " <- "
 MAX_LISTED = 12       # thread numbers listed per group unless --all
+CANDIDATE_LINES = 3   # threads that could hold a lock of unknown owner, one line each
 STACK_LINES = 8       # frames shown per cycle thread
 
 
@@ -305,6 +306,13 @@ def _blocked(report, show_all, found=None):
             out.append("Waiting for a lock whose owner is unknown: %s, %s" % (
                 lock_ref(lock), state_text(lock)))
             out.append("    [%s: %s]" % (UNKNOWN, escape(lock.evidence_detail, 400)))
+            for num in lock.possible[:CANDIDATE_LINES]:
+                c = report.thread(num)
+                out.append("    could be held by %s, %s" % (
+                    thread_ref(c), escape(verdicts.waiting_on(c, report), 200)))
+            if lock.possible_count > CANDIDATE_LINES:
+                out.append("    ... and %s more that could hold it (listed above)" % count(
+                    lock.possible_count - min(CANDIDATE_LINES, len(lock.possible))))
         else:
             lock = root.lock
             out.append("Briefly contended (lock is free now): %s" % lock_ref(lock))
@@ -322,6 +330,10 @@ def _others(report, show_all):
     role and state (``1,000 hloop: poll``); --all lists every thread."""
     involved = report.cycle_threads() | set(report.roots) | set(
         r.thread for r in report.roots.values() if r.thread is not None)
+    for r in report.roots.values():
+        if r.kind == "unknown-owner" and r.lock is not None:
+            # could hold a lock others wait for: not summarised as idle
+            involved.update(r.lock.possible)
     rest = [t for t in report.threads if t.num not in involved]
     if not rest:
         return []

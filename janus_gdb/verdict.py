@@ -25,6 +25,8 @@ from . import classify
 DEADLOCK, HANG, UNDETERMINED, NONE = "deadlock", "hang", "undetermined", "none"
 EXIT_STATUS = {NONE: 0, DEADLOCK: 1, HANG: 3, UNDETERMINED: 4}
 
+# Candidates named in a cause (the lock's detail lists up to infer.MAX_CANDIDATES).
+VERDICT_CANDIDATES = 4
 # A holder in one of these states is blocked waiting for something else.
 WAITING_STATES = ("waiting", "idle", "join", "sleep", "poll", "io", "signal-wait",
                   "child-wait", "futex-wait")
@@ -161,9 +163,10 @@ def _cause(report, root, blocked):
         if lock.candidates:
             why += "; undecided between %s" % ", ".join("T%d" % n for n in lock.candidates)
         elif lock.possible:
-            why += "; candidates %s" % ", ".join("T%d" % n for n in lock.possible)
-            if lock.possible_count > len(lock.possible):
-                why += " (+%d)" % (lock.possible_count - len(lock.possible))
+            shown = lock.possible[:VERDICT_CANDIDATES]
+            why += "; candidates %s" % ", ".join("T%d" % n for n in shown)
+            if lock.possible_count > len(shown):
+                why += " (+%d)" % (lock.possible_count - len(shown))
         return Cause(root, blocked, False, why + ")", "unknown-owner")
     return Cause(root, blocked, False, "%s is free now (briefly contended)" % _lock_word(lock),
                  "free")

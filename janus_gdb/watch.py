@@ -19,9 +19,12 @@ three reports with timestamped names into --out, prints one line per file,
 and exits.
 
 Exit status: 0 healthy rounds done (--once/--rounds) or a core captured with
-no deadlock in it, 1 a core captured with a deadlock, 2 an error (process
-gone, gcore failed, another debugger attached, analysis failed, bad usage),
-130 interrupted.  Errors are one line on stderr, never a traceback.
+neither a deadlock nor a hang shown in it, 1 a core captured with a deadlock,
+2 an error (process gone, gcore failed, another debugger attached, analysis
+failed, bad usage), 3 a core captured with a hang that is not a cycle (a
+leaked lock, a dead owner, a holder waiting elsewhere), 4 a core captured
+with threads blocked behind a lock whose owner cannot be shown, 130
+interrupted.  Errors are one line on stderr, never a traceback.
 
 Example:
   python3 -m janus_gdb watch --pid "$(pidof janus)" \\
@@ -85,8 +88,9 @@ def _positive(kind):
 def parse_args(argv):
     p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                epilog="Exit status: 0 healthy or captured without deadlock, 1 deadlock "
-                       "found, 2 error, 130 interrupted.")
+                epilog="Exit status: 0 healthy or captured without deadlock or hang, 1 "
+                       "deadlock found, 2 error, 3 hang without a cycle, 4 blocked behind "
+                       "a lock whose owner cannot be shown, 130 interrupted.")
     p.add_argument("--pid", type=_positive(int), required=True, help="Janus's process id")
     p.add_argument("--url", default=DEFAULT_URL,
                    help="Janus HTTP API endpoint (default %s)" % DEFAULT_URL)
@@ -390,8 +394,16 @@ def _remove(path):
         pass
 
 
+# The CLI's exit statuses that come with a report: none, deadlock, hang,
+# undetermined (docs/cli.md); 2 is an error.
+ANALYSIS_VERDICTS = (0, 1, 3, 4)
+# When the formats disagree (they cannot, but a failed one may be missing):
+# a deadlock outranks a hang, a hang an undetermined verdict.
+VERDICT_RANK = {1: 3, 3: 2, 4: 1, 0: 0}
+
+
 def analyse(core, exe, fmt, path, timeout=ANALYSIS_TIMEOUT):
-    """Run the CLI on CORE; (status 0/1/2, message)."""
+    """Run the CLI on CORE; (status 0/1/2/3/4 as the CLI's, message)."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ)
     env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -401,7 +413,7 @@ def analyse(core, exe, fmt, path, timeout=ANALYSIS_TIMEOUT):
     status, out = run_bounded(cmd, timeout, env=env)
     if status is None:
         return 2, "the %s analysis did not finish within %ds" % (fmt, timeout)
-    if status in (0, 1) and os.path.exists(path):
+    if status in ANALYSIS_VERDICTS and os.path.exists(path):
         return status, ""
     lines = [l for l in out.splitlines() if l.strip()]
     return 2, "the %s analysis failed (status %s): %s" % (fmt, status,
@@ -446,7 +458,7 @@ def capture_and_analyse(args, exe, reason):
     say("core    %s  (%s, %.1fs; process %d detached, %s)"
         % (core, _size(core), time.time() - t0, args.pid, left))
     worst = 0
-    deadlock = False
+    found = 0
     for fmt, ext in FORMATS:
         path = "%s.%s" % (base, ext)
         status, msg = analyse(core, exe, fmt, path)
@@ -456,7 +468,8 @@ def capture_and_analyse(args, exe, reason):
             if msg.startswith("the %s analysis failed (status 2)" % fmt):
                 continue            # the CLI's own error: the other formats may work
             break                   # no CLI, a crash, a timeout: the others would too
-        deadlock = deadlock or status == 1
+        if VERDICT_RANK[status] > VERDICT_RANK[found]:
+            found = status
         if fmt == "text":
             v = verdict(path)
             say("%-7s %s%s" % (fmt, path, "  (%s)" % v if v else ""))
@@ -464,7 +477,7 @@ def capture_and_analyse(args, exe, reason):
             say("%-7s %s" % (fmt, path))
     if worst:
         return 2
-    return 1 if deadlock else 0
+    return found
 
 
 # --- main -------------------------------------------------------------------------

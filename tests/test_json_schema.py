@@ -252,6 +252,30 @@ def check_document(data, command):
             addr = locks[g["waits_for"]]["address"]
             assert all(t["wait"]["lock"] == addr for t in members), where
     assert sorted(seen) == sorted(nums), "every thread must be in exactly one group"
+    # the roots: one per distinct blocked[].behind, together all the blocked threads,
+    # the one blocking the most first (deadlocks before all)
+    kinds = set()
+    for r in data["roots"]:
+        root_ok({"kind": r["root"], "thread": r["thread"], "lock": r["lock"],
+                 "cycle": r["cycle"]}, "roots")
+        for n in r["candidates"]:
+            thread_ok(n, "roots.candidates")
+        kinds.add(r["kind"])
+    assert sum(r["blocked"] for r in data["roots"]) == len(data["blocked"]), data["roots"]
+    rest = [r["blocked"] for r in data["roots"] if r["root"] != "cycle"]
+    assert rest == sorted(rest, reverse=True), data["roots"]
+    if data["cycles"]:
+        assert data["verdict_kind"] == "deadlock"
+    elif any(r["stuck"] for r in data["roots"]):
+        assert data["verdict_kind"] == "hang"
+    else:
+        assert data["verdict_kind"] in ("undetermined", "none")
+    for l in data["locks"]:
+        for n in l["possible_owners"]:
+            thread_ok(n, l["id"] + ".possible_owners")
+            assert n not in l["waiters"], l
+        assert l["possible_owner_count"] >= len(l["possible_owners"])
+        assert not (l["leaked"] and l["possible_owners"]), l
     return data
 
 
