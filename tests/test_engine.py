@@ -161,6 +161,10 @@ def test_gmutex_pileup(scenarios, mode, variant):
         assert not gm["leaked"]
         for lwp in t.lwps("waiter"):
             assert r.behind(lwp)["kind"] == "unknown-owner"
+        # ... but the threads that could hold it are listed, the holder among them
+        assert r.by_lwp[t.lwp("holder")]["num"] in gm["possible_owners"], gm
+        assert r.data["verdict_kind"] == "undetermined"
+        assert "(owner unknown; candidates T" in r.data["verdict"]
         assert "GMutex records no owner" in text
         return
     # the holder took it through take_gmutex(), a helper of the same file that
@@ -198,8 +202,18 @@ def test_gmutex_cycle_is_not_claimed_without_source(scenarios, mode):
     """Stripped, nothing shows who holds a GMutex: no false cycle, but every
     waiter is shown, with the reason a deadlock cannot be seen."""
     r, t = scenarios.result("gmutex_cycle", mode, "stripped")
-    assert r.data["verdict"].startswith("No deadlock found; 4 threads waiting")
+    # the verdict names the root it cannot see past: owner unknown, with candidates
+    assert r.data["verdict"].startswith("No deadlock found: 3 threads blocked behind M"), \
+        r.data["verdict"]
+    assert "owner unknown; candidates" in r.data["verdict"]
+    assert r.data["verdict_kind"] == "undetermined"
     assert r.data["cycles"] == []
+    # each lock's real owner is among its candidates; no waiter is
+    for lock, owner in (("gm1", "cycle_a"), ("gm2", "cycle_b")):
+        l = r.locks[t.lock(lock)]
+        assert not l["leaked"]
+        assert r.by_lwp[t.lwp(owner)]["num"] in l["possible_owners"], l
+        assert not set(l["possible_owners"]) & set(l["waiters"]), l
     assert r.waiter_lwps(t.lock("gm1")) == {t.lwp("cycle_b")} | t.lwps("waiter")
     assert r.waiter_lwps(t.lock("gm2")) == {t.lwp("cycle_a")}
     for lwp in t.lwps("waiter") | {t.lwp("cycle_a"), t.lwp("cycle_b")}:

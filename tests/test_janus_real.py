@@ -167,6 +167,18 @@ def test_stall_core_stripped(stall, stripped):
     assert lock["kind"] == "gmutex"
     assert r.waiter_lwps(res.rooms_mutex) == res.waiters
     assert lock.get("name") == "libjanus_videoroom.so+0x%x" % offset, lock
+    # the holder is alive, the tool cannot see it: never "leaked" (issue 11)
+    assert not lock["leaked"] and "leaked" not in r.data["verdict"], lock
+    if lock["owner"]["lwp"] is None:
+        # owner unknown: the frozen request thread is among the candidates
+        assert lock["owner"]["evidence"] == "unknown", lock
+        assert r.by_lwp[res.frozen_lwp]["num"] in lock["possible_owners"], lock
+        assert r.data["verdict_kind"] == "undetermined", r.data["verdict"]
+    else:
+        # machine code showed the owner: it is the frozen thread
+        assert lock["owner"]["lwp"] == res.frozen_lwp, lock
+    assert any(s.startswith("No debug info for ") for s in r.data["next_steps"]), \
+        r.data["next_steps"]
 
 
 # --- c: a healthy live Janus ----------------------------------------------------------

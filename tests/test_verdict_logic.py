@@ -1,0 +1,205 @@
+"""Unit tests of the evidence rules behind each verdict word and of the
+root-cause verdicts (janus_gdb/infer.py Coverage, verdict.py, advice.py;
+pure logic, no gdb).  test_verdicts.py proves the same on real processes;
+these reach the corner cases: C++ frames, library-internal locks, foreign
+libraries, cut stacks, exact owners, ordering of roots, join-only chains.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from janus_gdb import advice, render_text, verdict  # noqa: E402
+from janus_gdb.model import FrameInfo  # noqa: E402
+from test_infer import GM1, GM2, build, claim, sleeping, waiting  # noqa: E402
+from test_logic import FUTEX, NANOSLEEP, FakeMemory, snap  # noqa: E402
+
+PM = 0x9000
+
+
+def mutex_wait_frames(app, lib=None, file="app.c", line=20, via=None):
+    """A pthread_mutex_lock wait called from APP (in LIB), or from the
+    library function VIA (a library's own lock)."""
+    frames = [FrameInfo(0, 0x1000, "__lll_lock_wait", lib="libc.so.6", system=True),
+              FrameInfo(1, 0x1010, "pthread_mutex_lock", lib="libc.so.6", system=True)]
+    if via:
+        frames.append(FrameInfo(2, 0x1020, via, lib="libglib-2.0.so.0", system=True))
+    frames.append(FrameInfo(len(frames), 0x2000, app, file if lib is None else None,
+                            line if lib is None else None, lib=lib))
+    frames.append(FrameInfo(len(frames), 0x1200, "start_thread", lib="libc.so.6", system=True))
+    return frames
+
+
+def put_pthread_mutex(mem, addr, owner, locked=2):
+    mem.put32(addr, locked)
+    mem.put32(addr + 8, owner)
+    mem.put32(addr + 16, 0)   # kind: normal
+
+
+def exact_waiter(num, lwp, addr, app="f", **kw):
+    s = snap(num, lwp, FUTEX, (addr, 128, 2), mutex_wait_frames(app, **kw))
+    s.analysed_levels = tuple(f.level for f in s.frames if not f.system and f.line)
+    return s
+
+
+def holder_in(num, lwp, frames, analysed=True):
+    s = snap(num, lwp, NANOSLEEP, frames=frames)
+    if analysed:
+        s.analysed_levels = tuple(f.level for f in frames if not f.system)
+    return s
+
+
+def test_alive_exact_owner_with_every_frame_analysed_went_on_without_unlocking():
+    mem = FakeMemory()
+    put_pthread_mutex(mem, PM, 102)
+    owner = holder_in(2, 102, [FrameInfo(0, 0x1000, "clock_nanosleep", lib="libc.so.6",
+                                         system=True),
+                               FrameInfo(1, 0x2000, "loop", "app.c", 30)])
+    r = build([exact_waiter(1, 101, PM), owner], mem, {})
+    lock = r.locks[0]
+    assert lock.owner_lwp == 102 and lock.evidence == "exact"
+    assert lock.leaked and "went on without unlocking" in lock.evidence_detail
+    causes = verdict.causes(r)
+    assert causes[0].kind == "holder-leaked" and causes[0].stuck
+    assert verdict.kind(r) == "hang" and verdict.exit_status(r) == 3
+
+
+def test_alive_exact_owner_in_cxx_frames_is_never_leaked():
+    """std::lock_guard: the C++ source was read, but guards are not modelled."""
+    mem = FakeMemory()
+    put_pthread_mutex(mem, PM, 102)
+    owner = holder_in(2, 102, [FrameInfo(0, 0x1000, "clock_nanosleep", lib="libc.so.6",
+                                         system=True),
+                               FrameInfo(1, 0x2000, "worker", "deadlock.cpp", 21)])
+    r = build([exact_waiter(1, 101, PM), owner], mem, {})
+    lock = r.locks[0]
+    assert lock.owner_lwp == 102 and not lock.leaked
+    assert "where T2 took it is not visible" in lock.evidence_detail
+    assert "leaked" not in render_text.waitgraph(r)
+    # the holder is still the root: it holds the lock while sleeping
+    assert verdict.causes(r)[0].kind == "holder-waits"
+
+
+def test_alive_exact_owner_without_line_info_is_never_leaked():
+    mem = FakeMemory()
+    put_pthread_mutex(mem, PM, 102)
+    owner = holder_in(2, 102, [FrameInfo(0, 0x1000, "clock_nanosleep", lib="libc.so.6",
+                                         system=True),
+                               FrameInfo(1, 0x2000, None)], analysed=False)
+    r = build([exact_waiter(1, 101, PM), owner], mem, {})
+    assert not r.locks[0].leaked
+    assert "1 frame without line info" in r.locks[0].evidence_detail
+
+
+def test_foreign_library_frames_do_not_hide_a_leak_but_its_own_locks_stay_unknown():
+    """A libmicrohttpd thread without debug info cannot take the application's
+    GMutex (only through the application's frames, which were read); a lock
+    whose waiter takes it from inside that library is that library's."""
+    mem = FakeMemory()
+    mhd = snap(3, 103, NANOSLEEP, frames=[
+        FrameInfo(0, 0x1000, "poll", lib="libc.so.6", system=True),
+        FrameInfo(1, 0x3000, None, lib="libmicrohttpd.so.12"),
+        FrameInfo(2, 0x1200, "start_thread", lib="libc.so.6", system=True)])
+    r = build([waiting(1, 101, GM1), sleeping(2, 102), mhd], mem, {GM1: 2})
+    assert r.locks[0].leaked
+    # now the waiter takes it from libmicrohttpd: its frames could hold it
+    put_pthread_mutex(mem, PM, 0, locked=2)
+    w = exact_waiter(1, 101, PM, app=None, lib="libmicrohttpd.so.12")
+    r = build([w, sleeping(2, 102), mhd], mem, {})
+    lock = r.locks[0]
+    assert not lock.leaked and lock.possible == [3], lock.evidence_detail
+
+
+def test_a_librarys_internal_lock_is_never_leaked():
+    mem = FakeMemory()
+    put_pthread_mutex(mem, PM, 0, locked=2)
+    w = exact_waiter(1, 101, PM, via="g_async_queue_push")
+    r = build([w, sleeping(2, 102)], mem, {})
+    lock = r.locks[0]
+    assert not lock.leaked and "g_async_queue_push" in lock.evidence_detail
+
+
+def test_unmodelled_lock_kinds_are_never_leaked():
+    mem = FakeMemory()
+    frames = [FrameInfo(0, 0x1000, "__lll_lock_wait_private", lib="libc.so.6", system=True),
+              FrameInfo(1, 0x2000, "f", "app.c", 20)]
+    s = snap(1, 101, FUTEX, (GM1, 128, 2), frames)
+    s.analysed_levels = (1,)
+    r = build([s, sleeping(2, 102)], mem, {GM1: 2})
+    lock = r.locks[0]
+    assert lock.kind == "libc-lock" and not lock.leaked
+
+
+def test_a_cut_stack_could_hold_the_lock():
+    mem = FakeMemory()
+    deep = sleeping(2, 102)
+    deep.frames_truncated = True
+    r = build([waiting(1, 101, GM1), deep], mem, {GM1: 2})
+    lock = r.locks[0]
+    assert not lock.leaked and lock.possible == [2]
+
+
+def test_candidates_prefer_threads_not_blocked_on_a_lock():
+    mem = FakeMemory()
+    blind_waiter = waiting(2, 102, GM2)
+    blind_waiter.analysed_levels = ()
+    blind_sleeper = sleeping(3, 103)
+    blind_sleeper.analysed_levels = ()
+    r = build([waiting(1, 101, GM1), blind_waiter, blind_sleeper], mem, {GM1: 2, GM2: 2})
+    lock = [l for l in r.locks if l.addr == GM1][0]
+    assert lock.possible == [3, 2] and lock.possible_count == 2
+    assert verdict.kind(r) == "undetermined" and verdict.exit_status(r) == 4
+    steps = advice.next_steps(r, verdict.causes(r))
+    assert any("--lock-log" in s for s in steps), steps
+
+
+def test_roots_are_ordered_by_crowd_and_named_in_the_verdict():
+    mem = FakeMemory()
+    small = sleeping(1, 101, [claim(1, GM1)], app="small_holder")
+    big = sleeping(2, 102, [claim(1, GM2)], app="big_holder")
+    snaps = [small, big, waiting(3, 103, GM1)] + [waiting(n, 100 + n, GM2) for n in (4, 5, 6)]
+    r = build(snaps, mem, {GM1: 2, GM2: 2})
+    causes = verdict.causes(r)
+    assert [c.root.thread for c in causes] == [2, 1]
+    assert [len(c.blocked) for c in causes] == [3, 1]
+    v = render_text.verdict(r)
+    assert v == ("No deadlock found: T2 holds 1 lock while sleeping (clock_nanosleep in "
+                 "big_holder); 3 threads are blocked behind it; 1 more root below."), v
+    text = render_text.waitgraph(r)
+    assert text.index("Blocked behind T2 ") < text.index("Blocked behind T1 ")
+
+
+def test_a_thread_joined_forever_is_not_a_hang():
+    """main joins a worker that sleeps: normal, not a hang."""
+    mem = FakeMemory()
+    joiner = snap(1, 101, FUTEX, (0x8000, 0, 102), [
+        FrameInfo(0, 0x1000, "__futex_abstimed_wait_common", lib="libc.so.6", system=True),
+        FrameInfo(1, 0x1010, "pthread_join", lib="libc.so.6", system=True),
+        FrameInfo(2, 0x2000, "main", "app.c", 50)])
+    joiner.analysed_levels = (2,)
+    mem.put32(0x8000, 102)
+    r = build([joiner, sleeping(2, 102)], mem, {})
+    causes = verdict.causes(r)
+    assert causes and causes[0].kind == "join" and not causes[0].stuck
+    assert verdict.kind(r) == "none" and render_text.verdict(r).startswith(
+        "No deadlock found; 1 thread waiting")
+
+
+def test_a_holder_is_never_idle():
+    mem = FakeMemory()
+    frames = [FrameInfo(0, 0x1000, "syscall", lib="libc.so.6", system=True),
+              FrameInfo(1, 0x1010, "g_cond_wait", lib="libglib-2.0.so.0", system=True),
+              FrameInfo(2, 0x1020, "g_async_queue_pop", lib="libglib-2.0.so.0", system=True),
+              FrameInfo(3, 0x2000, "clear_outbuf", "app.c", 40)]
+    h = snap(1, 101, FUTEX, (0x8800, 128, 0), frames)
+    h.claims = [claim(3, GM1)]
+    h.analysed_levels = (3,)
+    r = build([h, waiting(2, 102, GM1)], mem, {GM1: 2})
+    t = r.thread(1)
+    assert t.state == "waiting" and "idle" not in t.detail
+    assert render_text.verdict(r) == (
+        "No deadlock found: T1 holds 1 lock while waiting on a queue (g_async_queue_pop in "
+        "clear_outbuf); 1 thread is blocked behind it.")
+    assert verdict.exit_status(r) == 3
