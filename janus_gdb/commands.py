@@ -444,17 +444,24 @@ Usage: janus-waitgraph [--format text|json|dot] [--all] [--depth N] [--lock-log 
 Builds the graph thread -> lock -> owner thread (and thread -> joined
 thread) and reports, in this order:
   - the verdict, a stable line for scripts: "Found 1 deadlock",
-    "Found N deadlocks" or "No deadlock found";
+    "Found N deadlocks" or "No deadlock found", then (without a cycle)
+    the root that blocks the most threads and why, e.g. "T7 holds 3
+    locks while waiting on a queue (...); 212 threads are blocked behind
+    it";
   - each deadlock (wait cycle): its threads, the lock each waits for and
     who holds it, the locks each holds, and their top frames;
-  - the threads blocked behind a deadlock or behind a held lock, grouped
-    by lock and call site with a count;
-  - locks whose owner thread no longer exists (never released);
-  - a summary of the other threads (idle, polling, sleeping, running).
+  - the threads blocked behind each root (a deadlock, a holder, a leaked
+    lock, a dead owner, a lock whose owner is unknown, with the threads
+    that could hold it), most blocked first, grouped by lock and call
+    site with a count;
+  - a summary of the other threads (idle, polling, sleeping, running);
+  - next steps: how to get the evidence that is missing, or where to look.
 
 Every thread gets a state from its registers at the system call (no
 debug symbols needed): lock-wait, join, idle (condition or queue wait),
-poll, io, sleep, signal-wait, running, or unknown with a reason.
+waiting (the same, while holding a lock), poll, io, sleep, signal-wait,
+running, or unknown with a reason.  docs/evidence.md says what backs
+each verdict word.
 
 Options:
   --format text|json|dot
