@@ -163,7 +163,7 @@ def to_dict(report, command):
     return {
         "schema": SCHEMA,
         "command": command,
-        "verdict": verdict(report, found),
+        "verdict": verdict(report),
         "verdict_kind": verdicts.kind(report, found),
         "deadlocks": len(report.cycles),
         "roots": [_s_cause(c) for c in found],

@@ -163,7 +163,7 @@ TIP_GMUTEX = ("Tip: GMutex records no owner, so owners are inferred from the sou
 def waitgraph(report, show_all=False):
     """The janus-waitgraph text report."""
     found = verdicts.causes(report)
-    out = [verdict(report, found) + "   " + target_line(report)]
+    out = [verdict(report) + "   " + target_line(report)]
     waited = [l for l in report.locks if l.waiters and l.state != "free"
               and l.owner_lwp is None and not l.leaked]
     ownerless = [l for l in waited if l.state not in ("corrupt", "unreadable")]

@@ -160,6 +160,8 @@ def _cause(report, root, blocked):
                      "can hold it)" % _lock_word(lock), "leaked")
     if root.kind == "unknown-owner":
         why = "%s (owner unknown" % _lock_word(lock)
+        if lock.state in ("corrupt", "unreadable"):
+            why += ": its memory is %s" % lock.state
         if lock.candidates:
             why += "; undecided between %s" % ", ".join("T%d" % n for n in lock.candidates)
         elif lock.possible:

@@ -1,6 +1,7 @@
 """Using the commands the way people do: interactive gdb, help, and bad input."""
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -244,7 +245,10 @@ def test_unreadable_lock_memory_gives_partial_report(scenarios, binaries, tmp_pa
     # the waits are still known from the registers; the owners are not
     # (gdb may fall back to the executable's file contents: then the words
     # read are garbage, which must be recognised as such, not trusted)
-    assert text.startswith("No deadlock found; ")
+    # the verdict names what they are blocked behind: a lock it cannot decode
+    assert text.startswith("No deadlock found: "), text
+    assert re.search(r"^No deadlock found: \d+ threads? blocked behind M\d+ .*\(owner unknown: "
+                     r"its memory is (corrupt|unreadable)\)", text), text
     assert "could not be decoded (unreadable or corrupt memory)" in text
     assert "warning: M" in text and "its owner is unknown" in text
     assert "no longer exists" not in text
