@@ -399,11 +399,3 @@ def owner_coverage(lock, owner, coverage):
     if why is not None:
         return False, "where T%d took it is not visible (%s)" % (owner.num, why)
     return True, None
-
-
-def leaked_by_owner(lock, owner, coverage=None):
-    """An exact owner that is alive but whose every frame that could take the
-    lock was analysed and none holds it: it went on without unlocking."""
-    if coverage is None:
-        coverage = Coverage([owner] if owner is not None else [])
-    return owner_coverage(lock, owner, coverage)[0]

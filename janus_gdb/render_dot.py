@@ -32,6 +32,7 @@ from .textsafe import escape
 
 GROUP_MIN = 3         # this many threads waiting alike become one node
 GROUP_LISTED = 6      # thread numbers listed in a group node
+POSSIBLE_DRAWN = 3    # threads that could hold a lock of unknown owner, drawn
 RED = "red"
 NAME_LEN = 60         # cut for names read from the target, per label line
 WRAP = 48             # longer lock names are wrapped at spaces
@@ -160,6 +161,8 @@ class _Plan(object):
             if lock.owner_num is not None:
                 pinned.add(lock.owner_num)
             pinned.update(lock.candidates)
+            if lock.waiters:
+                pinned.update(lock.possible[:POSSIBLE_DRAWN])
         waiting = []
         for t in report.threads:
             w = t.wait
@@ -320,5 +323,9 @@ def render(report, prog):
             for num in sorted(lock.candidates):
                 out.append(edge("candidate", lock.id, "T%d" % num, "claims it (undecided)",
                                 "dotted"))
+            if lock.waiters and not lock.candidates:
+                for num in lock.possible[:POSSIBLE_DRAWN]:
+                    out.append(edge("possible", lock.id, "T%d" % num,
+                                    "could hold it (not analysed)", "dotted"))
     out.append("}")
     return "\n".join(out) + "\n"

@@ -367,3 +367,13 @@ def test_json_documents_validate(roots, name, variant, stripped):
     data = gdbrun.extract_json(roots.run(name, variant, "core", "janus-locks --format json",
                                          stripped))
     check_document(data, "janus-locks")
+
+
+def test_dot_draws_the_threads_that_could_hold_a_lock_of_unknown_owner(roots):
+    out = roots.run("outbuf_hang", "gmutex", "core", "janus-waitgraph --format dot", True)
+    r, t = roots.result("outbuf_hang", "gmutex", "core", stripped=True)
+    hangup = num(r, t.lwp("hangup"))
+    edges = [l for l in out.splitlines() if "could hold it (not analysed)" in l]
+    assert edges, out
+    assert any('-> "T%d"' % hangup in l or "-> T%d " % hangup in l for l in edges), edges
+    assert "leaked" not in out
