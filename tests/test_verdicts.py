@@ -377,3 +377,18 @@ def test_dot_draws_the_threads_that_could_hold_a_lock_of_unknown_owner(roots):
     assert edges, out
     assert any('-> "T%d"' % hangup in l or "-> T%d " % hangup in l for l in edges), edges
     assert "leaked" not in out
+
+
+def test_next_step_of_a_leak_cites_the_lock_site_from_the_lock_log(janus):
+    """With Janus's lock-debug log the leak's next step names the lock call
+    without an unlock, and does not ask for the log again."""
+    import test_janus_fixtures as jf
+    option = "--lock-log %s" % janus.locklog("leaked_lock", "gmutex")
+    r, _t = janus.result("leaked_lock", "gmutex", "core", option)
+    steps = r.data["next_steps"]
+    site = "janus_scenarios.c:%d in janus_plugin_handle_sdp" % jf.SITES["handle_sdp_leak"]
+    assert any("probably leaked: look for a return without an unlock after the lock at %s"
+               % site in s for s in steps), steps
+    assert not any("--lock-log" in s for s in steps), steps
+    r, _t = janus.result("leaked_lock", "gmutex", "core")
+    assert any("--lock-log" in s for s in r.data["next_steps"]), r.data["next_steps"]
