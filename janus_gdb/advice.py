@@ -34,14 +34,17 @@ def _no_debug_info(report, threads):
     frame with line info could not be analysed (its source is not readable)."""
     mods = []
     unread = False
+    app = {}      # lib -> whether it is the application's (asked once per lib)
     for t in threads:
         for fr in t.frames:
             if fr.system:
                 continue
             if fr.line is None and fr.level not in t.analysed_levels:
+                if fr.lib not in app:
+                    app[fr.lib] = (fr.lib is None or fr.lib.startswith("libjanus")
+                                   or _app_lib(report, fr.lib))
                 name = _module_name(report, fr.lib)
-                if name not in mods and (fr.lib is None or fr.lib.startswith("libjanus")
-                                         or _app_lib(report, fr.lib)):
+                if app[fr.lib] and name not in mods:
                     mods.append(name)
             elif fr.line is not None and fr.level not in t.analysed_levels:
                 unread = True
