@@ -25,6 +25,7 @@ free.
 import heapq
 
 from . import classify
+from . import source
 from .model import EXACT, INFERRED, Inference
 
 # Lock kinds whose taking the source (and machine-code) analysis reads:
@@ -32,12 +33,12 @@ from .model import EXACT, INFERRED, Inference
 # get an inferred owner, so they are never called leaked.
 MODELLED_KINDS = ("gmutex", "pthread_mutex")
 # Source files of C++: a frame there holds locks through RAII guards
-# (std::lock_guard, std::unique_lock, ...).  Until the source analysis
-# models guards (CXX_GUARDS_MODELLED), a C++ frame that shows no lock is
-# not evidence that it holds none.
+# (std::lock_guard, std::unique_lock, ...).  Unless the source analysis
+# models guards (source.CXX_GUARDS, the guard classes it reads), a C++
+# frame that shows no lock is not evidence that it holds none.
 CXX_SUFFIXES = (".cc", ".cpp", ".cxx", ".c++", ".C", ".hpp", ".hh", ".hxx", ".h++", ".ipp",
                 ".tcc")
-CXX_GUARDS_MODELLED = False
+CXX_GUARDS_MODELLED = bool(getattr(source, "CXX_GUARDS", None))
 # Candidates listed for a lock whose owner is unknown (the count is kept).
 MAX_CANDIDATES = 8
 # Library functions whose futex waits are lock waits (where a waiter's lock call is).

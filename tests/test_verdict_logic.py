@@ -11,7 +11,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from janus_gdb import advice, render_text, verdict  # noqa: E402
+from janus_gdb import advice, infer, render_text, verdict  # noqa: E402
 from janus_gdb.model import FrameInfo  # noqa: E402
 from test_infer import GM1, GM2, build, claim, sleeping, waiting  # noqa: E402
 from test_logic import FUTEX, NANOSLEEP, FakeMemory, snap  # noqa: E402
@@ -66,8 +66,10 @@ def test_alive_exact_owner_with_every_frame_analysed_went_on_without_unlocking()
     assert verdict.kind(r) == "hang" and verdict.exit_status(r) == 3
 
 
-def test_alive_exact_owner_in_cxx_frames_is_never_leaked():
-    """std::lock_guard: the C++ source was read, but guards are not modelled."""
+def test_alive_exact_owner_in_cxx_frames_is_never_leaked(monkeypatch):
+    """std::lock_guard: the C++ source was read, but guards are not modelled
+    (infer.CXX_GUARDS_MODELLED follows source.CXX_GUARDS)."""
+    monkeypatch.setattr(infer, "CXX_GUARDS_MODELLED", False)
     mem = FakeMemory()
     put_pthread_mutex(mem, PM, 102)
     owner = holder_in(2, 102, [FrameInfo(0, 0x1000, "clock_nanosleep", lib="libc.so.6",
@@ -80,6 +82,10 @@ def test_alive_exact_owner_in_cxx_frames_is_never_leaked():
     assert "leaked" not in render_text.waitgraph(r)
     # the holder is still the root: it holds the lock while sleeping
     assert verdict.causes(r)[0].kind == "holder-waits"
+    # once guards are modelled, the C++ frame is evidence like a C frame
+    monkeypatch.setattr(infer, "CXX_GUARDS_MODELLED", True)
+    r = build([exact_waiter(1, 101, PM), owner], mem, {})
+    assert r.locks[0].leaked
 
 
 def test_alive_exact_owner_without_line_info_is_never_leaked():
