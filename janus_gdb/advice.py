@@ -30,8 +30,9 @@ def _module_name(report, lib):
 
 
 def _no_debug_info(report, threads):
-    """Modules of application frames without line info, and whether some
-    frame with line info could not be analysed (its source is not readable)."""
+    """Modules of application frames without line info (analysed from their
+    machine code or not), and whether some frame with line info could not be
+    analysed (its source is not readable)."""
     mods = []
     unread = False
     app = {}      # lib -> whether it is the application's (asked once per lib)
@@ -39,7 +40,9 @@ def _no_debug_info(report, threads):
         for fr in t.frames:
             if fr.system:
                 continue
-            if fr.line is None and fr.level not in t.analysed_levels:
+            if fr.line is None:
+                # machine code may have shown what it holds: the names, lines
+                # and variables are still missing
                 if fr.lib not in app:
                     app[fr.lib] = (fr.lib is None or fr.lib.startswith("libjanus")
                                    or _app_lib(report, fr.lib))
@@ -74,10 +77,11 @@ def next_steps(report, found, used_locklog=False):
         pkg = "janus-dbgsym" if _is_janus(report) else "PACKAGE-dbgsym"
         named = ", ".join(mods[:MAX_NAMED]) + (" (+%d)" % (len(mods) - MAX_NAMED)
                                                if len(mods) > MAX_NAMED else "")
-        out.append("No debug info for %s: owners cannot be read from the code there. Get it "
-                   "with debuginfod (gdb >= 12: `set debuginfod enabled on`), or Debian's "
-                   "dbgsym packages (`apt-get install %s` from the debug archive), then "
-                   "`directory /path/to/janus/src` for the sources." % (named, pkg))
+        out.append("No debug info for %s (the frames involved have no lines or variables, "
+                   "so owners are not read from their source). Get it with debuginfod (gdb "
+                   ">= 12: `set debuginfod enabled on`) or Debian's dbgsym packages (`apt-get "
+                   "install %s` from the debug archive), and give the sources with "
+                   "`directory /path/to/janus/src`." % (named, pkg))
     if unread:
         out.append("Some sources could not be read: give gdb their directory "
                    "(`directory /path/to/janus/src`) and run the analysis again.")

@@ -209,3 +209,31 @@ def test_a_holder_is_never_idle():
         "No deadlock found: T1 holds 1 lock while waiting on a queue (g_async_queue_pop in "
         "clear_outbuf); 1 thread is blocked behind it.")
     assert verdict.exit_status(r) == 3
+
+
+def test_next_steps_name_the_modules_without_debug_info():
+    """A stripped janus and plugin: one line on how to get their debug info
+    (even where machine code was read), and --lock-log for the owner."""
+    mem = FakeMemory()
+    frames = [FrameInfo(0, 0x1000, "syscall", lib="libc.so.6", system=True),
+              FrameInfo(1, 0x1100, None, lib="libglib-2.0.so.0", system=True),
+              FrameInfo(2, 0x2000, None, lib="libjanus_videoroom.so"),
+              FrameInfo(3, 0x3000, None),
+              FrameInfo(4, 0x1200, "start_thread", lib="libc.so.6", system=True)]
+    w = snap(1, 101, FUTEX, (GM1, 128, 2), frames)
+    w.analysed_levels = (2,)      # machine code read the plugin's frame, not janus's
+    holder = snap(2, 102, NANOSLEEP, frames=[
+        FrameInfo(0, 0x1000, "clock_nanosleep", lib="libc.so.6", system=True),
+        FrameInfo(1, 0x3100, None)])
+    for addr, word in {GM1: 2}.items():
+        mem.put32(addr, word)
+    from janus_gdb import analyze
+    r = analyze.build_report([w, holder], "i386:x86-64", mem,
+                             {"kind": "core", "pid": 1, "executable": "/usr/bin/janus"}, [])
+    steps = advice.next_steps(r, verdict.causes(r))
+    first = steps[0]
+    assert first.startswith("No debug info for libjanus_videoroom.so, janus "), steps
+    assert "`apt-get install janus-dbgsym`" in first and "set debuginfod enabled on" in first
+    assert "`directory /path/to/janus/src`" in first
+    assert any("--lock-log" in s and "set_locking_debug" in s for s in steps), steps
+    assert not r.locks[0].leaked and r.locks[0].possible == [2]
