@@ -117,6 +117,10 @@ def verdict(report, found=None):
     if n:
         head = "Found %s (%s)" % (plural(n, "deadlock"), plural(len(cyc_threads), "thread"))
         head += ", %s blocked behind %s." % (plural(behind, "thread"), "it" if n == 1 else "them")
+        others = [c for c in found if c.stuck and c.kind != "cycle"]
+        if others:
+            first = others[0]
+            head += " Also: %s." % cause_sentence(first)
     else:
         shown = [c for c in found if c.kind not in ("free", "join")]
         if shown:

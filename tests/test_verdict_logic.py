@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from janus_gdb import advice, infer, render_text, verdict  # noqa: E402
 from janus_gdb.model import FrameInfo  # noqa: E402
-from test_infer import GM1, GM2, build, claim, sleeping, waiting  # noqa: E402
+from test_infer import GM1, GM2, GM3, build, claim, sleeping, waiting  # noqa: E402
 from test_logic import FUTEX, NANOSLEEP, FakeMemory, snap  # noqa: E402
 
 PM = 0x9000
@@ -237,3 +237,16 @@ def test_next_steps_name_the_modules_without_debug_info():
     assert "`directory /path/to/janus/src`" in first
     assert any("--lock-log" in s and "set_locking_debug" in s for s in steps), steps
     assert not r.locks[0].leaked and r.locks[0].possible == [2]
+
+
+def test_a_hang_beside_a_deadlock_is_named_after_it():
+    mem = FakeMemory()
+    a = waiting(1, 101, GM2, [claim(2, GM1, line=11)])
+    b = waiting(2, 102, GM1, [claim(2, GM2, line=13)])
+    holder = sleeping(3, 103, [claim(1, GM3)], app="slow")
+    r = build([a, b, holder, waiting(4, 104, GM3)], mem, {GM1: 2, GM2: 2, GM3: 2})
+    v = render_text.verdict(r)
+    assert v.startswith("Found 1 deadlock (2 threads), 0 threads blocked behind it. Also: "
+                        "T3 holds 1 lock while sleeping (clock_nanosleep in slow); 1 thread is "
+                        "blocked behind it."), v
+    assert verdict.kind(r) == "deadlock"
