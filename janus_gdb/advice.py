@@ -122,8 +122,13 @@ def next_steps(report, found, used_locklog=False):
         if c.kind != "holder-waits":
             continue
         t = report.thread(c.root.thread)
-        sites = ["%s:%d" % (l.owner_claim.file, l.owner_claim.line) for l in t.holds
-                 if l.owner_claim is not None][:MAX_NAMED]
+        sites = []
+        for l in t.holds[:MAX_NAMED]:
+            c = l.owner_claim
+            if c is None and l.inference is not None and l.inference.num == t.num:
+                c = l.inference.claim      # an exact owner the source agrees with
+            if c is not None and c.file and c.line:
+                sites.append("%s:%d" % (c.file, c.line))
         out.append("T%d waits while holding %s%s: whatever it waits for must not need those "
                    "locks, or the wait must move after the unlock." % (
                        t.num, ", ".join(l.id for l in t.holds[:MAX_NAMED]),
