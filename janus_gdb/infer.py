@@ -390,10 +390,17 @@ def _apply(lock, by_num, coverage):
     elif internal and not lock.symbol and not lock.obj:
         why = ("it is taken inside %s, a library's own lock that the analysis does not "
                "read" % ", ".join(sorted(internal)[:2]))
-    elif total or blind:
+    elif lock.kind == "pthread_mutex":
+        # glibc records the owner of every mutex it locks: a held one without
+        # an owner is not understood (lock elision, not a glibc mutex)
+        why = lock.evidence_detail or "__data.__owner is 0"
+    elif blind:
         why = ("no thread can be shown to hold it: %d frame%s without line info or "
                "without readable source (or in a language the analysis does not model)" % (
                    blind, "" if blind == 1 else "s"))
+    elif total:
+        why = ("no thread can be shown to hold it, but %d could (a stack not read in full, "
+               "or a lock expression that could not be evaluated)" % total)
     elif coverage.analysed_any:
         lock.leaked = True
         why = ("no live thread can be shown to hold it: every frame that could take it was "

@@ -250,3 +250,14 @@ def test_a_hang_beside_a_deadlock_is_named_after_it():
                         "T3 holds 1 lock while sleeping (clock_nanosleep in slow); 1 thread is "
                         "blocked behind it."), v
     assert verdict.kind(r) == "deadlock"
+
+
+def test_a_held_pthread_mutex_without_an_owner_is_never_leaked():
+    """glibc records every owner: __owner 0 on a held mutex is not understood."""
+    mem = FakeMemory()
+    put_pthread_mutex(mem, PM, 0, locked=2)
+    r = build([exact_waiter(1, 101, PM), sleeping(2, 102)], mem, {})
+    lock = r.locks[0]
+    assert not lock.leaked and lock.owner_lwp is None
+    assert "__data.__owner is 0" in lock.evidence_detail
+    assert verdict.causes(r)[0].kind == "unknown-owner"
