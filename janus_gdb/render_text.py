@@ -191,7 +191,8 @@ def waitgraph(report, show_all=False):
     out.extend(_others(report, show_all))
     steps = advice.next_steps(report, found, report.used_locklog)
     if steps:
-        out.append("")
+        if out[-1]:
+            out.append("")
         out.append("Next steps:")
         for line in steps:
             out.append("  - " + escape(line, 400))
