@@ -40,6 +40,18 @@ def compile_c(src, out, defines=(), strip=False):
     return out
 
 
+def site_lines(src):
+    """{marker name: line} from the /* SITE:name */ comments of fixture SRC."""
+    sites = {}
+    with open(src) as f:
+        for num, line in enumerate(f, 1):
+            m = re.search(r"/\* SITE:(\w+) \*/", line)
+            if m:
+                assert m.group(1) not in sites, "duplicate marker %s" % m.group(1)
+                sites[m.group(1)] = num
+    return sites
+
+
 class Truth(object):
     """What a scenario says about itself: roles -> LWPs, lock names -> addresses."""
 

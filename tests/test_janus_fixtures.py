@@ -25,19 +25,7 @@ DEFINES = {"gmutex": [], "pthread": ["-DUSE_PTHREAD_MUTEX"]}
 HOSTILE_DISPLAY = "\x1b[31mmallory\x07"
 
 
-def site_lines():
-    """{marker name: line} from the /* SITE:name */ comments of the fixture."""
-    sites = {}
-    with open(SRC) as f:
-        for num, line in enumerate(f, 1):
-            m = re.search(r"/\* SITE:(\w+) \*/", line)
-            if m:
-                assert m.group(1) not in sites, "duplicate marker %s" % m.group(1)
-                sites[m.group(1)] = num
-    return sites
-
-
-SITES = site_lines()
+SITES = gdbrun.site_lines(SRC)
 
 
 class JanusScenarios(object):

@@ -25,17 +25,7 @@ CFLAGS = ["-fno-omit-frame-pointer", "-fmacro-prefix-map=%s/=" % gdbrun.FIXTURES
 DEFINES = {"gmutex": [], "pthread": ["-DUSE_PTHREAD_MUTEX"]}
 
 
-def site_lines():
-    sites = {}
-    with open(SRC) as f:
-        for num, line in enumerate(f, 1):
-            m = re.search(r"/\* SITE:(\w+) \*/", line)
-            if m:
-                sites[m.group(1)] = num
-    return sites
-
-
-SITES = site_lines()
+SITES = gdbrun.site_lines(SRC)
 
 
 class Roots(object):
