@@ -62,11 +62,11 @@ class Truth(object):
 class Scenario(object):
     """A running fixture process in its hung state."""
 
-    def __init__(self, exe, args, timeout=20):
+    def __init__(self, exe, args, timeout=20, cwd=None, preexec_fn=None):
         self.exe = exe
         self.proc = subprocess.Popen([exe] + list(args), stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, universal_newlines=True,
-                                     start_new_session=True)
+                                     start_new_session=True, cwd=cwd, preexec_fn=preexec_fn)
         self.pid = self.proc.pid
         self.truth = Truth()
         self._read_truth(timeout)
