@@ -46,6 +46,7 @@ class Truth(object):
     def __init__(self):
         self.threads = {}
         self.locks = {}
+        self.info = {}            # "info KEY VALUE..." lines: {KEY: [VALUE, ...]}
         self.expect_futex = 0
 
     def lwp(self, role):
@@ -82,6 +83,8 @@ class Scenario(object):
                 self.truth.threads.setdefault(parts[1], []).append(int(parts[2]))
             elif parts[0] == "lock":
                 self.truth.locks[parts[1]] = int(parts[2], 16)
+            elif parts[0] == "info" and len(parts) > 1:
+                self.truth.info.setdefault(parts[1], parts[2:])
             elif parts[0] == "expect_futex":
                 self.truth.expect_futex = int(parts[1])
             elif parts[0] == "ready":

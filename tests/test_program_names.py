@@ -19,12 +19,14 @@ import os
 import resource
 import shutil
 import signal
-import subprocess
+import sys
 import time
 
 import pytest
 
 import gdbrun
+
+sys.path.insert(0, gdbrun.ROOT)
 from janus_gdb import cli
 from janus_gdb.corefile import (comm_matches, names_in_full, program_matches, psargs_matches,
                                 read_core, CoreInfo)
