@@ -205,7 +205,11 @@ def thread_role(t, snap, pid=None):
             break
     all_system = bool(t.frames) and all(fr.system for fr in t.frames)
     idle_pool = all_system and t.wait is not None and t.wait.kind == "queue"
-    is_main = pid is not None and t.lwp == pid
+    # LWP == PID, unless its stack says a thread starter created it (a core
+    # without NT_PRPSINFO takes the first thread's LWP for the PID)
+    is_main = (pid is not None and t.lwp == pid
+               and not any(classify.normalize(fr.function) in classify.THREAD_STARTERS
+                           for fr in t.frames if fr.system))
     role = janusdb.role_of(t.entry, t.name, entry_lib, all_system, idle_pool, is_main)
     detail = snap.role_detail
     if role is None and t.entry is not None and not t.frames_truncated:

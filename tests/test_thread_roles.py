@@ -212,3 +212,44 @@ def test_handle_from_name():
     assert janusdb.handle_from_name("hloop x") is None
     assert janusdb.handle_from_name("janus") is None
     assert janusdb.handle_from_name(None) is None
+
+
+def test_main_is_the_first_thread_unless_its_stack_says_otherwise():
+    """build_report: LWP == PID is main (whatever its name); a thread named
+    like the program is not; a stack that starts in start_thread is never
+    main (a core without NT_PRPSINFO takes the first thread's LWP for PID)."""
+    from janus_gdb import analyze
+    from janus_gdb.model import FrameInfo, Snapshot
+
+    class NoMemory(object):
+        failures = 0
+
+        def read(self, addr, size):
+            return None
+
+        def u32(self, addr):
+            return None
+
+        def i32(self, addr):
+            return None
+
+    def poll_snap(num, lwp, name, frames):
+        return Snapshot(num, lwp, name, regs={"sysno": 7}, frames=frames)
+
+    stripped_main = [FrameInfo(0, 0x10, "poll", lib="libc.so.6", system=True),
+                     FrameInfo(1, 0x20, None)]
+    thread_stack = [FrameInfo(0, 0x10, "poll", lib="libc.so.6", system=True),
+                    FrameInfo(1, 0x20, None),
+                    FrameInfo(2, 0x30, "start_thread", lib="libc.so.6", system=True)]
+    snaps = [poll_snap(1, 100, "janus", list(stripped_main)),
+             poll_snap(2, 101, "janus", list(thread_stack)),
+             poll_snap(3, 102, "hloop 371669259", list(thread_stack))]
+    r = analyze.build_report(snaps, "i386:x86-64", NoMemory(), {"kind": "live", "pid": 100}, [])
+    roles = dict((t.lwp, (t.role, t.role_detail)) for t in r.threads)
+    assert roles[100] == ("main", None)
+    assert roles[101] == (None, None)
+    assert roles[102] == ("hloop", "handle 371669259%s (from the thread name, truncated)"
+                          % ELLIPSIS)
+    # the PID taken from a thread that a thread starter created: not main
+    r = analyze.build_report(snaps, "i386:x86-64", NoMemory(), {"kind": "core", "pid": 101}, [])
+    assert [t.lwp for t in r.threads if t.role == "main"] == []
