@@ -233,3 +233,57 @@ def test_comparison_rules():
     assert names_in_full(info_of("janus"), "/usr/bin/janus")
     assert not names_in_full(info_of(name[:16]), exe)
     assert names_in_full(info_of(name[:16], exe), exe)
+
+
+# ---------------------------------------------------------------------------
+# the notes reader on made-up cores (pure)
+# ---------------------------------------------------------------------------
+
+def _note(name, ntype, desc):
+    import struct
+    pad = lambda b: b + b"\0" * (-len(b) % 4)  # noqa: E731
+    return struct.pack("<III", len(name), len(desc), ntype) + pad(name) + pad(desc)
+
+
+def _core_bytes(notes):
+    import struct
+    ehdr = b"\x7fELF" + bytes([2, 1, 1]) + b"\0" * 9
+    ehdr += struct.pack("<HHIQQQIHHHHHH", 4, 62, 1, 0, 64, 0, 0, 64, 56, 1, 0, 0, 0)
+    phdr = struct.pack("<IIQQQQQQ", 4, 0, 120, 0, 0, len(notes), len(notes), 4)
+    return ehdr + phdr + notes
+
+
+def _prpsinfo(fname, psargs):
+    return b"\0" * 40 + fname.ljust(16, b"\0")[:16] + psargs.ljust(80, b"\0")[:80] + b"\0" * 8
+
+
+def _file_note(paths):
+    import struct
+    desc = struct.pack("<QQ", len(paths), 4096)
+    for i in range(len(paths)):
+        desc += struct.pack("<QQQ", 0x1000 * (len(paths) - i), 0x1000 * (len(paths) - i) + 4096, 0)
+    return desc + b"\0".join(p.encode() for p in paths) + b"\0"
+
+
+def test_notes_reader_on_made_up_cores(tmp_path):
+    name = b"a_program_name_of_40_characters_xxxxxxxx"
+    thread_notes = b"".join(_note(b"CORE", 1, b"\0" * 336) + _note(b"LINUX", 0x202, b"\0" * 2696)
+                            for _ in range(200))
+    notes = (_note(b"CORE", 3, _prpsinfo(name, b"/opt/" + name + b" -x"))
+             + thread_notes + _note(b"CORE", 0x46494c45, _file_note(["/lib/libc.so.6",
+                                                                   "/opt/" + name.decode()])))
+    path = str(tmp_path / "made.core")
+    with open(path, "wb") as f:
+        f.write(_core_bytes(notes))
+    info = read_core(path)
+    assert info.fname == name[:16].decode()            # 16 bytes, no NUL: all kept
+    assert info.psargs == "/opt/%s -x" % name.decode()
+    assert info.files == ["/opt/" + name.decode(), "/lib/libc.so.6"]   # by address
+    bounded = read_core(path, 4096)
+    assert bounded.fname == info.fname and bounded.files == []
+    # a garbage note size stops the reading, the command name stays
+    broken = (_note(b"CORE", 3, _prpsinfo(name, b"x")) + b"\xff" * 12 + b"\0" * 64)
+    with open(path, "wb") as f:
+        f.write(_core_bytes(broken))
+    info = read_core(path)
+    assert info.fname == name[:16].decode() and info.files == []
