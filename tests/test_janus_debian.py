@@ -153,6 +153,9 @@ def test_the_production_situation(leak):
     assert leak.names[leak.pid] == "janus"
     assert leak.names[leak.blocked] == "janus" and leak.blocked != leak.pid
     assert len([n for n in leak.names.values() if n == "janus"]) >= 3, leak.names
+    # the handle's loop thread: its name keeps 15 characters of "hloop <id>"
+    loops = [n for n in leak.names.values() if n.startswith("hloop ")]
+    assert loops == [("hloop %d" % leak.handle)[:15]], (loops, leak.handle)
 
 
 @pytest.mark.parametrize("mode", MODES)
