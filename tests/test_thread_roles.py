@@ -123,7 +123,7 @@ def test_only_the_first_thread_is_main(long_names, variant, mode):
     assert r.data["target"]["pid"] == main
     assert r.by_lwp[main]["role"] == "main", r.by_lwp[main]
     others = [t for t in r.data["threads"] if t["lwp"] != main]
-    assert len(others) == 5
+    assert len(others) >= 5   # glib may add a pool-spawner
     assert [t for t in others if t["role"] == "main"] == [], others
     # the request thread, named "janus", waits for the leaked handle->mutex
     req = r.by_lwp[truth.lwp("requests")]
