@@ -120,7 +120,7 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
         t.state, t.detail, t.wait, t.syscall = classify.classify(s, arch, mem, lwps)
         t.site = classify.first_app_frame(s.frames)
         t.entry = classify.entry_function(s.frames, s.frames_truncated)
-        t.role, t.role_detail = thread_role(t, s)
+        t.role, t.role_detail = thread_role(t, s, info.get("pid"))
         threads.append(t)
     if arch not in ("i386:x86-64",):
         warnings.append("architecture %s: system-call registers are not decoded, "
@@ -206,8 +206,11 @@ def mutex_impl(locks, threads):
     return "pthread", counts["gmutex"] > 0
 
 
-def thread_role(t, snap):
-    """(role, detail) of a thread from its entry function, library or name."""
+def thread_role(t, snap, pid=None):
+    """(role, detail) of a thread from its entry function, library, stack
+    or name.  Only the process's first thread (LWP == PID) is "main"; an
+    hloop's handle id comes from memory, else from its name (marked when
+    the name cut it short)."""
     entry_lib = None
     for fr in t.frames:
         if (fr.function or "?? (0x%x)" % fr.pc) == t.entry:
@@ -215,10 +218,18 @@ def thread_role(t, snap):
             break
     all_system = bool(t.frames) and all(fr.system for fr in t.frames)
     idle_pool = all_system and t.wait is not None and t.wait.kind == "queue"
-    role = janusdb.role_of(t.entry, t.name, entry_lib, all_system, idle_pool)
+    # LWP == PID, unless its stack says a thread starter created it (a core
+    # without NT_PRPSINFO takes the first thread's LWP for the PID)
+    is_main = (pid is not None and t.lwp == pid
+               and not any(classify.normalize(fr.function) in classify.THREAD_STARTERS
+                           for fr in t.frames if fr.system))
+    role = janusdb.role_of(t.entry, t.name, entry_lib, all_system, idle_pool, is_main)
     detail = snap.role_detail
-    if role == "hloop" and detail is None and t.name and t.name.startswith("hloop "):
-        detail = "handle " + t.name[6:].strip()
+    if role is None and t.entry is not None and not t.frames_truncated:
+        role, detail = janusdb.role_from_stack([(fr.function, fr.lib) for fr in t.frames
+                                                if not fr.system])
+    if role == "hloop" and detail is None:
+        detail = janusdb.handle_from_name(t.name)
     return role, detail
 
 

@@ -127,7 +127,7 @@ def parse_args(argv):
 
 # --- inputs ------------------------------------------------------------------
 
-from .corefile import ET_CORE, CoreFileError, read_core  # noqa: E402  (gdb-free, light)
+from .corefile import ET_CORE, CoreFileError, comm_matches, read_core  # noqa: E402  (gdb-free, light)
 
 
 def find_executable(core, info):
@@ -136,7 +136,7 @@ def find_executable(core, info):
     candidates = []
     if info.fname:
         for path in info.files:
-            if os.path.basename(path.replace(" (deleted)", ""))[:15] == info.fname:
+            if comm_matches(info.fname, os.path.basename(path.replace(" (deleted)", ""))):
                 candidates.append(path)
                 break
     if info.psargs:

@@ -2,6 +2,7 @@
 (the command name and line, the mapped files): stdlib only, no gdb, cheap
 to import (used by the command-line tool and inside gdb)."""
 
+import os
 import struct
 
 
@@ -32,45 +33,69 @@ def _cstr(raw):
     return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
-def _parse_notes(blob, end, word, info):
+# Bigger note names or file tables are garbage, not a core's.
+MAX_NOTE_NAME = 64
+MAX_FILE_TABLE = 64 << 20
+
+
+def _parse_prpsinfo(desc, word, info):
+    # struct elf_prpsinfo: pr_fname[16], pr_psargs[80] after 40 bytes on
+    # 64-bit targets, 28 on 32-bit ones.  Neither need end in a NUL: gdb's
+    # gcore fills all 16 bytes of a long name (the kernel stores its comm,
+    # at most 15 characters).
+    off = 40 if word == 8 else 28
+    if len(desc) >= off + 96:
+        info.fname = _cstr(desc[off:off + 16])
+        info.psargs = _cstr(desc[off + 16:off + 96])
+
+
+def _parse_files(desc, end, word, info):
     wfmt = end + ("Q" if word == 8 else "I")
+    if len(desc) < 2 * word:
+        return
+    count = struct.unpack_from(wfmt, desc, 0)[0]
+    start = 2 * word
+    names_at = start + count * 3 * word
+    if count > len(desc) // (3 * word) or names_at > len(desc):
+        return
+    vmas = [struct.unpack_from(end + ("QQQ" if word == 8 else "III"), desc,
+                               start + i * 3 * word)[0] for i in range(count)]
+    paths = desc[names_at:].split(b"\0")
+    info.files = [p.decode("utf-8", "surrogateescape") for _, p in sorted(zip(vmas, paths))]
+
+
+def _scan_notes(f, offset, size, end, word, info, want_files):
+    """Read the notes of the PT_NOTE segment at OFFSET (SIZE bytes) of F: the
+    headers of all, the contents of the command-name note and (WANT_FILES)
+    the mapped-files note only, so the per-thread notes of ten thousand
+    threads cost a seek each."""
     pos = 0
-    while pos + 12 <= len(blob):
-        namesz, descsz, ntype = struct.unpack_from(end + "III", blob, pos)
-        pos += 12
-        name = blob[pos:pos + namesz]
-        pos += (namesz + 3) & ~3
-        desc = blob[pos:pos + descsz]
-        pos += (descsz + 3) & ~3
-        if len(desc) < descsz:
+    while pos + 12 <= size:
+        f.seek(offset + pos)
+        head = f.read(12)
+        if len(head) < 12:
             break
-        if name.rstrip(b"\0") != b"CORE":
-            continue
-        if ntype == NT_PRPSINFO and info.fname is None:
-            # struct elf_prpsinfo: pr_fname[16], pr_psargs[80] after 40 bytes
-            # on 64-bit targets, 28 on 32-bit ones
-            off = 40 if word == 8 else 28
-            if len(desc) >= off + 96:
-                info.fname = _cstr(desc[off:off + 16])
-                info.psargs = _cstr(desc[off + 16:off + 96])
-        elif ntype == NT_FILE and not info.files:
-            if len(desc) < 2 * word:
-                continue
-            count = struct.unpack_from(wfmt, desc, 0)[0]
-            start = 2 * word
-            names_at = start + count * 3 * word
-            if count > len(desc) // (3 * word) or names_at > len(desc):
-                continue
-            vmas = [struct.unpack_from(end + ("QQQ" if word == 8 else "III"), desc,
-                                       start + i * 3 * word)[0] for i in range(count)]
-            paths = desc[names_at:].split(b"\0")
-            info.files = [p.decode("utf-8", "surrogateescape")
-                          for _, p in sorted(zip(vmas, paths))]
+        namesz, descsz, ntype = struct.unpack_from(end + "III", head, 0)
+        name_len = (namesz + 3) & ~3
+        if namesz > MAX_NOTE_NAME or pos + 12 + name_len + descsz > size:
+            break
+        name = f.read(namesz)
+        if name.rstrip(b"\0") == b"CORE":
+            if ntype == NT_PRPSINFO and info.fname is None:
+                f.seek(offset + pos + 12 + name_len)
+                _parse_prpsinfo(f.read(min(descsz, 4096)), word, info)
+            elif ntype == NT_FILE and want_files and not info.files and descsz <= MAX_FILE_TABLE:
+                f.seek(offset + pos + 12 + name_len)
+                _parse_files(f.read(descsz), end, word, info)
+        if info.fname is not None and (info.files or not want_files):
+            break
+        pos += 12 + name_len + ((descsz + 3) & ~3)
 
 
 def read_core(path, max_notes=MAX_NOTES):
-    """CoreInfo of the ELF core file PATH, reading at most MAX_NOTES bytes of
-    notes; CoreFileError when it is not one."""
+    """CoreInfo of the ELF core file PATH, looking at most MAX_NOTES bytes
+    into its notes (less than all: the command name only, which comes
+    first); CoreFileError when it is not one."""
     try:
         with open(path, "rb") as f:
             ident = f.read(64)
@@ -113,12 +138,83 @@ def read_core(path, max_notes=MAX_NOTES):
                 offset, size = (fields[2], fields[5]) if word == 8 else (fields[1], fields[4])
                 size = min(size, budget)
                 budget -= size
-                f.seek(offset)
-                _parse_notes(f.read(size), end, word, info)
-                if info.fname is not None and max_notes < MAX_NOTES:
-                    break   # a bounded read wants the command name only
+                want_files = max_notes >= MAX_NOTES
+                _scan_notes(f, offset, size, end, word, info, want_files)
+                if info.fname is not None and (info.files or not want_files):
+                    break
             return info
     except struct.error:
         raise CoreFileError("%s is not a usable core file: its ELF headers are truncated" % path)
     except OSError as exc:
         raise CoreFileError("cannot read core file %s: %s" % (path, exc.strerror or exc))
+
+
+# The kernel's command name (a task's comm) keeps at most 15 characters.
+COMM_LEN = 15
+# pr_psargs holds at most 79 characters (80 from gdb's gcore, no NUL).
+PSARGS_LEN = 79
+
+
+def _base(path):
+    return os.path.basename(path.replace(" (deleted)", "")) if path else ""
+
+
+def comm_matches(fname, name):
+    """Whether FNAME, the command name a core records, can be that of a
+    program file called NAME: the kernel stores its comm (the name cut at
+    15 characters, or what the program set with prctl), gdb's gcore the
+    first 16 characters of argv[0]'s base name."""
+    if not fname or not name:
+        return False
+    return name == fname or (len(fname) >= COMM_LEN and name.startswith(fname))
+
+
+def psargs_matches(psargs, exe):
+    """Whether the command line PSARGS a core records (possibly cut short)
+    starts with the program file EXE (by base name; the path as given to
+    exec may be relative or a link)."""
+    if not psargs or not exe:
+        return False
+    argv0 = psargs.split(" ", 1)[0]
+    name = _base(exe)
+    if _base(argv0) == name:
+        return True
+    if len(psargs) >= PSARGS_LEN and " " not in psargs:
+        # argv[0] itself was cut: the part kept must be the start of EXE's
+        # path or end in the start of its name
+        return exe.startswith(argv0) or (bool(_base(argv0)) and name.startswith(_base(argv0)))
+    return False
+
+
+def program_matches(info, exe):
+    """True when what the core INFO records shows it was made from the
+    executable file EXE, False when it records a program and that is not
+    EXE, None when it records nothing to compare.  The mapped files decide
+    when the core lists them (a program's executable is always mapped),
+    else the command name or line."""
+    name = _base(exe)
+    if not name:
+        return None
+    if info.files:
+        real = os.path.realpath(exe)
+        for path in info.files:
+            clean = path.replace(" (deleted)", "")
+            if _base(clean) == name or clean == exe or os.path.realpath(clean) == real:
+                return True
+        return False
+    if comm_matches(info.fname, name) or psargs_matches(info.psargs, exe):
+        return True
+    if info.fname or info.psargs:
+        return False
+    return None
+
+
+def names_in_full(info, exe):
+    """Whether the core's command name or line names EXE's file in full (not
+    a prefix cut at 15 or 16 characters, which another program can share)."""
+    name = _base(exe)
+    if not name:
+        return False
+    if info.fname == name and len(name) < COMM_LEN:
+        return True
+    return bool(info.psargs) and _base(info.psargs.split(" ", 1)[0]) == name

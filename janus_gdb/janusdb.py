@@ -92,7 +92,10 @@ ENTRY_ROLES = {
     "main": "main",
 }
 
-# Thread names Janus and glib give (live processes only) -> role.
+# Thread names Janus and glib give (live processes only) -> role.  Not the
+# program's own name ("janus"): every thread whose name glib could not set
+# (16+ characters before glib 2.86: "sessions requests", "timeout watchdog")
+# keeps it; only the process's first thread (LWP == PID) is "main".
 NAME_ROLES = (
     (re.compile(r"^hloop\b"), "hloop"),
     (re.compile(r"^timeout watchdog"), "session watchdog"),
@@ -105,7 +108,6 @@ NAME_ROLES = (
     (re.compile(r"^(log|janus-log)$"), "log"),
     (re.compile(r"^MHD-"), "http"),
     (re.compile(r"^SCTP\b"), "sctp"),
-    (re.compile(r"^janus$"), "main"),
     (re.compile(r"^gmain$"), "glib main context"),
     (re.compile(r"^gdbus$"), "glib dbus"),
     (re.compile(r"^pool-spawner$"), "glib pool spawner"),
@@ -121,8 +123,11 @@ LIB_ROLES = (
 )
 
 
-def role_of(entry, name, entry_lib=None, all_system=False, idle_pool=False):
-    """The thread's role, from its entry function, its library, or its name."""
+def role_of(entry, name, entry_lib=None, all_system=False, idle_pool=False, is_main=False):
+    """The thread's role, from its entry function, its library or its name;
+    IS_MAIN: it is the process's first thread (its LWP is the PID)."""
+    if is_main:
+        return "main"
     if entry in ENTRY_ROLES:
         return ENTRY_ROLES[entry]
     if idle_pool:
@@ -140,6 +145,47 @@ def role_of(entry, name, entry_lib=None, all_system=False, idle_pool=False):
     if all_system:
         return "glib"
     return None
+
+
+# Janus functions that serve one API request (exported: named even in a
+# stripped janus).  Called straight from a thread's entry function (Janus's
+# static janus_transport_requests, unnamed when stripped), they run in the
+# one thread that dispatches every request; from janus_transport_task, in a
+# request worker of the GThreadPool.
+REQUEST_FUNCTIONS = ("janus_process_incoming_request", "janus_process_incoming_admin_request")
+
+
+def role_from_stack(app_frames):
+    """(role, "from its stack") from the application frames of a complete
+    stack, newest first, each (function or None, library or None for the
+    executable): a request function called by the entry function itself is
+    the dispatcher, called by janus_transport_task a worker; else (None,
+    None)."""
+    for i, (function, _lib) in enumerate(app_frames):
+        if function not in REQUEST_FUNCTIONS:
+            continue
+        callers = app_frames[i + 1:]
+        if any(c[0] == "janus_transport_task" for c in callers):
+            return "request worker", "from its stack"
+        if len(callers) == 1 and callers[0][1] is None:
+            return "sessions requests", "from its stack"
+        return None, None
+    return None, None
+
+
+def handle_from_name(name):
+    """``handle 424242 (from the thread name)`` from an hloop thread's name,
+    or with its id cut short (``hloop 371669259`` for handle 3716692597610646:
+    the kernel keeps 15 characters of a name) ``handle 371669259… (from the
+    thread name, truncated)``; None when the name holds no id."""
+    if not name or not name.startswith("hloop "):
+        return None
+    digits = name[6:].strip()
+    if not digits.isdigit():
+        return None
+    if len(name) >= 15:
+        return "handle %s\u2026 (from the thread name, truncated)" % digits
+    return "handle %s (from the thread name)" % digits
 
 
 def lock_path(type_name, field):

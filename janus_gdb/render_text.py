@@ -6,7 +6,7 @@ Every string read from the target goes through ``textsafe.escape``.
 from . import advice
 from . import graph
 from . import verdict as verdicts
-from .model import UNKNOWN
+from .model import INFERRED, UNKNOWN
 from .textsafe import escape
 
 ARROW = " <- "
@@ -151,12 +151,15 @@ def target_line(report):
         what = "live process %s" % tgt.get("pid")
     parts = [what, plural(tgt.get("threads", 0), "thread")]
     impl = tgt.get("mutex_impl")
+    # "inferred" only when some owner was: GMutex records none
+    gmutex = ("GMutex: owners inferred" if any(l.evidence == INFERRED for l in report.locks)
+              else "GMutex: no owner recorded")
     if impl == "gmutex":
-        parts.append("GMutex: owners inferred")
+        parts.append(gmutex)
     elif impl == "pthread":
         parts.append("pthread mutexes: exact owners")
         if tgt.get("also_gmutex"):
-            parts.append("GMutex: owners inferred")
+            parts.append(gmutex)
     return "[%s]" % ", ".join(parts)
 
 

@@ -130,9 +130,11 @@ CORE_NOTES_READ = 256 << 10
 
 def core_mismatch(inf):
     """For a core: a sentence when the executable loaded in gdb is missing or
-    is not the program the core was made from (by the command name the core
-    records), else None.  Reads only the core file's first notes."""
-    from .corefile import CoreFileError, read_core
+    is not the program the core was made from, else None.  The core's
+    command name (cut at 15 or 16 characters), command line and mapped
+    files are compared (corefile.program_matches); only the first notes are
+    read unless they do not name the program in full."""
+    from .corefile import CoreFileError, names_in_full, program_matches, read_core
     try:
         text = gdb.execute("info target", to_string=True)
     except gdb.error:
@@ -150,7 +152,14 @@ def core_mismatch(inf):
         return ("no executable is loaded (the core was made from %s): give it to gdb "
                 "(`gdb EXE CORE` or `file EXE`) for names, lines and lock types"
                 % (repr(recorded) if recorded else "an unknown program"))
-    if info.fname and os.path.basename(exe)[:15] != info.fname:
+    if not info.files and not names_in_full(info, exe):
+        # a name cut short or another name: the mapped files (last in
+        # gdb's cores) decide
+        try:
+            info = read_core(m.group(1))
+        except CoreFileError:
+            pass
+    if program_matches(info, exe) is False:
         return ("the executable %s is not the program the core was made from (%r): "
                 "owners, names and lock types may be wrong; open the core with its own "
                 "executable" % (os.path.basename(exe), recorded))

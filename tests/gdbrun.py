@@ -58,6 +58,7 @@ class Truth(object):
     def __init__(self):
         self.threads = {}
         self.locks = {}
+        self.info = {}            # "info KEY VALUE..." lines: {KEY: [VALUE, ...]}
         self.expect_futex = 0
 
     def lwp(self, role):
@@ -74,11 +75,11 @@ class Truth(object):
 class Scenario(object):
     """A running fixture process in its hung state."""
 
-    def __init__(self, exe, args, timeout=20):
+    def __init__(self, exe, args, timeout=20, cwd=None, preexec_fn=None):
         self.exe = exe
         self.proc = subprocess.Popen([exe] + list(args), stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, universal_newlines=True,
-                                     start_new_session=True)
+                                     start_new_session=True, cwd=cwd, preexec_fn=preexec_fn)
         self.pid = self.proc.pid
         self.truth = Truth()
         self._read_truth(timeout)
@@ -94,6 +95,8 @@ class Scenario(object):
                 self.truth.threads.setdefault(parts[1], []).append(int(parts[2]))
             elif parts[0] == "lock":
                 self.truth.locks[parts[1]] = int(parts[2], 16)
+            elif parts[0] == "info" and len(parts) > 1:
+                self.truth.info.setdefault(parts[1], parts[2:])
             elif parts[0] == "expect_futex":
                 self.truth.expect_futex = int(parts[1])
             elif parts[0] == "ready":

@@ -174,9 +174,20 @@ events: {
                 "timeout": self.session_timeout,
                 "disable": "" if self.nosip else '\tdisable = "libjanus_nosip.so"'})
         if self.nosip:
-            with open(os.path.join(self.confdir, "janus.plugin.nosip.jcfg"), "w") as f:
-                f.write('general: {\n\tlocal_ip = "127.0.0.1"\n\tsdp_ip = "127.0.0.1"\n'
-                        '\trtp_port_range = "20000-40000"\n\tevents = false\n}\n')
+            self._write_nosip_config()
+        self._write_http_config()
+        # room 1234 must stay in the VideoRoom config
+        with open(os.path.join(self.confdir, "janus.plugin.videoroom.jcfg")) as f:
+            if "room-1234" not in f.read():
+                raise JanusError("janus.plugin.videoroom.jcfg has no room-1234")
+
+    def _write_nosip_config(self):
+        with open(os.path.join(self.confdir, "janus.plugin.nosip.jcfg"), "w") as f:
+            f.write('general: {\n\tlocal_ip = "127.0.0.1"\n\tsdp_ip = "127.0.0.1"\n'
+                    '\trtp_port_range = "20000-40000"\n\tevents = false\n}\n')
+
+    def _write_http_config(self):
+        """The HTTP transport: API and Admin API on 127.0.0.1 only, no HTTPS."""
         with open(os.path.join(self.confdir, "janus.transport.http.jcfg"), "w") as f:
             f.write("""general: {
 	json = "plain"
@@ -198,10 +209,6 @@ cors: {
 certificates: {
 }
 """ % (self.port, self.admin_port))
-        # room 1234 must stay in the VideoRoom config
-        with open(os.path.join(self.confdir, "janus.plugin.videoroom.jcfg")) as f:
-            if "room-1234" not in f.read():
-                raise JanusError("janus.plugin.videoroom.jcfg has no room-1234")
 
     # --- process -------------------------------------------------------------------
 
@@ -492,6 +499,102 @@ certificates: {
     def handle_info(self, session, handle, timeout=10):
         return self.admin("/%d/%d" % (session, handle), {"janus": "handle_info"},
                           timeout=timeout)
+
+
+# --- Debian's packaged Janus ---------------------------------------------------------
+
+DEBIAN_PACKAGE = "janus"
+
+
+def debian_janus():
+    """({"exe", "nosip", "http", "version"} of Debian's installed janus package,
+    None) or (None, why it cannot be used).  Paths come from `dpkg -L`."""
+    if shutil.which("dpkg-query") is None:
+        return None, "not a Debian system (no dpkg-query)"
+    res = subprocess.run(["dpkg-query", "-W", "-f", "${Status} ${Version}", DEBIAN_PACKAGE],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True)
+    status = res.stdout.split()
+    if res.returncode != 0 or status[:3] != ["install", "ok", "installed"]:
+        return None, ("Debian's janus package is not installed (scripts/install-prereqs "
+                      "--tests installs it: apt-get install janus)")
+    files = subprocess.run(["dpkg-query", "-L", DEBIAN_PACKAGE], stdout=subprocess.PIPE,
+                           universal_newlines=True).stdout.split("\n")
+    found = {"version": status[3] if len(status) > 3 else "?"}
+    for path in files:
+        base = os.path.basename(path)
+        if path.endswith("/bin/janus"):
+            found["exe"] = path
+        elif base == "libjanus_nosip.so" and "/plugins/" in path:
+            found["nosip"] = path
+        elif base == "libjanus_http.so" and "/transports/" in path:
+            found["http"] = path
+    for key, what in (("exe", "/usr/bin/janus"), ("nosip", "the NoSIP plugin"),
+                      ("http", "the HTTP transport")):
+        if not os.path.exists(found.get(key) or "/nonexistent"):
+            return None, "Debian's janus package has no %s" % what
+    return found, None
+
+
+class DebianJanus(JanusServer):
+    """Debian's packaged (stripped) /usr/bin/janus with a configuration of
+    its own in WORKDIR: the HTTP transport on 127.0.0.1 (free ports) and the
+    NoSIP plugin only (the plugin and transport folders hold nothing else),
+    no event handlers or loggers."""
+
+    def __init__(self, package, workdir, session_timeout=120):
+        self.package = package
+        JanusServer.__init__(self, os.path.dirname(os.path.dirname(package["exe"])), workdir,
+                             session_timeout=session_timeout, nosip=True)
+        self.exe = package["exe"]
+        self.plugin = os.path.realpath(package["nosip"])
+        self.srcdir = None
+
+    def _write_config(self):
+        if not os.path.isdir(self.confdir):
+            os.makedirs(self.confdir)
+        folders = {}
+        for kind in ("plugins", "transports", "events", "loggers"):
+            folders[kind] = os.path.join(self.workdir, kind)
+            if not os.path.isdir(folders[kind]):
+                os.makedirs(folders[kind])
+        for kind, key in (("plugins", "nosip"), ("transports", "http")):
+            link = os.path.join(folders[kind], os.path.basename(self.package[key]))
+            if not os.path.lexists(link):
+                os.symlink(os.path.realpath(self.package[key]), link)
+        with open(os.path.join(self.confdir, "janus.jcfg"), "w") as f:
+            f.write("""general: {
+	configs_folder = "%(conf)s"
+	plugins_folder = "%(plugins)s"
+	transports_folder = "%(transports)s"
+	events_folder = "%(events)s"
+	loggers_folder = "%(loggers)s"
+	debug_level = 4
+	admin_secret = "%(secret)s"
+	session_timeout = %(timeout)d
+	protected_folders = [ "/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/sbin", "/sys", "/usr", "/var" ]
+}
+certificates: {
+}
+media: {
+}
+nat: {
+	nice_debug = false
+	full_trickle = true
+	ice_ignore_list = "vmnet"
+}
+plugins: {
+}
+transports: {
+}
+loggers: {
+}
+events: {
+	broadcast = false
+}
+""" % dict(folders, conf=self.confdir, secret=ADMIN_SECRET, timeout=self.session_timeout))
+        self._write_nosip_config()
+        self._write_http_config()
 
 
 class Background(object):
