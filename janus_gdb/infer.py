@@ -40,7 +40,31 @@ def is_held(lock):
     return lock.state.startswith(("locked", "write-locked"))
 
 
+def _code_detail(claim):
+    """``from machine code: lib.so+0x2a1f3 (frame #3) calls g_mutex_lock(0x...) at
+    +0x2a1c0, no unlock before the call at +0x2a1f3``."""
+    c = claim.code or {}
+    calls = c.get("call_at") or []
+    at = c.get("at", 0)
+    point = "the call at" if c.get("at_call") else "the instruction at"
+    text = "from machine code: %s+0x%x (frame #%d%s) calls %s(0x%x) at %s, " % (
+        c.get("module", "?"), at, claim.level,
+        ", in %s" % claim.function if claim.function else "",
+        c.get("call", "a lock function"), claim.addr or 0,
+        ", ".join("+0x%x" % a for a in calls[:3]) or "?")
+    if claim.conditional and not claim.trylock:
+        text += ("but some path to %s +0x%x skips it or may unlock it: held only on "
+                 "some paths" % (point, at))
+    else:
+        text += "no unlock before %s +0x%x" % (point, at)
+    if claim.trylock:
+        text += ", by a trylock or timed lock (it may have failed)"
+    return text
+
+
 def _detail(claim, prefix="locked at"):
+    if claim.origin == "machine-code":
+        return _code_detail(claim)
     text = "%s %s:%d in %s (frame #%d)" % (prefix, claim.file, claim.line, claim.function,
                                            claim.level)
     if claim.at_line and claim.at_line != claim.line:

@@ -1,0 +1,229 @@
+"""Lock claims of frames without line info, read from their machine code.
+
+The gdb side of ``machinecode``: finds the function around a frame's pc
+from the ``.eh_frame`` of its file on disk (``elffile``), disassembles it
+read-only with ``gdb.Architecture.disassemble`` (on a core the text comes
+from the executable and library files), and evaluates the lock addresses
+in the frame (registers as gdb's unwinder restores them).  One
+disassembly and one data flow per function and point, shared by every
+thread stopped there.  x86_64 with AT&T disassembly only; anything else,
+and every failure, leaves the frame unanalysed.
+"""
+
+import os
+import re
+
+import gdb  # pylint: disable=import-error
+
+from . import elffile
+from . import machinecode
+from .model import Claim
+
+MAX_FRAGMENTS = 8
+_TEXT_RE = re.compile(r"^\s*0x([0-9a-f]+) - 0x[0-9a-f]+ is \.text(?: in (.+?))?\s*$")
+
+
+class Module(object):
+    __slots__ = ("path", "name", "elf", "bias")
+
+    def __init__(self, path, elf, bias):
+        self.path = path
+        self.name = os.path.basename(path)
+        self.elf = elf
+        self.bias = bias
+
+
+class CodeReader(object):
+    """One per analysis: module biases, decoded functions and results."""
+
+    def __init__(self):
+        self._texts = None        # {path or None (the executable): runtime .text start}
+        self._modules = {}        # path -> Module or None
+        self._codes = {}          # (path, function start) -> machinecode.Code or None
+        self._points = {}         # (pc, caller) -> (Module, Code, index) or None
+        self._usable = None
+
+    # --- the target's modules ------------------------------------------------------
+
+    def _usable_target(self, frame):
+        if self._usable is None:
+            ok = True
+            try:
+                arch = frame.architecture()
+                ok = "x86-64" in arch.name() and hasattr(arch, "disassemble")
+                flavor = gdb.parameter("disassembly-flavor")
+                ok = ok and flavor in (None, "att")
+            except (gdb.error, RuntimeError, AttributeError):
+                ok = False
+            self._usable = ok
+        return self._usable
+
+    def _load_texts(self):
+        self._texts = {}
+        try:
+            text = gdb.execute("info files", to_string=True)
+        except gdb.error:
+            return
+        for line in text.splitlines():
+            m = _TEXT_RE.match(line)
+            if m:
+                self._texts.setdefault(m.group(2), int(m.group(1), 16))
+
+    def module(self, pc):
+        """Module (file, ELF data, load bias) containing PC, or None."""
+        try:
+            path = gdb.solib_name(pc)
+        except (gdb.error, RuntimeError):
+            return None
+        key = path
+        if key in self._modules:
+            return self._modules[key]
+        if self._texts is None:
+            self._load_texts()
+        mod = None
+        if path is None:
+            try:
+                path = gdb.current_progspace().filename
+            except (gdb.error, RuntimeError, AttributeError):
+                path = None
+            start = self._texts.get(None)
+        else:
+            start = self._texts.get(path)
+        if path and start is not None:
+            elf = elffile.load(path)
+            if elf is not None and elf.text_addr is not None:
+                mod = Module(path, elf, start - elf.text_addr)
+        self._modules[key] = mod
+        return mod
+
+    # --- functions ------------------------------------------------------------------
+
+    def _name_of(self, mod):
+        elf, bias = mod.elf, mod.bias
+
+        def name_of(ins):
+            """The imported function a call or jump goes to; None when unknown
+            or local (a local function could be a lock wrapper)."""
+            if ins.sym and "+" not in ins.sym:
+                for suffix in ("@plt", "@got.plt"):
+                    if ins.sym.endswith(suffix):
+                        return ins.sym[:-len(suffix)]
+            if ins.slot is not None:
+                return elf.got.get(ins.slot - bias)
+            if ins.target is not None and elf.in_plt(ins.target - bias):
+                return elf.plt_target(ins.target - bias)
+            return None
+        return name_of
+
+    def _disassemble(self, arch, start, end):
+        raw = arch.disassemble(start, end - 1, machinecode.MAX_INSNS + 1)
+        return machinecode.decode(raw)
+
+    def code(self, frame, mod, fde):
+        key = (mod.path, fde.start)
+        if key in self._codes:
+            return self._codes[key]
+        code = None
+        try:
+            arch = frame.architecture()
+            insns = self._disassemble(arch, mod.bias + fde.start, mod.bias + fde.end)
+            ranges = [(fde.start, fde.end)]
+            # a function's .cold fragments: out-of-range jumps into a range whose
+            # CFI starts inside a frame
+            todo = [i for i in insns if i.kind in ("jmp", "jcc") and i.target is not None]
+            while todo and len(ranges) <= MAX_FRAGMENTS:
+                ins = todo.pop()
+                t = ins.target - mod.bias
+                if any(a <= t < b for a, b in ranges):
+                    continue
+                frag = mod.elf.fde_at(t)
+                if frag is None or frag.entry:
+                    continue
+                more = self._disassemble(arch, mod.bias + frag.start, mod.bias + frag.end)
+                ranges.append((frag.start, frag.end))
+                insns.extend(more)
+                todo.extend(i for i in more if i.kind in ("jmp", "jcc") and i.target is not None)
+                if len(insns) > machinecode.MAX_INSNS:
+                    raise machinecode.DecodeError("function too long")
+            code = machinecode.Code(insns, mod.bias + fde.start, self._name_of(mod))
+        except (gdb.error, gdb.MemoryError, RuntimeError, ValueError, KeyError, IndexError,
+                machinecode.DecodeError):
+            code = None
+        self._codes[key] = code
+        return code
+
+    def _point(self, frame, info):
+        try:
+            caller = info.level > 0
+            if caller:
+                newer = frame.newer()
+                if newer is not None and newer.type() == gdb.SIGTRAMP_FRAME:
+                    caller = False
+        except (gdb.error, RuntimeError):
+            return None
+        key = (info.pc, caller)
+        if key in self._points:
+            return self._points[key]
+        got = None
+        mod = self.module(info.pc)
+        if mod is not None:
+            fde = mod.elf.fde_at(info.pc - mod.bias)
+            if fde is not None and fde.entry:
+                code = self.code(frame, mod, fde)
+                if code is not None:
+                    k = code.point_of(info.pc, caller)
+                    if k is not None:
+                        got = (mod, code, k, fde)
+        self._points[key] = got
+        return got
+
+    # --- claims ---------------------------------------------------------------------
+
+    def claims(self, frame, info):
+        """(claims, complete) of FRAME (FrameInfo INFO): claims None when its
+        machine code could not be analysed; COMPLETE when the frame can count
+        as analysed (``machinecode`` docstring)."""
+        if not self._usable_target(frame):
+            return None, False
+        point = self._point(frame, info)
+        if point is None:
+            return None, False
+        mod, code, k, fde = point
+        res = code.held_at(k)
+        complete = res.complete
+        at_insn = code.insns[k]
+        at = at_insn.addr - mod.bias
+        out = []
+        for h in res.held:
+            addr = self._address(frame, h.key)
+            if addr is None:
+                complete = False
+                continue
+            calls = [c - mod.bias for c in h.calls]
+            detail = {"module": mod.name, "func": fde.start, "at": at, "call_at": calls,
+                      "call": h.name, "at_call": at_insn.kind == "call"}
+            expr = ("%s+0x%x" % (mod.name, h.key[1] - mod.bias) if h.key[0] == "abs"
+                    else "%%%s%+#x" % (h.key[1], h.key[2]))
+            out.append(Claim(info.level, info.function, None, None, expr, addr,
+                             machinecode_kind(h.kind), conditional=h.conditional or h.trylock,
+                             trylock=h.trylock, mode=h.mode, origin="machine-code",
+                             code=detail))
+        return out, complete
+
+    @staticmethod
+    def _address(frame, key):
+        if key[0] == "abs":
+            return key[1]
+        try:
+            value = frame.read_register(key[1])
+            if value.is_optimized_out:
+                return None
+            return (int(value) + key[2]) & ((1 << 64) - 1)
+        except (gdb.error, RuntimeError, ValueError, OverflowError):
+            return None
+
+
+def machinecode_kind(kind):
+    """The model's lock kind of a lock function's kind."""
+    return {"gmutex": "gmutex", "pthread_mutex": "pthread_mutex",
+            "pthread_rwlock": "pthread_rwlock"}.get(kind)

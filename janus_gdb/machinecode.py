@@ -1,0 +1,739 @@
+"""Locks held at a point of a function, read from its x86_64 machine code.
+
+Pure logic over the instructions gdb disassembled (AT&T syntax); no gdb.
+For frames that have no line info (a stripped Janus, a plugin without
+debug info) ``codereader`` decodes the function around the frame's pc and
+asks ``Code.held_at`` which locks its own calls took and did not release
+on the way to the frame's current call.
+
+Soundness rules (a false claim costs more than a gap):
+
+- Basic blocks and their edges come from the jumps, conditional jumps and
+  returns.  A jump through a register (a switch table) may go anywhere:
+  every instruction becomes a block and the jump an edge to each.  An
+  instruction that cannot be decoded gives up the whole function.
+- A lock is held at a point when, on every path from the function's entry
+  (a forward "must" data flow, intersection at joins), its lock call ran
+  and no unlock of the same address followed; when only some paths took it
+  ("may" data flow, union at joins), or the call was a trylock or a timed
+  lock, the claim is conditional.  The point's own call is not counted (a
+  thread waiting in ``g_mutex_lock`` does not hold that lock yet).
+- Lock arguments (``%rdi``) are traced backwards within straight-line code
+  to a constant address (``lea 0x..(%rip)``, ``mov $imm``) or to a
+  callee-saved register (``%rbx``, ``%rbp``, ``%r12``-``%r15``, or ``%rsp``
+  for a lock on the stack) plus an offset; the register is read in the
+  frame at the point (gdb applies the CFI).  A write to that register
+  between the lock call and the point makes the lock's address unknown.
+- A frame is *complete* (it may count as analysed, i.e. as proof that it
+  holds nothing else) only when every lock call on a path to the point had
+  its argument resolved and no call on such a path went to a function
+  whose name is not known (a local function of a stripped binary, a
+  function pointer): such a callee could be a lock wrapper that returned
+  holding a lock.  An incomplete frame still gives its claims.
+- Not modelled (known risks): a callee that releases a lock this frame took
+  (an unlock wrapper); recursion counts of recursive mutexes; a lock reached
+  through two different registers.
+"""
+
+import re
+
+MAX_INSNS = 20000
+MAX_ITERATIONS = 64          # data-flow passes over the blocks
+MAX_TRACE = 256              # instructions walked back for one argument
+
+# name -> (lock kind, mode, conditional)
+LOCK_CALLS = {
+    "g_mutex_lock": ("gmutex", None, False),
+    "g_mutex_trylock": ("gmutex", None, True),
+    "g_rec_mutex_lock": ("grecmutex", None, False),
+    "g_rec_mutex_trylock": ("grecmutex", None, True),
+    "pthread_mutex_lock": ("pthread_mutex", None, False),
+    "pthread_mutex_trylock": ("pthread_mutex", None, True),
+    "pthread_mutex_timedlock": ("pthread_mutex", None, True),
+    "pthread_mutex_clocklock": ("pthread_mutex", None, True),
+    "pthread_rwlock_wrlock": ("pthread_rwlock", None, False),
+    "pthread_rwlock_rdlock": ("pthread_rwlock", "read", False),
+    "pthread_rwlock_trywrlock": ("pthread_rwlock", None, True),
+    "pthread_rwlock_tryrdlock": ("pthread_rwlock", "read", True),
+    "pthread_rwlock_timedwrlock": ("pthread_rwlock", None, True),
+    "pthread_rwlock_timedrdlock": ("pthread_rwlock", "read", True),
+    "pthread_rwlock_clockwrlock": ("pthread_rwlock", None, True),
+    "pthread_rwlock_clockrdlock": ("pthread_rwlock", "read", True),
+    "g_rw_lock_writer_lock": ("grwlock", None, False),
+    "g_rw_lock_reader_lock": ("grwlock", "read", False),
+    "g_rw_lock_writer_trylock": ("grwlock", None, True),
+    "g_rw_lock_reader_trylock": ("grwlock", "read", True),
+}
+UNLOCK_CALLS = frozenset((
+    "g_mutex_unlock", "g_rec_mutex_unlock", "pthread_mutex_unlock", "pthread_rwlock_unlock",
+    "g_rw_lock_writer_unlock", "g_rw_lock_reader_unlock"))
+# the mutex (second argument) is released while the thread waits in them
+COND_WAITS = frozenset((
+    "g_cond_wait", "g_cond_wait_until", "g_cond_timed_wait", "pthread_cond_wait",
+    "pthread_cond_timedwait", "pthread_cond_clockwait"))
+
+CALLEE_SAVED = frozenset(("rbx", "rbp", "r12", "r13", "r14", "r15"))
+FRAME_REGS = CALLEE_SAVED | frozenset(("rsp",))
+CALLER_SAVED = frozenset(("rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"))
+
+_PREFIXES = frozenset(("lock", "rep", "repz", "repe", "repnz", "repne", "bnd", "notrack",
+                       "data16", "data32", "addr32", "cs", "ds", "es", "ss", "fs", "gs",
+                       "rex", "rex.w", "rex.W", "rex.b", "rex.r", "rex.x", "{disp32}",
+                       "{vex}", "{evex}", "xacquire", "xrelease"))
+_NO_DEST = frozenset(("cmp", "test", "push", "call", "jmp", "bt", "nop", "ucomiss", "ucomisd",
+                      "comiss", "comisd", "ret", "prefetcht0", "prefetcht1", "prefetcht2",
+                      "prefetchnta", "prefetchw", "clflush", "ptest", "vptest", "out",
+                      "endbr64", "hlt", "ud2", "int3", "lfence", "mfence", "sfence", "pause",
+                      "cmpl", "cmpq", "cmpb", "cmpw", "testl", "testq", "testb", "testw",
+                      "pushq", "pushl", "callq", "jmpq", "retq", "btl", "btq", "nopw", "nopl",
+                      "xbegin", "xend", "leave", "leaveq", "verw", "cpuid"))
+
+_REGS = {}
+
+
+def _init_regs():
+    for n in ("a", "b", "c", "d"):
+        for alias in ("r%sx" % n, "e%sx" % n, "%sx" % n, "%sl" % n, "%sh" % n):
+            _REGS[alias] = "r%sx" % n
+    for n in ("si", "di", "bp", "sp"):
+        for alias in ("r" + n, "e" + n, n, n + "l"):
+            _REGS[alias] = "r" + n
+    for i in range(8, 16):
+        for suf in ("", "d", "w", "b", "l"):
+            _REGS["r%d%s" % (i, suf)] = "r%d" % i
+    _REGS["rip"] = "rip"
+
+
+_init_regs()
+
+_MEM_RE = re.compile(r"^(?:%[a-z]s:)?(-?0x[0-9a-f]+|-?\d+)?\((%\w+)?(?:,(%\w+)(?:,(\d))?)?\)$")
+_IMM_RE = re.compile(r"^\$(-?0x[0-9a-f]+|-?\d+)$")
+_SYM_RE = re.compile(r"<([^<>]*)>")
+_HEX_RE = re.compile(r"^(0x[0-9a-f]+)$")
+
+
+class DecodeError(Exception):
+    pass
+
+
+def reg(op):
+    """Canonical 64-bit register of the operand OP (``%ebx`` -> ``rbx``), or None."""
+    if op.startswith("%"):
+        return _REGS.get(op[1:])
+    return None
+
+
+def mem(op):
+    """(disp, base register, index register) of a memory operand, or None."""
+    m = _MEM_RE.match(op)
+    if not m:
+        return None
+    disp = int(m.group(1), 0) if m.group(1) else 0
+    base = _REGS.get(m.group(2)[1:]) if m.group(2) else None
+    index = _REGS.get(m.group(3)[1:]) if m.group(3) else None
+    if (m.group(2) and base is None) or (m.group(3) and index is None):
+        return None
+    return disp, base, index
+
+
+def _split_ops(text):
+    ops = []
+    depth = 0
+    cur = ""
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            ops.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        ops.append(cur.strip())
+    return ops
+
+
+class Insn(object):
+    """One decoded instruction."""
+    __slots__ = ("addr", "length", "mnem", "ops", "target", "sym", "slot", "indirect",
+                 "kind", "text")
+
+    def __init__(self, addr, length, asm):
+        self.addr = addr
+        self.length = length
+        self.text = asm
+        self.target = None      # direct call/jump target
+        self.sym = None         # gdb's <symbol> of the target
+        self.slot = None        # call/jmp *disp(%rip): the address of the pointer
+        self.indirect = False   # call/jmp through a register or other memory
+        body = asm.split("#", 1)[0].strip()
+        words = body.split()
+        while words and words[0] in _PREFIXES:
+            words.pop(0)
+        if not words or words[0] == "(bad)" or "(bad)" in body:
+            raise DecodeError("undecodable instruction at 0x%x" % addr)
+        self.mnem = words[0]
+        rest = " ".join(words[1:])
+        m = _SYM_RE.search(rest)
+        if m:
+            self.sym = m.group(1)
+            rest = rest[:m.start()].strip()
+        self.ops = _split_ops(rest) if rest else []
+        mn = self.mnem
+        base = mn[:-1] if mn in ("callq", "jmpq", "retq") else mn
+        if base in ("call", "jmp") or (mn.startswith("j") or mn.startswith("loop")):
+            if base == "call":
+                self.kind = "call"
+            elif base == "jmp":
+                self.kind = "jmp"
+            else:
+                self.kind = "jcc"
+            op = self.ops[0] if self.ops else ""
+            if op.startswith("*"):
+                mm = mem(op[1:])
+                if mm is not None and mm[1] == "rip" and mm[2] is None:
+                    self.slot = addr + length + mm[0]
+                else:
+                    self.indirect = True
+            else:
+                h = _HEX_RE.match(op)
+                if h:
+                    self.target = int(h.group(1), 16)
+                else:
+                    self.indirect = True
+        elif base in ("ret", "hlt", "ud2", "iret", "iretq", "sysret") or mn in ("retf", "lret"):
+            self.kind = "ret"
+        else:
+            self.kind = None
+
+    def rip_target(self, op):
+        """Absolute address of a ``disp(%rip)`` operand OP, or None."""
+        mm = mem(op)
+        if mm is not None and mm[1] == "rip" and mm[2] is None:
+            return (self.addr + self.length + mm[0]) & ((1 << 64) - 1)
+        return None
+
+    def writes(self):
+        """Registers (canonical) this instruction may write, callee-saved and
+        %rsp included; calls clobber the caller-saved ones."""
+        mn = self.mnem
+        out = set()
+        if self.kind == "call":
+            out.update(CALLER_SAVED)
+            return out
+        if self.kind is not None:
+            return out
+        ops = self.ops
+        if mn not in _NO_DEST and ops:
+            r = reg(ops[-1])
+            if r:
+                out.add(r)
+        if mn.startswith(("xchg", "xadd", "cmpxchg")):
+            for op in ops:
+                r = reg(op)
+                if r:
+                    out.add(r)
+        if mn.startswith(("push", "pop", "enter", "leave")):
+            out.add("rsp")
+        if mn.startswith(("leave", "enter")):
+            out.add("rbp")
+        if mn == "cpuid":
+            out.update(("rax", "rbx", "rcx", "rdx"))
+        if mn.startswith(("mul", "imul", "div", "idiv", "cqto", "cltq", "cltd", "cwtl", "cqo",
+                          "rdtsc", "cmpxchg", "syscall", "lods", "xlat", "in")):
+            out.update(("rax", "rdx", "rcx", "r11"))
+        if mn.startswith(("stos", "movs", "scas", "cmps", "lods", "ins", "outs")) and \
+                not mn.startswith(("movsx", "movslq", "movsbl", "movsbq", "movswl", "movswq",
+                                   "movsbw", "movss", "movsd", "movsl", "movsq")):
+            out.update(("rdi", "rsi", "rcx"))
+        if mn in ("movsl", "movsq", "movsb", "movsw"):   # string moves when without operands
+            if not ops:
+                out.update(("rdi", "rsi", "rcx"))
+        return out
+
+
+def decode(raw):
+    """[Insn] from gdb.Architecture.disassemble's dicts; raises DecodeError."""
+    out = []
+    for d in raw:
+        out.append(Insn(int(d["addr"]), int(d["length"]), str(d["asm"])))
+        if len(out) > MAX_INSNS:
+            raise DecodeError("function too long")
+    return out
+
+
+class Held(object):
+    """A lock possibly held at a point."""
+    __slots__ = ("key", "calls", "name", "kind", "mode", "conditional", "trylock")
+
+    def __init__(self, key, calls, name, kind, mode, conditional, trylock):
+        self.key = key            # ("abs", addr) or ("reg", register, offset)
+        self.calls = calls        # addresses of the lock calls that took it
+        self.name = name          # the lock function, e.g. g_mutex_lock
+        self.kind = kind
+        self.mode = mode
+        self.conditional = conditional
+        self.trylock = trylock
+
+
+class Result(object):
+    """What ``Code.held_at`` found at one point."""
+    __slots__ = ("held", "complete", "why", "waits_on")
+
+    def __init__(self, held, complete, why, waits_on=None):
+        self.held = held          # [Held]
+        self.complete = complete  # see the module docstring
+        self.why = why            # why not complete, for the record
+        self.waits_on = waits_on  # key of the mutex a condition wait at the point releases
+
+
+_TOP = None  # "every key" for the must set of a block not reached yet
+
+
+def may_alias(a, b):
+    """Whether the lock keys A and B may be the same lock: an unlock of B
+    ends an unconditional claim on A unless they are surely different."""
+    if a == b:
+        return True
+    if a[0] == "abs" and b[0] == "abs":
+        return False
+    if a[0] == "reg" and b[0] == "reg" and a[1] == b[1]:
+        return False
+    return True
+
+
+class Code(object):
+    """One function's instructions, its blocks, and its lock data flow.
+
+    INSNS: decoded instructions (possibly several ranges: a function and its
+    ``.cold`` fragments); ENTRY: the function's first address; NAME_OF(insn)
+    gives the called function's name for a call or tail-call jump, or None
+    when unknown."""
+
+    def __init__(self, insns, entry, name_of):
+        self.insns = sorted(insns, key=lambda i: i.addr)
+        self.index = dict((ins.addr, k) for k, ins in enumerate(self.insns))
+        if entry not in self.index:
+            raise DecodeError("entry 0x%x not decoded" % entry)
+        self.entry = entry
+        self.name_of = name_of
+        self.names = [name_of(ins) if ins.kind in ("call", "jmp") else None
+                      for ins in self.insns]
+        self._blocks()
+        self._constants()
+        self._events()
+        self._flow()
+
+    # --- blocks ------------------------------------------------------------------
+
+    def _next(self, k):
+        ins = self.insns[k]
+        n = k + 1
+        if n < len(self.insns) and self.insns[n].addr == ins.addr + ins.length:
+            return n
+        return None
+
+    def _blocks(self):
+        insns = self.insns
+        leaders = set([self.index[self.entry]])
+        self.anywhere = False
+        for k, ins in enumerate(insns):
+            if ins.kind in ("jmp", "jcc"):
+                if ins.indirect and ins.kind == "jmp":
+                    self.anywhere = True
+                elif ins.indirect:
+                    raise DecodeError("conditional indirect jump at 0x%x" % ins.addr)
+                if ins.target is not None and ins.target in self.index:
+                    leaders.add(self.index[ins.target])
+                elif ins.target is not None and self._inside(ins.target):
+                    raise DecodeError("jump into an instruction at 0x%x" % ins.addr)
+                if k + 1 < len(insns):
+                    leaders.add(k + 1)
+            elif ins.kind == "ret" and k + 1 < len(insns):
+                leaders.add(k + 1)
+        if self.anywhere:
+            leaders = set(range(len(insns)))
+        starts = sorted(leaders)
+        self.block_of = [0] * len(insns)
+        self.blocks = []          # [(first index, last index)]
+        for b, s in enumerate(starts):
+            e = (starts[b + 1] - 1) if b + 1 < len(starts) else len(insns) - 1
+            self.blocks.append((s, e))
+            for k in range(s, e + 1):
+                self.block_of[k] = b
+        nb = len(self.blocks)
+        self.succ = [[] for _ in range(nb)]
+        self.pred = [[] for _ in range(nb)]
+        for b, (s, e) in enumerate(self.blocks):
+            last = insns[e]
+            out = []
+            if last.kind == "ret":
+                pass
+            elif last.kind == "jmp":
+                if last.indirect:
+                    out = list(range(nb))
+                elif last.target is not None and last.target in self.index:
+                    out = [self.block_of[self.index[last.target]]]
+                # else: a tail call (or a jump through the GOT): the function exits
+            else:
+                if last.kind == "jcc" and last.target in self.index:
+                    out.append(self.block_of[self.index[last.target]])
+                n = self._next(e)
+                if n is not None:
+                    out.append(self.block_of[n])
+            for o in out:
+                if o not in self.succ[b]:
+                    self.succ[b].append(o)
+                    self.pred[o].append(b)
+
+    def _inside(self, addr):
+        """ADDR falls inside a decoded instruction (not at its start)."""
+        k = self._near(addr)
+        return k > 0 and self.insns[k - 1].addr < addr < \
+            self.insns[k - 1].addr + self.insns[k - 1].length
+
+    def _near(self, addr):
+        lo, hi = 0, len(self.insns)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.insns[mid].addr < addr:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    # --- constant callee-saved registers ---------------------------------------
+
+    @staticmethod
+    def _const_step(ins, consts):
+        """CONSTS ({callee-saved register: value}) after instruction INS."""
+        w = ins.writes() & CALLEE_SAVED
+        if not w:
+            return consts
+        consts = dict(consts)
+        value = None
+        ops = ins.ops
+        if len(w) == 1 and len(ops) == 2 and ops[1].startswith("%r"):
+            if ins.mnem in ("lea", "leaq"):
+                value = ins.rip_target(ops[0])
+            elif ins.mnem in ("mov", "movq"):
+                im = _IMM_RE.match(ops[0])
+                if im:
+                    value = int(im.group(1), 0) & ((1 << 64) - 1)
+                elif ops[0].startswith("%r") and reg(ops[0]) in consts:
+                    value = consts[reg(ops[0])]
+        for r in w:
+            consts.pop(r, None)
+        if value is not None:
+            consts[next(iter(w))] = value
+        return consts
+
+    def _constants(self):
+        """Values of callee-saved registers that hold one constant address
+        (``lea 0x..(%rip),%rbp``) at the start of each block."""
+        nb = len(self.blocks)
+        entry = self.block_of[self.index[self.entry]]
+        self.in_const = [None] * nb
+        self.in_const[entry] = {}
+        out = [None] * nb
+        order = self._rpo(entry)
+        for _ in range(MAX_ITERATIONS):
+            changed = False
+            for b in order:
+                if b != entry:
+                    ins_ = [out[p] for p in self.pred[b] if out[p] is not None]
+                    if not ins_:
+                        continue
+                    c = dict(ins_[0])
+                    for o in ins_[1:]:
+                        for r in list(c):
+                            if o.get(r) != c[r]:
+                                del c[r]
+                    self.in_const[b] = c
+                if self.in_const[b] is None:
+                    continue
+                c = self.in_const[b]
+                s, e = self.blocks[b]
+                for k in range(s, e + 1):
+                    c = self._const_step(self.insns[k], c)
+                if c != out[b]:
+                    out[b] = c
+                    changed = True
+            if not changed:
+                break
+        else:
+            raise DecodeError("register constants do not settle")
+
+    def const_before(self, k):
+        b = self.block_of[k]
+        c = self.in_const[b]
+        if c is None:
+            return {}
+        for j in range(self.blocks[b][0], k):
+            c = self._const_step(self.insns[j], c)
+        return c
+
+    # --- lock events -------------------------------------------------------------
+
+    def _events(self):
+        """Per instruction: None or a tuple describing its effect on locks."""
+        ev = [None] * len(self.insns)
+        for k, ins in enumerate(self.insns):
+            writes = ins.writes() & FRAME_REGS
+            if ins.kind != "call":
+                if writes:
+                    ev[k] = ("write", frozenset(writes))
+                continue
+            name = self.names[k]
+            if name in LOCK_CALLS:
+                kind, mode, cond = LOCK_CALLS[name]
+                key = self.arg_key(k, "rdi")
+                if key is None:
+                    key = ("unresolved", ins.addr)
+                ev[k] = ("lock", key, name, kind, mode, cond)
+            elif name in UNLOCK_CALLS:
+                ev[k] = ("unlock", self.arg_key(k, "rdi"), name)
+            elif name is None:
+                ev[k] = ("callee", ins.addr)
+        self.events = ev
+        self.lock_events = dict((self.insns[j].addr, e) for j, e in enumerate(ev)
+                                if e is not None and e[0] == "lock")
+        self._results = {}
+
+    def arg_key(self, k, register):
+        """The value of REGISTER just before instruction K, as a key:
+        ("abs", address) or ("reg", callee-saved register, offset), or None."""
+        key = self._trace(k, register)
+        if key is not None and key[0] == "reg" and key[1] in CALLEE_SAVED:
+            value = self.const_before(k).get(key[1])
+            if value is not None:
+                return ("abs", (value + key[2]) & ((1 << 64) - 1))
+        return key
+
+    def _trace(self, k, register):
+        cur = register
+        off = 0
+        fallback = None
+        written = set()
+        steps = 0
+        j = k - 1
+        b = self.block_of[k]
+        start = self.blocks[b][0]
+        while steps < MAX_TRACE:
+            steps += 1
+            if j < start:
+                preds = self.pred[b]
+                if len(preds) != 1 or self.blocks[b][0] == self.index[self.entry] \
+                        or self.anywhere:
+                    break
+                b = preds[0]
+                start, j = self.blocks[b]
+                continue
+            ins = self.insns[j]
+            w = ins.writes()
+            if ins.kind == "call" and cur in CALLER_SAVED:
+                return fallback
+            if cur not in w:
+                written |= w
+                j -= 1
+                continue
+            mn = ins.mnem
+            ops = ins.ops
+            got = None
+            if mn in ("lea", "leaq") and len(ops) == 2:
+                mm = mem(ops[0])
+                if mm is not None and mm[2] is None and mm[1] == "rip":
+                    return ("abs", (ins.addr + ins.length + mm[0] + off) & ((1 << 64) - 1))
+                if mm is not None and mm[2] is None and mm[1] is not None:
+                    got = (mm[1], off + mm[0])
+            elif mn in ("mov", "movq") and len(ops) == 2 and ops[1].startswith("%r"):
+                im = _IMM_RE.match(ops[0])
+                if im:
+                    return ("abs", (int(im.group(1), 0) + off) & ((1 << 64) - 1))
+                src = reg(ops[0])
+                if src is not None and ops[0].startswith("%r") and \
+                        not ops[0].endswith(("d", "w", "b")):
+                    got = (src, off)
+            elif mn in ("mov", "movl") and len(ops) == 2 and ops[1].startswith("%e"):
+                im = _IMM_RE.match(ops[0])
+                if im and int(im.group(1), 0) >= 0:
+                    return ("abs", (int(im.group(1), 0) + off) & ((1 << 64) - 1))
+            elif mn in ("add", "addq", "sub", "subq") and len(ops) == 2 and \
+                    reg(ops[1]) == cur and ops[1].startswith("%r"):
+                im = _IMM_RE.match(ops[0])
+                if im:
+                    delta = int(im.group(1), 0)
+                    got = (cur, off + (delta if mn.startswith("add") else -delta))
+            if got is None:
+                return fallback
+            written |= w - set([cur])
+            cur, off = got
+            if cur in FRAME_REGS and cur not in written and fallback is None:
+                fallback = ("reg", cur, off)
+            j -= 1
+        if cur in FRAME_REGS and cur not in written:
+            return fallback or ("reg", cur, off)
+        return fallback
+
+    # --- data flow ----------------------------------------------------------------
+
+    @staticmethod
+    def _apply(ev, must, may, at):
+        """Effect of one event on (must set or _TOP, may dict); returns new pair."""
+        kind = ev[0]
+        if kind == "write":
+            regs = ev[1]
+            def stale(key):
+                if key[0] == "reg" and key[1] in regs:
+                    return ("stale", key[1], key[2])
+                return key
+            if must is not _TOP:
+                must = frozenset(stale(k) for k in must)
+            nmay = {}
+            for k, v in may.items():
+                nk = stale(k)
+                nmay[nk] = nmay.get(nk, frozenset()) | v
+            return must, nmay
+        if kind == "lock":
+            key, cond = ev[1], ev[5]
+            may = dict(may)
+            may[key] = may.get(key, frozenset()) | frozenset([at])
+            if must is not _TOP:
+                must = must | frozenset([key])
+            return must, may
+        if kind == "unlock":
+            key = ev[1]
+            if key is None:
+                return (frozenset() if must is not _TOP else _TOP), may
+            if must is not _TOP:
+                must = frozenset(k for k in must if not may_alias(k, key))
+            if key in may and ev[2] != "g_rec_mutex_unlock":
+                may = dict(may)
+                del may[key]
+            return must, may
+        if kind == "callee":
+            may = dict(may)
+            may[("callee",)] = may.get(("callee",), frozenset()) | frozenset([at])
+            return must, may
+        return must, may
+
+    def _transfer(self, b, must, may, stop=None):
+        s, e = self.blocks[b]
+        end = e if stop is None else stop - 1
+        for k in range(s, end + 1):
+            ev = self.events[k]
+            if ev is not None:
+                must, may = self._apply(ev, must, may, self.insns[k].addr)
+        return must, may
+
+    def _flow(self):
+        nb = len(self.blocks)
+        entry = self.block_of[self.index[self.entry]]
+        self.in_must = [_TOP] * nb
+        self.in_may = [None] * nb
+        self.in_must[entry] = frozenset()
+        self.in_may[entry] = {}
+        out = [None] * nb
+        order = self._rpo(entry)
+        for _ in range(MAX_ITERATIONS):
+            changed = False
+            for b in order:
+                if b != entry:
+                    musts = [out[p][0] for p in self.pred[b] if out[p] is not None]
+                    mays = [out[p][1] for p in self.pred[b] if out[p] is not None]
+                    if not mays:
+                        continue
+                    must = _TOP
+                    for m in musts:
+                        if m is _TOP:
+                            continue
+                        must = m if must is _TOP else must & m
+                    may = {}
+                    for m in mays:
+                        for k, v in m.items():
+                            may[k] = may.get(k, frozenset()) | v
+                    self.in_must[b] = must
+                    self.in_may[b] = may
+                if self.in_may[b] is None:
+                    continue
+                new = self._transfer(b, self.in_must[b], self.in_may[b])
+                if new != out[b]:
+                    out[b] = new
+                    changed = True
+            if not changed:
+                return
+        raise DecodeError("lock data flow does not settle")
+
+    def _rpo(self, entry):
+        seen = set([entry])
+        post = []
+        stack = [(entry, iter(self.succ[entry]))]
+        while stack:
+            b, it = stack[-1]
+            for s in it:
+                if s not in seen:
+                    seen.add(s)
+                    stack.append((s, iter(self.succ[s])))
+                    break
+            else:
+                post.append(b)
+                stack.pop()
+        return list(reversed(post))
+
+    # --- queries --------------------------------------------------------------------
+
+    def point_of(self, pc, caller):
+        """Index of the instruction the frame is at: for a caller frame (PC is
+        a return address) the call before PC, else PC itself; None if none."""
+        if not caller:
+            return self.index.get(pc)
+        for k in range(max(0, self._near(pc) - 1), min(len(self.insns), self._near(pc) + 1)):
+            ins = self.insns[k]
+            if ins.addr + ins.length == pc and ins.kind == "call":
+                return k
+        return None
+
+    def held_at(self, k):
+        """Result at instruction index K (before it runs); cached."""
+        got = self._results.get(k)
+        if got is None:
+            got = self._results[k] = self._held_at(k)
+        return got
+
+    def _held_at(self, k):
+        b = self.block_of[k]
+        if self.in_may[b] is None:
+            return Result([], False, "the point is not reachable in the decoded code")
+        must, may = self._transfer(b, self.in_must[b], self.in_may[b], stop=k)
+        if must is _TOP:
+            must = frozenset()
+        held = []
+        why = []
+        ev_of = self.lock_events
+        for key, calls in sorted(may.items(), key=lambda kv: min(kv[1])):
+            if key[0] == "callee":
+                why.append("calls a function whose name is unknown at +%s" % ",".join(
+                    "0x%x" % a for a in sorted(calls)[:3]))
+                continue
+            if key[0] in ("unresolved", "stale"):
+                why.append("the address of a lock taken at %s is not known at the point" %
+                           ",".join("0x%x" % a for a in sorted(calls)[:3]))
+                continue
+            evs = [ev_of[a] for a in calls if a in ev_of]
+            if not evs:
+                continue
+            trylock = all(e[5] for e in evs)
+            name = evs[0][2]
+            held.append(Held(key, tuple(sorted(calls)), name, evs[0][3], evs[0][4],
+                             key not in must, trylock))
+        waits_on = None
+        ins = self.insns[k]
+        if ins.kind == "call" and self.names[k] in COND_WAITS:
+            waits_on = self.arg_key(k, "rsi")
+            if waits_on is None:
+                why.append("a condition wait releases a mutex whose address is not known")
+            else:
+                held = [h for h in held if h.key != waits_on]
+        return Result(held, not why, "; ".join(why) or None, waits_on)
