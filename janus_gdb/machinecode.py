@@ -35,9 +35,10 @@ Soundness rules (a false claim costs more than a gap):
   through two different registers.
 """
 
+import heapq
 import re
 
-MAX_INSNS = 20000
+MAX_INSNS = 100000
 MAX_ITERATIONS = 64          # data-flow passes over the blocks
 MAX_TRACE = 256              # instructions walked back for one argument
 
@@ -137,6 +138,8 @@ def mem(op):
 
 
 def _split_ops(text):
+    if "(" not in text:
+        return [op.strip() for op in text.split(",")]
     ops = []
     depth = 0
     cur = ""
@@ -290,6 +293,7 @@ class Result(object):
 
 
 _TOP = None  # "every key" for the must set of a block not reached yet
+_NONE = frozenset()
 
 
 def may_alias(a, b):
@@ -321,6 +325,7 @@ class Code(object):
         self.name_of = name_of
         self.names = [name_of(ins) if ins.kind in ("call", "jmp") else None
                       for ins in self.insns]
+        self.w = [ins.writes() for ins in self.insns]
         self._blocks()
         self._constants()
         self._events()
@@ -406,10 +411,10 @@ class Code(object):
 
     # --- constant callee-saved registers ---------------------------------------
 
-    @staticmethod
-    def _const_step(ins, consts):
-        """CONSTS ({callee-saved register: value}) after instruction INS."""
-        w = ins.writes() & CALLEE_SAVED
+    def _const_step(self, k, consts):
+        """CONSTS ({callee-saved register: value}) after instruction K."""
+        w = self.w[k] & CALLEE_SAVED
+        ins = self.insns[k]
         if not w:
             return consts
         consts = dict(consts)
@@ -457,7 +462,7 @@ class Code(object):
                 c = self.in_const[b]
                 s, e = self.blocks[b]
                 for k in range(s, e + 1):
-                    c = self._const_step(self.insns[k], c)
+                    c = self._const_step(k, c)
                 if c != out[b]:
                     out[b] = c
                     changed = True
@@ -472,7 +477,7 @@ class Code(object):
         if c is None:
             return {}
         for j in range(self.blocks[b][0], k):
-            c = self._const_step(self.insns[j], c)
+            c = self._const_step(j, c)
         return c
 
     # --- lock events -------------------------------------------------------------
@@ -481,7 +486,7 @@ class Code(object):
         """Per instruction: None or a tuple describing its effect on locks."""
         ev = [None] * len(self.insns)
         for k, ins in enumerate(self.insns):
-            writes = ins.writes() & FRAME_REGS
+            writes = self.w[k] & FRAME_REGS
             if ins.kind != "call":
                 if writes:
                     ev[k] = ("write", frozenset(writes))
@@ -498,6 +503,8 @@ class Code(object):
             elif name is None:
                 ev[k] = ("callee", ins.addr)
         self.events = ev
+        self.block_events = [[k for k in range(s, e + 1) if ev[k] is not None]
+                             for s, e in self.blocks]
         self.lock_events = dict((self.insns[j].addr, e) for j, e in enumerate(ev)
                                 if e is not None and e[0] == "lock")
         self._results = {}
@@ -532,7 +539,7 @@ class Code(object):
                 start, j = self.blocks[b]
                 continue
             ins = self.insns[j]
-            w = ins.writes()
+            w = self.w[j]
             if ins.kind == "call" and cur in CALLER_SAVED:
                 return fallback
             if cur not in w:
@@ -585,6 +592,10 @@ class Code(object):
         kind = ev[0]
         if kind == "write":
             regs = ev[1]
+            if not any(k[0] == "reg" and k[1] in regs for k in may) and \
+                    (must is _TOP or not any(k[0] == "reg" and k[1] in regs for k in must)):
+                return must, may
+
             def stale(key):
                 if key[0] == "reg" and key[1] in regs:
                     return ("stale", key[1], key[2])
@@ -614,21 +625,22 @@ class Code(object):
                 del may[key]
             return must, may
         if kind == "callee":
-            may = dict(may)
-            may[("callee",)] = may.get(("callee",), frozenset()) | frozenset([at])
+            if ("callee",) not in may:
+                may = dict(may)
+                may[("callee",)] = _NONE
             return must, may
         return must, may
 
     def _transfer(self, b, must, may, stop=None):
-        s, e = self.blocks[b]
-        end = e if stop is None else stop - 1
-        for k in range(s, end + 1):
-            ev = self.events[k]
-            if ev is not None:
-                must, may = self._apply(ev, must, may, self.insns[k].addr)
+        for k in self.block_events[b]:
+            if stop is not None and k >= stop:
+                break
+            must, may = self._apply(self.events[k], must, may, self.insns[k].addr)
         return must, may
 
     def _flow(self):
+        """Worklist data flow in reverse post-order: the must and may lock
+        sets at the start of each block."""
         nb = len(self.blocks)
         entry = self.block_of[self.index[self.entry]]
         self.in_must = [_TOP] * nb
@@ -637,34 +649,41 @@ class Code(object):
         self.in_may[entry] = {}
         out = [None] * nb
         order = self._rpo(entry)
-        for _ in range(MAX_ITERATIONS):
-            changed = False
-            for b in order:
-                if b != entry:
-                    musts = [out[p][0] for p in self.pred[b] if out[p] is not None]
-                    mays = [out[p][1] for p in self.pred[b] if out[p] is not None]
-                    if not mays:
-                        continue
-                    must = _TOP
-                    for m in musts:
-                        if m is _TOP:
-                            continue
-                        must = m if must is _TOP else must & m
-                    may = {}
-                    for m in mays:
-                        for k, v in m.items():
-                            may[k] = may.get(k, frozenset()) | v
-                    self.in_must[b] = must
-                    self.in_may[b] = may
-                if self.in_may[b] is None:
+        rank = dict((b, i) for i, b in enumerate(order))
+        pending = set([entry])
+        heap = [rank[entry]]
+        budget = MAX_ITERATIONS * max(1, len(order))
+        while heap:
+            budget -= 1
+            if budget < 0:
+                raise DecodeError("lock data flow does not settle")
+            b = order[heapq.heappop(heap)]
+            pending.discard(b)
+            if b != entry:
+                preds = [out[p] for p in self.pred[b] if out[p] is not None]
+                if not preds:
                     continue
-                new = self._transfer(b, self.in_must[b], self.in_may[b])
-                if new != out[b]:
-                    out[b] = new
-                    changed = True
-            if not changed:
-                return
-        raise DecodeError("lock data flow does not settle")
+                if len(preds) == 1:
+                    must, may = preds[0]
+                else:
+                    must = _TOP
+                    for m, _ in preds:
+                        if m is not _TOP:
+                            must = m if must is _TOP else must & m
+                    may = dict(preds[0][1])
+                    for _, m in preds[1:]:
+                        for k, v in m.items():
+                            old = may.get(k)
+                            may[k] = v if old is None else (old | v)
+                self.in_must[b] = must
+                self.in_may[b] = may
+            new = self._transfer(b, self.in_must[b], self.in_may[b])
+            if new != out[b]:
+                out[b] = new
+                for succ in self.succ[b]:
+                    if succ not in pending and succ in rank:
+                        pending.add(succ)
+                        heapq.heappush(heap, rank[succ])
 
     def _rpo(self, entry):
         seen = set([entry])
@@ -712,10 +731,10 @@ class Code(object):
         held = []
         why = []
         ev_of = self.lock_events
-        for key, calls in sorted(may.items(), key=lambda kv: min(kv[1])):
+        for key, calls in sorted(may.items(), key=lambda kv: min(kv[1] or [0])):
             if key[0] == "callee":
-                why.append("calls a function whose name is unknown at +%s" % ",".join(
-                    "0x%x" % a for a in sorted(calls)[:3]))
+                why.append("calls a function that is not a known import (it could be a "
+                           "lock wrapper)")
                 continue
             if key[0] in ("unresolved", "stale"):
                 why.append("the address of a lock taken at %s is not known at the point" %
