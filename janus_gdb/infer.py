@@ -5,6 +5,8 @@ Pure logic over ``model`` objects; no gdb.  Sources, strongest first:
 lockset    the source of a frame on the thread's stack locked the lock on
            the path to the frame's current line and did not unlock it, and
            the expression evaluates there to the lock's address;
+machine-code  the same, read from the machine code of a frame without line
+           info (``machinecode``, ``codereader``);
 type-match the expression could not be evaluated (optimized out), but the
            lock is the only held one of that struct type and field;
 locklog    Janus's lock-debug log shows the lock's last ``lock`` without an
@@ -134,7 +136,8 @@ def infer_owners(threads, locks, locklog=None, frame_refs_of=None):
                     len(per_thread), ", ".join("T%d" % n for n in lock.candidates)))
             continue
         t, c = chosen
-        lock.inference = Inference(t.lwp, t.num, "frameref" if tie_note else "lockset",
+        source = "machine-code" if c.origin == "machine-code" else "lockset"
+        lock.inference = Inference(t.lwp, t.num, "frameref" if tie_note else source,
                                    _detail(c) + tie_note, c)
         taken.add(addr)
     _type_matches(threads, locks, taken)

@@ -358,6 +358,7 @@ class Code(object):
                     leaders.add(k + 1)
             elif ins.kind == "ret" and k + 1 < len(insns):
                 leaders.add(k + 1)
+        self.natural_leaders = frozenset(leaders)
         if self.anywhere:
             leaders = set(range(len(insns)))
         starts = sorted(leaders)
@@ -528,6 +529,15 @@ class Code(object):
         j = k - 1
         b = self.block_of[k]
         start = self.blocks[b][0]
+        if self.anywhere:
+            # every instruction is a block for the data flow (a switch may jump
+            # anywhere); arguments are traced within the straight-line code
+            # between jumps and jump targets, where a compiler's switch never lands
+            start = k
+            while start > 0 and start not in self.natural_leaders and \
+                    self.insns[start - 1].kind not in ("jmp", "jcc", "ret") and \
+                    k - start < MAX_TRACE:
+                start -= 1
         while steps < MAX_TRACE:
             steps += 1
             if j < start:
