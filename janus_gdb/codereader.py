@@ -12,6 +12,7 @@ and every failure, leaves the frame unanalysed.
 
 import os
 import re
+import struct
 
 import gdb  # pylint: disable=import-error
 
@@ -202,8 +203,12 @@ class CodeReader(object):
             calls = [c - mod.bias for c in h.calls]
             detail = {"module": mod.name, "func": fde.start, "at": at, "call_at": calls,
                       "call": h.name, "at_call": at_insn.kind == "call"}
-            expr = ("%s+0x%x" % (mod.name, h.key[1] - mod.bias) if h.key[0] == "abs"
-                    else "%%%s%+#x" % (h.key[1], h.key[2]))
+            if h.key[0] == "abs":
+                expr = "%s+0x%x" % (mod.name, h.key[1] - mod.bias)
+            elif h.key[0] == "slot":
+                expr = "*(%%%s%+#x)%+#x" % h.key[1:]
+            else:
+                expr = "%%%s%+#x" % (h.key[1], h.key[2])
             out.append(Claim(info.level, info.function, None, None, expr, addr,
                              machinecode_kind(h.kind), conditional=h.conditional or h.trylock,
                              trylock=h.trylock, mode=h.mode, origin="machine-code",
@@ -212,15 +217,24 @@ class CodeReader(object):
 
     @staticmethod
     def _address(frame, key):
+        """The lock address of a ``machinecode`` key, evaluated in FRAME."""
         if key[0] == "abs":
             return key[1]
         try:
             value = frame.read_register(key[1])
             if value.is_optimized_out:
                 return None
-            return (int(value) + key[2]) & ((1 << 64) - 1)
-        except (gdb.error, RuntimeError, ValueError, OverflowError):
+            base = int(value) & ((1 << 64) - 1)
+            if key[0] == "reg":
+                return (base + key[2]) & ((1 << 64) - 1)
+            if key[0] == "slot":
+                data = bytes(gdb.selected_inferior().read_memory(
+                    (base + key[2]) & ((1 << 64) - 1), 8))
+                return (struct.unpack("<Q", data)[0] + key[3]) & ((1 << 64) - 1)
+        except (gdb.error, gdb.MemoryError, RuntimeError, ValueError, OverflowError,
+                struct.error):
             return None
+        return None
 
 
 def machinecode_kind(kind):

@@ -19,11 +19,14 @@ Soundness rules (a false claim costs more than a gap):
   lock, the claim is conditional.  The point's own call is not counted (a
   thread waiting in ``g_mutex_lock`` does not hold that lock yet).
 - Lock arguments (``%rdi``) are traced backwards within straight-line code
-  to a constant address (``lea 0x..(%rip)``, ``mov $imm``) or to a
+  to a constant address (``lea 0x..(%rip)``, ``mov $imm``), to a
   callee-saved register (``%rbx``, ``%rbp``, ``%r12``-``%r15``, or ``%rsp``
-  for a lock on the stack) plus an offset; the register is read in the
-  frame at the point (gdb applies the CFI).  A write to that register
-  between the lock call and the point makes the lock's address unknown.
+  for a lock on the stack) plus an offset, or to a pointer loaded from a
+  stack slot (``mov 0x18(%rsp),%rdi``) in a function that never lets a
+  stack address out; the register (and the slot) is read in the frame at
+  the point (gdb applies the CFI).  A write to that register (a store to
+  that slot) between the lock call and the point makes the lock's address
+  unknown.
 - A frame is *complete* (it may count as analysed, i.e. as proof that it
   holds nothing else) only when every lock call on a path to the point had
   its argument resolved and no call on such a path went to a function
@@ -257,6 +260,35 @@ class Insn(object):
         return out
 
 
+def stack_store(ins):
+    """(base, disp) of a store by INS into a %rsp- or %rbp-based slot ("?" for
+    the base when indexed); None otherwise.  Stores through other registers
+    cannot reach a slot of a function that lets no stack address out (the
+    only functions whose slots are used)."""
+    if ins.kind is not None or ins.mnem in _NO_DEST or not ins.ops:
+        return None
+    mm = mem(ins.ops[-1])
+    if mm is None:
+        return None
+    if mm[1] in ("rsp", "rbp"):
+        return (mm[1], mm[0]) if mm[2] is None else ("?", 0)
+    if mm[2] in ("rsp", "rbp"):
+        return ("?", 0)
+    return None
+
+
+def _escapes(ins):
+    """INS lets the address of a stack slot out (``lea 0x10(%rsp),%rdi``)."""
+    ops = ins.ops
+    if ins.mnem in ("lea", "leaq") and len(ops) == 2:
+        mm = mem(ops[0])
+        return mm is not None and (mm[1] in ("rsp", "rbp") or mm[2] in ("rsp", "rbp")) and \
+            reg(ops[1]) not in ("rsp", "rbp")
+    if ins.mnem in ("mov", "movq") and len(ops) == 2 and ops[0] in ("%rsp", "%rbp"):
+        return reg(ops[1]) not in ("rsp", "rbp")
+    return ins.mnem.startswith("push") and ops == ["%rsp"]
+
+
 def decode(raw):
     """[Insn] from gdb.Architecture.disassemble's dicts; raises DecodeError."""
     out = []
@@ -272,7 +304,8 @@ class Held(object):
     __slots__ = ("key", "calls", "name", "kind", "mode", "conditional", "trylock")
 
     def __init__(self, key, calls, name, kind, mode, conditional, trylock):
-        self.key = key            # ("abs", addr) or ("reg", register, offset)
+        self.key = key            # ("abs", addr), ("reg", register, offset) or
+        #                           ("slot", rsp|rbp, disp, offset): *(reg+disp) + offset
         self.calls = calls        # addresses of the lock calls that took it
         self.name = name          # the lock function, e.g. g_mutex_lock
         self.kind = kind
@@ -304,6 +337,8 @@ def may_alias(a, b):
     if a[0] == "abs" and b[0] == "abs":
         return False
     if a[0] == "reg" and b[0] == "reg" and a[1] == b[1]:
+        return False
+    if a[0] == "slot" and b[0] == "slot" and a[1:3] == b[1:3]:
         return False
     return True
 
@@ -486,11 +521,15 @@ class Code(object):
     def _events(self):
         """Per instruction: None or a tuple describing its effect on locks."""
         ev = [None] * len(self.insns)
+        self.stores = [stack_store(ins) for ins in self.insns]
+        # slot keys only in functions that never let a stack address out:
+        # then only their own stores can change a slot
+        self.stack_escapes = any(_escapes(ins) for ins in self.insns)
         for k, ins in enumerate(self.insns):
             writes = self.w[k] & FRAME_REGS
             if ins.kind != "call":
-                if writes:
-                    ev[k] = ("write", frozenset(writes))
+                if writes or self.stores[k] is not None:
+                    ev[k] = ("write", frozenset(writes), self.stores[k])
                 continue
             name = self.names[k]
             if name in LOCK_CALLS:
@@ -525,6 +564,7 @@ class Code(object):
         off = 0
         fallback = None
         written = set()
+        stores = []
         steps = 0
         j = k - 1
         b = self.block_of[k]
@@ -552,6 +592,8 @@ class Code(object):
             w = self.w[j]
             if ins.kind == "call" and cur in CALLER_SAVED:
                 return fallback
+            if self.stores[j] is not None:
+                stores.append(self.stores[j])
             if cur not in w:
                 written |= w
                 j -= 1
@@ -573,6 +615,15 @@ class Code(object):
                 if src is not None and ops[0].startswith("%r") and \
                         not ops[0].endswith(("d", "w", "b")):
                     got = (src, off)
+                mm = mem(ops[0])
+                if mm is not None and mm[1] in ("rsp", "rbp") and mm[2] is None and \
+                        not ops[1].endswith(("d", "w", "b")):
+                    # a pointer loaded from a stack slot still unchanged at the call
+                    base, disp = mm[1], mm[0]
+                    if not self.stack_escapes and base not in written and not any(
+                            sb != base or abs(sd - disp) < 8 for sb, sd in stores):
+                        return ("slot", base, disp, off)
+                    return fallback
             elif mn in ("mov", "movl") and len(ops) == 2 and ops[1].startswith("%e"):
                 im = _IMM_RE.match(ops[0])
                 if im and int(im.group(1), 0) >= 0:
@@ -601,14 +652,22 @@ class Code(object):
         """Effect of one event on (must set or _TOP, may dict); returns new pair."""
         kind = ev[0]
         if kind == "write":
-            regs = ev[1]
-            if not any(k[0] == "reg" and k[1] in regs for k in may) and \
-                    (must is _TOP or not any(k[0] == "reg" and k[1] in regs for k in must)):
+            regs, store = ev[1], ev[2]
+
+            def hit(key):
+                if key[0] == "reg":
+                    return key[1] in regs
+                if key[0] == "slot":
+                    return key[1] in regs or (store is not None and (
+                        store[0] != key[1] or abs(store[1] - key[2]) < 8))
+                return False
+            if not any(hit(k) for k in may) and \
+                    (must is _TOP or not any(hit(k) for k in must)):
                 return must, may
 
             def stale(key):
-                if key[0] == "reg" and key[1] in regs:
-                    return ("stale", key[1], key[2])
+                if hit(key):
+                    return ("stale",) + key[1:]
                 return key
             if must is not _TOP:
                 must = frozenset(stale(k) for k in must)

@@ -317,3 +317,27 @@ def test_evidence_text():
         "+0x2a1c0, no unlock before the call at +0x2a1f3")
     c.conditional = True
     assert "held only on some paths" in infer._detail(c)
+
+
+def test_pointer_in_a_stack_slot():
+    lines = [
+        "sub    $0x28,%rsp",
+        "mov    %rdi,0x8(%rsp)",     # the object pointer spilled
+        "call   0x1830 <g_hash_table_lookup@plt>",
+        "mov    0x8(%rsp),%rdi",
+        "add    $0x18,%rdi",
+        LOCK,                        # 5: lock(obj->m), obj from the slot
+        OTHER,                       # 6
+        "mov    %rax,0x8(%rsp)",     # 7: the slot is overwritten
+        OTHER,                       # 8
+        "add    $0x28,%rsp",
+        "ret",
+    ]
+    c = code(lines)
+    assert [h.key for h in at(c, 6).held] == [("slot", "rsp", 8, 0x18)]
+    r = at(c, 8)
+    assert r.held == [] and not r.complete
+    # a stack address let out: a callee could change the slot
+    c = code(lines[:1] + ["lea    0x10(%rsp),%rsi"] + lines[1:])
+    r = c.held_at(c.index[BASE + 7 * LEN])
+    assert r.held == [] and not r.complete
