@@ -166,9 +166,12 @@ class CodeReader(object):
         if key in self._points:
             return self._points[key]
         got = None
-        mod = self.module(info.pc)
+        # a caller's return address may be the next function's first byte
+        # (after a call that does not return): look up the call's own byte
+        where = info.pc - 1 if caller else info.pc
+        mod = self.module(where)
         if mod is not None:
-            fde = mod.elf.fde_at(info.pc - mod.bias)
+            fde = mod.elf.fde_at(where - mod.bias)
             if fde is not None and fde.entry:
                 code = self.code(frame, mod, fde)
                 if code is not None:
