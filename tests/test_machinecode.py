@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 import gdbrun
+from test_json_schema import check_document
 
 VARIANTS = {"plt": [], "noplt": ["-fno-plt"]}
 
@@ -91,7 +92,7 @@ def test_owners_from_machine_code_json(hung, mode):
     b, sc, core = hung
     t = sc.truth
     out = analyze(hung, mode, "janus-waitgraph --format json")
-    r = gdbrun.Result(gdbrun.extract_json(out.stdout))
+    r = gdbrun.Result(check_document(gdbrun.extract_json(out.stdout), "janus-waitgraph"))
     assert r.data["verdict"].startswith("No deadlock found"), r.data["verdict"]
     # the global GMutex (RIP-relative) and the heap object's (callee-saved base)
     for name, func, call, holder in (("g_lock", "hold_both", "g_mutex_lock", "holder"),
