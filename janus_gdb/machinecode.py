@@ -362,9 +362,14 @@ class Code(object):
                       for ins in self.insns]
         self.w = [ins.writes() for ins in self.insns]
         self._blocks()
-        self._constants()
-        self._events()
-        self._flow()
+        self.in_const = None      # computed when an argument needs it
+        self.stores = [stack_store(ins) for ins in self.insns]
+        # slot keys only in functions that never let a stack address out:
+        # then only their own stores can change a slot
+        self.stack_escapes = any(_escapes(ins) for ins in self.insns)
+        self._call_ev = {}
+        self._results = {}
+        self._order = None
 
     # --- blocks ------------------------------------------------------------------
 
@@ -508,6 +513,8 @@ class Code(object):
             raise DecodeError("register constants do not settle")
 
     def const_before(self, k):
+        if self.in_const is None:
+            self._constants()
         b = self.block_of[k]
         c = self.in_const[b]
         if c is None:
@@ -518,36 +525,71 @@ class Code(object):
 
     # --- lock events -------------------------------------------------------------
 
-    def _events(self):
-        """Per instruction: None or a tuple describing its effect on locks."""
-        ev = [None] * len(self.insns)
-        self.stores = [stack_store(ins) for ins in self.insns]
-        # slot keys only in functions that never let a stack address out:
-        # then only their own stores can change a slot
-        self.stack_escapes = any(_escapes(ins) for ins in self.insns)
-        for k, ins in enumerate(self.insns):
-            writes = self.w[k] & FRAME_REGS
-            if ins.kind != "call":
-                if writes or self.stores[k] is not None:
-                    ev[k] = ("write", frozenset(writes), self.stores[k])
-                continue
-            name = self.names[k]
-            if name in LOCK_CALLS:
-                kind, mode, cond = LOCK_CALLS[name]
-                key = self.arg_key(k, "rdi")
-                if key is None:
-                    key = ("unresolved", ins.addr)
-                ev[k] = ("lock", key, name, kind, mode, cond)
-            elif name in UNLOCK_CALLS:
-                ev[k] = ("unlock", self.arg_key(k, "rdi"), name)
-            elif name is None:
-                ev[k] = ("callee", ins.addr)
-        self.events = ev
-        self.block_events = [[k for k in range(s, e + 1) if ev[k] is not None]
-                             for s, e in self.blocks]
-        self.lock_events = dict((self.insns[j].addr, e) for j, e in enumerate(ev)
-                                if e is not None and e[0] == "lock")
-        self._results = {}
+    def _call_event(self, k):
+        """The lock effect of the call at instruction K (cached): a lock, an
+        unlock, a call of an unknown function, or None."""
+        if k in self._call_ev:
+            return self._call_ev[k]
+        ins = self.insns[k]
+        name = self.names[k]
+        e = None
+        if name in LOCK_CALLS:
+            kind, mode, cond = LOCK_CALLS[name]
+            key = self.arg_key(k, "rdi")
+            if key is None:
+                key = ("unresolved", ins.addr)
+            e = ("lock", key, name, kind, mode, cond)
+        elif name in UNLOCK_CALLS:
+            e = ("unlock", self.arg_key(k, "rdi"), name)
+        elif name is None:
+            e = ("callee", ins.addr)
+        self._call_ev[k] = e
+        return e
+
+    def _events(self, blocks):
+        """(events {index: event}, events per block) of the instructions of
+        BLOCKS: lock calls, unlocks, unknown callees, and the register writes
+        and stack stores that can change the address of a lock in use."""
+        ev = {}
+        for b in blocks:
+            s, e = self.blocks[b]
+            for k in range(s, e + 1):
+                if self.insns[k].kind == "call":
+                    got = self._call_event(k)
+                    if got is not None:
+                        ev[k] = got
+        regs = set()
+        slots = False
+        for e in ev.values():
+            if e[0] in ("lock", "unlock") and e[1] is not None:
+                if e[1][0] in ("reg", "slot"):
+                    regs.add(e[1][1])
+                slots = slots or e[1][0] == "slot"
+        if regs:
+            for b in blocks:
+                s, e = self.blocks[b]
+                for k in range(s, e + 1):
+                    if k in ev:
+                        continue
+                    writes = self.w[k] & regs
+                    store = self.stores[k] if slots else None
+                    if writes or store is not None:
+                        ev[k] = ("write", frozenset(writes), store)
+        per_block = {}
+        for k in sorted(ev):
+            per_block.setdefault(self.block_of[k], []).append(k)
+        return ev, per_block
+
+    def _ancestors(self, b):
+        """The blocks from which block B can be reached, B included."""
+        seen = set([b])
+        todo = [b]
+        while todo:
+            for p in self.pred[todo.pop()]:
+                if p not in seen:
+                    seen.add(p)
+                    todo.append(p)
+        return seen
 
     def arg_key(self, k, register):
         """The value of REGISTER just before instruction K, as a key:
@@ -700,36 +742,37 @@ class Code(object):
             return must, may
         return must, may
 
-    def _transfer(self, b, must, may, stop=None):
-        for k in self.block_events[b]:
+    def _transfer(self, events, ks, must, may, stop=None):
+        for k in ks:
             if stop is not None and k >= stop:
                 break
-            must, may = self._apply(self.events[k], must, may, self.insns[k].addr)
+            must, may = self._apply(events[k], must, may, self.insns[k].addr)
         return must, may
 
-    def _flow(self):
-        """Worklist data flow in reverse post-order: the must and may lock
-        sets at the start of each block."""
-        nb = len(self.blocks)
+    def _flow(self, blocks, events, per_block):
+        """Worklist data flow over BLOCKS (those that reach the point), in
+        reverse post-order: {block: (must, may)} at the start of each."""
         entry = self.block_of[self.index[self.entry]]
-        self.in_must = [_TOP] * nb
-        self.in_may = [None] * nb
-        self.in_must[entry] = frozenset()
-        self.in_may[entry] = {}
-        out = [None] * nb
-        order = self._rpo(entry)
-        rank = dict((b, i) for i, b in enumerate(order))
+        if self._order is None:
+            self._order = self._rpo(entry)
+            self._rank = dict((b, i) for i, b in enumerate(self._order))
+        order, rank = self._order, self._rank
+        state_in = {entry: (frozenset(), {})}
+        out = {}
         pending = set([entry])
         heap = [rank[entry]]
-        budget = MAX_ITERATIONS * max(1, len(order))
+        budget = MAX_ITERATIONS * max(1, len(blocks))
+        none = ()
         while heap:
             budget -= 1
             if budget < 0:
                 raise DecodeError("lock data flow does not settle")
             b = order[heapq.heappop(heap)]
             pending.discard(b)
-            if b != entry:
-                preds = [out[p] for p in self.pred[b] if out[p] is not None]
+            if b != entry or self.pred[b]:
+                preds = [out[p] for p in self.pred[b] if p in out]
+                if b == entry:      # the function's start, and jumps back to it
+                    preds.append((frozenset(), {}))
                 if not preds:
                     continue
                 if len(preds) == 1:
@@ -744,15 +787,16 @@ class Code(object):
                         for k, v in m.items():
                             old = may.get(k)
                             may[k] = v if old is None else (old | v)
-                self.in_must[b] = must
-                self.in_may[b] = may
-            new = self._transfer(b, self.in_must[b], self.in_may[b])
-            if new != out[b]:
+                state_in[b] = (must, may)
+            must, may = state_in[b]
+            new = self._transfer(events, per_block.get(b, none), must, may)
+            if new != out.get(b):
                 out[b] = new
                 for succ in self.succ[b]:
-                    if succ not in pending and succ in rank:
+                    if succ in blocks and succ not in pending and succ in rank:
                         pending.add(succ)
                         heapq.heappush(heap, rank[succ])
+        return state_in
 
     def _rpo(self, entry):
         seen = set([entry])
@@ -792,14 +836,20 @@ class Code(object):
 
     def _held_at(self, k):
         b = self.block_of[k]
-        if self.in_may[b] is None:
+        blocks = self._ancestors(b)
+        if self.block_of[self.index[self.entry]] not in blocks:
             return Result([], False, "the point is not reachable in the decoded code")
-        must, may = self._transfer(b, self.in_must[b], self.in_may[b], stop=k)
+        events, per_block = self._events(blocks)
+        state = self._flow(blocks, events, per_block)
+        if b not in state:
+            return Result([], False, "the point is not reachable in the decoded code")
+        must, may = self._transfer(events, per_block.get(b, ()), state[b][0], state[b][1],
+                                   stop=k)
         if must is _TOP:
             must = frozenset()
         held = []
         why = []
-        ev_of = self.lock_events
+        ev_of = dict((self.insns[j].addr, e) for j, e in events.items() if e[0] == "lock")
         for key, calls in sorted(may.items(), key=lambda kv: min(kv[1] or [0])):
             if key[0] == "callee":
                 why.append("calls a function that is not a known import (it could be a "

@@ -341,3 +341,14 @@ def test_pointer_in_a_stack_slot():
     c = code(lines[:1] + ["lea    0x10(%rsp),%rsi"] + lines[1:])
     r = c.held_at(c.index[BASE + 7 * LEN])
     assert r.held == [] and not r.complete
+
+
+def test_jump_back_to_the_entry():
+    c = code([
+        OTHER,                      # 0: entry, also the loop head
+        "lea    0x%x(%%rip),%%rdi" % rip(1, G),
+        LOCK,
+        "jmp    0x%x" % BASE,
+    ])
+    # on the second pass the lock is held at the entry: only "may"
+    assert [(h.key, h.conditional) for h in at(c, 0).held] == [(("abs", G), True)]
