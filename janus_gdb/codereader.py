@@ -186,7 +186,14 @@ class CodeReader(object):
     def claims(self, frame, info):
         """(claims, complete) of FRAME (FrameInfo INFO): claims None when its
         machine code could not be analysed; COMPLETE when the frame can count
-        as analysed (``machinecode`` docstring)."""
+        as analysed (``machinecode`` docstring).  Never raises."""
+        try:
+            return self._claims(frame, info)
+        except (machinecode.DecodeError, gdb.error, gdb.MemoryError, RuntimeError, ValueError,
+                KeyError, IndexError, TypeError, OverflowError, struct.error):
+            return None, False
+
+    def _claims(self, frame, info):
         if not self._usable_target(frame):
             return None, False
         point = self._point(frame, info)
