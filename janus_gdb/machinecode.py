@@ -831,7 +831,11 @@ class Code(object):
         """Result at instruction index K (before it runs); cached."""
         got = self._results.get(k)
         if got is None:
-            got = self._results[k] = self._held_at(k)
+            try:
+                got = self._held_at(k)
+            except DecodeError as exc:   # cached too: thousands of threads may stop here
+                got = Result([], False, str(exc))
+            self._results[k] = got
         return got
 
     def _held_at(self, k):
