@@ -155,11 +155,15 @@ class CodeReader(object):
 
     def _point(self, frame, info):
         try:
-            caller = info.level > 0
-            if caller:
-                newer = frame.newer()
-                if newer is not None and newer.type() == gdb.SIGTRAMP_FRAME:
-                    caller = False
+            # the pc is a return address unless the frame is the newest real
+            # one or was interrupted by a signal (inlined frames share a pc)
+            caller = False
+            newer = frame.newer()
+            for _ in range(64):
+                if newer is None or newer.type() != gdb.INLINE_FRAME:
+                    break
+                newer = newer.newer()
+            caller = newer is not None and newer.type() != gdb.SIGTRAMP_FRAME
         except (gdb.error, RuntimeError):
             return None
         key = (info.pc, caller)

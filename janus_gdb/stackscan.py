@@ -51,6 +51,9 @@ class Scanner(object):
                 got = lockset.frame_claims(frame, info, self.sources, self.kind_of_type,
                                            self.frame_cache)
                 complete = got is not None
+                if got is None and not _inline(frame):
+                    # line info but no readable source: its machine code
+                    got, complete = self._code_claims(frame, info)
             if got:
                 claims.extend(got)
             if complete:
@@ -94,6 +97,13 @@ class Scanner(object):
             except (gdb.error, RuntimeError, ValueError, OverflowError, TypeError):
                 continue
         return None
+
+
+def _inline(frame):
+    try:
+        return frame.type() == gdb.INLINE_FRAME
+    except (gdb.error, RuntimeError):
+        return True
 
 
 # Waiters of one unnamed lock whose frames are read for its name.

@@ -177,3 +177,30 @@ def test_eh_frame_bounds_match_the_symbol_table(build_dir, tmp_path):
         assert fde is not None and fde.start == start and fde.entry, (name, fde)
     # the GOT slot of every lock function is known without symbols
     assert set(["g_mutex_lock", "g_mutex_unlock", "g_mutex_trylock"]) <= set(elf.got.values())
+
+
+def test_debug_info_without_the_source_file(tmp_path):
+    """Line info but the C file is gone (a dbgsym package without sources):
+    the frames are read from their machine code instead."""
+    import shutil
+    for name in ("machinecode.c", "fixture_io.h"):
+        shutil.copy(os.path.join(gdbrun.FIXTURES, name), str(tmp_path))
+    src = os.path.join(str(tmp_path), "machinecode.c")
+    exe = gdbrun.compile_c(src, os.path.join(str(tmp_path), "machinecode_nosrc"))
+    os.unlink(src)
+    sc = gdbrun.Scenario(exe, [])
+    try:
+        out = gdbrun.gdb(["janus-waitgraph --format json"], pid=sc.pid, hide_debug=True)
+    finally:
+        sc.kill()
+    assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
+    r = gdbrun.Result(gdbrun.extract_json(out.stdout))
+    calls = function_calls(exe)
+    (park,) = [a for a, text in calls["hold_both"] if "<park>" in text]
+    for name in ("g_lock", "obj_m"):
+        owner = r.locks[sc.truth.lock(name)]["owner"]
+        assert owner["lwp"] == sc.truth.lwp("holder"), owner
+        assert owner["source"] == "machine-code", owner
+        assert owner["detail"].startswith("from machine code: machinecode_nosrc+0x%x (frame #"
+                                          % park), owner
+        assert "in hold_both" in owner["detail"], owner
