@@ -76,6 +76,16 @@ COND_WAITS = frozenset((
     "g_cond_wait", "g_cond_wait_until", "g_cond_timed_wait", "pthread_cond_wait",
     "pthread_cond_timedwait", "pthread_cond_clockwait"))
 
+# calls that never return: the next instruction belongs to another path
+NORETURN_CALLS = frozenset((
+    "abort", "exit", "_exit", "_Exit", "quick_exit", "pthread_exit", "__stack_chk_fail",
+    "__assert_fail", "__assert_perror_fail", "__fortify_fail", "__chk_fail", "longjmp",
+    "siglongjmp", "__longjmp_chk", "_Unwind_Resume", "__cxa_throw", "__cxa_rethrow",
+    "__cxa_bad_cast", "__cxa_bad_typeid", "__cxa_throw_bad_array_new_length",
+    "g_assertion_message", "g_assertion_message_expr", "g_assertion_message_cmpstr",
+    "g_assertion_message_cmpnum", "g_assertion_message_error", "g_abort",
+    "std::terminate", "_ZSt9terminatev"))
+
 CALLEE_SAVED = frozenset(("rbx", "rbp", "r12", "r13", "r14", "r15"))
 FRAME_REGS = CALLEE_SAVED | frozenset(("rsp",))
 CALLER_SAVED = frozenset(("rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"))
@@ -396,7 +406,7 @@ class Code(object):
                     raise DecodeError("jump into an instruction at 0x%x" % ins.addr)
                 if k + 1 < len(insns):
                     leaders.add(k + 1)
-            elif ins.kind == "ret" and k + 1 < len(insns):
+            elif (ins.kind == "ret" or self._noreturn(k)) and k + 1 < len(insns):
                 leaders.add(k + 1)
         self.natural_leaders = frozenset(leaders)
         if self.anywhere:
@@ -415,7 +425,7 @@ class Code(object):
         for b, (s, e) in enumerate(self.blocks):
             last = insns[e]
             out = []
-            if last.kind == "ret":
+            if last.kind == "ret" or self._noreturn(e):
                 pass
             elif last.kind == "jmp":
                 if last.indirect:
@@ -433,6 +443,9 @@ class Code(object):
                 if o not in self.succ[b]:
                     self.succ[b].append(o)
                     self.pred[o].append(b)
+
+    def _noreturn(self, k):
+        return self.insns[k].kind == "call" and self.names[k] in NORETURN_CALLS
 
     def _inside(self, addr):
         """ADDR falls inside a decoded instruction (not at its start)."""

@@ -352,3 +352,26 @@ def test_jump_back_to_the_entry():
     ])
     # on the second pass the lock is held at the entry: only "may"
     assert [(h.key, h.conditional) for h in at(c, 0).held] == [(("abs", G), True)]
+
+
+def test_a_call_that_does_not_return_ends_its_path():
+    c = code([
+        "lea    0x%x(%%rip),%%rdi" % rip(0, G),
+        LOCK,
+        "test   %eax,%eax",
+        "jne    0x%x" % (BASE + 5 * LEN),
+        "call   0x1860 <__stack_chk_fail@plt>",   # 4: the locked path ends here
+        OTHER,                                      # 5: reached only by the jne
+        "ret",
+    ])
+    assert [(h.key, h.conditional) for h in at(c, 5).held] == [(("abs", G), False)]
+    c = code([
+        "test   %eax,%eax",
+        "jne    0x%x" % (BASE + 5 * LEN),
+        "lea    0x%x(%%rip),%%rdi" % rip(2, G),
+        LOCK,
+        "call   0x1860 <abort@plt>",               # 4
+        OTHER,                                      # 5: never with the lock
+        "ret",
+    ])
+    assert at(c, 5).held == []
