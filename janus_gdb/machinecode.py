@@ -377,6 +377,11 @@ class Code(object):
         # slot keys only in functions that never let a stack address out:
         # then only their own stores can change a slot
         self.stack_escapes = any(_escapes(ins) for ins in self.insns)
+        # %rbp-based slots only when %rbp is the frame pointer (else it may
+        # point into the heap, where other pointers and callees write)
+        e = self.index[entry]
+        self.frame_pointer = any(i.mnem in ("mov", "movq") and i.ops == ["%rsp", "%rbp"]
+                                 for i in self.insns[e:e + 8])
         self._call_ev = {}
         self._results = {}
         self._order = None
@@ -671,8 +676,8 @@ class Code(object):
                         not ops[0].endswith(("d", "w", "b")):
                     got = (src, off)
                 mm = mem(ops[0])
-                if mm is not None and mm[1] in ("rsp", "rbp") and mm[2] is None and \
-                        not ops[1].endswith(("d", "w", "b")):
+                if mm is not None and mm[2] is None and not ops[1].endswith(("d", "w", "b")) \
+                        and (mm[1] == "rsp" or (mm[1] == "rbp" and self.frame_pointer)):
                     # a pointer loaded from a stack slot still unchanged at the call
                     base, disp = mm[1], mm[0]
                     if not self.stack_escapes and base not in written and not any(

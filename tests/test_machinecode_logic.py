@@ -375,3 +375,19 @@ def test_a_call_that_does_not_return_ends_its_path():
         "ret",
     ])
     assert at(c, 5).held == []
+
+
+def test_rbp_slot_only_with_a_frame_pointer():
+    body = [
+        "mov    0x10(%rbp),%rdi",
+        "add    $0x18,%rdi",
+        LOCK,
+        OTHER,
+        "ret",
+    ]
+    c = code(["push   %rbp", "mov    %rsp,%rbp"] + body)
+    assert [h.key for h in c.held_at(c.index[BASE + 5 * LEN]).held] == \
+        [("slot", "rbp", 0x10, 0x18)]
+    c = code(["push   %rbp", "mov    %rdi,%rbp"] + body)   # %rbp is an object pointer
+    r = c.held_at(c.index[BASE + 5 * LEN])
+    assert r.held == [] and not r.complete
