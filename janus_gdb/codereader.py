@@ -227,6 +227,13 @@ class CodeReader(object):
                              machinecode_kind(h.kind), conditional=h.conditional or h.trylock,
                              trylock=h.trylock, mode=h.mode, origin="machine-code",
                              code=detail))
+        for key in res.released:
+            addr = self._address(frame, key)
+            if addr is None:
+                continue
+            out.append(Claim(info.level, info.function, None, None, "released", addr,
+                             released=True, origin="machine-code",
+                             code={"module": mod.name, "func": fde.start, "at": at}))
         return out, complete
 
     @staticmethod

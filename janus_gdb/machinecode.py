@@ -33,6 +33,8 @@ Soundness rules (a false claim costs more than a gap):
   whose name is not known (a local function of a stripped binary, a
   function pointer): such a callee could be a lock wrapper that returned
   holding a lock.  An incomplete frame still gives its claims.
+- An unlock of a lock this function did not (surely) take is reported as
+  released: it cancels a caller frame's claim on the same address.
 - Not modelled (known risks): a callee that releases a lock this frame took
   (an unlock wrapper); recursion counts of recursive mutexes; a lock reached
   through two different registers.
@@ -326,9 +328,10 @@ class Held(object):
 
 class Result(object):
     """What ``Code.held_at`` found at one point."""
-    __slots__ = ("held", "complete", "why", "waits_on")
+    __slots__ = ("held", "complete", "why", "waits_on", "released")
 
-    def __init__(self, held, complete, why, waits_on=None):
+    def __init__(self, held, complete, why, waits_on=None, released=()):
+        self.released = released  # keys of locks unlocked here that this code did not take
         self.held = held          # [Held]
         self.complete = complete  # see the module docstring
         self.why = why            # why not complete, for the record
@@ -715,6 +718,8 @@ class Code(object):
             regs, store = ev[1], ev[2]
 
             def hit(key):
+                if key[0] == "rel":
+                    key = key[1:]
                 if key[0] == "reg":
                     return key[1] in regs
                 if key[0] == "slot":
@@ -727,7 +732,7 @@ class Code(object):
 
             def stale(key):
                 if hit(key):
-                    return ("stale",) + key[1:]
+                    return ("stale-rel",) if key[0] == "rel" else ("stale",) + key[1:]
                 return key
             if must is not _TOP:
                 must = frozenset(stale(k) for k in must)
@@ -740,6 +745,7 @@ class Code(object):
             key, cond = ev[1], ev[5]
             may = dict(may)
             may[key] = may.get(key, frozenset()) | frozenset([at])
+            may.pop(("rel",) + key, None)
             if must is not _TOP:
                 must = must | frozenset([key])
             return must, may
@@ -747,6 +753,11 @@ class Code(object):
             key = ev[1]
             if key is None:
                 return (frozenset() if must is not _TOP else _TOP), may
+            if key not in may:
+                # not taken here on any path: a lock its caller took, whose
+                # claim this cancels
+                may = dict(may)
+                may[("rel",) + key] = may.get(("rel",) + key, frozenset()) | frozenset([at])
             if must is not _TOP:
                 must = frozenset(k for k in must if not may_alias(k, key))
             if key in may and ev[2] != "g_rec_mutex_unlock":
@@ -870,12 +881,19 @@ class Code(object):
         if must is _TOP:
             must = frozenset()
         held = []
+        released = []
         why = []
         ev_of = dict((self.insns[j].addr, e) for j, e in events.items() if e[0] == "lock")
         for key, calls in sorted(may.items(), key=lambda kv: min(kv[1] or [0])):
             if key[0] == "callee":
                 why.append("calls a function that is not a known import (it could be a "
                            "lock wrapper)")
+                continue
+            if key[0] == "stale-rel":
+                continue
+            if key[0] == "rel":
+                if key[1] in ("abs", "reg", "slot"):
+                    released.append(key[1:])
                 continue
             if key[0] in ("unresolved", "stale"):
                 why.append("the address of a lock taken at %s is not known at the point" %
@@ -896,4 +914,4 @@ class Code(object):
                 why.append("a condition wait releases a mutex whose address is not known")
             else:
                 held = [h for h in held if h.key != waits_on]
-        return Result(held, not why, "; ".join(why) or None, waits_on)
+        return Result(held, not why, "; ".join(why) or None, waits_on, released)

@@ -391,3 +391,20 @@ def test_rbp_slot_only_with_a_frame_pointer():
     c = code(["push   %rbp", "mov    %rdi,%rbp"] + body)   # %rbp is an object pointer
     r = c.held_at(c.index[BASE + 5 * LEN])
     assert r.held == [] and not r.complete
+
+
+def test_unlock_of_a_lock_the_caller_took_is_released():
+    c = code([
+        OTHER,
+        "lea    0x%x(%%rip),%%rdi" % rip(1, G),
+        UNLOCK,                     # 2: the caller's lock
+        OTHER,                      # 3
+        "lea    0x%x(%%rip),%%rdi" % rip(4, G),
+        LOCK,                       # 5: taken again
+        OTHER,                      # 6
+        "ret",
+    ])
+    r = at(c, 3)
+    assert r.held == [] and r.released == [("abs", G)]
+    r = at(c, 6)
+    assert [h.key for h in r.held] == [("abs", G)] and r.released == []
