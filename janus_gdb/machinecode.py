@@ -42,6 +42,7 @@ Soundness rules (a false claim costs more than a gap):
 
 import heapq
 import re
+import sys
 
 MAX_INSNS = 100000
 MAX_ITERATIONS = 64          # data-flow passes over the blocks
@@ -152,36 +153,24 @@ def mem(op):
     return disp, base, index
 
 
+_OPS_RE = re.compile(r"(?:[^,(]|\([^)]*\))+")
+
+
 def _split_ops(text):
+    """Operands of TEXT: commas inside parentheses do not split."""
     if "(" not in text:
         return [op.strip() for op in text.split(",")]
-    ops = []
-    depth = 0
-    cur = ""
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            ops.append(cur.strip())
-            cur = ""
-        else:
-            cur += ch
-    if cur.strip():
-        ops.append(cur.strip())
-    return ops
+    return [op.strip() for op in _OPS_RE.findall(text)]
 
 
 class Insn(object):
     """One decoded instruction."""
     __slots__ = ("addr", "length", "mnem", "ops", "target", "sym", "slot", "indirect",
-                 "kind", "text")
+                 "kind")
 
     def __init__(self, addr, length, asm):
         self.addr = addr
         self.length = length
-        self.text = asm
         self.target = None      # direct call/jump target
         self.sym = None         # gdb's <symbol> of the target
         self.slot = None        # call/jmp *disp(%rip): the address of the pointer
@@ -192,7 +181,7 @@ class Insn(object):
             words.pop(0)
         if not words or words[0] == "(bad)" or "(bad)" in body:
             raise DecodeError("undecodable instruction at 0x%x" % addr)
-        self.mnem = words[0]
+        self.mnem = sys.intern(words[0])
         rest = " ".join(words[1:])
         m = _SYM_RE.search(rest)
         if m:
@@ -373,7 +362,7 @@ class Code(object):
         self.name_of = name_of
         self.names = [name_of(ins) if ins.kind in ("call", "jmp") else None
                       for ins in self.insns]
-        self.w = [ins.writes() for ins in self.insns]
+        self._w = [None] * len(self.insns)
         self._blocks()
         self.in_const = None      # computed when an argument needs it
         self.stores = [stack_store(ins) for ins in self.insns]
@@ -452,6 +441,13 @@ class Code(object):
                     self.succ[b].append(o)
                     self.pred[o].append(b)
 
+    def writes(self, k):
+        """Registers instruction K may write (cached)."""
+        w = self._w[k]
+        if w is None:
+            w = self._w[k] = frozenset(self.insns[k].writes())
+        return w
+
     def _noreturn(self, k):
         return self.insns[k].kind == "call" and self.names[k] in NORETURN_CALLS
 
@@ -475,7 +471,7 @@ class Code(object):
 
     def _const_step(self, k, consts):
         """CONSTS ({callee-saved register: value}) after instruction K."""
-        w = self.w[k] & CALLEE_SAVED
+        w = self.writes(k) & CALLEE_SAVED
         ins = self.insns[k]
         if not w:
             return consts
@@ -503,9 +499,12 @@ class Code(object):
         nb = len(self.blocks)
         entry = self.block_of[self.index[self.entry]]
         self.in_const = [None] * nb
-        self.in_const[entry] = {}
+        self.in_const[entry] = {}   # unknown at the start (and after a jump back to it)
         out = [None] * nb
         order = self._rpo(entry)
+        # only the instructions that write a callee-saved register matter
+        self._cs_writes = [[k for k in range(s, e + 1) if self.writes(k) & CALLEE_SAVED]
+                           for s, e in self.blocks]
         for _ in range(MAX_ITERATIONS):
             changed = False
             for b in order:
@@ -522,8 +521,7 @@ class Code(object):
                 if self.in_const[b] is None:
                     continue
                 c = self.in_const[b]
-                s, e = self.blocks[b]
-                for k in range(s, e + 1):
+                for k in self._cs_writes[b]:
                     c = self._const_step(k, c)
                 if c != out[b]:
                     out[b] = c
@@ -540,7 +538,9 @@ class Code(object):
         c = self.in_const[b]
         if c is None:
             return {}
-        for j in range(self.blocks[b][0], k):
+        for j in self._cs_writes[b]:
+            if j >= k:
+                break
             c = self._const_step(j, c)
         return c
 
@@ -592,7 +592,7 @@ class Code(object):
                 for k in range(s, e + 1):
                     if k in ev:
                         continue
-                    writes = self.w[k] & regs
+                    writes = self.writes(k) & regs
                     store = self.stores[k] if slots else None
                     if writes or store is not None:
                         ev[k] = ("write", frozenset(writes), store)
@@ -652,7 +652,7 @@ class Code(object):
                 start, j = self.blocks[b]
                 continue
             ins = self.insns[j]
-            w = self.w[j]
+            w = self.writes(j)
             if ins.kind == "call" and cur in CALLER_SAVED:
                 return fallback
             if self.stores[j] is not None:
