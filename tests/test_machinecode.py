@@ -204,3 +204,5 @@ def test_debug_info_without_the_source_file(tmp_path):
         assert owner["detail"].startswith("from machine code: machinecode_nosrc+0x%x (frame #"
                                           % park), owner
         assert "in hold_both" in owner["detail"], owner
+        if name == "g_lock":   # with symbols the lock is named
+            assert "calls g_mutex_lock(&g_lock) at +0x" in owner["detail"], owner

@@ -408,3 +408,15 @@ def test_unlock_of_a_lock_the_caller_took_is_released():
     assert r.held == [] and r.released == [("abs", G)]
     r = at(c, 6)
     assert [h.key for h in r.held] == [("abs", G)] and r.released == []
+
+
+def test_evidence_names_a_lock_with_a_symbol():
+    from janus_gdb.model import Lock
+    lock = Lock(0x55d0, "gmutex")
+    lock.symbol = "rooms_mutex"
+    c = Claim(0, None, None, None, "x", addr=0x55d0, kind="gmutex", origin="machine-code",
+              code={"module": "libjanus_videoroom.so", "at": 0x1bf4d, "call_at": [0x1bf48],
+                    "call": "g_mutex_lock", "at_call": False})
+    assert infer._detail(c, lock=lock) == (
+        "from machine code: libjanus_videoroom.so+0x1bf4d (frame #0) calls "
+        "g_mutex_lock(&rooms_mutex) at +0x1bf48, no unlock before the instruction at +0x1bf4d")
