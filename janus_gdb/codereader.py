@@ -21,6 +21,9 @@ from . import machinecode
 from .model import Claim
 
 MAX_FRAGMENTS = 8
+# local functions decoded to show that a call of them takes no lock
+MAX_SUMMARIES = 96
+SUMMARY_DEPTH = 3
 _TEXT_RE = re.compile(r"^\s*0x([0-9a-f]+) - 0x[0-9a-f]+ is \.text(?: in (.+?))?\s*$")
 
 
@@ -43,6 +46,9 @@ class CodeReader(object):
         self._codes = {}          # (path, function start) -> machinecode.Code or None
         self._points = {}         # (pc, caller) -> (Module, Code, index) or None
         self._usable = None
+        self._arch = None
+        self._lock_free = {}      # (path, function start) -> bool
+        self._summaries = 0
 
     # --- the target's modules ------------------------------------------------------
 
@@ -116,6 +122,38 @@ class CodeReader(object):
             return None
         return name_of
 
+    def _lock_free_of(self, mod):
+        def lock_free(ins):
+            """The call's target is a local function of MOD that takes and
+            releases no lock, nor calls anything that could."""
+            return ins.target is not None and self._is_lock_free(mod, ins.target, 0)
+        return lock_free
+
+    def _is_lock_free(self, mod, target, depth):
+        t = target - mod.bias
+        key = (mod.path, t)
+        if key in self._lock_free:
+            return self._lock_free[key]
+        if depth >= SUMMARY_DEPTH or self._summaries >= MAX_SUMMARIES or self._arch is None:
+            return False
+        fde = mod.elf.fde_at(t)
+        if fde is None or fde.start != t or not fde.entry:
+            self._lock_free[key] = False
+            return False
+        self._summaries += 1
+        self._lock_free[key] = False          # while in progress (recursion): not shown
+        result = False
+        try:
+            insns = self._disassemble(self._arch, target, mod.bias + fde.end)
+            code = machinecode.Code(insns, target, self._name_of(mod))
+            ok, targets = code.local_callees()
+            result = ok and all(self._is_lock_free(mod, x, depth + 1) for x in targets)
+        except (gdb.error, gdb.MemoryError, RuntimeError, ValueError, KeyError, IndexError,
+                machinecode.DecodeError):
+            result = False
+        self._lock_free[key] = result
+        return result
+
     def _disassemble(self, arch, start, end):
         raw = arch.disassemble(start, end - 1, machinecode.MAX_INSNS + 1)
         return machinecode.decode(raw)
@@ -127,6 +165,7 @@ class CodeReader(object):
         code = None
         try:
             arch = frame.architecture()
+            self._arch = arch
             insns = self._disassemble(arch, mod.bias + fde.start, mod.bias + fde.end)
             ranges = [(fde.start, fde.end)]
             # a function's .cold fragments: out-of-range jumps into a range whose
@@ -146,7 +185,8 @@ class CodeReader(object):
                 todo.extend(i for i in more if i.kind in ("jmp", "jcc") and i.target is not None)
                 if len(insns) > machinecode.MAX_INSNS:
                     raise machinecode.DecodeError("function too long")
-            code = machinecode.Code(insns, mod.bias + fde.start, self._name_of(mod))
+            code = machinecode.Code(insns, mod.bias + fde.start, self._name_of(mod),
+                                    self._lock_free_of(mod))
         except (gdb.error, gdb.MemoryError, RuntimeError, ValueError, KeyError, IndexError,
                 machinecode.DecodeError):
             code = None

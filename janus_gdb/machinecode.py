@@ -353,13 +353,16 @@ class Code(object):
     gives the called function's name for a call or tail-call jump, or None
     when unknown."""
 
-    def __init__(self, insns, entry, name_of):
+    def __init__(self, insns, entry, name_of, lock_free=None):
         self.insns = sorted(insns, key=lambda i: i.addr)
         self.index = dict((ins.addr, k) for k, ins in enumerate(self.insns))
         if entry not in self.index:
             raise DecodeError("entry 0x%x not decoded" % entry)
         self.entry = entry
         self.name_of = name_of
+        # LOCK_FREE(insn): the call's target is a local function shown to
+        # take and release no lock (``lock_free`` of its Code), or None
+        self.lock_free = lock_free
         self.names = [name_of(ins) if ins.kind in ("call", "jmp") else None
                       for ins in self.insns]
         self._w = [None] * len(self.insns)
@@ -562,7 +565,7 @@ class Code(object):
             e = ("lock", key, name, kind, mode, cond)
         elif name in UNLOCK_CALLS:
             e = ("unlock", self.arg_key(k, "rdi"), name)
-        elif name is None:
+        elif name is None and not (self.lock_free is not None and self.lock_free(ins)):
             e = ("callee", ins.addr)
         self._call_ev[k] = e
         return e
@@ -600,6 +603,27 @@ class Code(object):
         for k in sorted(ev):
             per_block.setdefault(self.block_of[k], []).append(k)
         return ev, per_block
+
+    def local_callees(self):
+        """(lock-free so far, [targets of direct calls and tail calls whose
+        name is unknown]): False when the function calls a lock function, an
+        unlock, or through a pointer."""
+        targets = []
+        for k, ins in enumerate(self.insns):
+            if ins.kind not in ("call", "jmp"):
+                continue
+            name = self.names[k]
+            if name in LOCK_CALLS or name in UNLOCK_CALLS:
+                return False, []
+            if ins.kind == "jmp" and (ins.target in self.index or ins.target is None and
+                                      ins.slot is None and not ins.indirect):
+                continue                       # a jump inside the function
+            if name is not None:
+                continue
+            if ins.target is None:
+                return False, []               # through a register or a pointer
+            targets.append(ins.target)
+        return True, targets
 
     def _ancestors(self, b):
         """The blocks from which block B can be reached, B included."""

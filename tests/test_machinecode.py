@@ -206,3 +206,47 @@ def test_debug_info_without_the_source_file(tmp_path):
         assert "in hold_both" in owner["detail"], owner
         if name == "g_lock":   # with symbols the lock is named
             assert "calls g_mutex_lock(&g_lock) at +0x" in owner["detail"], owner
+
+
+@pytest.fixture(scope="module")
+def leak_build(build_dir):
+    d = os.path.join(build_dir, "mc-leak")
+    if not os.path.isdir(d):
+        os.makedirs(d)
+    return Build(d, "plt")
+
+
+@pytest.mark.parametrize("mode", ["live", "core"])
+def test_leak_proven_from_machine_code(leak_build, mode, tmp_path):
+    """leak_it() returned holding leak_lock and its thread ended; every frame
+    of every live thread was read from its machine code (the local functions
+    they called take no lock): the lock is probably leaked."""
+    sc = gdbrun.Scenario(leak_build.stripped, ["leak"])
+    try:
+        core = sc.gcore(str(tmp_path / "core")) if mode == "core" else None
+        out = analyze((leak_build, sc, core), mode, "janus-waitgraph --format json")
+    finally:
+        sc.kill()
+    r = gdbrun.Result(check_document(gdbrun.extract_json(out.stdout), "janus-waitgraph"))
+    lock = r.locks[sc.truth.lock("leak_lock")]
+    assert sc.truth.lwp("leaker") not in r.by_lwp
+    assert r.waiter_lwps(sc.truth.lock("leak_lock")) == sc.truth.lwps("w_leak")
+    assert lock["leaked"] is True and lock["owner"]["lwp"] is None, lock
+
+
+@pytest.mark.parametrize("mode", ["live", "core"])
+def test_lock_wrapper_is_no_leak(leak_build, mode, tmp_path):
+    """take_lock() returned holding wrap_lock to a caller that still runs:
+    the caller's machine code cannot show what take_lock did, so nothing is
+    called leaked and the owner stays unknown."""
+    sc = gdbrun.Scenario(leak_build.stripped, ["wrap"])
+    try:
+        core = sc.gcore(str(tmp_path / "core")) if mode == "core" else None
+        out = analyze((leak_build, sc, core), mode, "janus-waitgraph --format json")
+    finally:
+        sc.kill()
+    r = gdbrun.Result(check_document(gdbrun.extract_json(out.stdout), "janus-waitgraph"))
+    lock = r.locks[sc.truth.lock("wrap_lock")]
+    assert not lock["leaked"], lock
+    assert lock["owner"]["lwp"] in (None, sc.truth.lwp("wrapped")), lock
+    assert lock["owner"]["evidence"] != "exact"
