@@ -30,9 +30,9 @@ Soundness rules (a false claim costs more than a gap):
 - A frame is *complete* (it may count as analysed, i.e. as proof that it
   holds nothing else) only when every lock call on a path to the point had
   its argument resolved and no call on such a path went to a function
-  whose name is not known (a local function of a stripped binary, a
-  function pointer): such a callee could be a lock wrapper that returned
-  holding a lock.  An incomplete frame still gives its claims.
+  that could be a lock wrapper returning with a lock held (a function
+  pointer, a local function not shown to be lock-free by ``LOCK_FREE``).
+  An incomplete frame still gives its claims.
 - An unlock of a lock this function did not (surely) take is reported as
   released: it cancels a caller frame's claim on the same address.
 - Not modelled (known risks): a callee that releases a lock this frame took
