@@ -115,10 +115,16 @@ class CodeReader(object):
                 for suffix in ("@plt", "@got.plt"):
                     if ins.sym.endswith(suffix):
                         return ins.sym[:-len(suffix)]
+                if ins.sym in machinecode.KNOWN_CALLS:   # linked in: g_mutex_lock itself
+                    return ins.sym
             if ins.slot is not None:
                 return elf.got.get(ins.slot - bias)
             if ins.target is not None and elf.in_plt(ins.target - bias):
                 return elf.plt_target(ins.target - bias)
+            if ins.target is not None:
+                name = elf.exports.get(ins.target - bias)
+                if name in machinecode.KNOWN_CALLS:
+                    return name
             return None
         return name_of
 

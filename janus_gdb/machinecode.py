@@ -89,6 +89,9 @@ NORETURN_CALLS = frozenset((
     "g_assertion_message_cmpnum", "g_assertion_message_error", "g_abort",
     "std::terminate", "_ZSt9terminatev"))
 
+# functions whose effect the analysis knows, by name, however they are called
+KNOWN_CALLS = frozenset(LOCK_CALLS) | UNLOCK_CALLS | COND_WAITS | NORETURN_CALLS
+
 CALLEE_SAVED = frozenset(("rbx", "rbp", "r12", "r13", "r14", "r15"))
 FRAME_REGS = CALLEE_SAVED | frozenset(("rsp",))
 CALLER_SAVED = frozenset(("rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"))
