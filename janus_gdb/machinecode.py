@@ -729,7 +729,9 @@ class Code(object):
         if ins.kind == "call" and self.names[k] in COND_WAITS:
             waits_on = self.arg_key(k, "rsi")
             if waits_on is None:
+                # any of them may be the mutex released while waiting: no claim
                 why.append("a condition wait releases a mutex whose address is not known")
+                held = []
             else:
                 held = [h for h in held if h.key != waits_on]
         return Result(held, not why, "; ".join(why) or None, waits_on, released)
