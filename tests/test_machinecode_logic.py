@@ -420,3 +420,43 @@ def test_evidence_names_a_lock_with_a_symbol():
     assert infer._detail(c, lock=lock) == (
         "from machine code: libjanus_videoroom.so+0x1bf4d (frame #0) calls "
         "g_mutex_lock(&rooms_mutex) at +0x1bf48, no unlock before the instruction at +0x1bf4d")
+
+
+def test_elf_reader_survives_corrupt_files(tmp_path):
+    """elffile.load on truncated and randomly damaged copies of a real ELF
+    file: an ElfFile or None, never an exception."""
+    import random
+    from janus_gdb import elffile
+    src = sys.executable if os.path.exists(sys.executable) else "/bin/sh"
+    with open(os.path.realpath(src), "rb") as f:
+        data = f.read()
+    rnd = random.Random(11)
+    for i in range(60):
+        buf = bytearray(data[:rnd.choice([16, 64, 4096, len(data) // 2, len(data)])])
+        for _ in range(rnd.randrange(0, 200)):
+            if buf:
+                buf[rnd.randrange(len(buf))] = rnd.randrange(256)
+        path = str(tmp_path / ("elf%d" % i))
+        with open(path, "wb") as f:
+            f.write(bytes(buf))
+        elf = elffile.load(path)
+        if elf is not None:
+            elf.fde_at(0x1000)
+            elf.plt_target(0x1000)
+    assert elffile.load(str(tmp_path / "missing")) is None
+
+
+def test_garbage_disassembly_is_refused_or_decoded():
+    import random
+    rnd = random.Random(5)
+    words = ["mov", "call", "jmp", "jne", "*%rax", "0x10", "(%rip)", "<x@plt>", ",", "%rdi",
+             "(bad)", "#", "lea", "ret", "$0x5", "0x8(%rsp)", "rep", "stos"]
+    for _ in range(300):
+        lines = [" ".join(rnd.choice(words) for _ in range(rnd.randrange(0, 5)))
+                 for _ in range(rnd.randrange(1, 12))]
+        try:
+            c = code(lines)
+        except machinecode.DecodeError:
+            continue
+        for k in range(len(c.insns)):
+            c.held_at(k)
