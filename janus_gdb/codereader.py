@@ -46,6 +46,7 @@ class CodeReader(object):
         self._codes = {}          # (path, function start) -> machinecode.Code or None
         self._points = {}         # (pc, caller) -> (Module, Code, index) or None
         self._usable = None
+        self.unsupported = None   # why machine code cannot be read here (for a warning)
         self._arch = None
         self._lock_free = {}      # (path, function start) -> bool
         self._summaries = 0
@@ -57,12 +58,13 @@ class CodeReader(object):
             ok = True
             try:
                 arch = frame.architecture()
-                ok = "x86-64" in arch.name() and hasattr(arch, "disassemble")
-                flavor = gdb.parameter("disassembly-flavor")
-                ok = ok and flavor in (None, "att")
+                if "x86-64" not in arch.name() or not hasattr(arch, "disassemble"):
+                    self.unsupported = "the %s architecture" % arch.name()
+                elif gdb.parameter("disassembly-flavor") not in (None, "att"):
+                    self.unsupported = "`set disassembly-flavor intel`"
             except (gdb.error, RuntimeError, AttributeError):
-                ok = False
-            self._usable = ok
+                self.unsupported = "this gdb"
+            self._usable = self.unsupported is None
         return self._usable
 
     def _load_texts(self):

@@ -250,3 +250,15 @@ def test_lock_wrapper_is_no_leak(leak_build, mode, tmp_path):
     assert not lock["leaked"], lock
     assert lock["owner"]["lwp"] in (None, sc.truth.lwp("wrapped")), lock
     assert lock["owner"]["evidence"] != "exact"
+
+
+def test_intel_disassembly_is_not_read_and_says_so(hung):
+    b, sc, core = hung
+    out = gdbrun.gdb(["set disassembly-flavor intel", "janus-waitgraph --format json"],
+                     exe=b.stripped, core=core, hide_debug=True)
+    assert "Traceback" not in out.stdout + out.stderr
+    r = gdbrun.Result(gdbrun.extract_json(out.stdout))
+    lock = r.locks[sc.truth.lock("g_lock")]
+    assert lock["owner"]["lwp"] is None and not lock["leaked"], lock
+    assert any("not analysed" in w and "intel" in w for w in r.data["warnings"]), \
+        r.data["warnings"]
