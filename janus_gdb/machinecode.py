@@ -33,8 +33,12 @@ Soundness rules (a false claim costs more than a gap):
   that could be a lock wrapper returning with a lock held (a function
   pointer, a local function not shown to be lock-free by ``LOCK_FREE``).
   An incomplete frame still gives its claims.
-- An unlock of a lock this function did not (surely) take is reported as
-  released: it cancels a caller frame's claim on the same address.
+- An unlock of a lock this function did not take on any path is reported
+  as released (it cancels a caller frame's claim on the same address), for
+  constant addresses only.
+- A lock held on some paths only (a "may" claim) is reported only with a
+  constant address: a register's value at the point names the lock only
+  on the paths that took it.
 - Not modelled (known risks): a callee that releases a lock this frame took
   (an unlock wrapper); recursion counts of recursive mutexes; a lock reached
   through two different registers.
@@ -710,7 +714,9 @@ class Code(object):
             if key[0] == "stale-rel":
                 continue
             if key[0] == "rel":
-                if key[1] in ("abs", "reg", "slot"):
+                # a register's value names the lock only on the paths that
+                # unlocked it: only constant addresses are sure on every path
+                if key[1] == "abs":
                     released.append(key[1:])
                 continue
             if key[0] in ("unresolved", "stale"):
@@ -719,6 +725,12 @@ class Code(object):
                 continue
             evs = [ev_of[a] for a in calls if a in ev_of]
             if not evs:
+                continue
+            if key[0] != "abs" and key not in must:
+                # held on some paths only: on the path taken the register (or
+                # slot) may hold something else; its value is no address
+                why.append("a lock taken on some paths at %s has an address not known on "
+                           "the path taken" % ",".join("0x%x" % a for a in sorted(calls)[:3]))
                 continue
             trylock = all(e[5] for e in evs)
             name = evs[0][2]

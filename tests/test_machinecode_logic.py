@@ -460,3 +460,30 @@ def test_garbage_disassembly_is_refused_or_decoded():
             continue
         for k in range(len(c.insns)):
             c.held_at(k)
+
+
+def test_a_register_lock_held_on_some_paths_only_is_not_claimed():
+    c = code([
+        "mov    %rdi,%rbx",
+        "test   %esi,%esi",
+        "je     0x%x" % (BASE + 5 * LEN),
+        "lea    0x18(%rbx),%rdi",
+        LOCK,                       # 4: obj->m on one path only
+        OTHER,                      # 5: %rbx + 0x18 is no lock on the other path
+        "ret",
+    ])
+    r = at(c, 5)
+    assert r.held == [] and not r.complete and "path taken" in r.why
+
+
+def test_a_register_unlock_is_no_release():
+    c = code([
+        "mov    %rdi,%rbx",
+        "test   %esi,%esi",
+        "je     0x%x" % (BASE + 5 * LEN),
+        "mov    %rbx,%rdi",
+        UNLOCK,                     # 4: maybe the caller's lock, on one path
+        OTHER,                      # 5
+        "ret",
+    ])
+    assert at(c, 5).released == []
