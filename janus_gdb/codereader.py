@@ -132,8 +132,8 @@ class CodeReader(object):
 
     def _lock_free_of(self, mod):
         def lock_free(ins):
-            """The call's target is a local function of MOD that takes and
-            releases no lock, nor calls anything that could."""
+            """The call's target is a local function of MOD that returns with
+            no lock taken or released (``machinecode.Code.neutral``)."""
             return ins.target is not None and self._is_lock_free(mod, ins.target, 0)
         return lock_free
 
@@ -152,10 +152,13 @@ class CodeReader(object):
         self._lock_free[key] = False          # while in progress (recursion): not shown
         result = False
         try:
-            insns = self._disassemble(self._arch, target, mod.bias + fde.end)
-            code = machinecode.Code(insns, target, self._name_of(mod))
-            ok, targets = code.local_callees()
-            result = ok and all(self._is_lock_free(mod, x, depth + 1) for x in targets)
+            insns = self._decode_function(self._arch, mod, fde)
+
+            def deeper(ins):
+                return ins.target is not None and self._is_lock_free(mod, ins.target,
+                                                                     depth + 1)
+            code = machinecode.Code(insns, target, self._name_of(mod), deeper)
+            result = code.neutral()
         except (gdb.error, gdb.MemoryError, RuntimeError, ValueError, KeyError, IndexError,
                 machinecode.DecodeError):
             result = False
@@ -166,6 +169,31 @@ class CodeReader(object):
         raw = arch.disassemble(start, end - 1, machinecode.MAX_INSNS + 1)
         return machinecode.decode(raw)
 
+    def _decode_function(self, arch, mod, fde):
+        """The instructions of the function FDE starts, with its ``.cold``
+        fragments (out-of-range jumps into a range whose CFI starts inside a
+        frame).  Raises DecodeError for a jump it cannot follow."""
+        insns = self._disassemble(arch, mod.bias + fde.start, mod.bias + fde.end)
+        ranges = [(fde.start, fde.end)]
+        todo = [i for i in insns if i.kind in ("jmp", "jcc") and i.target is not None]
+        while todo:
+            ins = todo.pop()
+            t = ins.target - mod.bias
+            if any(a <= t < b for a, b in ranges) or mod.elf.in_plt(t):
+                continue
+            frag = mod.elf.fde_at(t)
+            if frag is not None and frag.entry and frag.start == t:
+                continue                  # a tail call of another function
+            if frag is None or frag.entry or len(ranges) > MAX_FRAGMENTS:
+                raise machinecode.DecodeError("a jump to 0x%x that cannot be followed" % t)
+            more = self._disassemble(arch, mod.bias + frag.start, mod.bias + frag.end)
+            ranges.append((frag.start, frag.end))
+            insns.extend(more)
+            todo.extend(i for i in more if i.kind in ("jmp", "jcc") and i.target is not None)
+            if len(insns) > machinecode.MAX_INSNS:
+                raise machinecode.DecodeError("function too long")
+        return insns
+
     def code(self, frame, mod, fde):
         key = (mod.path, fde.start)
         if key in self._codes:
@@ -174,25 +202,7 @@ class CodeReader(object):
         try:
             arch = frame.architecture()
             self._arch = arch
-            insns = self._disassemble(arch, mod.bias + fde.start, mod.bias + fde.end)
-            ranges = [(fde.start, fde.end)]
-            # a function's .cold fragments: out-of-range jumps into a range whose
-            # CFI starts inside a frame
-            todo = [i for i in insns if i.kind in ("jmp", "jcc") and i.target is not None]
-            while todo and len(ranges) <= MAX_FRAGMENTS:
-                ins = todo.pop()
-                t = ins.target - mod.bias
-                if any(a <= t < b for a, b in ranges):
-                    continue
-                frag = mod.elf.fde_at(t)
-                if frag is None or frag.entry:
-                    continue
-                more = self._disassemble(arch, mod.bias + frag.start, mod.bias + frag.end)
-                ranges.append((frag.start, frag.end))
-                insns.extend(more)
-                todo.extend(i for i in more if i.kind in ("jmp", "jcc") and i.target is not None)
-                if len(insns) > machinecode.MAX_INSNS:
-                    raise machinecode.DecodeError("function too long")
+            insns = self._decode_function(arch, mod, fde)
             code = machinecode.Code(insns, mod.bias + fde.start, self._name_of(mod),
                                     self._lock_free_of(mod))
         except (gdb.error, gdb.MemoryError, RuntimeError, ValueError, KeyError, IndexError,

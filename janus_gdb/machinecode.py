@@ -31,7 +31,8 @@ Soundness rules (a false claim costs more than a gap):
   holds nothing else) only when every lock call on a path to the point had
   its argument resolved and no call on such a path went to a function
   that could be a lock wrapper returning with a lock held (a function
-  pointer, a local function not shown to be lock-free by ``LOCK_FREE``).
+  pointer, a local function not shown to be ``neutral`` through the
+  ``lock_free`` callback).
   An incomplete frame still gives its claims.
 - An unlock of a lock this function did not take on any path is reported
   as released (it cancels a caller frame's claim on the same address), for
@@ -159,7 +160,7 @@ class Code(object):
         self.entry = entry
         self.name_of = name_of
         # LOCK_FREE(insn): the call's target is a local function shown to
-        # take and release no lock (``lock_free`` of its Code), or None
+        # return with no lock taken or released (its Code is ``neutral``)
         self.lock_free = lock_free
         self.names = [name_of(ins) if ins.kind in ("call", "jmp") else None
                       for ins in self.insns]
@@ -402,27 +403,6 @@ class Code(object):
             per_block.setdefault(self.block_of[k], []).append(k)
         return ev, per_block
 
-    def local_callees(self):
-        """(lock-free so far, [targets of direct calls and tail calls whose
-        name is unknown]): False when the function calls a lock function, an
-        unlock, or through a pointer."""
-        targets = []
-        for k, ins in enumerate(self.insns):
-            if ins.kind not in ("call", "jmp"):
-                continue
-            name = self.names[k]
-            if name in LOCK_CALLS or name in UNLOCK_CALLS:
-                return False, []
-            if ins.kind == "jmp" and (ins.target in self.index or ins.target is None and
-                                      ins.slot is None and not ins.indirect):
-                continue                       # a jump inside the function
-            if name is not None:
-                continue
-            if ins.target is None:
-                return False, []               # through a register or a pointer
-            targets.append(ins.target)
-        return True, targets
-
     def _ancestors(self, b):
         """The blocks from which block B can be reached, B included."""
         seen = set([b])
@@ -574,6 +554,10 @@ class Code(object):
         if kind == "unlock":
             key = ev[1]
             if key is None:
+                # any lock may be the one released (a caller's too)
+                if ("unresolved-unlock",) not in may:
+                    may = dict(may)
+                    may[("unresolved-unlock",)] = _NONE
                 return (frozenset() if must is not _TOP else _TOP), may
             if key not in may:
                 # not taken here on any path: a lock its caller took, whose
@@ -689,19 +673,56 @@ class Code(object):
             self._results[k] = got
         return got
 
-    def _held_at(self, k):
+    def _state_at(self, k):
+        """(must, may, lock events by address) before instruction K, or None
+        when K cannot be reached from the entry in the decoded code."""
         b = self.block_of[k]
         blocks = self._ancestors(b)
         if self.block_of[self.index[self.entry]] not in blocks:
-            return Result([], False, "the point is not reachable in the decoded code")
+            return None
         events, per_block = self._events(blocks)
         state = self._flow(blocks, events, per_block)
         if b not in state:
-            return Result([], False, "the point is not reachable in the decoded code")
+            return None
         must, may = self._transfer(events, per_block.get(b, ()), state[b][0], state[b][1],
                                    stop=k)
         if must is _TOP:
             must = frozenset()
+        return must, may, events
+
+    def neutral(self):
+        """True when the function, called, returns with no lock taken or
+        released by it on any path (it may lock and unlock inside): every
+        return and tail call is reached with nothing possibly held or
+        released, every lock call's address was known, and no call went to a
+        function that could be a lock wrapper (``LOCK_FREE``)."""
+        if self.anywhere:
+            return False                  # a jump through a register: a tail call?
+        exits = []
+        for k, ins in enumerate(self.insns):
+            if ins.kind == "ret":
+                exits.append(k)
+            elif ins.kind == "jmp" and ins.target not in self.index:
+                name = self.names[k]
+                if name in LOCK_CALLS or name in UNLOCK_CALLS or name in COND_WAITS:
+                    return False
+                if name is None and not (self.lock_free is not None and ins.target is not None
+                                         and self.lock_free(ins)):
+                    return False          # a tail call of a function that may lock
+                exits.append(k)
+        for k in exits:
+            got = self._state_at(k)
+            if got is None:
+                continue                  # not reachable: not a way out
+            if got[1]:
+                return False
+        return True
+
+    def _held_at(self, k):
+        got = self._state_at(k)
+        if got is None:
+            return Result([], False, "the point is not reachable in the decoded code")
+        must, may, events = got
         held = []
         released = []
         why = []
@@ -711,7 +732,7 @@ class Code(object):
                 why.append("calls a function that is not a known import (it could be a "
                            "lock wrapper)")
                 continue
-            if key[0] == "stale-rel":
+            if key[0] in ("stale-rel", "unresolved-unlock"):
                 continue
             if key[0] == "rel":
                 # a register's value names the lock only on the paths that

@@ -487,3 +487,34 @@ def test_a_register_unlock_is_no_release():
         "ret",
     ])
     assert at(c, 5).released == []
+
+
+def test_neutral_functions():
+    # lock and unlock inside: returns holding nothing
+    c = code(["lea    0x%x(%%rip),%%rdi" % rip(0, G), LOCK,
+              "lea    0x%x(%%rip),%%rdi" % rip(2, G), UNLOCK, "ret"])
+    assert c.neutral()
+    # a wrapper: returns holding its argument's lock
+    c = code(["sub    $0x8,%rsp", LOCK, "add    $0x8,%rsp", "ret"])
+    assert not c.neutral()
+    # returns holding it on one path
+    c = code(["lea    0x%x(%%rip),%%rdi" % rip(0, G), LOCK, "test   %eax,%eax",
+              "je     0x%x" % (BASE + 6 * LEN),
+              "lea    0x%x(%%rip),%%rdi" % rip(4, G), UNLOCK, "ret"])
+    assert not c.neutral()
+    # releases a lock it did not take
+    c = code(["lea    0x%x(%%rip),%%rdi" % rip(0, G), UNLOCK, "ret"])
+    assert not c.neutral()
+    # an unlock of an unknown lock; a call through a pointer; a local callee
+    assert not code(["mov    (%rax),%rdi", UNLOCK, "ret"]).neutral()
+    assert not code(["call   *%rax", "ret"]).neutral()
+    assert not code([LOCAL, "ret"]).neutral()
+    assert code([OTHER, "ret"]).neutral()
+    # a local callee shown neutral, and a tail call of one
+    c = machinecode.Code(machinecode.decode(
+        [{"addr": BASE, "length": LEN, "asm": LOCAL},
+         {"addr": BASE + LEN, "length": LEN, "asm": "jmp    0x2000"}]), BASE, name_of,
+        lambda ins: ins.target == 0x2000)
+    assert c.neutral()
+    # a tail call of the lock function
+    assert not code(["jmp    0x1800 <g_mutex_lock@plt>"]).neutral()
