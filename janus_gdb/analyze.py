@@ -83,9 +83,14 @@ def collect(max_frames=64, locklog=None):
         return lambda thread: found.expand(thread.refs)
 
     report = build_report(snaps, arch, mem, info, warnings, globals_, namer, locklog)
+    if scanner.code.unsupported:
+        warnings.append("frames without line info were not analysed: their machine code "
+                        "is read on x86_64 (AT&T disassembly) only, not with %s" %
+                        scanner.code.unsupported)
     if scanner.sources.missing:
         warnings.append("source not readable for %d file%s (owners of GMutex locks taken "
-                        "there cannot be inferred; use gdb's `directory` command): %s" % (
+                        "there are inferred from machine code only; use gdb's `directory` "
+                        "command): %s" % (
                             len(scanner.sources.missing),
                             "" if len(scanner.sources.missing) == 1 else "s",
                             ", ".join(sorted(scanner.sources.missing)[:3])))

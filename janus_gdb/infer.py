@@ -5,6 +5,8 @@ Pure logic over ``model`` objects; no gdb.  Sources, strongest first:
 lockset    the source of a frame on the thread's stack locked the lock on
            the path to the frame's current line and did not unlock it, and
            the expression evaluates there to the lock's address;
+machine-code  the same, read from the machine code of a frame without line
+           info (``machinecode``, ``codereader``);
 type-match the expression could not be evaluated (optimized out), but the
            lock is the only held one of that struct type and field;
 locklog    Janus's lock-debug log shows the lock's last ``lock`` without an
@@ -67,7 +69,33 @@ def is_held(lock):
     return lock.state.startswith(("locked", "write-locked"))
 
 
-def _detail(claim, prefix="locked at"):
+def _code_detail(claim, lock=None):
+    """``from machine code: lib.so+0x2a1f3 (frame #3) calls g_mutex_lock(0x...) at
+    +0x2a1c0, no unlock before the call at +0x2a1f3``."""
+    c = claim.code or {}
+    calls = c.get("call_at") or []
+    at = c.get("at", 0)
+    point = "the call at" if c.get("at_call") else "the instruction at"
+    sym = lock.symbol if lock is not None else None
+    arg = "&%s" % sym if sym and "+" not in sym else "0x%x" % (claim.addr or 0)
+    text = "from machine code: %s+0x%x (frame #%d%s) calls %s(%s) at %s, " % (
+        c.get("module", "?"), at, claim.level,
+        ", in %s" % claim.function if claim.function else "",
+        c.get("call", "a lock function"), arg,
+        ", ".join("+0x%x" % a for a in calls[:3]) or "?")
+    if claim.conditional and not claim.trylock:
+        text += ("but some path to %s +0x%x skips it or may unlock it: held only on "
+                 "some paths" % (point, at))
+    else:
+        text += "no unlock before %s +0x%x" % (point, at)
+    if claim.trylock:
+        text += ", by a trylock or timed lock (it may have failed)"
+    return text
+
+
+def _detail(claim, prefix="locked at", lock=None):
+    if claim.origin == "machine-code":
+        return _code_detail(claim, lock)
     text = "%s %s:%d in %s (frame #%d)" % (prefix, claim.file, claim.line, claim.function,
                                            claim.level)
     if claim.at_line and claim.at_line != claim.line:
@@ -136,8 +164,9 @@ def infer_owners(threads, locks, locklog=None, frame_refs_of=None):
                     len(per_thread), ", ".join("T%d" % n for n in lock.candidates)))
             continue
         t, c = chosen
-        lock.inference = Inference(t.lwp, t.num, "frameref" if tie_note else "lockset",
-                                   _detail(c) + tie_note, c)
+        source = "machine-code" if c.origin == "machine-code" else "lockset"
+        lock.inference = Inference(t.lwp, t.num, "frameref" if tie_note else source,
+                                   _detail(c, lock=lock) + tie_note, c)
         taken.add(addr)
     _type_matches(threads, locks, taken)
     if locklog is not None:

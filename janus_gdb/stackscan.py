@@ -6,6 +6,7 @@ only valid then); stores plain data on the ``model.Snapshot``.
 
 import gdb  # pylint: disable=import-error
 
+from . import codereader
 from . import lockset
 from . import objects
 
@@ -24,6 +25,7 @@ class Scanner(object):
         self.types = objects.TypeCache(kind_of_type)
         self.kind_of_type = kind_of_type
         self.frame_cache = {}
+        self.code = codereader.CodeReader()
 
     def __call__(self, snap, gframes):
         claims = []
@@ -44,16 +46,21 @@ class Scanner(object):
             if scanned > MAX_SCANNED_FRAMES:
                 break
             if info.line is None:
-                got = self._code_claims(frame, info)
+                got, complete = self._code_claims(frame, info)
             else:
                 got = lockset.frame_claims(frame, info, self.sources, self.kind_of_type,
                                            self.frame_cache)
-            if got is None:
-                snap.unanalysed += 1
-            else:
+                complete = got is not None
+                if got is None and not _inline(frame):
+                    # line info but no readable source: its machine code
+                    got, complete = self._code_claims(frame, info)
+            if got:
+                claims.extend(got)
+            if complete:
                 snap.analysed = True
                 snap.analysed_levels += (info.level,)
-                claims.extend(got)
+            else:
+                snap.unanalysed += 1
             if scanned <= MAX_REF_FRAMES and info.line is not None:
                 ref_frames.append((frame, info.level))
             if info.function == "janus_ice_handle_thread":
@@ -67,9 +74,13 @@ class Scanner(object):
         snap.refs = refs
 
     def _code_claims(self, frame, info):
-        """Claims of a frame without line info, read from its machine code;
-        None when it could not be analysed (counted in ``unanalysed``)."""
-        return None
+        """(claims, complete) of a frame without line info, read from its
+        machine code (``codereader``).  Claims are None when the code could
+        not be analysed; an incomplete frame (a lock address unknown, or a
+        call to a function that could be a lock wrapper) gives its claims but
+        counts in ``unanalysed``: it is no proof that the frame holds nothing
+        else."""
+        return self.code.claims(frame, info)
 
     def _handle_of(self, frame):
         """``handle 424242`` from the handle loop's argument."""
@@ -86,6 +97,13 @@ class Scanner(object):
             except (gdb.error, RuntimeError, ValueError, OverflowError, TypeError):
                 continue
         return None
+
+
+def _inline(frame):
+    try:
+        return frame.type() == gdb.INLINE_FRAME
+    except (gdb.error, RuntimeError):
+        return True
 
 
 # Waiters of one unnamed lock whose frames are read for its name.

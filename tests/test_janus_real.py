@@ -27,7 +27,7 @@ N_WAITERS = int(os.environ.get("JANUS_STALL_WAITERS", "8"))
 
 @pytest.fixture(scope="module")
 def prefix():
-    p, problem = janusd.usable_prefix(("gdb", "strip", "readelf"))
+    p, problem = janusd.usable_prefix(("gdb", "strip", "readelf", "objdump"))
     if problem:
         pytest.skip(problem)
     return p
@@ -167,18 +167,52 @@ def test_stall_core_stripped(stall, stripped):
     assert lock["kind"] == "gmutex"
     assert r.waiter_lwps(res.rooms_mutex) == res.waiters
     assert lock.get("name") == "libjanus_videoroom.so+0x%x" % offset, lock
-    # the holder is alive, the tool cannot see it: never "leaked" (issue 11)
-    assert not lock["leaked"] and "leaked" not in r.data["verdict"], lock
-    if lock["owner"]["lwp"] is None:
-        # owner unknown: the frozen request thread is among the candidates
-        assert lock["owner"]["evidence"] == "unknown", lock
-        assert r.by_lwp[res.frozen_lwp]["num"] in lock["possible_owners"], lock
-        assert r.data["verdict_kind"] == "undetermined", r.data["verdict"]
-    else:
-        # machine code showed the owner: it is the frozen thread
-        assert lock["owner"]["lwp"] == res.frozen_lwp, lock
+    # --- the holder, named from the stripped plugin's machine code (issue 11) ---
+    assert not lock.get("leaked") and "leaked" not in r.data["verdict"], lock
+    owner = lock["owner"]
+    assert owner["lwp"] == res.frozen_lwp, owner
+    assert owner["evidence"] == "inferred" and owner["source"] == "machine-code", owner
+    m = re.match(r"^from machine code: libjanus_videoroom\.so\+0x([0-9a-f]+) \(frame #0\) "
+                 r"calls g_mutex_lock\(0x%x\) at ((?:\+0x[0-9a-f]+(?:, )?)+), no unlock "
+                 r"before the instruction at \+0x\1$" % res.rooms_mutex, owner["detail"])
+    assert m, owner
+    # the offsets are the lock line's calls and the breakpoint's line in the
+    # unstripped plugin's line table
+    lines = objdump_lines(j.plugin)
+    assert lines.get(int(m.group(1), 16)) == res.bp_line, (m.group(1), res.bp_line)
+    for call in re.findall(r"0x([0-9a-f]+)", m.group(2)):
+        assert lines.get(int(call, 16)) == res.lock_line, (call, res.lock_line)
     assert any(s.startswith("No debug info for ") for s in r.data["next_steps"]), \
         r.data["next_steps"]
+    for lwp in res.waiters:
+        behind = blocked_behind(r, r.by_lwp[lwp]["num"])
+        assert behind is not None and behind.get("thread") == r.by_lwp[res.frozen_lwp]["num"]
+    text = gdbrun.extract_report(analyze(
+        res, j, "janus-waitgraph", hide_debug=True, exe=exe,
+        extra=["-iex", "set sysroot %s" % sysroot,
+               "-iex", "set auto-load python-scripts off"]).stdout)
+    assert text is not None and "leaked" not in text, text
+    assert "[inferred: %s]" % owner["detail"] in text, text
+
+
+def objdump_lines(elf):
+    """{instruction address: source line} of janus_videoroom.c in ELF (objdump -dl)."""
+    out = subprocess.run(["objdump", "-dl", "--no-show-raw-insn", elf], stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout
+    lines = {}
+    cur = None
+    for text in out.splitlines():
+        m = re.match(r"^\S*janus_videoroom\.c:(\d+)", text)
+        if m:
+            cur = int(m.group(1))
+            continue
+        if re.match(r"^\S+:\d+", text):
+            cur = None
+            continue
+        m = re.match(r"^\s+([0-9a-f]+):\s", text)
+        if m and cur is not None:
+            lines[int(m.group(1), 16)] = cur
+    return lines
 
 
 # --- c: a healthy live Janus ----------------------------------------------------------
