@@ -789,8 +789,10 @@ def test_call_names_are_configurable(monkeypatch):
 def test_odd_arguments_never_raise():
     sf = SourceFile("void f(void) {\n janus_mutex_lock(&m);\n work();\n}\n")
     assert sf.function_body_range(None) is None
-    res = sf.held_at(None, 3)
+    res = sf.held_at("x", 3)
     assert not res.valid and res.why
+    # None: no start line known (an inlined frame): the body around the line
+    assert [h.expr for h in sf.held_at(None, 3).held] == ["&m"]
     assert SourceFile(None).held_at(1, 2).valid is False
 
 
