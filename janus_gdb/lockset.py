@@ -56,6 +56,10 @@ def _strip(t):
     return t
 
 
+_REF_CODES = tuple(getattr(gdb, n) for n in ("TYPE_CODE_REF", "TYPE_CODE_RVALUE_REF")
+                   if hasattr(gdb, n))
+
+
 def _struct_name(t):
     """Tag or typedef name of the struct T points to (or is)."""
     try:
@@ -82,6 +86,9 @@ def evaluate(frame, expr, kind_of_type):
         if value.is_optimized_out:
             return None, None, "optimized out"
         t = _strip(value.type)
+        if t.code in _REF_CODES:    # a C++ reference: the object it refers to
+            value = value.referenced_value()
+            t = _strip(value.type)
         if t.code == gdb.TYPE_CODE_PTR:
             return int(value) & ((1 << 64) - 1), kind_of_type(t.target()), None
         addr = value.address
@@ -116,6 +123,19 @@ def _base_type(frame, expr):
         return None, f.group(1)
 
 
+def _start_line(frame, fn, sal):
+    """The line of FRAME's function head, or None when gdb's is not it: an
+    inlined function's symbol carries the line (and file) of its call."""
+    try:
+        if getattr(gdb, "INLINE_FRAME", None) is not None and frame.type() == gdb.INLINE_FRAME:
+            return None
+        if fn.symtab is not None and fn.symtab.filename != sal.symtab.filename:
+            return None
+    except (gdb.error, RuntimeError):
+        return None
+    return fn.line
+
+
 def _frame_lockset(frame, sources):
     """(function name, source file basename, current line, LockSet) of FRAME;
     None when it has no source to read; () when its source is unreadable."""
@@ -133,10 +153,18 @@ def _frame_lockset(frame, sources):
     src = sources.get(fullname)
     if src is None:
         return ()
-    lockset = src.held_at(fn.line, sal.line)
+    lockset = src.held_at(_start_line(frame, fn, sal), sal.line)
     if not lockset.valid:
         return None
-    return fn.name, os.path.basename(sal.symtab.filename), sal.line, lockset
+    name = fn.name
+    if lockset.lambda_line:
+        name = "the lambda of line %d" % lockset.lambda_line
+    return name, os.path.basename(sal.symtab.filename), sal.line, lockset
+
+
+def _cxx_call(held):
+    """Was HELD read from a C++ member call or guard (not a C lock function)?"""
+    return held.call.startswith("std::") or held.call.endswith("()")
 
 
 def frame_claims(frame, info, sources, kind_of_type, cache=None):
@@ -162,13 +190,16 @@ def frame_claims(frame, info, sources, kind_of_type, cache=None):
     if not lockset.held and not lockset.released:
         return []
     claims = []
+    func = fn_name if lockset.lambda_line else (info.function or fn_name)
     for held, released in [(h, False) for h in lockset.held] + \
             [(h, True) for h in lockset.released]:
         addr, kind, why = evaluate(frame, held.expr, kind_of_type)
+        if addr is not None and kind is None and _cxx_call(held):
+            continue    # obj.lock() on something that is no lock (a weak_ptr, a guard)
         type_name = field = None
         if addr is None:
             type_name, field = _base_type(frame, held.expr)
-        claims.append(Claim(info.level, info.function or fn_name, fname, held.line, held.raw,
+        claims.append(Claim(info.level, func, fname, held.line, held.raw,
                             addr, kind, type_name, field, held.conditional, held.trylock,
-                            released, why, cur_line))
+                            released, why, cur_line, mode=held.mode))
     return claims
