@@ -40,6 +40,13 @@ def compile_c(src, out, defines=(), strip=False):
     return out
 
 
+def compile_cxx(src, out, defines=()):
+    """Compile the C++ fixture SRC with -g -O2 -std=c++17 (no glib)."""
+    cmd = ["g++", "-g", "-O2", "-Wall", "-pthread", "-std=c++17", "-o", out, src] + list(defines)
+    subprocess.run(cmd, check=True)
+    return out
+
+
 class Truth(object):
     """What a scenario says about itself: roles -> LWPs, lock names -> addresses."""
 
