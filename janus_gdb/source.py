@@ -338,11 +338,11 @@ class SourceFile(object):
             self._in_wrapper_scan = False
         if not ls.valid:
             return None
-        param = params[0]
-        held = [h for h in ls.held if h.expr == param and not h.conditional and h.scope is None]
+        names = (params[0], "*" + params[0])    # C++: m.lock() on a reference, p->lock()
+        held = [h for h in ls.held if h.expr in names and not h.conditional and h.scope is None]
         if held:
             return "trylock" if held[-1].trylock else "lock"
-        if any(h.expr == param for h in ls.released):
+        if any(h.expr in names for h in ls.released):
             return "unlock"
         return None
 
