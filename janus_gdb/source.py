@@ -203,6 +203,7 @@ class SourceFile(object):
         self._functions = None
         self._in_wrapper_scan = False
         self._enclosing = None  # sorted (open, close, lambda) token indexes of bodies
+        self._lambdas = {}      # function body's '{' index -> its lambda bodies
 
     @property
     def tokens(self):
@@ -403,8 +404,11 @@ class SourceFile(object):
         if open_idx is None:
             return LockSet(valid=False, why=why)
         if inside and not at_end:
-            lam = _innermost_body(_bodies(self._tv, open_idx + 1, close_idx, False),
-                                  bisect.bisect_left(tl, current_line, open_idx))
+            lambdas = self._lambdas.get(open_idx)
+            if lambdas is None:
+                lambdas = self._lambdas[open_idx] = _bodies(self._tv, open_idx + 1, close_idx,
+                                                            False)
+            lam = _innermost_body(lambdas, bisect.bisect_left(tl, current_line, open_idx))
             if lam is not None:
                 return self._walk(lam[0], lam[1], current_line, tl[lam[2]])
         first = tl[open_idx]
@@ -1380,6 +1384,11 @@ class _Walker(object):
         line = self.tl[i]
         for a in args:
             expr = normalize_expr("".join(a))
+            guard = self._find_guard(expr)
+            if guard is not None:   # std::lock(lk1, lk2) of deferred unique_locks
+                st = self._guard_op(guard, "trylock" if self.tv[i] == "try_lock" else "lock",
+                                    line, st)
+                continue
             st = self._take(st, expr, expr, line, "std::" + self.tv[i], self.tv[i] == "try_lock",
                             None)
         return k + 1, st

@@ -125,6 +125,28 @@ def test_std_lock_then_adopted_guards_released_at_block_end():
     assert held(code) == []
 
 
+def test_cppreference_patterns():
+    # guards named `lock`, const guards, std::lock of deferred unique_locks
+    code = """
+        void assign_lunch_partner(Employee &e1, Employee &e2) {
+            const std::lock_guard<std::mutex> lock(g_i_mutex);
+            {
+                std::unique_lock<std::mutex> lk1(e1.m, std::defer_lock);
+                std::unique_lock<std::mutex> lk2(e2.m, std::defer_lock);
+                std::lock(lk1, lk2);                             // L
+                work(); // IN
+            }
+            std::scoped_lock lk(e1.m, e2.m);
+            wait(); // HERE
+        }
+    """
+    res = at(code, marker="IN")
+    assert [(h.expr, h.line, h.guard) for h in res.held] == [
+        ("g_i_mutex", 2, "lock"), ("e1.m", line_of(code, "// L"), "lk1"),
+        ("e2.m", line_of(code, "// L"), "lk2")]
+    assert held(code) == ["g_i_mutex", "e1.m", "e2.m"]
+
+
 def test_break_out_of_a_guarded_loop_body_releases():
     assert held("""
         void f() {
