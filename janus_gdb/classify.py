@@ -151,7 +151,8 @@ def _is_std_thread(above):
     if last.lib and last.lib.startswith("libstdc++") or \
             normalize(last.function) == "execute_native_thread_routine":
         return True
-    return any("std::thread::_State_impl" in (f.function or "") for f in above)
+    return any("std::thread::_State_impl" in (f.function or "") or
+               "__thread_proxy" in (f.function or "") for f in above)    # libc++
 
 
 def _is_lambda(name):

@@ -477,6 +477,7 @@ LOCK_TYPES = {"pthread_mutex_t": "pthread_mutex", "GMutex": "gmutex", "_GMutex":
               "std::timed_mutex": "pthread_mutex", "std::recursive_timed_mutex": "pthread_mutex",
               "std::shared_mutex": "pthread_rwlock", "std::shared_timed_mutex": "pthread_rwlock"}
 MAX_BLOCK_SYMBOLS = 20000
+_INLINE_NS_RE = re.compile(r"^std::__\w+::")
 
 
 def lock_kind_of_type(gtype):
@@ -486,6 +487,10 @@ def lock_kind_of_type(gtype):
         for name in (t.name, getattr(t, "tag", None)):
             if name in LOCK_TYPES:
                 return LOCK_TYPES[name]
+            if name and name.startswith("std::__"):     # libc++'s std::__1::mutex
+                plain = _INLINE_NS_RE.sub("std::", name)
+                if plain in LOCK_TYPES:
+                    return LOCK_TYPES[plain]
         if t.code != gdb.TYPE_CODE_TYPEDEF:
             return None
         t = t.target()
