@@ -202,7 +202,7 @@ class SourceFile(object):
         self._wrappers = None   # {function name: "lock" | "trylock" | "unlock"}
         self._functions = None
         self._in_wrapper_scan = False
-        self._enclosing = None  # sorted (open, close, lambda) token indexes of bodies
+        self._enclosing = None  # (open, close, lambda '[' or None) token indexes of bodies
         self._lambdas = {}      # function body's '{' index -> its lambda bodies
 
     @property
@@ -241,8 +241,8 @@ class SourceFile(object):
         return LockSet(res.held, res.released, res.valid, res.why, res.lambda_line)
 
     def enclosing_body(self, line):
-        """(open index, close index, is a lambda) of the innermost function or
-        lambda body holding LINE, or None.  Top-level ``name(...) ... {`` are
+        """(open index, close index, line of the lambda's '[' or None for a
+        function) of the innermost function or lambda body holding LINE, or None.  Top-level ``name(...) ... {`` are
         function bodies; inside a function only lambdas count (a C macro
         followed by a block is not a function)."""
         if self._enclosing is None:
