@@ -113,10 +113,12 @@ def first_app_frame(frames):
     return None
 
 
-def entry_function(frames, truncated):
+def entry_function(frames, truncated, lambda_lines=None):
     """The thread's entry function: main, or the outermost application frame
     above start_thread (glib's g_thread_proxy, unnamed without symbols, sits
-    between them), else the frame just above start_thread."""
+    between them), else the frame just above start_thread.  A std::thread
+    gets a label (std_thread_label; LAMBDA_LINES: {frame level: line where
+    the frame's lambda starts})."""
     if not frames:
         return None
     for i, fr in enumerate(frames):
@@ -127,7 +129,7 @@ def entry_function(frames, truncated):
             above = frames[:i]
             apps = [f for f in above if not f.system]
             if _is_std_thread(above):
-                return std_thread_label(above, apps[-1] if apps else None)
+                return std_thread_label(above, apps[-1] if apps else None, lambda_lines)
             pick = apps[-1] if apps else above[-1]
             return pick.function or ("?? (0x%x)" % pick.pc)
     if truncated:
@@ -159,10 +161,11 @@ def _is_lambda(name):
     return name == "operator()" or "{lambda(" in name or "<lambda(" in name
 
 
-def std_thread_label(above, pick):
+def std_thread_label(above, pick, lambda_lines=None):
     """``std::thread lambda in main() (deadlock.cpp:21)`` or ``std::thread
-    worker``: the thread's lambda or function, below libstdc++'s start-up
-    frames (PICK: the outermost application frame, or None)."""
+    worker``: the thread's lambda (where it starts when its source was read,
+    else where it is) or function, below libstdc++'s start-up frames (PICK:
+    the outermost application frame, or None)."""
     enclosing = None
     for f in above:
         m = _LAMBDA_IN_RE.search(f.function or "")
@@ -177,7 +180,8 @@ def std_thread_label(above, pick):
     if enclosing:
         text += " in " + enclosing[:80]
     if pick is not None and pick.file and pick.line:
-        text += " (%s:%d)" % (pick.file[:60], pick.line)
+        line = (lambda_lines or {}).get(pick.level, pick.line)
+        text += " (%s:%d)" % (pick.file[:60], line)
     return text[:MAX_LABEL]
 
 

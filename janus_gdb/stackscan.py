@@ -48,6 +48,8 @@ class Scanner(object):
             else:
                 got = lockset.frame_claims(frame, info, self.sources, self.kind_of_type,
                                            self.frame_cache)
+            if info.function == "operator()":
+                self._lambda_line(snap, info)
             if got is None:
                 snap.unanalysed += 1
             else:
@@ -65,6 +67,16 @@ class Scanner(object):
             snap.refs_deferred = True
         snap.claims = claims
         snap.refs = refs
+
+    def _lambda_line(self, snap, info):
+        """Where the C++ lambda of frame INFO starts (its source was read by
+        lockset.frame_claims), for the thread's label."""
+        got = self.frame_cache.get(info)
+        lockset_ = got[3] if got else None
+        if lockset_ is not None and lockset_.lambda_line:
+            if snap.lambda_lines is None:
+                snap.lambda_lines = {}
+            snap.lambda_lines[info.level] = lockset_.lambda_line
 
     def _code_claims(self, frame, info):
         """Claims of a frame without line info, read from its machine code;

@@ -112,9 +112,9 @@ def test_abba_lock_guard_lambdas(cxx, mode):
     assert t.lwp("abba_t1") in r.waiter_lwps(t.lock("b"))
     assert t.lwp("abba_t2") in r.waiter_lwps(t.lock("a"))
     check_common(r, text, t, ["abba_t1", "abba_t2"])
-    # the lambda's thread, named by its function and where it is
-    assert r.by_lwp[t.lwp("abba_t1")]["entry"] == lambda_label("abba()", "abba_t1_second")
-    assert r.by_lwp[t.lwp("abba_t2")]["entry"] == lambda_label("abba()", "abba_t2_second")
+    # the lambda's thread, named by its enclosing function and where it starts
+    assert r.by_lwp[t.lwp("abba_t1")]["entry"] == lambda_label("abba()", "abba_t1_lambda")
+    assert r.by_lwp[t.lwp("abba_t2")]["entry"] == lambda_label("abba()", "abba_t2_lambda")
     assert "[exact: __data.__owner = %d]" % t.lwp("abba_t1") in text
 
 
@@ -130,7 +130,7 @@ def test_join_while_holding_unique_lock(cxx, mode):
     check_common(r, text, t, ["worker"])
     assert main["entry"] == "main"
     assert r.by_lwp[t.lwp("worker")]["entry"] == lambda_label("join_holding()",
-                                                              "join_worker_wait")
+                                                              "join_worker_lambda")
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -362,6 +362,12 @@ def test_label_of_a_function_thread():
     assert classify.entry_function(f, False) == "std::thread worker"
 
 
+def test_label_names_where_the_lambda_starts_when_known():
+    f = frames(LIBC, ("operator()", "deadlock.cpp", 24, None, False), STD_RUN, NATIVE, START)
+    assert classify.entry_function(f, False, {1: 21}) == \
+        "std::thread lambda in main() (deadlock.cpp:21)"
+
+
 def test_label_when_the_lambda_frame_is_gone():
     assert classify.entry_function(frames(LIBC, STD_RUN, NATIVE, START), False) == \
         "std::thread lambda in main()"
