@@ -91,6 +91,9 @@ def evaluate(frame, expr, kind_of_type):
             t = _strip(value.type)
         if t.code == gdb.TYPE_CODE_PTR:
             return int(value) & ((1 << 64) - 1), kind_of_type(t.target()), None
+        value, t = _guarded_mutex(value, t)
+        if t.code == gdb.TYPE_CODE_PTR:
+            return int(value) & ((1 << 64) - 1), kind_of_type(t.target()), None
         addr = value.address
         if addr is None:
             return None, None, "not an lvalue"
@@ -102,6 +105,27 @@ def evaluate(frame, expr, kind_of_type):
         if "optimized out" in text:
             return None, None, "optimized out"
         return None, None, text.split("\n")[0][:80]
+
+
+# libstdc++ guards: the field that points to (or refers to) their mutex
+_GUARD_FIELDS = (("std::unique_lock<", "_M_device"), ("std::shared_lock<", "_M_pm"),
+                 ("std::lock_guard<", "_M_device"))
+
+
+def _guarded_mutex(value, t):
+    """A guard object passed along (``void f(std::unique_lock<std::mutex> &lk)
+    { lk.unlock(); }``) stands for its mutex: its pointer field (read, never
+    called).  Other values are returned as they are."""
+    name = t.name or getattr(t, "tag", None) or ""
+    for prefix, field in _GUARD_FIELDS:
+        if name.startswith(prefix):
+            inner = value[field]
+            it = _strip(inner.type)
+            if it.code in _REF_CODES:
+                inner = inner.referenced_value()
+                it = _strip(inner.type)
+            return inner, it
+    return value, t
 
 
 def _base_type(frame, expr):
@@ -153,7 +177,13 @@ def _frame_lockset(frame, sources):
     src = sources.get(fullname)
     if src is None:
         return ()
-    lockset = src.held_at(_start_line(frame, fn, sal), sal.line)
+    try:
+        newer = frame.newer()
+        callee = source.callee_token(newer.name()) if newer is not None else None
+    except (gdb.error, RuntimeError):
+        callee = None
+    lockset = src.held_at(_start_line(frame, fn, sal), sal.line, callee,
+                          source.is_lambda_name(fn.name))
     if not lockset.valid:
         return None
     name = fn.name

@@ -220,19 +220,27 @@ class SourceFile(object):
             return None
         return self._tl[open_idx], self._tl[close_idx]
 
-    def held_at(self, start_line, current_line):
+    def held_at(self, start_line, current_line, callee=None, lambda_frame=None):
         """LockSet of the function declared at START_LINE when at CURRENT_LINE.
+
+        Events on the current line are in progress, unless CALLEE (the token
+        naming the call in progress, see callee_token) is found on it: then
+        the statements that end on that line before it count.  LAMBDA_FRAME
+        True: the frame is a lambda's (gdb's ``operator()``): the lambda
+        around the CALLEE token is walked, also on one line; False: the
+        frame is no lambda's, lambdas are never walked; None: unknown.
 
         A frame inside a C++ lambda is walked from the lambda's ``{``.  When
         START_LINE is None (an inlined frame: gdb gives the line of the call,
         not of the function) or names no body holding the line while a lambda
         does, the innermost function or lambda body around CURRENT_LINE is
         walked (``enclosing_body``)."""
-        key = (start_line, current_line)
+        key = (start_line, current_line, callee, lambda_frame)
         res = self._held.get(key)
         if res is None:
             try:
-                res = self._held_at(start_line, current_line)
+                res = self._held_at(start_line, current_line, callee=callee,
+                                    lambda_frame=lambda_frame)
             except Exception as exc:  # never let odd source break a diagnosis
                 res = LockSet(valid=False, why="source analysis failed: %s" % exc.__class__.__name__)
             if len(self._held) >= CACHE_SIZE:
@@ -240,17 +248,32 @@ class SourceFile(object):
             self._held[key] = res
         return LockSet(res.held, res.released, res.valid, res.why, res.lambda_line)
 
-    def enclosing_body(self, line):
+    def _position(self, line, callee):
+        """Index of the first CALLEE token on LINE, else of LINE's first token."""
+        tv, tl = self._tv, self._tl
+        idx = bisect.bisect_left(tl, line)
+        if callee:
+            for k in range(idx, bisect.bisect_right(tl, line, idx)):
+                if tv[k] == callee:
+                    return k
+        return idx
+
+    def enclosing_body(self, line, callee=None, lambda_frame=None):
         """(open index, close index, line of the lambda's '[' or None for a
-        function) of the innermost function or lambda body holding LINE, or None.  Top-level ``name(...) ... {`` are
+        function) of the innermost function or lambda body holding LINE, or
+        None (only functions when LAMBDA_FRAME is False; see held_at).  Top-level ``name(...) ... {`` are
         function bodies; inside a function only lambdas count (a C macro
         followed by a block is not a function)."""
         if self._enclosing is None:
             self._enclosing = _bodies(self._tv, 0, len(self._tv), True)
-        idx = bisect.bisect_left(self._tl, line)
+        # a one-line lambda: where its call is
+        idx = self._position(line, callee if lambda_frame else None)
         if idx >= len(self._tl) or self._tl[idx] != line:
             return None
-        got = _innermost_body(self._enclosing, idx)
+        bodies = self._enclosing
+        if lambda_frame is False:
+            bodies = [b for b in bodies if b[2] is None]
+        got = _innermost_body(bodies, idx)
         if got is None:
             return None
         return got[0], got[1], (self._tl[got[2]] if got[2] is not None else None)
@@ -389,7 +412,29 @@ class SourceFile(object):
             return open_idx, None, "the function body does not end (unbalanced braces or truncated file)"
         return open_idx, None, "the function body is longer than the scan limit"
 
-    def _held_at(self, start_line, current_line, at_end=False):
+    def _stop(self, open_idx, end, current_line, callee):
+        """Token index where the walk stops: the current line's first token,
+        or just after the last ';', '{' or '}' (outside parentheses) before
+        the first CALLEE token on that line."""
+        tv, tl = self._tv, self._tl
+        stop = bisect.bisect_left(tl, current_line, open_idx)
+        if not callee:
+            return stop
+        last = stop
+        depth = 0
+        for k in range(stop, min(end, bisect.bisect_right(tl, current_line, stop))):
+            v = tv[k]
+            if v == callee:
+                return last
+            if v == "(":
+                depth += 1
+            elif v == ")":
+                depth -= 1
+            elif v in (";", "{", "}") and depth == 0:
+                last = k + 1
+        return stop
+
+    def _held_at(self, start_line, current_line, at_end=False, callee=None, lambda_frame=None):
         if start_line is None:
             open_idx, close_idx, why = None, None, "no function start line"
         else:
@@ -398,19 +443,20 @@ class SourceFile(object):
         inside = (open_idx is not None and close_idx is not None
                   and tl[open_idx] <= current_line <= tl[close_idx])
         if not inside and not at_end:
-            got = self.enclosing_body(current_line)
+            got = self.enclosing_body(current_line, callee, lambda_frame)
             if got is not None and (got[2] or start_line is None):
-                return self._walk(got[0], got[1], current_line, got[2])
+                return self._walk(got[0], got[1], current_line, got[2], callee)
         if open_idx is None:
             return LockSet(valid=False, why=why)
-        if inside and not at_end:
+        if inside and not at_end and lambda_frame is not False:
             lambdas = self._lambdas.get(open_idx)
             if lambdas is None:
                 lambdas = self._lambdas[open_idx] = _bodies(self._tv, open_idx + 1, close_idx,
                                                             False)
-            lam = _innermost_body(lambdas, bisect.bisect_left(tl, current_line, open_idx))
+            pos = max(open_idx, self._position(current_line, callee if lambda_frame else None))
+            lam = _innermost_body(lambdas, pos)
             if lam is not None:
-                return self._walk(lam[0], lam[1], current_line, tl[lam[2]])
+                return self._walk(lam[0], lam[1], current_line, tl[lam[2]], callee)
         first = tl[open_idx]
         if current_line < first:
             return LockSet(valid=False, why="line %d is before the body of the function at line %d"
@@ -423,7 +469,7 @@ class SourceFile(object):
         else:
             end = min(len(tl), open_idx + MAX_TOKENS,
                       bisect.bisect_right(tl, first + MAX_LINES))
-        stop = close_idx if at_end else bisect.bisect_left(tl, current_line, open_idx)
+        stop = close_idx if at_end else self._stop(open_idx, end, current_line, callee)
         extra = {} if self._in_wrapper_scan else self.wrappers()
         walker = _Walker(self._tv, tl, self._lines, end, stop, extra)
         old_limit = sys.getrecursionlimit()
@@ -444,11 +490,11 @@ class SourceFile(object):
             st = _EMPTY
         return LockSet(st.held, st.released, valid, why)
 
-    def _walk(self, open_idx, close_idx, current_line, lambda_line):
+    def _walk(self, open_idx, close_idx, current_line, lambda_line, callee=None):
         """LockSet of the body at OPEN_IDX..CLOSE_IDX (a lambda's or a
         function's found by enclosing_body) at CURRENT_LINE."""
         tl = self._tl
-        stop = bisect.bisect_left(tl, current_line, open_idx)
+        stop = self._stop(open_idx, close_idx + 1, current_line, callee)
         extra = {} if self._in_wrapper_scan else self.wrappers()
         walker = _Walker(self._tv, tl, self._lines, close_idx + 1, stop, extra)
         old_limit = sys.getrecursionlimit()
@@ -465,6 +511,38 @@ class SourceFile(object):
         if st is None:
             st = _EMPTY
         return LockSet(st.held, st.released, valid, why, lambda_line)
+
+
+_TEMPLATE_ARGS_RE = re.compile(r"<[^<>]*>")
+_CALLEE_RE = re.compile(r"(?:_*GI_+)?_*([A-Za-z]\w*)$")
+
+
+def is_lambda_name(name):
+    """Is NAME (a gdb frame or function name) a C++ lambda's operator()?"""
+    return bool(name) and (name == "operator()" or "{lambda(" in name or "<lambda(" in name)
+
+
+def callee_token(name):
+    """The token that names a call to the function NAME (a gdb frame name)
+    in its caller's source: ``std::lock_guard<std::mutex>::lock_guard`` ->
+    ``lock_guard``, ``Account::transfer(int)`` -> ``transfer``,
+    ``__GI___pthread_mutex_lock`` -> ``pthread_mutex_lock``; None for
+    operators and odd names."""
+    if not name or len(name) > 4096:
+        return None
+    s = name
+    for _ in range(32):     # innermost template arguments first
+        t = _TEMPLATE_ARGS_RE.sub("", s)
+        if t == s:
+            break
+        s = t
+    if "(" in s:
+        s = s[:s.index("(")]
+    s = s.split("@")[0].rsplit("::", 1)[-1].strip()
+    m = _CALLEE_RE.match(s)
+    if not m or m.group(1).startswith("operator"):
+        return None
+    return m.group(1)
 
 
 def _match(tv, i, end, limit=MAX_TOKENS):
@@ -1505,7 +1583,7 @@ class LazySourceFile(object):
         self._wrapper_op[name] = op
         return op
 
-    def held_at(self, start_line, current_line):
+    def held_at(self, start_line, current_line, callee=None, lambda_frame=None):
         """LockSet of the function declared at START_LINE when at CURRENT_LINE
         (see SourceFile.held_at; START_LINE None: the body around the line)."""
         try:
@@ -1513,18 +1591,18 @@ class LazySourceFile(object):
             if start_line is not None:
                 region = self._region(start_line)
                 self._add_wrappers(region, 0, len(region._tv))
-                res = region.held_at(start_line, current_line)
+                res = region.held_at(start_line, current_line, callee, lambda_frame)
                 if res.valid:
                     return res
             # a lambda whose line gdb gives is not a function head, or an
             # inlined frame: the innermost body around the line, in the whole file
             whole = self._whole_file()
-            got = whole.enclosing_body(current_line)
+            got = whole.enclosing_body(current_line, callee, lambda_frame)
             if got is None or (start_line is not None and got[2] is None):
                 return res if res is not None else LockSet(
                     valid=False, why="no function body holds line %d" % current_line)
             self._add_wrappers(whole, got[0], got[1])
-            return whole.held_at(None, current_line)
+            return whole.held_at(None, current_line, callee, lambda_frame)
         except Exception as exc:  # never let odd source break a diagnosis
             return LockSet(valid=False,
                            why="source analysis failed: %s" % exc.__class__.__name__)

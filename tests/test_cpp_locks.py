@@ -239,3 +239,16 @@ def test_member_function_locks(cxx, mode):
     check_owner(r, t, "bob", "pay_alice", "member_mine", "transfer")
     assert r.waiter_lwps(t.lock("bob")) == {t.lwp("pay_bob")}
     check_common(r, text, t, ["pay_bob", "pay_alice"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_one_line_lambda_holding_a_guard(cxx, mode):
+    r, text, t = analyse(cxx, "one_liner", mode)
+    assert r.data["deadlocks"] == 0 and r.data["cycles"] == [], r.data["verdict"]
+    # the guard before the call on the lambda's only line is held
+    check_owner(r, t, "log", "writer", "oneliner_lambda", "lambda")
+    check_owner(r, t, "disk", "main", "oneliner_main", "one_liner")
+    assert r.waiter_lwps(t.lock("disk")) == {t.lwp("writer")}
+    assert r.waiter_lwps(t.lock("log")) == {t.lwp("waiter")}
+    check_common(r, text, t, ["writer", "waiter"])
+    assert r.by_lwp[t.lwp("writer")]["entry"] == lambda_label("one_liner()", "oneliner_lambda")

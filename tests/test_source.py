@@ -677,7 +677,7 @@ def test_results_are_cached_but_independent():
     a.held.append("junk")
     b = sf.held_at(1, 3)
     assert [h.expr for h in b.held] == ["&m"]
-    assert sf._held[(1, 3)].held is not b.held
+    assert sf._held[(1, 3, None, None)].held is not b.held
 
 
 def test_bytes_source():

@@ -384,3 +384,44 @@ def test_label_is_bounded():
 def test_c_threads_keep_their_entry():
     f = frames(LIBC, ("cycle_thread_a", "s.c", 3, None, False), START)
     assert classify.entry_function(f, False) == "cycle_thread_a"
+
+
+# -- the call in progress on the current line --------------------------------
+
+def test_callee_token():
+    from janus_gdb.source import callee_token
+    assert callee_token("std::lock_guard<std::mutex>::lock_guard") == "lock_guard"
+    assert callee_token("Account::transfer(Account&, long)") == "transfer"
+    assert callee_token("__GI___pthread_mutex_lock") == "pthread_mutex_lock"
+    assert callee_token("std::vector<std::pair<int, int> >::push_back") == "push_back"
+    assert callee_token("operator()") is None
+    assert callee_token(None) is None and callee_token("x" * 10000) is None
+
+
+ONE_LINERS = """
+    int main() {
+        std::thread u([] { std::unique_lock<std::mutex> lk(a); hold_part(lk); });
+        std::lock_guard<std::mutex> g(m); hold_part(x);
+        std::thread v([] { hold_part(y); }); hold_part(z);
+    }
+"""
+
+
+def test_statements_before_the_call_in_progress_count():
+    sf = SourceFile(textwrap.dedent(ONE_LINERS).lstrip("\n"))
+    # main's frame at line 3, inside hold_part(x): the guard before it is taken
+    assert [h.expr for h in sf.held_at(1, 3, "hold_part", False).held] == ["m"]
+    # without knowing the call: the whole line is in progress
+    assert [h.expr for h in sf.held_at(1, 3).held] == []
+    # a call that is not on the line: the whole line is in progress
+    assert [h.expr for h in sf.held_at(1, 3, "elsewhere", False).held] == []
+
+
+def test_one_line_lambda_frame():
+    sf = SourceFile(textwrap.dedent(ONE_LINERS).lstrip("\n"))
+    for start in (None, 1):
+        res = sf.held_at(start, 2, "hold_part", True)
+        assert [h.expr for h in res.held] == ["a"] and res.lambda_line == 2, res
+    # main's own frame on a line that also holds a lambda: the lambda is skipped
+    assert [h.expr for h in sf.held_at(1, 4, "hold_part", False).held] == ["m"]
+    assert [h.expr for h in sf.held_at(None, 4, "hold_part", False).held] == ["m"]
