@@ -252,3 +252,22 @@ def test_one_line_lambda_holding_a_guard(cxx, mode):
     assert r.waiter_lwps(t.lock("log")) == {t.lwp("waiter")}
     check_common(r, text, t, ["writer", "waiter"])
     assert r.by_lwp[t.lwp("writer")]["entry"] == lambda_label("one_liner()", "oneliner_lambda")
+
+
+@pytest.mark.parametrize("name,lock", [("member", "alice.mtx_"), ("ring", "ring[3]")])
+def test_cxx_target_memory_unchanged(cxx, name, lock):
+    """Evaluating C++ lock expressions (members through `this`, references,
+    subscripts) leaves the target byte for byte as it was (test_readonly)."""
+    import test_readonly as ro
+    sc = gdbrun.Scenario(cxx.binaries.exe("debug"), [name])
+    try:
+        masks = ro.kernel_written(sc.pid)
+        before = ro.quiet_checksums(sc.pid, masks)
+        res, cli = ro.run_session(sc.pid, lock)
+        ro.settle_sleepers(sc.pid)
+        assert ro.differences(before, ro.checksums(sc.pid, masks)) == []
+        ro.check_session(res, cli, sc.pid)
+        assert "Found 1 deadlock" in res.stdout, res.stdout[-3000:]
+        ro.assert_running(sc.pid)
+    finally:
+        sc.kill()
