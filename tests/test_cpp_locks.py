@@ -254,7 +254,25 @@ def test_one_line_lambda_holding_a_guard(cxx, mode):
     assert r.by_lwp[t.lwp("writer")]["entry"] == lambda_label("one_liner()", "oneliner_lambda")
 
 
-@pytest.mark.parametrize("name,lock", [("member", "alice.mtx_"), ("ring", "ring[3]")])
+@pytest.mark.parametrize("mode", MODES)
+def test_dining_philosophers_with_a_vector_of_mutexes(cxx, mode):
+    # forks_[id] goes through std::vector::operator[]: gdb evaluates it with
+    # libstdc++'s xmethods (Python, read-only), never by calling the target
+    r, text, t = analyse(cxx, "philosophers", mode)
+    n = 5
+    assert r.data["verdict"].startswith("Found 1 deadlock (5 threads)"), r.data["verdict"]
+    roles = ["phil%d" % i for i in range(n)]
+    assert r.cycle_lwp_sets() == [lwps_of(t, *roles)]
+    for i in range(n):
+        check_owner(r, t, "fork%d" % i, "phil%d" % i, "phil_left", "dine")
+        assert r.waiter_lwps(t.lock("fork%d" % ((i + 1) % n))) == {t.lwp("phil%d" % i)}
+    check_common(r, text, t, roles)
+    for role in roles:
+        assert r.by_lwp[t.lwp(role)]["entry"] == "std::thread Table::dine"
+
+
+@pytest.mark.parametrize("name,lock", [("member", "alice.mtx_"), ("ring", "ring[3]"),
+                                       ("philosophers", "main")])
 def test_cxx_target_memory_unchanged(cxx, name, lock):
     """Evaluating C++ lock expressions (members through `this`, references,
     subscripts) leaves the target byte for byte as it was (test_readonly)."""
