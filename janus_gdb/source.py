@@ -63,6 +63,11 @@ CXX_METHODS = {"lock": ("lock", False), "try_lock": ("trylock", False),
 CXX_GUARDS = ("lock_guard", "unique_lock", "scoped_lock", "shared_lock")
 _CXX_TAGS = ("defer_lock", "try_to_lock", "adopt_lock")
 MAX_LAMBDA_HEAD = 64    # tokens between a lambda's '[' ... ']' and its '{'
+# Condition waits that release a mutex while in progress: name -> argument
+# holding it (0: the guard of C++'s cv.wait(lk), 1: C's mutex argument)
+WAIT_CALLS = {"wait": 0, "wait_for": 0, "wait_until": 0,
+              "pthread_cond_wait": 1, "pthread_cond_timedwait": 1, "pthread_cond_clockwait": 1,
+              "g_cond_wait": 1, "g_cond_wait_until": 1, "g_cond_timed_wait": 1}
 
 MAX_TOKENS = 200000     # tokens of one function body that are looked at
 MAX_LINES = 20000       # lines of one function body that are looked at
@@ -488,6 +493,8 @@ class SourceFile(object):
                                         % current_line) if x)
         if st is None:
             st = _EMPTY
+        if callee in WAIT_CALLS and not at_end:
+            st = self._waiting(st, open_idx, end, current_line, callee)
         return LockSet(st.held, st.released, valid, why)
 
     def _walk(self, open_idx, close_idx, current_line, lambda_line, callee=None):
@@ -510,7 +517,49 @@ class SourceFile(object):
                                         % current_line) if x)
         if st is None:
             st = _EMPTY
+        if callee in WAIT_CALLS:
+            st = self._waiting(st, open_idx, close_idx + 1, current_line, callee)
         return LockSet(st.held, st.released, valid, why, lambda_line)
+
+    def _waiting(self, st, open_idx, end, current_line, callee):
+        """A condition wait in progress on the current line releases its
+        mutex until it returns: ``cv.wait(lk)`` (the guard's, or the mutex
+        of a condition_variable_any), ``pthread_cond_wait(&c, &m)``,
+        ``g_cond_wait(&c, &m)``."""
+        tv = self._tv
+        pos = self._position(current_line, callee)
+        if pos + 1 >= min(end, len(tv)) or tv[pos] != callee or tv[pos + 1] != "(":
+            return st
+        method = WAIT_CALLS[callee] == 0
+        if method != (pos > 0 and tv[pos - 1] in (".", "->")):
+            return st
+        args, cur, depth = [], [], 0
+        for k in range(pos + 2, min(end, pos + 4096)):    # a predicate lambda may follow
+            v = tv[k]
+            if v in "([{":
+                depth += 1
+            elif v in ")]}":
+                depth -= 1
+                if depth < 0:
+                    break
+            elif v == "," and depth == 0:
+                args.append(cur)
+                cur = []
+                continue
+            cur.append(v)
+        else:
+            return st
+        args.append(cur)
+        n = WAIT_CALLS[callee]
+        if len(args) <= n:
+            return st
+        expr = normalize_expr("".join(args[n]))
+        key = _key(expr)
+        held = tuple(h for h in st.held
+                     if not (h.guard == expr if method and h.guard else _key(h.expr) == key))
+        if len(held) == len(st.held):
+            return st
+        return _State(held, st.released)
 
 
 _TEMPLATE_ARGS_RE = re.compile(r"<[^<>]*>")

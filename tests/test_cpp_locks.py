@@ -271,6 +271,21 @@ def test_dining_philosophers_with_a_vector_of_mutexes(cxx, mode):
         assert r.by_lwp[t.lwp(role)]["entry"] == "std::thread Table::dine"
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_condition_wait_releases_its_unique_lock(cxx, mode):
+    r, text, t = analyse(cxx, "condvar", mode)
+    assert r.data["deadlocks"] == 0 and r.data["cycles"] == [], r.data["verdict"]
+    consumer = r.by_lwp[t.lwp("consumer")]
+    assert consumer["state"] == "idle", consumer
+    # its unique_lock is released while it waits: no claim on the queue's mutex
+    assert consumer["claims"] == [], consumer["claims"]
+    l = check_owner(r, t, "queue", "producer", "cv_producer", "lambda")
+    assert l["candidates"] == [], l
+    check_owner(r, t, "flush", "main", "cv_main", "condvar")
+    assert r.waiter_lwps(t.lock("flush")) == {t.lwp("producer")}
+    check_common(r, text, t, ["consumer", "producer"])
+
+
 @pytest.mark.parametrize("name,lock", [("member", "alice.mtx_"), ("ring", "ring[3]"),
                                        ("philosophers", "main")])
 def test_cxx_target_memory_unchanged(cxx, name, lock):

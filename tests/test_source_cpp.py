@@ -425,3 +425,29 @@ def test_one_line_lambda_frame():
     # main's own frame on a line that also holds a lambda: the lambda is skipped
     assert [h.expr for h in sf.held_at(1, 4, "hold_part", False).held] == ["m"]
     assert [h.expr for h in sf.held_at(None, 4, "hold_part", False).held] == ["m"]
+
+
+def test_condition_wait_in_progress_releases_its_mutex():
+    code = textwrap.dedent("""
+        void consumer() {
+            std::unique_lock<std::mutex> lk(queue_mutex);
+            std::lock_guard<std::mutex> other(stats);
+            cv.wait(lk, [] { return ready; });
+        }
+        void c_consumer(void) {
+            pthread_mutex_lock(&m);
+            janus_mutex_lock(&n);
+            while (!ready)
+                pthread_cond_wait(&cond, &m);
+        }
+        void any(void) {
+            std::unique_lock<std::mutex> lk(queue_mutex);
+            work(lk);
+        }
+    """).lstrip("\n")
+    sf = SourceFile(code)
+    assert [h.expr for h in sf.held_at(1, 4, "wait", False).held] == ["stats"]
+    assert [h.expr for h in sf.held_at(1, 4).held] == ["queue_mutex", "stats"]
+    assert [h.expr for h in sf.held_at(6, 10, "pthread_cond_wait", False).held] == ["&n"]
+    # a wait elsewhere (not this line's call) releases nothing
+    assert [h.expr for h in sf.held_at(12, 14, "wait", False).held] == ["queue_mutex"]
