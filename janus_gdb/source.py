@@ -68,6 +68,11 @@ MAX_LAMBDA_HEAD = 64    # tokens between a lambda's '[' ... ']' and its '{'
 WAIT_CALLS = {"wait": 0, "wait_for": 0, "wait_until": 0,
               "pthread_cond_wait": 1, "pthread_cond_timedwait": 1, "pthread_cond_clockwait": 1,
               "g_cond_wait": 1, "g_cond_wait_until": 1, "g_cond_timed_wait": 1}
+_WAIT_ALIASES = {"g_cond_wait": ("janus_condition_wait",),
+                 "pthread_cond_wait": ("janus_condition_wait",),
+                 "g_cond_wait_until": ("janus_condition_wait_until",),
+                 "pthread_cond_timedwait": ("janus_condition_wait_until",),
+                 "pthread_cond_clockwait": ("janus_condition_wait_until",)}
 
 MAX_TOKENS = 200000     # tokens of one function body that are looked at
 MAX_LINES = 20000       # lines of one function body that are looked at
@@ -528,7 +533,13 @@ class SourceFile(object):
         ``g_cond_wait(&c, &m)``."""
         tv = self._tv
         pos = self._position(current_line, callee)
-        if pos + 1 >= min(end, len(tv)) or tv[pos] != callee or tv[pos + 1] != "(":
+        if pos < len(tv) and tv[pos] != callee:     # Janus's macros around them
+            for alias in _WAIT_ALIASES.get(callee, ()):
+                pos = self._position(current_line, alias)
+                if pos < len(tv) and tv[pos] == alias:
+                    break
+        if pos + 1 >= min(end, len(tv)) or tv[pos + 1] != "(" or \
+                (tv[pos] != callee and tv[pos] not in _WAIT_ALIASES.get(callee, ())):
             return st
         method = WAIT_CALLS[callee] == 0
         if method != (pos > 0 and tv[pos - 1] in (".", "->")):
@@ -557,8 +568,9 @@ class SourceFile(object):
         key = _key(expr)
         held = tuple(h for h in st.held
                      if not (h.guard == expr if method and h.guard else _key(h.expr) == key))
-        if len(held) == len(st.held):
-            return st
+        if len(held) == len(st.held):   # a caller's lock (or guard) is released meanwhile
+            return _State(st.held, st.released + (
+                Held(expr, expr, current_line, callee),))
         return _State(held, st.released)
 
 

@@ -451,3 +451,12 @@ def test_condition_wait_in_progress_releases_its_mutex():
     assert [h.expr for h in sf.held_at(6, 10, "pthread_cond_wait", False).held] == ["&n"]
     # a wait elsewhere (not this line's call) releases nothing
     assert [h.expr for h in sf.held_at(12, 14, "wait", False).held] == ["queue_mutex"]
+    # the wait releases a lock the caller took, while it waits
+    sf = SourceFile("void wait_for_it(GCond *c, GMutex *m) {\n    g_cond_wait(c, m);\n}\n")
+    res = sf.held_at(1, 2, "g_cond_wait", False)
+    assert res.held == [] and [h.expr for h in res.released] == ["m"]
+    # Janus's macro around it
+    sf = SourceFile("void f(void) {\n    janus_mutex_lock(&s->mutex);\n"
+                    "    janus_condition_wait(&s->cond, &s->mutex);\n}\n")
+    assert sf.held_at(1, 3, "g_cond_wait", False).held == []
+    assert [h.expr for h in sf.held_at(1, 3).held] == ["&s->mutex"]
