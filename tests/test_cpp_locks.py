@@ -116,6 +116,11 @@ def test_abba_lock_guard_lambdas(cxx, mode):
     assert r.by_lwp[t.lwp("abba_t1")]["entry"] == lambda_label("abba()", "abba_t1_lambda")
     assert r.by_lwp[t.lwp("abba_t2")]["entry"] == lambda_label("abba()", "abba_t2_lambda")
     assert "[exact: __data.__owner = %d]" % t.lwp("abba_t1") in text
+    # janus-locks: the exact owner, and where its source took the lock
+    res, _sc = cxx.analyze("abba", mode, command="janus-locks")
+    assert "[source agrees: locked at %s:%d in the lambda of line %d (frame #" % (
+        FIXTURE, mark("abba_t1_first"), mark("abba_t1_lambda")) in res.stdout, res.stdout
+    assert "leaked" not in res.stdout
 
 
 @pytest.mark.parametrize("mode", MODES)
