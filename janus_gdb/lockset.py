@@ -149,7 +149,10 @@ def _base_type(frame, expr):
 
 def _start_line(frame, fn, sal):
     """The line of FRAME's function head, or None when gdb's is not it: an
-    inlined function's symbol carries the line (and file) of its call."""
+    inlined function's symbol carries the line (and file) of its call, a
+    lambda's operator() may have none (g++ -O0)."""
+    if not fn.line:
+        return None
     try:
         if getattr(gdb, "INLINE_FRAME", None) is not None and frame.type() == gdb.INLINE_FRAME:
             return None
@@ -168,7 +171,7 @@ def _frame_lockset(frame, sources):
         sal = frame.find_sal()
     except (gdb.error, RuntimeError):
         return None
-    if fn is None or sal is None or sal.symtab is None or not sal.line or not fn.line:
+    if fn is None or sal is None or sal.symtab is None or not sal.line:
         return None
     try:
         fullname = sal.symtab.fullname()

@@ -280,12 +280,9 @@ class SourceFile(object):
         idx = self._position(line, callee if lambda_frame else None)
         if idx >= len(self._tl) or self._tl[idx] != line:
             return None
-        bodies = self._enclosing
-        if lambda_frame is False:
-            bodies = [b for b in bodies if b[2] is None]
-        got = _innermost_body(bodies, idx)
-        if got is None:
-            return None
+        got = _innermost_body(self._enclosing, idx)
+        if got is None or (lambda_frame is False and got[2] is not None):
+            return None     # a frame that is no lambda's, on a lambda's line: unsure
         return got[0], got[1], (self._tl[got[2]] if got[2] is not None else None)
 
     def functions(self):
@@ -458,13 +455,16 @@ class SourceFile(object):
                 return self._walk(got[0], got[1], current_line, got[2], callee)
         if open_idx is None:
             return LockSet(valid=False, why=why)
-        if inside and not at_end and lambda_frame is not False:
+        if inside and not at_end:
             lambdas = self._lambdas.get(open_idx)
             if lambdas is None:
                 lambdas = self._lambdas[open_idx] = _bodies(self._tv, open_idx + 1, close_idx,
                                                             False)
             pos = max(open_idx, self._position(current_line, callee if lambda_frame else None))
             lam = _innermost_body(lambdas, pos)
+            if lam is not None and lambda_frame is False:
+                return LockSet(valid=False, why="line %d is in a lambda, but the frame is not "
+                               "a lambda's" % current_line)
             if lam is not None:
                 return self._walk(lam[0], lam[1], current_line, tl[lam[2]], callee)
         first = tl[open_idx]
@@ -580,7 +580,10 @@ _CALLEE_RE = re.compile(r"(?:_*GI_+)?_*([A-Za-z]\w*)$")
 
 def is_lambda_name(name):
     """Is NAME (a gdb frame or function name) a C++ lambda's operator()?"""
-    return bool(name) and (name == "operator()" or "{lambda(" in name or "<lambda(" in name)
+    # a lambda's closure type has no name: gdb shows ``operator()`` or
+    # ``operator()() const``; a functor's is ``Functor::operator()``
+    return bool(name) and (name.startswith("operator()") or "{lambda(" in name
+                           or "<lambda(" in name)
 
 
 def callee_token(name):

@@ -40,9 +40,10 @@ def compile_c(src, out, defines=(), strip=False):
     return out
 
 
-def compile_cxx(src, out, defines=()):
-    """Compile the C++ fixture SRC with -g -O2 -std=c++17 (no glib)."""
-    cmd = ["g++", "-g", "-O2", "-Wall", "-pthread", "-std=c++17", "-o", out, src] + list(defines)
+def compile_cxx(src, out, flags=()):
+    """Compile the C++ fixture SRC with -g -O2 -std=c++17 (no glib) and FLAGS
+    (a later -O0 wins)."""
+    cmd = ["g++", "-g", "-O2", "-Wall", "-pthread", "-std=c++17", "-o", out, src] + list(flags)
     subprocess.run(cmd, check=True)
     return out
 

@@ -13,7 +13,7 @@ import gdbrun
 from conftest import Scenarios
 
 FIXTURE = "cpp_locks.cpp"
-MODES = ["live", "core"]
+MODES = ["live", "core", "O0-live"]
 
 # std::shared_mutex is a pthread rwlock: its reader holders are inferred by
 # the rwlock work (branch `rwlock`).  Set to True once that is merged: the
@@ -26,13 +26,18 @@ def mark(name):
 
 
 class CxxBinaries(object):
+    """The fixture built as the brief says (-O2) and unoptimised (-O0: other
+    frames, lambdas not inlined and without a declaration line)."""
+
     def __init__(self, build_dir):
         self.dir = build_dir
-        self.debug = gdbrun.compile_cxx(os.path.join(gdbrun.FIXTURES, FIXTURE),
-                                        os.path.join(build_dir, "cpp_locks"))
+        src = os.path.join(gdbrun.FIXTURES, FIXTURE)
+        self.exes = {"debug": gdbrun.compile_cxx(src, os.path.join(build_dir, "cpp_locks")),
+                     "O0": gdbrun.compile_cxx(src, os.path.join(build_dir, "cpp_locks_O0"),
+                                              ["-O0"])}
 
     def exe(self, variant):
-        return self.debug
+        return self.exes[variant]
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +50,14 @@ def cxx(build_dir):
 
 
 def analyse(cxx, name, mode):
-    """(Result of the JSON report, text report, truth)."""
-    res, sc = cxx.analyze(name, mode)
+    """(Result of the JSON report, text report, truth).  MODE: live or core
+    of the -O2 build, or O0-live: live, built with -O0."""
+    variant = "debug"
+    if mode == "O0-live":
+        mode, variant = "live", "O0"
+    res, sc = cxx.analyze(name, mode, variant)
     r = gdbrun.Result(gdbrun.extract_json(res.stdout))
-    res_t, _sc = cxx.analyze(name, mode, command="janus-waitgraph")
+    res_t, _sc = cxx.analyze(name, mode, variant, command="janus-waitgraph")
     text = gdbrun.extract_report(res_t.stdout)
     assert text is not None, res_t.stdout + res_t.stderr
     return r, text, sc.truth
@@ -117,7 +126,8 @@ def test_abba_lock_guard_lambdas(cxx, mode):
     assert r.by_lwp[t.lwp("abba_t2")]["entry"] == lambda_label("abba()", "abba_t2_lambda")
     assert "[exact: __data.__owner = %d]" % t.lwp("abba_t1") in text
     # janus-locks: the exact owner, and where its source took the lock
-    res, _sc = cxx.analyze("abba", mode, command="janus-locks")
+    res, _sc = cxx.analyze("abba", mode.replace("O0-", ""),
+                           "O0" if mode.startswith("O0") else "debug", command="janus-locks")
     assert "[source agrees: locked at %s:%d in the lambda of line %d (frame #" % (
         FIXTURE, mark("abba_t1_first"), mark("abba_t1_lambda")) in res.stdout, res.stdout
     assert "leaked" not in res.stdout
