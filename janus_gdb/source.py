@@ -63,6 +63,7 @@ CXX_METHODS = {"lock": ("lock", False), "try_lock": ("trylock", False),
 CXX_GUARDS = ("lock_guard", "unique_lock", "scoped_lock", "shared_lock")
 _CXX_TAGS = ("defer_lock", "try_to_lock", "adopt_lock")
 MAX_LAMBDA_HEAD = 64    # tokens between a lambda's '[' ... ']' and its '{'
+MAX_LAMBDA_PARAMS = 4096    # tokens of a lambda's parameter list
 # Condition waits that release a mutex while in progress: name -> argument
 # holding it (0: the guard of C++'s cv.wait(lk), 1: C's mutex argument)
 WAIT_CALLS = {"wait": 0, "wait_for": 0, "wait_until": 0,
@@ -214,6 +215,7 @@ class SourceFile(object):
         self._in_wrapper_scan = False
         self._enclosing = None  # (open, close, lambda '[' or None) token indexes of bodies
         self._lambdas = {}      # function body's '{' index -> its lambda bodies
+        self._paren_table = None
 
     @property
     def tokens(self):
@@ -268,6 +270,20 @@ class SourceFile(object):
                     return k
         return idx
 
+    def _parens(self):
+        """{index of '(': index of its ')'} for the whole file (one pass, on
+        first use): lambda heads are matched in constant time."""
+        if self._paren_table is None:
+            table = {}
+            stack = []
+            for k, v in enumerate(self._tv):
+                if v == "(":
+                    stack.append(k)
+                elif v == ")" and stack:
+                    table[stack.pop()] = k
+            self._paren_table = table
+        return self._paren_table
+
     def enclosing_body(self, line, callee=None, lambda_frame=None):
         """(open index, close index, line of the lambda's '[' or None for a
         function) of the innermost function or lambda body holding LINE, or
@@ -275,7 +291,7 @@ class SourceFile(object):
         function bodies; inside a function only lambdas count (a C macro
         followed by a block is not a function)."""
         if self._enclosing is None:
-            self._enclosing = _bodies(self._tv, 0, len(self._tv), True)
+            self._enclosing = _bodies(self._tv, 0, len(self._tv), True, self._parens())
         # a one-line lambda: where its call is
         idx = self._position(line, callee if lambda_frame else None)
         if idx >= len(self._tl) or self._tl[idx] != line:
@@ -459,7 +475,7 @@ class SourceFile(object):
             lambdas = self._lambdas.get(open_idx)
             if lambdas is None:
                 lambdas = self._lambdas[open_idx] = _bodies(self._tv, open_idx + 1, close_idx,
-                                                            False)
+                                                            False, self._parens())
             pos = max(open_idx, self._position(current_line, callee if lambda_frame else None))
             lam = _innermost_body(lambdas, pos)
             if lam is not None and lambda_frame is False:
@@ -481,7 +497,7 @@ class SourceFile(object):
                       bisect.bisect_right(tl, first + MAX_LINES))
         stop = close_idx if at_end else self._stop(open_idx, end, current_line, callee)
         extra = {} if self._in_wrapper_scan else self.wrappers()
-        walker = _Walker(self._tv, tl, self._lines, end, stop, extra)
+        walker = _Walker(self._tv, tl, self._lines, end, stop, extra, self._parens)
         old_limit = sys.getrecursionlimit()
         if old_limit < 4000:
             sys.setrecursionlimit(4000)
@@ -508,7 +524,7 @@ class SourceFile(object):
         tl = self._tl
         stop = self._stop(open_idx, close_idx + 1, current_line, callee)
         extra = {} if self._in_wrapper_scan else self.wrappers()
-        walker = _Walker(self._tv, tl, self._lines, close_idx + 1, stop, extra)
+        walker = _Walker(self._tv, tl, self._lines, close_idx + 1, stop, extra, self._parens)
         old_limit = sys.getrecursionlimit()
         if old_limit < 4000:
             sys.setrecursionlimit(4000)
@@ -638,8 +654,10 @@ _NOT_FUNC = frozenset(("if", "while", "for", "switch", "catch", "return", "sizeo
                        "else", "decltype", "alignas", "__attribute__", "defined"))
 
 
-def lambda_body(tv, i, end):
-    """(index of '{', index of '}') of the lambda whose '[' is at I, or None."""
+def lambda_body(tv, i, end, need_close=True, parens=None):
+    """(index of '{', index of '}') of the lambda whose '[' is at I, or None
+    (the '}' is None when not NEED_CLOSE: _bodies matches braces itself).
+    PARENS: SourceFile._parens(), the ')' of each '('."""
     if i + 1 >= end or tv[i + 1] == "[":
         return None         # an attribute [[...]]
     prev = tv[i - 1] if i > 0 else ";"
@@ -656,8 +674,8 @@ def lambda_body(tv, i, end):
             return None
         k += 1
     if k < end and tv[k] == "(":
-        k = _match(tv, k, end, MAX_TOKENS)
-        if k is None:
+        k = parens.get(k) if parens is not None else _match(tv, k, end, MAX_LAMBDA_PARAMS)
+        if k is None or k >= end:
             return None
         k += 1
     last = min(end, k + MAX_LAMBDA_HEAD)
@@ -667,6 +685,8 @@ def lambda_body(tv, i, end):
         k += 1
     if k >= last:
         return None
+    if not need_close:
+        return k, None
     close = _match(tv, k, end)
     if close is None:
         return None
@@ -706,7 +726,7 @@ def _is_function_brace(tv, k, start):
     return False
 
 
-def _bodies(tv, start, end, top):
+def _bodies(tv, start, end, top, parens=None):
     """[(open, close, lambda '[' index or None)] of the function bodies (only
     outside other functions, and only when TOP) and lambda bodies in tokens
     [START, END), ordered by their '{'."""
@@ -717,7 +737,7 @@ def _bodies(tv, start, end, top):
     for k in range(start, end):
         v = tv[k]
         if v == "[":
-            got = lambda_body(tv, k, end)
+            got = lambda_body(tv, k, end, False, parens)
             if got is not None:
                 lambdas[got[0]] = k
         elif v == "{":
@@ -920,8 +940,9 @@ def _key(expr):
 class _Walker(object):
     """One held_at() run over tokens [.., end), stopping at token index STOP."""
 
-    def __init__(self, tv, tl, lines, end, stop, extra=None):
+    def __init__(self, tv, tl, lines, end, stop, extra=None, parens=None):
         self.extra = extra or {}
+        self.parens = parens or (lambda: None)
         self.tv = tv
         self.tl = tl
         self.lines = lines
@@ -1231,7 +1252,7 @@ class _Walker(object):
                 if bd == 0 and not paren:
                     return i, st
             elif v == "[":
-                got = lambda_body(tv, i, self.n)
+                got = lambda_body(tv, i, self.n, True, self.parens())
                 if got is not None:  # a lambda's body runs elsewhere, later
                     if got[1] >= self.stop:
                         raise _Found(st)

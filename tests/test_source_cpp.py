@@ -460,3 +460,15 @@ def test_condition_wait_in_progress_releases_its_mutex():
                     "    janus_condition_wait(&s->cond, &s->mutex);\n}\n")
     assert sf.held_at(1, 3, "g_cond_wait", False).held == []
     assert [h.expr for h in sf.held_at(1, 3).held] == ["&s->mutex"]
+
+
+def test_hostile_lambda_soup_is_fast():
+    import time
+    for soup in ("[](" * 30000, "[]{" * 30000, "x = [&](int a) { [](){ " * 5000):
+        sf = SourceFile("void f() {\n" + soup + "\nwait();\n}\n")
+        t0 = time.time()
+        sf.held_at(1, 3)
+        sf.held_at(None, 3)
+        from janus_gdb.source import LazySourceFile
+        LazySourceFile("void f() {\n" + soup + "\nwait();\n}\n").held_at(1, 3, "wait", True)
+        assert time.time() - t0 < 5, soup[:20]
