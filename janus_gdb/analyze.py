@@ -124,7 +124,7 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
         t = Thread(s)
         t.state, t.detail, t.wait, t.syscall = classify.classify(s, arch, mem, lwps)
         t.site = classify.first_app_frame(s.frames)
-        t.entry = classify.entry_function(s.frames, s.frames_truncated)
+        t.entry = classify.entry_function(s.frames, s.frames_truncated, s.lambda_lines)
         t.role, t.role_detail = thread_role(t, s, info.get("pid"))
         threads.append(t)
     if arch not in ("i386:x86-64",):

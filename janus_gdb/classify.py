@@ -113,10 +113,12 @@ def first_app_frame(frames):
     return None
 
 
-def entry_function(frames, truncated):
+def entry_function(frames, truncated, lambda_lines=None):
     """The thread's entry function: main, or the outermost application frame
     above start_thread (glib's g_thread_proxy, unnamed without symbols, sits
-    between them), else the frame just above start_thread."""
+    between them), else the frame just above start_thread.  A std::thread
+    gets a label (std_thread_label; LAMBDA_LINES: {frame level: line where
+    the frame's lambda starts})."""
     if not frames:
         return None
     for i, fr in enumerate(frames):
@@ -126,6 +128,8 @@ def entry_function(frames, truncated):
         if name in THREAD_STARTERS and fr.system and i > 0:
             above = frames[:i]
             apps = [f for f in above if not f.system]
+            if _is_std_thread(above):
+                return std_thread_label(above, apps[-1] if apps else None, lambda_lines)
             pick = apps[-1] if apps else above[-1]
             return pick.function or ("?? (0x%x)" % pick.pc)
     if truncated:
@@ -134,6 +138,51 @@ def entry_function(frames, truncated):
     if apps:  # library frames unnamed (no libc symbols): outermost app frame
         return apps[-1].function or ("?? (0x%x)" % apps[-1].pc)
     return frames[-1].function
+
+
+# A lambda's enclosing function in libstdc++'s template names:
+# std::thread::_Invoker<std::tuple<main()::<lambda(int)>, int> >
+_LAMBDA_IN_RE = re.compile(r"([A-Za-z_~][\w:~]*\([^()]{0,200}\)(?: const)?)::[<{]lambda\(")
+MAX_LABEL = 120
+
+
+def _is_std_thread(above):
+    """Was the thread started by std::thread (libstdc++'s
+    execute_native_thread_routine, then _State_impl::_M_run)?"""
+    last = above[-1]
+    if last.lib and last.lib.startswith("libstdc++") or \
+            normalize(last.function) == "execute_native_thread_routine":
+        return True
+    return any("std::thread::_State_impl" in (f.function or "") or
+               "__thread_proxy" in (f.function or "") for f in above)    # libc++
+
+
+def _is_lambda(name):
+    return name == "operator()" or "{lambda(" in name or "<lambda(" in name
+
+
+def std_thread_label(above, pick, lambda_lines=None):
+    """``std::thread lambda in main() (deadlock.cpp:21)`` or ``std::thread
+    worker``: the thread's lambda (where it starts when its source was read,
+    else where it is) or function, below libstdc++'s start-up frames (PICK:
+    the outermost application frame, or None)."""
+    enclosing = None
+    for f in above:
+        m = _LAMBDA_IN_RE.search(f.function or "")
+        if m:
+            enclosing = m.group(1)
+            break
+    if pick is not None and pick.function and not _is_lambda(pick.function):
+        return ("std::thread " + pick.function)[:MAX_LABEL]
+    if pick is None and enclosing is None:
+        return "std::thread (its function is not on the stack)"
+    text = "std::thread lambda"
+    if enclosing:
+        text += " in " + enclosing[:80]
+    if pick is not None and pick.file and pick.line:
+        line = (lambda_lines or {}).get(pick.level, pick.line)
+        text += " (%s:%d)" % (pick.file[:60], line)
+    return text[:MAX_LABEL]
 
 
 def classify(snap, arch, mem, lwps):

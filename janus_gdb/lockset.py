@@ -56,6 +56,10 @@ def _strip(t):
     return t
 
 
+_REF_CODES = tuple(getattr(gdb, n) for n in ("TYPE_CODE_REF", "TYPE_CODE_RVALUE_REF")
+                   if hasattr(gdb, n))
+
+
 def _struct_name(t):
     """Tag or typedef name of the struct T points to (or is)."""
     try:
@@ -82,6 +86,12 @@ def evaluate(frame, expr, kind_of_type):
         if value.is_optimized_out:
             return None, None, "optimized out"
         t = _strip(value.type)
+        if t.code in _REF_CODES:    # a C++ reference: the object it refers to
+            value = value.referenced_value()
+            t = _strip(value.type)
+        if t.code == gdb.TYPE_CODE_PTR:
+            return int(value) & ((1 << 64) - 1), kind_of_type(t.target()), None
+        value, t = _guarded_mutex(value, t)
         if t.code == gdb.TYPE_CODE_PTR:
             return int(value) & ((1 << 64) - 1), kind_of_type(t.target()), None
         addr = value.address
@@ -95,6 +105,27 @@ def evaluate(frame, expr, kind_of_type):
         if "optimized out" in text:
             return None, None, "optimized out"
         return None, None, text.split("\n")[0][:80]
+
+
+# libstdc++ guards: the field that points to (or refers to) their mutex
+_GUARD_FIELDS = (("std::unique_lock<", "_M_device"), ("std::shared_lock<", "_M_pm"),
+                 ("std::lock_guard<", "_M_device"))
+
+
+def _guarded_mutex(value, t):
+    """A guard object passed along (``void f(std::unique_lock<std::mutex> &lk)
+    { lk.unlock(); }``) stands for its mutex: its pointer field (read, never
+    called).  Other values are returned as they are."""
+    name = t.name or getattr(t, "tag", None) or ""
+    for prefix, field in _GUARD_FIELDS:
+        if name.startswith(prefix):
+            inner = value[field]
+            it = _strip(inner.type)
+            if it.code in _REF_CODES:
+                inner = inner.referenced_value()
+                it = _strip(inner.type)
+            return inner, it
+    return value, t
 
 
 def _base_type(frame, expr):
@@ -116,6 +147,22 @@ def _base_type(frame, expr):
         return None, f.group(1)
 
 
+def _start_line(frame, fn, sal):
+    """The line of FRAME's function head, or None when gdb's is not it: an
+    inlined function's symbol carries the line (and file) of its call, a
+    lambda's operator() may have none (g++ -O0)."""
+    if not fn.line:
+        return None
+    try:
+        if getattr(gdb, "INLINE_FRAME", None) is not None and frame.type() == gdb.INLINE_FRAME:
+            return None
+        if fn.symtab is not None and fn.symtab.filename != sal.symtab.filename:
+            return None
+    except (gdb.error, RuntimeError):
+        return None
+    return fn.line
+
+
 def _frame_lockset(frame, sources):
     """(function name, source file basename, current line, LockSet) of FRAME;
     None when it has no source to read; () when its source is unreadable."""
@@ -124,7 +171,7 @@ def _frame_lockset(frame, sources):
         sal = frame.find_sal()
     except (gdb.error, RuntimeError):
         return None
-    if fn is None or sal is None or sal.symtab is None or not sal.line or not fn.line:
+    if fn is None or sal is None or sal.symtab is None or not sal.line:
         return None
     try:
         fullname = sal.symtab.fullname()
@@ -133,10 +180,24 @@ def _frame_lockset(frame, sources):
     src = sources.get(fullname)
     if src is None:
         return ()
-    lockset = src.held_at(fn.line, sal.line)
+    try:
+        newer = frame.newer()
+        callee = source.callee_token(newer.name()) if newer is not None else None
+    except (gdb.error, RuntimeError):
+        callee = None
+    lockset = src.held_at(_start_line(frame, fn, sal), sal.line, callee,
+                          source.is_lambda_name(fn.name))
     if not lockset.valid:
         return None
-    return fn.name, os.path.basename(sal.symtab.filename), sal.line, lockset
+    name = fn.name
+    if lockset.lambda_line:
+        name = "the lambda of line %d" % lockset.lambda_line
+    return name, os.path.basename(sal.symtab.filename), sal.line, lockset
+
+
+def _cxx_call(held):
+    """Was HELD read from a C++ member call or guard (not a C lock function)?"""
+    return held.call.startswith("std::") or held.call.endswith("()")
 
 
 def frame_claims(frame, info, sources, kind_of_type, cache=None):
@@ -162,13 +223,16 @@ def frame_claims(frame, info, sources, kind_of_type, cache=None):
     if not lockset.held and not lockset.released:
         return []
     claims = []
+    func = fn_name if lockset.lambda_line else (info.function or fn_name)
     for held, released in [(h, False) for h in lockset.held] + \
             [(h, True) for h in lockset.released]:
         addr, kind, why = evaluate(frame, held.expr, kind_of_type)
+        if addr is not None and kind is None and _cxx_call(held):
+            continue    # obj.lock() on something that is no lock (a weak_ptr, a guard)
         type_name = field = None
         if addr is None:
             type_name, field = _base_type(frame, held.expr)
-        claims.append(Claim(info.level, info.function or fn_name, fname, held.line, held.raw,
+        claims.append(Claim(info.level, func, fname, held.line, held.raw,
                             addr, kind, type_name, field, held.conditional, held.trylock,
-                            released, why, cur_line))
+                            released, why, cur_line, mode=held.mode))
     return claims

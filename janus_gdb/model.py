@@ -41,7 +41,7 @@ class Snapshot(object):
     """Registers and frames of one thread, as read from the target."""
     __slots__ = ("num", "global_num", "lwp", "name", "regs", "frames", "frames_truncated",
                  "claims", "refs", "refs_deferred", "unanalysed", "analysed", "analysed_levels",
-                 "role_detail")
+                 "role_detail", "lambda_lines")
 
     def __init__(self, num, lwp, name=None, regs=None, frames=None, frames_truncated=False,
                  global_num=None):
@@ -59,6 +59,7 @@ class Snapshot(object):
         self.analysed = False         # some frame's source was read
         self.analysed_levels = ()     # levels of the frames whose source/code was read
         self.role_detail = None       # read from the entry frame, e.g. "handle 424242"
+        self.lambda_lines = None      # {frame level: line of its C++ lambda's '['}
 
 
 class Claim(object):

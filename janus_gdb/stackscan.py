@@ -54,6 +54,8 @@ class Scanner(object):
                 if got is None and not _inline(frame):
                     # line info but no readable source: its machine code
                     got, complete = self._code_claims(frame, info)
+            if info.function == "operator()":
+                self._lambda_line(snap, info)
             if got:
                 claims.extend(got)
             if complete:
@@ -72,6 +74,16 @@ class Scanner(object):
             snap.refs_deferred = True
         snap.claims = claims
         snap.refs = refs
+
+    def _lambda_line(self, snap, info):
+        """Where the C++ lambda of frame INFO starts (its source was read by
+        lockset.frame_claims), for the thread's label."""
+        got = self.frame_cache.get(info)
+        lockset_ = got[3] if got else None
+        if lockset_ is not None and lockset_.lambda_line:
+            if snap.lambda_lines is None:
+                snap.lambda_lines = {}
+            snap.lambda_lines[info.level] = lockset_.lambda_line
 
     def _code_claims(self, frame, info):
         """(claims, complete) of a frame without line info, read from its

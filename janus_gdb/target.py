@@ -20,6 +20,10 @@ SYSTEM_LIB_RE = re.compile(
     r"^(?:libc|libpthread|libglib-2\.0|libgthread-2\.0|ld-linux[^/]*|ld64|libgcc_s|libstdc\+\+)"
     r"[.-].*|^ld-linux.*")
 
+# Headers of the C++ standard library (libstdc++, libc++): their inlined
+# frames (std::mutex::lock, std::thread::_State_impl::_M_run) are plumbing too.
+CXX_STD_HEADER_RE = re.compile(r"/c\+\+/(?:v1|\d[\w.]*)/")
+
 ADDR_MAX = (1 << 64) - 1
 
 
@@ -238,16 +242,18 @@ def _frame_info(frame, level, chain, symtabs=None, cache=None):
     except gdb.error:
         pass
     fname = line = None
+    system = bool(lib and SYSTEM_LIB_RE.match(lib))
     try:
         sal = frame.find_sal()
         if sal is not None and sal.symtab is not None and sal.line:
             fname = _basename(sal.symtab.filename)
             line = sal.line
-            if symtabs is not None and not (lib and SYSTEM_LIB_RE.match(lib)):
+            if CXX_STD_HEADER_RE.search(sal.symtab.filename):
+                system = True
+            if symtabs is not None and not system:
                 symtabs.setdefault(sal.symtab.fullname(), sal.symtab)
     except gdb.error:
         pass
-    system = bool(lib and SYSTEM_LIB_RE.match(lib))
     info = FrameInfo(level, pc, name, fname, line, lib, system)
     if cache is None:
         return info, 0
@@ -474,8 +480,13 @@ def _restore(thread, frame):
 
 # Type names (typedef or tag) of the locks janus-gdb decodes -> lock kind.
 LOCK_TYPES = {"pthread_mutex_t": "pthread_mutex", "GMutex": "gmutex", "_GMutex": "gmutex",
-              "pthread_rwlock_t": "pthread_rwlock"}
+              "pthread_rwlock_t": "pthread_rwlock",
+              # libstdc++ wraps a pthread object at offset 0 (std_mutex.h, shared_mutex)
+              "std::mutex": "pthread_mutex", "std::recursive_mutex": "pthread_mutex",
+              "std::timed_mutex": "pthread_mutex", "std::recursive_timed_mutex": "pthread_mutex",
+              "std::shared_mutex": "pthread_rwlock", "std::shared_timed_mutex": "pthread_rwlock"}
 MAX_BLOCK_SYMBOLS = 20000
+_INLINE_NS_RE = re.compile(r"^std::__\w+::")
 
 
 def lock_kind_of_type(gtype):
@@ -485,6 +496,10 @@ def lock_kind_of_type(gtype):
         for name in (t.name, getattr(t, "tag", None)):
             if name in LOCK_TYPES:
                 return LOCK_TYPES[name]
+            if name and name.startswith("std::__"):     # libc++'s std::__1::mutex
+                plain = _INLINE_NS_RE.sub("std::", name)
+                if plain in LOCK_TYPES:
+                    return LOCK_TYPES[plain]
         if t.code != gdb.TYPE_CODE_TYPEDEF:
             return None
         t = t.target()

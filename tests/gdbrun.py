@@ -52,6 +52,14 @@ def site_lines(src):
     return sites
 
 
+def compile_cxx(src, out, flags=()):
+    """Compile the C++ fixture SRC with -g -O2 -std=c++17 (no glib) and FLAGS
+    (a later -O0 wins)."""
+    cmd = ["g++", "-g", "-O2", "-Wall", "-pthread", "-std=c++17", "-o", out, src] + list(flags)
+    subprocess.run(cmd, check=True)
+    return out
+
+
 class Truth(object):
     """What a scenario says about itself: roles -> LWPs, lock names -> addresses."""
 

@@ -250,6 +250,11 @@ def test_lock_wrapper_is_no_leak(leak_build, mode, tmp_path):
     assert not lock["leaked"], lock
     assert lock["owner"]["lwp"] in (None, sc.truth.lwp("wrapped")), lock
     assert lock["owner"]["evidence"] != "exact"
+    if lock["owner"]["lwp"] is None:
+        # owner unknown: the thread that holds it is among the candidates
+        assert lock["owner"]["evidence"] == "unknown", lock
+        assert r.by_lwp[sc.truth.lwp("wrapped")]["num"] in lock["possible_owners"], lock
+        assert "candidates: " in lock["owner"]["detail"], lock
 
 
 def test_intel_disassembly_is_not_read_and_says_so(hung):
@@ -260,5 +265,8 @@ def test_intel_disassembly_is_not_read_and_says_so(hung):
     r = gdbrun.Result(gdbrun.extract_json(out.stdout))
     lock = r.locks[sc.truth.lock("g_lock")]
     assert lock["owner"]["lwp"] is None and not lock["leaked"], lock
+    # owner unknown, the holder among the candidates, its waiters not
+    assert r.by_lwp[sc.truth.lwp("holder")]["num"] in lock["possible_owners"], lock
+    assert not set(lock["possible_owners"]) & set(lock["waiters"]), lock
     assert any("not analysed" in w and "intel" in w for w in r.data["warnings"]), \
         r.data["warnings"]

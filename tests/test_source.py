@@ -677,7 +677,7 @@ def test_results_are_cached_but_independent():
     a.held.append("junk")
     b = sf.held_at(1, 3)
     assert [h.expr for h in b.held] == ["&m"]
-    assert sf._held[(1, 3)].held is not b.held
+    assert sf._held[(1, 3, None, None)].held is not b.held
 
 
 def test_bytes_source():
@@ -789,8 +789,10 @@ def test_call_names_are_configurable(monkeypatch):
 def test_odd_arguments_never_raise():
     sf = SourceFile("void f(void) {\n janus_mutex_lock(&m);\n work();\n}\n")
     assert sf.function_body_range(None) is None
-    res = sf.held_at(None, 3)
+    res = sf.held_at("x", 3)
     assert not res.valid and res.why
+    # None: no start line known (an inlined frame): the body around the line
+    assert [h.expr for h in sf.held_at(None, 3).held] == ["&m"]
     assert SourceFile(None).held_at(1, 2).valid is False
 
 
