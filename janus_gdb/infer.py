@@ -17,7 +17,7 @@ probably leaked.  Claims that contradict the lock word (the lock is free)
 are dropped: a lock cannot be held while its word says free.
 """
 
-from .model import EXACT, INFERRED, Inference
+from .model import EXACT, INFERRED, RWLOCK_KINDS, Inference
 
 def net_claims(thread):
     """The thread's claims still in force: inner frames' unlocks of locks
@@ -37,7 +37,8 @@ def net_claims(thread):
 
 
 def is_held(lock):
-    return lock.state.startswith(("locked", "write-locked"))
+    """Held by one owner (rwlocks are settled by infer_rwlocks)."""
+    return lock.state.startswith("locked") and lock.kind not in RWLOCK_KINDS
 
 
 def _detail(claim, prefix="locked at"):
@@ -79,7 +80,7 @@ def infer_owners(threads, locks, locklog=None, frame_refs_of=None):
     claims = addressed_claims(threads)
     taken = set()
     for addr, lock in sorted(locks.items()):
-        if lock.state in ("free", "corrupt", "unreadable"):
+        if lock.state in ("free", "corrupt", "unreadable") or lock.kind in RWLOCK_KINDS:
             continue
         cands = claims.get(addr, [])
         if not cands:
@@ -220,4 +221,117 @@ def leaked_by_owner(lock, owner):
         return False
     if owner.unanalysed or owner.state in ("lock-wait", "running", "unknown"):
         return False
+    if any(c.addr is None for c in owner.held_claims):
+        return False    # a claim that could not be evaluated may be this lock
     return not any(c.addr == lock.addr for c in owner.held_claims)
+
+
+def _per_thread(cands):
+    """{thread num: (thread, claim)}: each thread's strongest claim, of
+    equal strength the outermost frame's (the one that took the lock)."""
+    out = {}
+    for t, c in cands:
+        got = out.get(t.num)
+        if got is None or (_rank(c), -c.level) < (_rank(got[1]), -got[1].level):
+            out[t.num] = (t, c)
+    return out
+
+
+def infer_rwlocks(threads, locks):
+    """Readers and writers of rwlocks (LOCKS: {address: Lock}).
+
+    glibc records the writer (``__cur_writer``, exact) but not the readers,
+    only their number.  Readers are the threads whose source read-locked
+    the lock and did not unlock it (claims with mode "read"), like GMutex
+    owners: each gets an Inference in ``lock.reader_infs`` and the lock in
+    its ``holds``.  Claims that contradict the lock word (a read claim on a
+    write-locked lock, a write claim in a read phase) are dropped.  Also
+    sets ``lock.pending``: the writers waiting for the readers to leave."""
+    by_num = dict((t.num, t) for t in threads)
+    claims = addressed_claims(threads)
+    for addr, lock in sorted(locks.items()):
+        if lock.kind not in RWLOCK_KINDS:
+            continue
+        lock.pending = sorted(t.num for t in threads if t.wait is not None
+                              and t.wait.rwlock == "write-for-readers"
+                              and t.wait.lock_addr == addr)
+        d = lock.details
+        if lock.state in ("free", "corrupt", "unreadable"):
+            continue
+        cands = claims.get(addr, []) + _typed_claims(threads, lock, locks)
+        reads = _per_thread([(t, c) for t, c in cands if c.mode == "read"])
+        writes = _per_thread([(t, c) for t, c in cands if c.mode != "read"])
+        if d.get("readers"):
+            _readers(lock, reads, by_num)
+        elif d.get("write_locked"):
+            _writer(lock, writes, by_num)
+
+
+def _typed_claims(threads, lock, locks):
+    """Claims whose expression could not be evaluated (optimized out) but
+    whose struct type and field are those of LOCK, the only rwlock of the
+    report in such a field: [(thread, claim)]."""
+    obj = lock.obj
+    if obj is None:
+        return []
+    same = [l for l in locks.values() if l.kind in RWLOCK_KINDS and l.obj is not None
+            and l.obj.type_name == obj.type_name and l.obj.field == obj.field]
+    if len(same) != 1:
+        return []
+    return [(t, c) for t in threads for c in t.held_claims
+            if c.addr is None and c.type_name == obj.type_name and c.field == obj.field]
+
+
+def _readers(lock, reads, by_num):
+    n = lock.readers
+    ranked = sorted(reads.values(), key=lambda tc: (_rank(tc[1]), tc[0].num))
+    sure = [tc for tc in ranked if _rank(tc[1]) == (0, 0)]
+    if len(sure) > n:
+        lock.candidates = sorted(reads)
+        lock.evidence_detail = ("read-locked by %d thread%s, but the sources of %d threads "
+                                "read-lock it (%s): which of them hold it is undecided" % (
+                                    n, "" if n == 1 else "s", len(reads),
+                                    ", ".join("T%d" % k for k in lock.candidates)))
+        return
+    chosen = ranked[:n]
+    if len(ranked) > n:
+        lock.candidates = sorted(t.num for t, _c in ranked[n:])
+    for t, c in chosen:
+        lock.reader_infs.append(Inference(t.lwp, t.num, "lockset",
+                                          _detail(c, "read-locked at"), c))
+        if lock not in t.holds:
+            t.holds.append(lock)
+    shown = len(chosen)
+    text = "read-locked by %d thread%s (glibc records no readers)" % (n, "" if n == 1 else "s")
+    if shown:
+        text += "; the source shows %s" % ", ".join("T%d" % i.num for i in lock.reader_infs)
+    if shown < n:
+        text += "; %d reader%s not shown by any frame's source" % (
+            n - shown, "" if n - shown == 1 else "s")
+    lock.evidence_detail = text
+
+
+def _writer(lock, writes, by_num):
+    if lock.evidence == EXACT:
+        got = writes.get(lock.owner_num)
+        if got is not None:
+            lock.inference = Inference(got[0].lwp, got[0].num,
+                                       "lockset" if got[1].addr is not None else "type-match",
+                                       _detail(got[1]), got[1])
+        elif writes:
+            lock.evidence_detail += "; the source points at %s instead" % ", ".join(
+                "T%d" % k for k in sorted(writes))
+        return
+    # write-locked, __cur_writer not stored yet: one claimant is the writer
+    if len(writes) == 1:
+        t, c = list(writes.values())[0]
+        lock.inference = Inference(t.lwp, t.num, "lockset", _detail(c), c)
+        lock.owner_lwp = t.lwp
+        lock.owner_num = t.num
+        lock.owner_alive = True
+        lock.evidence = INFERRED
+        lock.owner_source = "lockset"
+        lock.owner_claim = c
+        lock.evidence_detail = lock.inference.detail
+    elif writes:
+        lock.candidates = sorted(writes)

@@ -134,6 +134,11 @@ def _frame_lockset(frame, sources):
     if src is None:
         return ()
     lockset = src.held_at(fn.line, sal.line)
+    if not lockset.valid and hasattr(src, "definition_line"):
+        # an inlined function's symbol line is its call site: find its definition
+        start = src.definition_line(fn.name, sal.line)
+        if start is not None and start != fn.line:
+            lockset = src.held_at(start, sal.line)
     if not lockset.valid:
         return None
     return fn.name, os.path.basename(sal.symtab.filename), sal.line, lockset
@@ -170,5 +175,35 @@ def frame_claims(frame, info, sources, kind_of_type, cache=None):
             type_name, field = _base_type(frame, held.expr)
         claims.append(Claim(info.level, info.function or fn_name, fname, held.line, held.raw,
                             addr, kind, type_name, field, held.conditional, held.trylock,
-                            released, why, cur_line))
+                            released, why, cur_line,
+                            mode="read" if held.call in source.READ_LOCK_CALLS else None))
     return claims
+
+
+# Calls whose waits sleep on another object than their argument: a GRWLock's
+# waiters sleep on the pthread_rwlock_t glib allocated for it.
+WAIT_CALLS = frozenset(("g_rw_lock_reader_lock", "g_rw_lock_writer_lock"))
+
+
+def frame_lock_call(frame, sources, kind_of_type, names=WAIT_CALLS):
+    """(address, lock kind, expression) of the lock the call on FRAME's
+    current line takes (one of NAMES), evaluated in the frame; None when
+    the line has no such call or it cannot be evaluated."""
+    try:
+        sal = frame.find_sal()
+        if sal is None or sal.symtab is None or not sal.line:
+            return None
+        fullname = sal.symtab.fullname()
+    except (gdb.error, RuntimeError):
+        return None
+    src = sources.get(fullname)
+    if src is None or not hasattr(src, "lock_call_at"):
+        return None
+    got = src.lock_call_at(sal.line, names)
+    if got is None:
+        return None
+    _name, expr, raw = got
+    addr, kind, _why = evaluate(frame, expr, kind_of_type)
+    if addr is None:
+        return None
+    return addr, kind, raw

@@ -58,6 +58,8 @@ class Scanner(object):
                 ref_frames.append((frame, info.level))
             if info.function == "janus_ice_handle_thread":
                 snap.role_detail = self._handle_of(frame)
+        if sysno in (FUTEX_SYSCALL, None):
+            snap.lock_call = self._grwlock_call(snap.frames, gframes)
         if claims or sysno is None:
             for frame, level in ref_frames:
                 objects.frame_refs(frame, level, refs, self.types)
@@ -65,6 +67,20 @@ class Scanner(object):
             snap.refs_deferred = True
         snap.claims = claims
         snap.refs = refs
+
+    def _grwlock_call(self, infos, gframes):
+        """A thread inside g_rw_lock_reader_lock/writer_lock sleeps on the
+        pthread_rwlock_t glib allocated: the GRWLock itself is the argument
+        of the call on its first application frame's line."""
+        inside = False
+        for info, frame in zip(infos, gframes):
+            if info.system:
+                inside = inside or bool(info.function and "g_rw_lock_" in info.function)
+                continue
+            if not inside or info.line is None:
+                return None
+            return lockset.frame_lock_call(frame, self.sources, self.kind_of_type)
+        return None
 
     def _code_claims(self, frame, info):
         """Claims of a frame without line info, read from its machine code;

@@ -465,12 +465,12 @@ def _restore(thread, frame):
 
 # Type names (typedef or tag) of the locks janus-gdb decodes -> lock kind.
 LOCK_TYPES = {"pthread_mutex_t": "pthread_mutex", "GMutex": "gmutex", "_GMutex": "gmutex",
-              "pthread_rwlock_t": "pthread_rwlock"}
+              "pthread_rwlock_t": "pthread_rwlock", "GRWLock": "grwlock", "_GRWLock": "grwlock"}
 MAX_BLOCK_SYMBOLS = 20000
 
 
 def lock_kind_of_type(gtype):
-    """'pthread_mutex', 'gmutex', 'pthread_rwlock' or None for a gdb.Type."""
+    """'pthread_mutex', 'gmutex', 'pthread_rwlock', 'grwlock' or None for a gdb.Type."""
     t = gtype
     for _ in range(8):
         for name in (t.name, getattr(t, "tag", None)):
