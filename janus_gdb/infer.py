@@ -264,19 +264,24 @@ def infer_rwlocks(threads, locks):
         if d.get("readers"):
             _readers(lock, reads, by_num)
         elif d.get("write_locked"):
+            if lock.evidence == EXACT and lock.owner_num not in writes:
+                # the exact writer's own claim of the same struct field agrees
+                mine = [(t, c) for t, c in _typed_claims(threads, lock, locks, unique=False)
+                        if t.num == lock.owner_num and c.mode != "read"]
+                writes.update(_per_thread(mine))
             _writer(lock, writes, by_num)
 
 
-def _typed_claims(threads, lock, locks):
+def _typed_claims(threads, lock, locks, unique=True):
     """Claims whose expression could not be evaluated (optimized out) but
-    whose struct type and field are those of LOCK, the only rwlock of the
-    report in such a field: [(thread, claim)]."""
+    whose struct type and field are those of LOCK, when UNIQUE the only
+    rwlock of the report in such a field: [(thread, claim)]."""
     obj = lock.obj
     if obj is None:
         return []
     same = [l for l in locks.values() if l.kind in RWLOCK_KINDS and l.obj is not None
             and l.obj.type_name == obj.type_name and l.obj.field == obj.field]
-    if len(same) != 1:
+    if unique and len(same) != 1:
         return []
     return [(t, c) for t in threads for c in t.held_claims
             if c.addr is None and c.type_name == obj.type_name and c.field == obj.field]
@@ -297,8 +302,13 @@ def _readers(lock, reads, by_num):
     if len(ranked) > n:
         lock.candidates = sorted(t.num for t, _c in ranked[n:])
     for t, c in chosen:
-        lock.reader_infs.append(Inference(t.lwp, t.num, "lockset",
-                                          _detail(c, "read-locked at"), c))
+        detail = _detail(c, "read-locked at")
+        if c.addr is None:
+            detail += "; `%s` is %s there: matched by its struct type %s and field %s" % (
+                c.expr, c.why or "unreadable", c.type_name, c.field)
+        lock.reader_infs.append(Inference(t.lwp, t.num,
+                                          "lockset" if c.addr is not None else "type-match",
+                                          detail, c))
         if lock not in t.holds:
             t.holds.append(lock)
     shown = len(chosen)
@@ -315,9 +325,14 @@ def _writer(lock, writes, by_num):
     if lock.evidence == EXACT:
         got = writes.get(lock.owner_num)
         if got is not None:
+            c = got[1]
+            detail = _detail(c)
+            if c.addr is None:
+                detail += "; `%s` is %s there: matched by its struct type %s and field %s" % (
+                    c.expr, c.why or "unreadable", c.type_name, c.field)
             lock.inference = Inference(got[0].lwp, got[0].num,
-                                       "lockset" if got[1].addr is not None else "type-match",
-                                       _detail(got[1]), got[1])
+                                       "lockset" if c.addr is not None else "type-match",
+                                       detail, c)
         elif writes:
             lock.evidence_detail += "; the source points at %s instead" % ", ".join(
                 "T%d" % k for k in sorted(writes))
