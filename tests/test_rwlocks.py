@@ -380,6 +380,8 @@ def test_rwlock_scenarios_json(rw, name, mode):
     if name == "grwlock_cycle":
         users = r.locks[t.lock("users_lock")]
         assert users["kind"] == "grwlock" and users["rwlock"]["impl"]
+        # the writer's own claim agrees (evaluated, or matched by type when optimized out)
+        assert users["inference"]["lwp"] == t.lwp("users_writer")
         assert r.behind(t.lwp("users_reader"))["kind"] == "thread"
 
 
