@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import gdbrun  # noqa: E402
-from janus_gdb import analyze, classify, layouts, render_text  # noqa: E402
+from janus_gdb import analyze, classify, layouts, render_text, source  # noqa: E402
 from janus_gdb.model import Claim, FrameInfo, Snapshot  # noqa: E402
 from test_logic import FakeMemory  # noqa: E402
 
@@ -207,6 +207,42 @@ def test_grwlock_waits_are_named_at_the_grwlock():
     assert rep.by_num[1].wait.lock_addr == grw and impl not in rep.lock_by_addr
     assert len(rep.cycles) == 1
     assert "GRWLock (its pthread_rwlock_t at 0x9000)" in render_text.lock_ref(lock)
+
+
+SOURCE = """
+static int lookup(struct table *t, const char *key, struct timespec *ts)
+{
+	pthread_rwlock_rdlock(&t->lock);
+	if (pthread_rwlock_timedwrlock(&t->other, ts) != 0)
+		return -1;
+	g_rw_lock_reader_lock(&t->glock);
+	pthread_rwlock_unlock(&t->other);
+	g_rw_lock_writer_lock(&t->wlock);
+	return 0;
+}
+"""
+
+
+def test_source_read_locks_timed_locks_and_the_call_in_progress():
+    src = source.LazySourceFile(SOURCE)
+    held = src.held_at(2, 9).held
+    assert [(h.expr, h.call, h.trylock) for h in held] == [
+        ("&t->lock", "pthread_rwlock_rdlock", False),
+        ("&t->glock", "g_rw_lock_reader_lock", False)]
+    assert all(h.call in source.READ_LOCK_CALLS for h in held)
+    # the timed lock (first argument, may fail) is held until its unlock
+    assert [(h.expr, h.trylock) for h in src.held_at(2, 7).held][1] == ("&t->other", True)
+    assert src.lock_call_at(9, source.RWLOCK_LOCK_CALLS) == (
+        "g_rw_lock_writer_lock", "&t->wlock", "&t->wlock")
+    assert src.lock_call_at(8, source.RWLOCK_LOCK_CALLS) is None
+
+
+def test_inlined_function_found_by_name():
+    """gdb gives an inlined function's call line as its symbol line."""
+    src = source.LazySourceFile(SOURCE + "\nint caller(void)\n{\n\treturn lookup(0, 0, 0);\n}\n")
+    assert not src.held_at(15, 9).valid
+    start = src.definition_line("lookup", 9)
+    assert start == 2 and len(src.held_at(start, 9).held) == 2
 
 
 # ---------------------------------------------------------------------------
