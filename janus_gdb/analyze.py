@@ -221,22 +221,31 @@ def grwlocks_at_impl(threads, mem, known):
     allocated for the GRWLock (its pointer ``p`` at offset 0): point them
     at the GRWLock, when some variable, claim or waiting call of type
     GRWLock points to that rwlock.  KNOWN: [(address, kind, name)] of the
-    variables and claims; the waiting calls are added to it."""
+    variables and claims; the waiting calls are added to it.  Every rwlock
+    wait also says whether the lock call on the waiter's line (its source)
+    names the same lock."""
     for t in threads:
         if t.lock_call is not None and t.lock_call[1] == "grwlock":
             known.append((t.lock_call[0], "grwlock", None))
     impl_of = {}
+    seen = set()
     for addr, kind, _name in known:
-        if kind == "grwlock" and addr not in impl_of.values():
+        if kind == "grwlock" and addr not in seen:
+            seen.add(addr)
             impl = layouts.read_pointer(mem, addr + layouts.GRWLOCK["impl"])
             if impl:
                 impl_of.setdefault(impl, addr)
-    if not impl_of:
-        return
     for t in threads:
         w = t.wait
         if w is not None and w.kind in ("rwlock-read", "rwlock-write") and w.lock_addr in impl_of:
             w.lock_addr = impl_of[w.lock_addr]
+        if w is not None and w.rwlock and t.lock_call is not None:
+            addr, _kind, expr = t.lock_call
+            if addr == w.lock_addr:
+                w.how += "; the source agrees: it locks %s there" % expr
+            else:
+                w.how += ("; the source's lock expression %s is 0x%x, not this rwlock: "
+                          "the futex words decide" % (expr, addr))
 
 
 def decode_locks(threads, mem, global_locks=()):

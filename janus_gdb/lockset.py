@@ -180,9 +180,10 @@ def frame_claims(frame, info, sources, kind_of_type, cache=None):
     return claims
 
 
-# Calls whose waits sleep on another object than their argument: a GRWLock's
-# waiters sleep on the pthread_rwlock_t glib allocated for it.
-WAIT_CALLS = frozenset(("g_rw_lock_reader_lock", "g_rw_lock_writer_lock"))
+# Lock calls whose waits sleep on another address than their argument: a
+# rwlock's waiters sleep on one of its words, a GRWLock's on the
+# pthread_rwlock_t glib allocated for it.
+WAIT_CALLS = frozenset(source.RWLOCK_LOCK_CALLS + source.RWLOCK_TRYLOCK_CALLS)
 
 
 def frame_lock_call(frame, sources, kind_of_type, names=WAIT_CALLS):

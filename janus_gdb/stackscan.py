@@ -59,7 +59,7 @@ class Scanner(object):
             if info.function == "janus_ice_handle_thread":
                 snap.role_detail = self._handle_of(frame)
         if sysno in (FUTEX_SYSCALL, None):
-            snap.lock_call = self._grwlock_call(snap.frames, gframes)
+            snap.lock_call = self._rwlock_call(snap.frames, gframes)
         if claims or sysno is None:
             for frame, level in ref_frames:
                 objects.frame_refs(frame, level, refs, self.types)
@@ -68,14 +68,16 @@ class Scanner(object):
         snap.claims = claims
         snap.refs = refs
 
-    def _grwlock_call(self, infos, gframes):
-        """A thread inside g_rw_lock_reader_lock/writer_lock sleeps on the
-        pthread_rwlock_t glib allocated: the GRWLock itself is the argument
-        of the call on its first application frame's line."""
+    def _rwlock_call(self, infos, gframes):
+        """The lock a thread inside pthread_rwlock_* or g_rw_lock_* waits for,
+        as its first application frame's source names it: (address, kind,
+        expression) or None.  It sleeps on a word inside the rwlock, or for
+        a GRWLock on the pthread_rwlock_t glib allocated for it."""
         inside = False
         for info, frame in zip(infos, gframes):
             if info.system:
-                inside = inside or bool(info.function and "g_rw_lock_" in info.function)
+                name = info.function or ""
+                inside = inside or "g_rw_lock_" in name or "pthread_rwlock_" in name
                 continue
             if not inside or info.line is None:
                 return None

@@ -372,6 +372,8 @@ def check_rwlock(r, t, facts, name):
         if w and w["kind"].startswith("rwlock") and w["lock"] == addr:
             assert w["rwlock"] in layouts.RWLOCK_WAIT_PATHS
             assert th["num"] in lock["waiters"]
+            # the lock call on the waiter's source line names the same lock
+            assert "the source agrees" in w["how"], w
             if lock["kind"] == "pthread_rwlock":
                 assert w["futex"] - addr in (0, 8, 12)
     return lock
