@@ -260,9 +260,13 @@ def infer_rwlocks(threads, locks):
             continue
         cands = claims.get(addr, []) + _typed_claims(threads, lock, locks)
         reads = _per_thread([(t, c) for t, c in cands if c.mode == "read"])
+        times = {}          # read holds per thread: a thread may read-lock it twice
+        for t, c in cands:
+            if c.mode == "read" and _rank(c) == (0, 0):
+                times[t.num] = times.get(t.num, 0) + 1
         writes = _per_thread([(t, c) for t, c in cands if c.mode != "read"])
         if d.get("readers"):
-            _readers(lock, reads, by_num)
+            _readers(lock, reads, times)
         elif d.get("write_locked"):
             if lock.evidence == EXACT and lock.owner_num not in writes:
                 # the exact writer's own claim of the same struct field agrees
@@ -287,22 +291,32 @@ def _typed_claims(threads, lock, locks, unique=True):
             if c.addr is None and c.type_name == obj.type_name and c.field == obj.field]
 
 
-def _readers(lock, reads, by_num):
+def _readers(lock, reads, times):
+    """Pick the read holders among the read claimants READS; TIMES: how many
+    unconditional read holds each thread's frames show."""
     n = lock.readers
     ranked = sorted(reads.values(), key=lambda tc: (_rank(tc[1]), tc[0].num))
-    sure = [tc for tc in ranked if _rank(tc[1]) == (0, 0)]
-    if len(sure) > n:
+    sure = sum(times.get(t.num, 0) for t, c in ranked if _rank(c) == (0, 0))
+    lock.readers_unknown = n
+    if sure > n:
         lock.candidates = sorted(reads)
-        lock.evidence_detail = ("read-locked by %d thread%s, but the sources of %d threads "
+        lock.evidence_detail = ("read-locked %d time%s, but the sources of %d threads "
                                 "read-lock it (%s): which of them hold it is undecided" % (
                                     n, "" if n == 1 else "s", len(reads),
                                     ", ".join("T%d" % k for k in lock.candidates)))
         return
-    chosen = ranked[:n]
-    if len(ranked) > n:
-        lock.candidates = sorted(t.num for t, _c in ranked[n:])
+    chosen = []
+    shown = 0
+    for t, c in ranked:
+        if shown >= n:
+            lock.candidates.append(t.num)
+            continue
+        chosen.append((t, c))
+        shown += max(1, times.get(t.num, 0))
     for t, c in chosen:
         detail = _detail(c, "read-locked at")
+        if times.get(t.num, 0) > 1:
+            detail += " (its frames read-lock it %d times)" % times[t.num]
         if c.addr is None:
             detail += "; `%s` is %s there: matched by its struct type %s and field %s" % (
                 c.expr, c.why or "unreadable", c.type_name, c.field)
@@ -311,13 +325,13 @@ def _readers(lock, reads, by_num):
                                           detail, c))
         if lock not in t.holds:
             t.holds.append(lock)
-    shown = len(chosen)
-    text = "read-locked by %d thread%s (glibc records no readers)" % (n, "" if n == 1 else "s")
-    if shown:
+    lock.readers_unknown = max(0, n - shown)
+    text = "read-locked by %d reader%s (glibc records no readers)" % (n, "" if n == 1 else "s")
+    if chosen:
         text += "; the source shows %s" % ", ".join("T%d" % i.num for i in lock.reader_infs)
-    if shown < n:
+    if lock.readers_unknown:
         text += "; %d reader%s not shown by any frame's source" % (
-            n - shown, "" if n - shown == 1 else "s")
+            lock.readers_unknown, "" if lock.readers_unknown == 1 else "s")
     lock.evidence_detail = text
 
 

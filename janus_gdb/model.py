@@ -193,6 +193,7 @@ class Lock(object):
         self.readers = None           # rwlocks: number of read holders (from the lock word)
         self.reader_infs = []         # rwlocks: Inference per reader thread shown by the source
         self.pending = []             # rwlocks: threads waiting for its readers to leave
+        self.readers_unknown = 0      # rwlocks: read holds no frame's source shows
         self.waiters = []             # thread numbers
         self.details = {}             # raw decoded fields
         self.name_text = None         # Janus name, e.g. "janus_videoroom.c: rooms_mutex"

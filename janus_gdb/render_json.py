@@ -102,7 +102,7 @@ def _rwlock(l):
             "readers_waiting": d.get("readers_waiting"),
             "readers_blocked": d.get("readers_blocked"), "prefer": _s(d.get("prefer")),
             "impl": d.get("impl"), "reader_threads": readers,
-            "readers_unknown": max(0, (l.readers or 0) - len(readers)),
+            "readers_unknown": l.readers_unknown,
             "pending_writers": list(l.pending)}
 
 

@@ -69,7 +69,7 @@ def rwlock_lines(lock, report, t=None):
         if t is not None and inf.num == t.num:
             who += " (itself)"
         out.append("read-locked by %s  [inferred: %s]" % (who, escape(inf.detail, 300)))
-    missing = (lock.readers or 0) - len(lock.reader_infs)
+    missing = lock.readers_unknown
     if missing > 0:
         text = "%s not shown by any frame's source" % plural(missing, "reader")
         if lock.candidates:

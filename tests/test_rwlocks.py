@@ -179,6 +179,29 @@ def test_readers_fewer_than_the_word_counts_are_said_so():
     assert [(e.src, e.dst) for e in rep.edges] == [(2, 1)]
 
 
+def test_a_thread_holding_a_read_lock_twice_accounts_for_two_readers():
+    mem = FakeMemory()
+    base = 0x8000
+    rwlock(mem, base, 2 * ONE | WL, wrphase=2)
+    reads = [claim(3, "outer", 30, base, mode="read"), claim(2, "inner", 12, base, mode="read")]
+    rep = report([snap(1, 10, (base + 8, 128, 2), grwlock_frames("writer")),
+                  snap(2, 11, (0x100, 128, 0), grwlock_frames("reader", "nanosleep"), reads)],
+                 mem)
+    lock = rep.lock_by_addr[base]
+    assert [i.num for i in lock.reader_infs] == [2] and lock.readers_unknown == 0
+    assert "read-lock it 2 times" in lock.reader_infs[0].detail
+    # three threads claim it unconditionally, the word counts two: undecided
+    rep = report([snap(1, 10, (base + 8, 128, 2), grwlock_frames("writer")),
+                  snap(2, 11, (0x100, 128, 0), grwlock_frames("r1", "nanosleep"), reads[:1]),
+                  snap(3, 12, (0x100, 128, 0), grwlock_frames("r2", "nanosleep"), reads[:1]),
+                  snap(4, 13, (0x100, 128, 0), grwlock_frames("r3", "nanosleep"), reads[:1])],
+                 mem)
+    lock = rep.lock_by_addr[base]
+    assert lock.reader_infs == [] and lock.candidates == [2, 3, 4]
+    assert lock.readers_unknown == 2 and rep.edges == [] and not lock.leaked
+    assert "undecided" in lock.evidence_detail
+
+
 def test_reader_behind_pending_writer_with_writer_preference():
     mem = FakeMemory()
     base = 0x8000
