@@ -293,11 +293,10 @@ def rwlock_wait(frames, mem, lwps, uaddr, val, reader, how, idx):
     kind = "rwlock-read" if reader else "rwlock-write"
     base, path, score = pick_rwlock_base(mem, uaddr, val, reader, lwps)
     if base is None:
-        # a value no path of glibc >= 2.25 waits for: keep the futex address,
-        # say the base is a guess
-        w = Wait(kind, uaddr, uaddr, how=how + "; futex value %d fits no glibc rwlock wait "
-                 "path: the lock's start is not known" % val, frame=idx)
-        return w
+        # a value no path of glibc >= 2.25 waits for (another libc?): the
+        # lock's start is not known, so no lock (and no state) is reported
+        return Wait(kind, uaddr, None, how=how + "; futex value %d fits no wait path of "
+                    "glibc's rwlock: the lock's start is not known" % val, frame=idx)
     how += "; on %s (+%d, value %d): %s" % (
         layouts.RWLOCK_PATH_WORD[path], uaddr - base, val, _RW_PATH_PHRASES[path])
     if score < 0:

@@ -228,7 +228,11 @@ def _wait_lines(report, t, ind):
     if w.is_lock:
         lock = report.lock_by_addr.get(w.lock_addr)
         if lock is None:
-            return [ind + "waits for  0x%x" % (w.lock_addr or 0)]
+            if w.lock_addr is None:     # a rwlock whose start is not known
+                return [ind + "waits on the futex at 0x%x (%s)" % (w.futex or 0, t.detail),
+                        ind + "           at " + site(t),
+                        ind + "           " + escape(w.how, 300)]
+            return [ind + "waits for  0x%x" % w.lock_addr]
         out = [ind + "waits for  %s, %s" % (lock_ref(lock), state_text(lock)),
                ind + "           at " + site(t)]
         if w.rwlock:
@@ -259,7 +263,7 @@ def _group_lines(report, threads, show_all, ind="  "):
         if w.is_lock:
             lock = report.lock_by_addr.get(w.lock_addr)
             what = "wait%s for %s" % ("s" if len(members) == 1 else "", lock_name(lock)) \
-                if lock else "wait for 0x%x" % w.lock_addr
+                if lock else "wait for 0x%x" % (w.lock_addr or w.futex or 0)
             if lock is not None and lock.owner_num is not None:
                 what += " (held by T%d)" % lock.owner_num
             elif lock is not None and w.rwlock == "write-for-readers" and lock.reader_infs:

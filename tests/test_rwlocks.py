@@ -114,6 +114,23 @@ def test_writer_waiting_for_readers_is_not_taken_for_a_lock_at_the_futex():
     assert w.kind == "lock" and w.lock_addr == base + 8
 
 
+def test_a_value_no_wait_path_waits_for_reports_no_lock():
+    """Another libc's rwlock (or a future glibc): no base, so no state is made up."""
+    mem = FakeMemory()
+    rwlock(mem, 0x8000, 2 * ONE | WL)
+    frames = [FrameInfo(0, 1, None, lib="libc.so.6", system=True),
+              FrameInfo(1, 2, "pthread_rwlock_wrlock", lib="libc.so.6", system=True),
+              FrameInfo(2, 3, "writer", "a.c", 9)]
+    w = classify.classify_futex(frames, mem, {5}, 0x8004, 0, True, 7)
+    assert w.kind == "rwlock-write" and w.lock_addr is None and "not known" in w.how
+    rep = report([snap(1, 5, (0x8004, 128, 7), frames)], mem)
+    assert rep.locks == [] and rep.edges == []
+    from janus_gdb import render_json
+    assert render_json.to_dict(rep, "janus-waitgraph")["threads"][0]["wait"]["lock"] is None
+    render_text.waitgraph(rep, show_all=True)
+    render_text.locks(rep)
+
+
 def grwlock_frames(app, call="pthread_rwlock_wrlock"):
     return [FrameInfo(0, 1, None, lib="libc.so.6", system=True),
             FrameInfo(1, 2, call, lib="libc.so.6", system=True),
