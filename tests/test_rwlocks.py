@@ -464,11 +464,14 @@ def test_rwlock_scenarios_json(rw, name, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("name", RW_SCENARIOS)
+@pytest.mark.parametrize("name", RW_SCENARIOS + ["philosophers"])
 def test_rwlock_scenarios_text(rw, name, mode):
     r, t, facts = rw.result(name, "debug", mode)
     text = rw.text(name, "debug", mode)
-    assert text.startswith("Found %d deadlock" % len(facts.cycles)), text
+    assert text.startswith("Found %d deadlock (%d thread" % (
+        len(facts.cycles), len(facts.cycles[0]))), text
+    for lwp in facts.cycles[0]:
+        assert "T%d (LWP %d)" % (r.by_lwp[lwp]["num"], lwp) in text.split("Stacks:")[0]
     assert "leaked" not in text, text
     for lname, readers in facts.readers.items():
         addr = t.lock(lname)
