@@ -320,6 +320,10 @@ def plausible_rwlock(mem, base, lwps, path=None):
     wrlocked = bool(r & RWLOCK_WRLOCKED)
     if writer and not wrlocked:
         return -1       # __cur_writer is cleared before WRLOCKED is given up
+    if path is not None and info["writers_futex"] not in (1, 1 | RWLOCK_FUTEX_USED):
+        # on every wait path a primary writer exists and has set
+        # __writers_futex to 1 (| FUTEX_USED) before anyone sleeps
+        return -1
     if path == "write-for-readers":
         if not (info["writer_pending"] and info["readers"]):
             return -1

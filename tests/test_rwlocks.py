@@ -102,16 +102,18 @@ def test_writer_waiting_for_readers_is_not_taken_for_a_lock_at_the_futex():
               FrameInfo(2, 3, "writer", "a.c", 9)]
     w = classify.classify_futex(frames, mem, {5}, base + 8, 0, True, 2)
     assert (w.kind, w.lock_addr, w.rwlock) == ("rwlock-write", base, "write-for-readers")
-    assert "__wrphase_futex (+8, value 2)" in w.how
+    assert "__wrphase_futex (+8, value 2)" in w.how and "do not look like" not in w.how
     # without any frame name, the words around the futex still say so
     w = classify.classify_futex([FrameInfo(0, 1, None, lib="libc.so.6", system=True)], mem,
                                 {5}, base + 8, 0, True, 2)
     assert (w.kind, w.lock_addr, w.rwlock) == ("rwlock-write", base, "write-for-readers")
-    # ... but not when they do not decode as that state (no readers)
-    rwlock(mem, base, WL, wrphase=2)
-    w = classify.classify_futex([FrameInfo(0, 1, None, lib="libc.so.6", system=True)], mem,
-                                {5}, base + 8, 0, True, 2)
-    assert w.kind == "lock" and w.lock_addr == base + 8
+    # ... but not when they do not decode as that state: no readers, or no
+    # primary writer's __writers_futex (e.g. a lock after a counter of 10)
+    for word, wf in ((WL, 1), (ONE | WL, 0)):
+        rwlock(mem, base, word, wrphase=2, writers_futex=wf)
+        w = classify.classify_futex([FrameInfo(0, 1, None, lib="libc.so.6", system=True)], mem,
+                                    {5}, base + 8, 0, True, 2)
+        assert w.kind == "lock" and w.lock_addr == base + 8
 
 
 def test_a_value_no_wait_path_waits_for_reports_no_lock():
@@ -174,7 +176,7 @@ def test_read_then_write_is_a_deadlock_of_one_thread():
 def test_readers_fewer_than_the_word_counts_are_said_so():
     mem = FakeMemory()
     base = 0x8000
-    rwlock(mem, base, 3 * ONE | WL, wrphase=2)
+    rwlock(mem, base, 3 * ONE | WL, wrphase=2, writers_futex=1)
     rep = report([snap(1, 10, (base + 8, 128, 2), grwlock_frames("writer")),
                   snap(2, 11, (0x100, 128, 0), grwlock_frames("reader", "nanosleep"),
                        [claim(2, "reader", 12, base, mode="read")])], mem)
@@ -184,7 +186,7 @@ def test_readers_fewer_than_the_word_counts_are_said_so():
     assert [(e.src, e.dst) for e in rep.edges] == [(1, 2)]
     assert not rep.cycles and not lock.leaked
     # a write claim in a read phase, a read claim on a write-locked lock: dropped
-    rwlock(mem, base, WP | WL, writer=10)
+    rwlock(mem, base, WP | WL, writer=10, wrphase=3, writers_futex=1)
     rep = report([snap(1, 10, (0x100, 128, 0), grwlock_frames("w", "nanosleep"),
                        [claim(2, "w", 12, base)]),
                   snap(2, 11, (base + 8, 128, 3), grwlock_frames("r", "pthread_rwlock_rdlock"),
@@ -199,7 +201,7 @@ def test_readers_fewer_than_the_word_counts_are_said_so():
 def test_a_thread_holding_a_read_lock_twice_accounts_for_two_readers():
     mem = FakeMemory()
     base = 0x8000
-    rwlock(mem, base, 2 * ONE | WL, wrphase=2)
+    rwlock(mem, base, 2 * ONE | WL, wrphase=2, writers_futex=1)
     reads = [claim(3, "outer", 30, base, mode="read"), claim(2, "inner", 12, base, mode="read")]
     rep = report([snap(1, 10, (base + 8, 128, 2), grwlock_frames("writer")),
                   snap(2, 11, (0x100, 128, 0), grwlock_frames("reader", "nanosleep"), reads)],
@@ -223,7 +225,7 @@ def test_reader_behind_pending_writer_with_writer_preference():
     mem = FakeMemory()
     base = 0x8000
     word = ONE | WL | RW
-    rwlock(mem, base, word, flags=2, wrphase=2)
+    rwlock(mem, base, word, flags=2, wrphase=2, writers_futex=1)
     rep = report([snap(1, 10, (base, 128, word), grwlock_frames("walk", "pthread_rwlock_rdlock"),
                        [claim(2, "walk", 11, base, mode="read")]),
                   snap(2, 11, (base + 8, 128, 2), grwlock_frames("build"))], mem)
@@ -238,7 +240,7 @@ def test_grwlock_waits_are_named_at_the_grwlock():
     grw, impl = 0x4000, 0x9000
     mem.put32(grw, impl)
     mem.put32(grw + 4, 0)
-    rwlock(mem, impl, ONE | WL, wrphase=2)
+    rwlock(mem, impl, ONE | WL, wrphase=2, writers_futex=1)
     s = snap(1, 10, (impl + 8, 128, 2), grwlock_frames("up"),
              [claim(2, "up", 15, grw, kind="grwlock", mode="read")])
     rep = report([s], mem)
@@ -412,8 +414,10 @@ def check_rwlock(r, t, facts, name):
         if w and w["kind"].startswith("rwlock") and w["lock"] == addr:
             assert w["rwlock"] in layouts.RWLOCK_WAIT_PATHS
             assert th["num"] in lock["waiters"]
-            # the lock call on the waiter's source line names the same lock
+            # the lock call on the waiter's source line names the same lock,
+            # and the words glibc left there agree with the wait path
             assert "the source agrees" in w["how"], w
+            assert "do not look like" not in w["how"], w
             if lock["kind"] == "pthread_rwlock":
                 assert w["futex"] - addr in (0, 8, 12)
     return lock
