@@ -152,6 +152,9 @@ def classify(snap, arch, mem, lwps):
         return ("running", "running (not in a system call)", None, None)
     name, state = syscalls.describe_syscall(arch, sysno)
     if state == "restart":
+        got = restarted_futex(snap, mem, lwps)
+        if got is not None:
+            return (STATE_OF_WAIT[got.kind], describe_wait_kind(got), got, name)
         state, detail = classify_restart(snap.frames)
         return (state, detail, None, name)
     if state != "futex":
@@ -165,6 +168,33 @@ def classify(snap, arch, mem, lwps):
     cmd, private, cmd_name = syscalls.decode_futex(op)
     wait = classify_futex(snap.frames, mem, lwps, uaddr, cmd, private, val)
     return (STATE_OF_WAIT[wait.kind], describe_wait_kind(wait), wait, name)
+
+
+# Waits whose timed variants (pthread_mutex_timedlock, pthread_rwlock_timed*,
+# pthread_timedjoin_np, ...) an earlier attach turns into restart_syscall.
+RESTARTED_KINDS = ("mutex", "rwlock-read", "rwlock-write", "join")
+
+
+def restarted_futex(snap, mem, lwps):
+    """A timed futex wait that an earlier ptrace attach interrupted and the
+    kernel resumed as restart_syscall: the system-call register says 219,
+    but the argument registers still hold the futex address, op and value
+    (the kernel keeps them; only rax and rip change).  Taken only when a
+    frame names a lock or join call and the op is a futex wait; else None."""
+    kind = frame_hint(snap.frames)[0]
+    args = snap.regs.get("args")
+    if kind not in RESTARTED_KINDS or not args or None in args:
+        return None
+    uaddr, op, val = args[0], args[1] & 0xFFFFFFFF, args[2] & 0xFFFFFFFF
+    cmd, private, _cmd_name = syscalls.decode_futex(op)
+    if cmd not in syscalls.FUTEX_WAIT_CMDS + syscalls.FUTEX_PI_CMDS:
+        return None
+    wait = classify_futex(snap.frames, mem, lwps, uaddr, cmd, private, val)
+    if wait.kind != kind:
+        return None
+    wait.how += ("; resumed as restart_syscall after an interruption (an earlier attach): "
+                 "the futex arguments are still in the registers")
+    return wait
 
 
 def classify_restart(frames):

@@ -14,6 +14,7 @@ MAX_SCANNED_FRAMES = 48
 # Frames whose variables are scanned for object references.
 MAX_REF_FRAMES = 16
 FUTEX_SYSCALL = 202  # x86_64; elsewhere every thread's references are read
+RESTART_SYSCALL = 219  # x86_64: a timed futex wait resumed after an attach
 
 
 class Scanner(object):
@@ -58,12 +59,12 @@ class Scanner(object):
                 ref_frames.append((frame, info.level))
             if info.function == "janus_ice_handle_thread":
                 snap.role_detail = self._handle_of(frame)
-        if sysno in (FUTEX_SYSCALL, None):
+        if sysno in (FUTEX_SYSCALL, RESTART_SYSCALL, None):
             snap.lock_call = self._rwlock_call(snap.frames, gframes)
         if claims or sysno is None:
             for frame, level in ref_frames:
                 objects.frame_refs(frame, level, refs, self.types)
-        elif sysno == FUTEX_SYSCALL and ref_frames:
+        elif sysno in (FUTEX_SYSCALL, RESTART_SYSCALL) and ref_frames:
             snap.refs_deferred = True
         snap.claims = claims
         snap.refs = refs

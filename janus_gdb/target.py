@@ -187,8 +187,11 @@ def read_syscall_regs(frame, arch):
     regs = {}
     try:
         sysno = regs["sysno"] = _int(frame.read_register(nr_reg))
-        # the arguments matter for futex calls only (the lock's address)
-        if sysno is not None and syscalls.describe_syscall(arch, sysno)[1] == "futex":
+        # the arguments matter for futex calls only (the lock's address), and
+        # for restart_syscall: a timed futex wait resumed after an attach
+        # keeps its arguments in these registers
+        if sysno is not None and syscalls.describe_syscall(arch, sysno)[1] in (
+                "futex", "restart"):
             regs["args"] = tuple(_int(frame.read_register(r)) for r in arg_regs)
     except (gdb.error, ValueError):
         regs["sysno"] = None

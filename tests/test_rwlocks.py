@@ -133,6 +133,26 @@ def test_a_value_no_wait_path_waits_for_reports_no_lock():
     render_text.locks(rep)
 
 
+def test_timed_wait_resumed_as_restart_syscall_keeps_its_futex():
+    """An attach interrupts a timed futex wait; the kernel resumes it as
+    restart_syscall (219) with the argument registers unchanged."""
+    mem = FakeMemory()
+    base = 0x8000
+    rwlock(mem, base, WP | WL, writer=7, wrphase=3, writers_futex=1)
+    frames = [FrameInfo(0, 1, None, lib="libc.so.6", system=True),
+              FrameInfo(1, 2, "pthread_rwlock_timedrdlock", lib="libc.so.6", system=True),
+              FrameInfo(2, 3, "lookup", "a.c", 9)]
+    s = Snapshot(1, 5, None, {"sysno": 219, "args": (base + 8, 0x189, 3)}, frames)
+    state, detail, w, name = classify.classify(s, ARCH, mem, {5, 7})
+    assert (state, w.kind, w.lock_addr, w.rwlock) == ("lock-wait", "rwlock-read", base,
+                                                      "read-for-writer")
+    assert name == "restart_syscall" and "restart_syscall" in w.how
+    # a sleep resumed the same way stays a sleep
+    s = Snapshot(2, 6, None, {"sysno": 219, "args": (0, 0, 0)},
+                 [FrameInfo(0, 1, "clock_nanosleep", lib="libc.so.6", system=True)])
+    assert classify.classify(s, ARCH, mem, {6})[0] == "sleep"
+
+
 def grwlock_frames(app, call="pthread_rwlock_wrlock"):
     return [FrameInfo(0, 1, None, lib="libc.so.6", system=True),
             FrameInfo(1, 2, call, lib="libc.so.6", system=True),
