@@ -534,3 +534,19 @@ def test_writer_waiting_for_readers_stripped_without_libc_debug_info(rw, mode):
     assert "leaked" not in text
     assert "2 readers not shown by any frame's source" in text
     assert "write-locked" not in text
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_print_shows_rwlock_state_and_waiters(rw, mode):
+    """The pretty-printers: a GRWLock through its pthread_rwlock_t, and a
+    pthread rwlock whose waiters sleep on +8 and +12 (all counted)."""
+    r, t, facts = rw.result("grwlock_upgrade", "debug", mode)
+    out = rw.run("grwlock_upgrade", "debug", mode, "print cache_lock")
+    impl = r.locks[t.lock("cache_lock")]["rwlock"]["impl"]
+    assert ("GRWLock read-locked by 1 reader, a writer waiting for them (its pthread_rwlock_t "
+            "at 0x%x)" % impl) in out, out
+    assert "2 waiters" in out, out
+    r, t, facts = rw.result("rdwr_upgrade", "debug", mode)
+    out = rw.run("rdwr_upgrade", "debug", mode, "print config_lock")
+    assert "pthread rwlock read-locked by 1 reader, a writer waiting for them" in out, out
+    assert "2 waiters" in out, out
