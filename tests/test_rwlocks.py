@@ -313,7 +313,7 @@ def test_inlined_function_found_by_name():
 
 SRC = os.path.join(gdbrun.FIXTURES, "rwlocks.c")
 RW_SCENARIOS = ["rdwr_upgrade", "writer_reader", "writer_writer", "prefer_writer",
-                "grwlock_upgrade", "grwlock_cycle", "stack_locks"]
+                "stuck_reader", "grwlock_upgrade", "grwlock_cycle", "stack_locks"]
 MODES = ["live", "core"]
 
 
@@ -451,7 +451,8 @@ def test_rwlock_scenarios_json(rw, name, mode):
     check_document(r.data, "janus-waitgraph")
     assert r.data["target"]["kind"] == mode
     assert r.cycle_lwp_sets() == sorted(facts.cycles, key=min)
-    assert r.data["verdict"].startswith("Found %d deadlock" % len(facts.cycles))
+    assert r.data["verdict"].startswith("Found %d deadlock" % len(facts.cycles)
+                                        if facts.cycles else "No deadlock")
     assert not any(l["leaked"] for l in r.data["locks"]), r.data["verdict"]
     for lname in facts.readers:
         check_rwlock(r, t, facts, lname)
@@ -479,6 +480,14 @@ def test_rwlock_scenarios_json(rw, name, mode):
             assert r.by_lwp[t.lwp(role)]["wait"]["rwlock"] == "read-for-pending-writer"
         assert r.behind(t.lwp("late_reader"))["kind"] == "cycle"
         assert r.locks[t.lock("index_lock")]["subkind"] == "prefer writer, nonrecursive"
+    if name == "stuck_reader":
+        # no cycle: the writer and the reader queued behind it are blocked
+        # behind the reader that holds the lock while it waits on I/O
+        reader = r.by_lwp[t.lwp("reader")]
+        assert reader["state"] == "io"
+        for role in ("writer", "late_reader"):
+            assert r.behind(t.lwp(role)) == {"kind": "thread", "thread": reader["num"],
+                                             "lock": None, "cycle": None}
     if name == "grwlock_cycle":
         users = r.locks[t.lock("users_lock")]
         assert users["kind"] == "grwlock" and users["rwlock"]["impl"]
@@ -492,21 +501,31 @@ def test_rwlock_scenarios_json(rw, name, mode):
 def test_rwlock_scenarios_text(rw, name, mode):
     r, t, facts = rw.result(name, "debug", mode)
     text = rw.text(name, "debug", mode)
-    assert text.startswith("Found %d deadlock (%d thread" % (
-        len(facts.cycles), len(facts.cycles[0]))), text
-    for lwp in facts.cycles[0]:
-        assert "T%d (LWP %d)" % (r.by_lwp[lwp]["num"], lwp) in text.split("Stacks:")[0]
+    if facts.cycles:
+        assert text.startswith("Found %d deadlock (%d thread" % (
+            len(facts.cycles), len(facts.cycles[0]))), text
+        for lwp in facts.cycles[0]:
+            assert "T%d (LWP %d)" % (r.by_lwp[lwp]["num"], lwp) in text.split("Stacks:")[0]
+        assert "Deadlock #1" in text
+    else:
+        assert text.startswith("No deadlock") and "Deadlock #" not in text, text
+        holder = r.by_lwp[t.lwp("reader")]
+        assert "Blocked behind T%d (LWP %d)" % (holder["num"], holder["lwp"]) in text, text
+        assert "[inferred: for reading: read-locked at rwlocks.c:%d in session_reporter" % (
+            gdbrun.source_line("rwlocks.c", "/* walks the list */")
+        ) in text, text
     assert "leaked" not in text, text
+    locks = rw.text(name, "debug", mode, "janus-locks")
     for lname, readers in facts.readers.items():
         addr = t.lock(lname)
-        assert "0x%x" % addr in text, text
-        assert "0x%x" % (addr + 8) not in text and "0x%x" % (addr + 12) not in text, text
-        for lwp in readers:
-            assert "read-locked by T%d (LWP %d)" % (r.by_lwp[lwp]["num"], lwp) in text, text
-        for lwp in facts.pending.get(lname, ()):
-            assert "T%d (LWP %d)" % (r.by_lwp[lwp]["num"], lwp) in text
-    assert "Deadlock #1" in text
-    locks = rw.text(name, "debug", mode, "janus-locks")
+        for out in ([text, locks] if facts.cycles else [locks]):
+            assert "0x%x" % addr in out, out
+            assert "0x%x" % (addr + 8) not in out and "0x%x" % (addr + 12) not in out, out
+        for out in ([text, locks] if facts.cycles else [locks]):
+            for lwp in readers:
+                assert "read-locked by T%d (LWP %d)" % (r.by_lwp[lwp]["num"], lwp) in out, out
+            for lwp in facts.pending.get(lname, ()):
+                assert "T%d (LWP %d)" % (r.by_lwp[lwp]["num"], lwp) in out, out
     for lname, readers in facts.readers.items():
         if readers:
             assert "readers  %d (glibc records no readers)" % len(readers) in locks, locks
