@@ -2,8 +2,9 @@
 
 The fixtures (tests/fixtures/rwlocks.c) are written the way ordinary
 programs are (a config cache that "upgrades" its read lock, a table whose
-writer holds a mutex its reader needs, a writer-preferring index, a glib
-session store, locks on main's stack, dining philosophers) and print their
+writer holds a mutex its reader needs, a writer-preferring index, a
+session list whose reader is stuck on I/O, a glib session store, locks on
+main's stack, dining philosophers) and print their
 own truth: the lock's own address, who holds it for reading or writing,
 the writer waiting for readers, the threads of each deadlock.  Each is
 analysed live and on a core, text and JSON; one runs stripped with libc's
