@@ -276,6 +276,14 @@ def infer_rwlocks(threads, locks):
             _writer(lock, writes, by_num)
 
 
+def _source_of(claim):
+    """The evidence source of a claim: read from the C source (``lockset``),
+    matched by type (``type-match``) or read from machine code."""
+    if claim.origin == "machine-code":
+        return "machine-code"
+    return "lockset" if claim.addr is not None else "type-match"
+
+
 def _typed_claims(threads, lock, locks, unique=True):
     """Claims whose expression could not be evaluated (optimized out) but
     whose struct type and field are those of LOCK, when UNIQUE the only
@@ -320,9 +328,7 @@ def _readers(lock, reads, times):
         if c.addr is None:
             detail += "; `%s` is %s there: matched by its struct type %s and field %s" % (
                 c.expr, c.why or "unreadable", c.type_name, c.field)
-        lock.reader_infs.append(Inference(t.lwp, t.num,
-                                          "lockset" if c.addr is not None else "type-match",
-                                          detail, c))
+        lock.reader_infs.append(Inference(t.lwp, t.num, _source_of(c), detail, c))
         if lock not in t.holds:
             t.holds.append(lock)
     lock.readers_unknown = max(0, n - shown)
@@ -344,9 +350,7 @@ def _writer(lock, writes, by_num):
             if c.addr is None:
                 detail += "; `%s` is %s there: matched by its struct type %s and field %s" % (
                     c.expr, c.why or "unreadable", c.type_name, c.field)
-            lock.inference = Inference(got[0].lwp, got[0].num,
-                                       "lockset" if c.addr is not None else "type-match",
-                                       detail, c)
+            lock.inference = Inference(got[0].lwp, got[0].num, _source_of(c), detail, c)
         elif writes:
             lock.evidence_detail += "; the source points at %s instead" % ", ".join(
                 "T%d" % k for k in sorted(writes))
@@ -354,12 +358,12 @@ def _writer(lock, writes, by_num):
     # write-locked, __cur_writer not stored yet: one claimant is the writer
     if len(writes) == 1:
         t, c = list(writes.values())[0]
-        lock.inference = Inference(t.lwp, t.num, "lockset", _detail(c), c)
+        lock.inference = Inference(t.lwp, t.num, _source_of(c), _detail(c), c)
         lock.owner_lwp = t.lwp
         lock.owner_num = t.num
         lock.owner_alive = True
         lock.evidence = INFERRED
-        lock.owner_source = "lockset"
+        lock.owner_source = lock.inference.source
         lock.owner_claim = c
         lock.evidence_detail = lock.inference.detail
     elif writes:
