@@ -9,7 +9,7 @@ from . import graph
 from . import infer
 from . import janusdb
 from . import layouts
-from .model import EXACT, INFERRED, UNKNOWN, Lock, Thread
+from .model import EXACT, INFERRED, RWLOCK_KINDS, UNKNOWN, Lock, Thread
 
 SCHEMA = "janus-gdb/1"
 
@@ -136,7 +136,9 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
         for c in t.held_claims:
             if c.addr is not None and c.kind is not None:
                 claimed.append((c.addr, c.kind, None))
-    locks = decode_locks(threads, mem, list(global_locks) + claimed)
+    known = list(global_locks) + claimed
+    grwlocks_at_impl(threads, mem, known)
+    locks = decode_locks(threads, mem, known)
     lock_map = list_to_map(locks)
     reach = namer(locks, threads) if namer is not None else None
     by_num = dict((t.num, t) for t in threads)
@@ -150,6 +152,7 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
                    if key in t.refs or (reach is not None and key in reach(t)))
 
     coverage = infer.infer_owners(threads, lock_map, locklog, frame_refs_of)
+    infer.infer_rwlocks(threads, lock_map)
     for lock in locks:
         if lock.evidence == EXACT and lock.owner_source is None:
             lock.owner_source = "pthread-owner"
@@ -242,11 +245,44 @@ def list_to_map(locks):
     return dict((l.addr, l) for l in locks)
 
 
+def grwlocks_at_impl(threads, mem, known):
+    """Waits inside g_rw_lock_*() sleep on the pthread_rwlock_t that glib
+    allocated for the GRWLock (its pointer ``p`` at offset 0): point them
+    at the GRWLock, when some variable, claim or waiting call of type
+    GRWLock points to that rwlock.  KNOWN: [(address, kind, name)] of the
+    variables and claims; the waiting calls are added to it.  Every rwlock
+    wait also says whether the lock call on the waiter's line (its source)
+    names the same lock."""
+    for t in threads:
+        if t.lock_call is not None and t.lock_call[1] == "grwlock":
+            known.append((t.lock_call[0], "grwlock", None))
+    impl_of = {}
+    seen = set()
+    for addr, kind, _name in known:
+        if kind == "grwlock" and addr not in seen:
+            seen.add(addr)
+            impl = layouts.read_pointer(mem, addr + layouts.GRWLOCK["impl"])
+            if impl:
+                impl_of.setdefault(impl, addr)
+    for t in threads:
+        w = t.wait
+        if w is not None and w.kind in ("rwlock-read", "rwlock-write") and w.lock_addr in impl_of:
+            w.lock_addr = impl_of[w.lock_addr]
+        if w is not None and w.rwlock and t.lock_call is not None:
+            addr, _kind, expr = t.lock_call
+            if addr == w.lock_addr:
+                w.how += "; the source agrees: it locks %s there" % expr
+            else:
+                w.how += ("; the source's lock expression %s is 0x%x, not this rwlock: "
+                          "the futex words decide" % (expr, addr))
+
+
 def decode_locks(threads, mem, global_locks=()):
     """One Lock per lock address some thread waits for or (for known lock
     variables) holds, with its owner."""
     by_lwp = dict((t.lwp, t) for t in threads)
     locks = {}
+    grw = set(addr for addr, kind, _name in global_locks if kind == "grwlock")
     for addr, kind, name in global_locks:
         if addr in locks:
             continue
@@ -261,7 +297,8 @@ def decode_locks(threads, mem, global_locks=()):
             continue
         lock = locks.get(w.lock_addr)
         if lock is None:
-            lock = Lock(w.lock_addr, LOCK_KIND_OF_WAIT[w.kind])
+            lock = Lock(w.lock_addr, "grwlock" if w.lock_addr in grw else
+                        LOCK_KIND_OF_WAIT[w.kind])
             _decode(lock, mem, by_lwp)
             locks[w.lock_addr] = lock
         lock.waiters.append(t.num)
@@ -302,21 +339,8 @@ def _decode(lock, mem, by_lwp):
             lock.evidence_detail = "free now: the waiter is about to be woken"
         else:
             lock.evidence_detail = "__data.__owner is 0 (lock elision, or not a glibc mutex)"
-    elif lock.kind == "pthread_rwlock":
-        d = layouts.decode_rwlock(mem, addr)
-        lock.details = d
-        lock.word = d["readers_word"]
-        lock.state = d["state"]
-        lock.readers = d["readers"]
-        if d["write_locked"] and d["writer"] and d["writer"] > 0:
-            _set_owner(lock, d["writer"], by_lwp, "__data.__cur_writer = %d" % d["writer"])
-        elif d["readers"]:
-            lock.evidence_detail = ("read-held by %d thread%s; glibc does not record readers"
-                                    % (d["readers"], "" if d["readers"] == 1 else "s"))
-        elif lock.state == "free":
-            lock.evidence_detail = "free now: the waiter is about to be woken"
-        else:
-            lock.evidence_detail = "no writer recorded"
+    elif lock.kind in RWLOCK_KINDS:
+        _decode_rwlock(lock, mem, by_lwp)
     else:
         d = layouts.decode_gmutex(mem, addr)
         lock.details = d
@@ -330,6 +354,38 @@ def _decode(lock, mem, by_lwp):
             lock.evidence_detail = "this lock type records no owner"
         if lock.state == "free":
             lock.evidence_detail = "free now: the waiter is about to be woken"
+
+
+def _decode_rwlock(lock, mem, by_lwp):
+    """A pthread_rwlock_t, or the one a GRWLock points to: state, exact
+    writer (__cur_writer), reader count (readers are inferred later)."""
+    if lock.kind == "grwlock":
+        d = layouts.decode_grwlock(mem, lock.addr)
+        if d["impl"] is None or d["impl"] == 0:
+            lock.details = d
+            lock.state = d["state"]
+            if d["impl"] == 0:
+                lock.evidence_detail = ("never locked (glib allocates its pthread_rwlock_t "
+                                        "on first use)")
+            return
+    else:
+        d = layouts.decode_rwlock(mem, lock.addr)
+    lock.details = d
+    lock.word = d["readers_word"]
+    lock.state = d["state"]
+    lock.readers = d["readers"]
+    lock.subkind = d.get("prefer")
+    if d["write_locked"] and d["writer"] and d["writer"] > 0:
+        _set_owner(lock, d["writer"], by_lwp, "__data.__cur_writer = %d" % d["writer"])
+    elif d["readers"]:
+        lock.evidence_detail = ("read-locked by %d thread%s; glibc does not record readers"
+                                % (d["readers"], "" if d["readers"] == 1 else "s"))
+    elif lock.state == "free":
+        lock.evidence_detail = "free now: the waiter is about to be woken"
+    elif d["write_locked"]:
+        lock.evidence_detail = "no writer recorded yet (__cur_writer is 0)"
+    elif lock.state not in ("corrupt", "unreadable"):
+        lock.evidence_detail = "no writer recorded"
 
 
 def number_locks(locks, cycles, threads):

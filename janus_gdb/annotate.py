@@ -128,7 +128,12 @@ def _owner_text(rep, lock):
     if lock.state in ("corrupt", "unreadable"):
         return "lock %s, owner unknown" % lock.state
     if lock.readers:
-        return "read-held by %d thread%s" % (lock.readers, "" if lock.readers == 1 else "s")
+        text = "read-held by %d thread%s" % (lock.readers, "" if lock.readers == 1 else "s")
+        if lock.reader_infs:
+            text += " (inferred: %s%s)" % (
+                ", ".join("Thread %d" % i.num for i in lock.reader_infs),
+                ", %d not shown" % lock.readers_unknown if lock.readers_unknown else "")
+        return text
     return "owner unknown"
 
 

@@ -201,6 +201,9 @@ def classify(snap, arch, mem, lwps):
         return ("running", "running (not in a system call)", None, None)
     name, state = syscalls.describe_syscall(arch, sysno)
     if state == "restart":
+        got = restarted_futex(snap, mem, lwps)
+        if got is not None:
+            return (STATE_OF_WAIT[got.kind], describe_wait_kind(got), got, name)
         state, detail = classify_restart(snap.frames)
         return (state, detail, None, name)
     if state != "futex":
@@ -214,6 +217,33 @@ def classify(snap, arch, mem, lwps):
     cmd, private, cmd_name = syscalls.decode_futex(op)
     wait = classify_futex(snap.frames, mem, lwps, uaddr, cmd, private, val)
     return (STATE_OF_WAIT[wait.kind], describe_wait_kind(wait), wait, name)
+
+
+# Waits whose timed variants (pthread_mutex_timedlock, pthread_rwlock_timed*,
+# pthread_timedjoin_np, ...) an earlier attach turns into restart_syscall.
+RESTARTED_KINDS = ("mutex", "rwlock-read", "rwlock-write", "join")
+
+
+def restarted_futex(snap, mem, lwps):
+    """A timed futex wait that an earlier ptrace attach interrupted and the
+    kernel resumed as restart_syscall: the system-call register says 219,
+    but the argument registers still hold the futex address, op and value
+    (the kernel keeps them; only rax and rip change).  Taken only when a
+    frame names a lock or join call and the op is a futex wait; else None."""
+    kind = frame_hint(snap.frames)[0]
+    args = snap.regs.get("args")
+    if kind not in RESTARTED_KINDS or not args or None in args:
+        return None
+    uaddr, op, val = args[0], args[1] & 0xFFFFFFFF, args[2] & 0xFFFFFFFF
+    cmd, private, _cmd_name = syscalls.decode_futex(op)
+    if cmd not in syscalls.FUTEX_WAIT_CMDS + syscalls.FUTEX_PI_CMDS:
+        return None
+    wait = classify_futex(snap.frames, mem, lwps, uaddr, cmd, private, val)
+    if wait.kind != kind:
+        return None
+    wait.how += ("; resumed as restart_syscall after an interruption (an earlier attach): "
+                 "the futex arguments are still in the registers")
+    return wait
 
 
 def classify_restart(frames):
@@ -248,7 +278,17 @@ _WAIT_PHRASES = {
 }
 
 
+_RW_WAIT_PHRASES = {
+    "write-for-readers": "waiting to write-lock a rwlock until its readers leave",
+    "write-for-writer": "waiting to write-lock a rwlock behind another writer",
+    "read-for-writer": "waiting to read-lock a rwlock held by a writer",
+    "read-for-pending-writer": "waiting to read-lock a rwlock behind a waiting writer",
+}
+
+
 def describe_wait_kind(wait):
+    if wait.rwlock:
+        return _RW_WAIT_PHRASES[wait.rwlock]
     return _WAIT_PHRASES.get(wait.kind, wait.kind)
 
 
@@ -259,14 +299,14 @@ def classify_futex(frames, mem, lwps, uaddr, cmd, private, val):
         return Wait("mutex", uaddr, uaddr, how="FUTEX_LOCK_PI on a priority-inheritance mutex",
                     frame=idx)
     if kind is not None:
-        how = sys.intern("futex wait in %s (frame #%d)" % (fname, idx))  # one per call site
+        how = "futex wait in %s (frame #%d)" % (fname, idx)
+        if kind in ("rwlock-read", "rwlock-write"):
+            return rwlock_wait(frames, mem, lwps, uaddr, val, kind == "rwlock-read", how, idx)
+        how = sys.intern(how)  # one per call site
         if kind in ("mutex", "libc-lock", "gmutex"):
             return Wait(kind, uaddr, uaddr, how=how, frame=idx)
         if kind == "join":
             return Wait("join", uaddr, target_lwp=val, how=how, frame=idx)
-        if kind in ("rwlock-read", "rwlock-write"):
-            base = pick_rwlock_base(mem, uaddr, val, kind == "rwlock-read", lwps)
-            return Wait(kind, uaddr, base, how=how, frame=idx)
         return Wait(kind, uaddr, how=how, frame=idx)
     return classify_by_protocol(frames, mem, lwps, uaddr, private, val)
 
@@ -288,13 +328,79 @@ def classify_by_protocol(frames, mem, lwps, uaddr, private, val):
             return Wait("mutex", uaddr, uaddr,
                         how="futex wait for value 2 with an owner TID at +8 (glibc mutex layout)",
                         frame=0)
+    rw = rwlock_by_protocol(mem, lwps, uaddr, val, word)
+    if rw is not None:
+        return rw
+    if val == 2 and word in (1, 2):
         return Wait("lock", uaddr, uaddr, how="futex wait for value 2 (lock protocol)", frame=0)
     return Wait("futex", uaddr, how="unrecognised futex wait (value %d, word %s)"
                 % (val, "unreadable" if word is None else word), frame=0)
 
 
 def pick_rwlock_base(mem, uaddr, val, reader, lwps):
-    """The most plausible rwlock base for a futex wait inside a rwlock call."""
-    cands = layouts.rwlock_base_candidates(uaddr, val, reader)
-    best = max(cands, key=lambda b: layouts.plausible_rwlock(mem, b, lwps))
+    """(base, wait path, score) of the most plausible rwlock for a futex
+    wait at UADDR for VAL (see ``layouts.rwlock_base_candidates``); READER
+    None when no frame says which call it is.  (None, None, -1) when the
+    value fits no wait path of glibc's rwlock."""
+    best = (None, None, -1)
+    for base, path in layouts.rwlock_base_candidates(uaddr, val, reader):
+        score = layouts.plausible_rwlock(mem, base, lwps, path)
+        if score > best[2]:
+            best = (base, path, score)
     return best
+
+
+_RW_PATH_PHRASES = {
+    "write-for-readers": "a writer waiting for the readers to leave",
+    "write-for-writer": "a writer waiting for the writer before it",
+    "read-for-writer": "a reader waiting for the writer that holds it",
+    "read-for-pending-writer": "a reader waiting behind a waiting writer (writer preference)",
+}
+
+
+def _grw_frame(frames):
+    for fr in frames[:HINT_DEPTH]:
+        name = normalize(fr.function)
+        if fr.system and name.startswith("g_rw_lock_"):
+            return name
+    return None
+
+
+def rwlock_wait(frames, mem, lwps, uaddr, val, reader, how, idx):
+    """The Wait of a futex wait inside pthread_rwlock_rdlock/wrlock: the
+    rwlock's own address, found from the futex word the path sleeps on."""
+    kind = "rwlock-read" if reader else "rwlock-write"
+    base, path, score = pick_rwlock_base(mem, uaddr, val, reader, lwps)
+    if base is None:
+        # a value no path of glibc >= 2.25 waits for (another libc?): the
+        # lock's start is not known, so no lock (and no state) is reported
+        return Wait(kind, uaddr, None, how=how + "; futex value %d fits no wait path of "
+                    "glibc's rwlock: the lock's start is not known" % val, frame=idx)
+    how += "; on %s (+%d, value %d): %s" % (
+        layouts.RWLOCK_PATH_WORD[path], uaddr - base, val, _RW_PATH_PHRASES[path])
+    if score < 0:
+        how += " (the words at 0x%x do not look like that state)" % base
+    grw = _grw_frame(frames)
+    if grw:
+        how += ", inside %s" % grw
+    w = Wait(kind, uaddr, base, how=sys.intern(how) if score >= 0 else how, frame=idx)
+    w.rwlock = path
+    return w
+
+
+def rwlock_by_protocol(mem, lwps, uaddr, val, word):
+    """A futex wait without named frames that fits a rwlock wait path and
+    whose neighbouring words decode as that rwlock state (libc with no
+    symbols at all, e.g. a static binary); None otherwise."""
+    if word != val:
+        return None
+    base, path, score = pick_rwlock_base(mem, uaddr, val, None, lwps)
+    # the path checks passed (score >= 3) plus a sane __flags word
+    if base is None or score < 4:
+        return None
+    kind = "rwlock-read" if path.startswith("read") else "rwlock-write"
+    w = Wait(kind, uaddr, base, how="futex wait for value %d on what decodes as %s of a glibc "
+             "rwlock at 0x%x (%s; rwlock protocol, no frame names)" % (
+                 val, layouts.RWLOCK_PATH_WORD[path], base, _RW_PATH_PHRASES[path]), frame=0)
+    w.rwlock = path
+    return w

@@ -5,6 +5,8 @@ Nodes are thread numbers.  ``t -> u`` means thread t cannot go on until
 thread u does something: u owns the lock t waits for, or t joins u.
 """
 
+from .model import RWLOCK_KINDS
+
 
 class Edge(object):
     """t waits for u, through a lock (``lock`` id) or a join."""
@@ -31,11 +33,31 @@ def build_edges(threads, locks):
             continue
         if w.is_lock:
             lock = locks.get(w.lock_addr)
-            if lock is not None and lock.owner_num is not None:
+            if lock is not None and lock.kind in RWLOCK_KINDS:
+                for dst in rwlock_blockers(w, lock):
+                    edges.append(Edge(t.num, dst, "lock", lock))
+            elif lock is not None and lock.owner_num is not None:
                 edges.append(Edge(t.num, lock.owner_num, "lock", lock))
         elif w.kind == "join" and w.target_lwp in by_lwp:
             edges.append(Edge(t.num, by_lwp[w.target_lwp].num, "join"))
     return edges
+
+
+def rwlock_blockers(wait, lock):
+    """Thread numbers a rwlock waiter waits for, by its wait path: a writer
+    waiting for readers waits for every reader shown (itself too, when it
+    read-locked first); a writer behind a writer and a reader behind a
+    pending writer wait for the writer that holds it or, in a read phase,
+    for the writer waiting for the readers; a reader in a write phase for
+    the writer that holds it."""
+    path = wait.rwlock
+    if path == "write-for-readers":
+        return sorted(set(i.num for i in lock.reader_infs if i.num is not None))
+    if lock.owner_num is not None:
+        return [lock.owner_num]
+    if path in ("write-for-writer", "read-for-pending-writer"):
+        return list(lock.pending)
+    return []
 
 
 def successors(edges):

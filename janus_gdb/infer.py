@@ -28,7 +28,7 @@ import heapq
 
 from . import classify
 from . import source
-from .model import EXACT, INFERRED, Inference
+from .model import EXACT, INFERRED, RWLOCK_KINDS, Inference
 
 # Lock kinds whose taking the source (and machine-code) analysis reads:
 # other kinds (a futex lock of unknown type, libc's internal locks) never
@@ -66,7 +66,8 @@ def net_claims(thread):
 
 
 def is_held(lock):
-    return lock.state.startswith(("locked", "write-locked"))
+    """Held by one owner (rwlocks are settled by infer_rwlocks)."""
+    return lock.state.startswith("locked") and lock.kind not in RWLOCK_KINDS
 
 
 def _code_detail(claim, lock=None):
@@ -133,7 +134,7 @@ def infer_owners(threads, locks, locklog=None, frame_refs_of=None):
     claims = addressed_claims(threads)
     taken = set()
     for addr, lock in sorted(locks.items()):
-        if lock.state in ("free", "corrupt", "unreadable"):
+        if lock.state in ("free", "corrupt", "unreadable") or lock.kind in RWLOCK_KINDS:
             continue
         cands = claims.get(addr, [])
         if not cands:
@@ -465,3 +466,147 @@ def owner_coverage(lock, owner, coverage):
     if why is not None:
         return False, "where T%d took it is not visible (%s)" % (owner.num, why)
     return True, None
+
+
+def _per_thread(cands):
+    """{thread num: (thread, claim)}: each thread's strongest claim, of
+    equal strength the outermost frame's (the one that took the lock)."""
+    out = {}
+    for t, c in cands:
+        got = out.get(t.num)
+        if got is None or (_rank(c), -c.level) < (_rank(got[1]), -got[1].level):
+            out[t.num] = (t, c)
+    return out
+
+
+def infer_rwlocks(threads, locks):
+    """Readers and writers of rwlocks (LOCKS: {address: Lock}).
+
+    glibc records the writer (``__cur_writer``, exact) but not the readers,
+    only their number.  Readers are the threads whose source read-locked
+    the lock and did not unlock it (claims with mode "read"), like GMutex
+    owners: each gets an Inference in ``lock.reader_infs`` and the lock in
+    its ``holds``.  Claims that contradict the lock word (a read claim on a
+    write-locked lock, a write claim in a read phase) are dropped.  Also
+    sets ``lock.pending``: the writers waiting for the readers to leave."""
+    by_num = dict((t.num, t) for t in threads)
+    claims = addressed_claims(threads)
+    for addr, lock in sorted(locks.items()):
+        if lock.kind not in RWLOCK_KINDS:
+            continue
+        lock.pending = sorted(t.num for t in threads if t.wait is not None
+                              and t.wait.rwlock == "write-for-readers"
+                              and t.wait.lock_addr == addr)
+        d = lock.details
+        if lock.state in ("free", "corrupt", "unreadable"):
+            continue
+        cands = claims.get(addr, []) + _typed_claims(threads, lock, locks)
+        reads = _per_thread([(t, c) for t, c in cands if c.mode == "read"])
+        times = {}          # read holds per thread: a thread may read-lock it twice
+        for t, c in cands:
+            if c.mode == "read" and _rank(c) == (0, 0):
+                times[t.num] = times.get(t.num, 0) + 1
+        writes = _per_thread([(t, c) for t, c in cands if c.mode != "read"])
+        if d.get("readers"):
+            _readers(lock, reads, times)
+        elif d.get("write_locked"):
+            if lock.evidence == EXACT and lock.owner_num not in writes:
+                # the exact writer's own claim of the same struct field agrees
+                mine = [(t, c) for t, c in _typed_claims(threads, lock, locks, unique=False)
+                        if t.num == lock.owner_num and c.mode != "read"]
+                writes.update(_per_thread(mine))
+            _writer(lock, writes, by_num)
+
+
+def _source_of(claim):
+    """The evidence source of a claim: read from the C source (``lockset``),
+    matched by type (``type-match``) or read from machine code."""
+    if claim.origin == "machine-code":
+        return "machine-code"
+    return "lockset" if claim.addr is not None else "type-match"
+
+
+def _typed_claims(threads, lock, locks, unique=True):
+    """Claims whose expression could not be evaluated (optimized out) but
+    whose struct type and field are those of LOCK, when UNIQUE the only
+    rwlock of the report in such a field: [(thread, claim)]."""
+    obj = lock.obj
+    if obj is None:
+        return []
+    same = [l for l in locks.values() if l.kind in RWLOCK_KINDS and l.obj is not None
+            and l.obj.type_name == obj.type_name and l.obj.field == obj.field]
+    if unique and len(same) != 1:
+        return []
+    return [(t, c) for t in threads for c in t.held_claims
+            if c.addr is None and c.type_name == obj.type_name and c.field == obj.field]
+
+
+def _readers(lock, reads, times):
+    """Pick the read holders among the read claimants READS; TIMES: how many
+    unconditional read holds each thread's frames show."""
+    n = lock.readers
+    ranked = sorted(reads.values(), key=lambda tc: (_rank(tc[1]), tc[0].num))
+    sure = sum(times.get(t.num, 0) for t, c in ranked if _rank(c) == (0, 0))
+    lock.readers_unknown = n
+    if sure > n:
+        lock.candidates = sorted(reads)
+        lock.evidence_detail = ("read-locked %d time%s, but the sources of %d threads "
+                                "read-lock it (%s): which of them hold it is undecided" % (
+                                    n, "" if n == 1 else "s", len(reads),
+                                    ", ".join("T%d" % k for k in lock.candidates)))
+        return
+    chosen = []
+    shown = 0
+    for t, c in ranked:
+        if shown >= n:
+            lock.candidates.append(t.num)
+            continue
+        chosen.append((t, c))
+        shown += max(1, times.get(t.num, 0))
+    for t, c in chosen:
+        detail = _detail(c, "read-locked at")
+        if times.get(t.num, 0) > 1:
+            detail += " (its frames read-lock it %d times)" % times[t.num]
+        if c.addr is None:
+            detail += "; `%s` is %s there: matched by its struct type %s and field %s" % (
+                c.expr, c.why or "unreadable", c.type_name, c.field)
+        lock.reader_infs.append(Inference(t.lwp, t.num, _source_of(c), detail, c))
+        if lock not in t.holds:
+            t.holds.append(lock)
+    lock.readers_unknown = max(0, n - shown)
+    text = "read-locked by %d reader%s (glibc records no readers)" % (n, "" if n == 1 else "s")
+    if chosen:
+        text += "; the source shows %s" % ", ".join("T%d" % i.num for i in lock.reader_infs)
+    if lock.readers_unknown:
+        text += "; %d reader%s not shown by any frame's source" % (
+            lock.readers_unknown, "" if lock.readers_unknown == 1 else "s")
+    lock.evidence_detail = text
+
+
+def _writer(lock, writes, by_num):
+    if lock.evidence == EXACT:
+        got = writes.get(lock.owner_num)
+        if got is not None:
+            c = got[1]
+            detail = _detail(c)
+            if c.addr is None:
+                detail += "; `%s` is %s there: matched by its struct type %s and field %s" % (
+                    c.expr, c.why or "unreadable", c.type_name, c.field)
+            lock.inference = Inference(got[0].lwp, got[0].num, _source_of(c), detail, c)
+        elif writes:
+            lock.evidence_detail += "; the source points at %s instead" % ", ".join(
+                "T%d" % k for k in sorted(writes))
+        return
+    # write-locked, __cur_writer not stored yet: one claimant is the writer
+    if len(writes) == 1:
+        t, c = list(writes.values())[0]
+        lock.inference = Inference(t.lwp, t.num, _source_of(c), _detail(c), c)
+        lock.owner_lwp = t.lwp
+        lock.owner_num = t.num
+        lock.owner_alive = True
+        lock.evidence = INFERRED
+        lock.owner_source = lock.inference.source
+        lock.owner_claim = c
+        lock.evidence_detail = lock.inference.detail
+    elif writes:
+        lock.candidates = sorted(writes)

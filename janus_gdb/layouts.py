@@ -41,9 +41,9 @@ FUTEX_OWNER_DIED = 0x40000000
 FUTEX_TID_MASK = 0x3FFFFFFF
 
 # glibc >= 2.25 (new rwlock, checked against 2.36), x86_64 layout
-# (sysdeps/x86/nptl/bits/struct_rwlock.h).  Waiters sleep on __readers,
-# __wrphase_futex or __writers_futex, so the futex address is base+0, +8
-# or +12.
+# (sysdeps/x86/nptl/bits/struct_rwlock.h):
+#   unsigned __readers, __writers, __wrphase_futex, __writers_futex,
+#   __pad3, __pad4; int __cur_writer, __shared; ... ; unsigned __flags (+48)
 PTHREAD_RWLOCK = {
     "readers": 0,
     "writers": 4,
@@ -54,11 +54,47 @@ PTHREAD_RWLOCK = {
     "flags": 48,
     "size": 56,
 }
+# __readers bits (nptl/pthread_rwlock_common.c): WRPHASE (a write phase),
+# WRLOCKED (a primary writer exists: it holds the lock in a write phase, or
+# waits for the readers to leave in a read phase), RWAITING (readers wait on
+# __readers behind that writer, writer preference only); the rest counts
+# readers: the holders in a read phase, readers waiting for the hand-over in
+# a write phase.
 RWLOCK_WRPHASE = 1
 RWLOCK_WRLOCKED = 2
 RWLOCK_RWAITING = 4
 RWLOCK_READER_SHIFT = 3
 RWLOCK_FUTEX_USED = 2
+RWLOCK_WRHANDOVER = 0x80000000   # __writers: a writer hands WRLOCKED to a waiting one
+# __flags: PTHREAD_RWLOCK_PREFER_READER_NP, _PREFER_WRITER_NP, _PREFER_WRITER_NONRECURSIVE_NP
+RWLOCK_FLAG_NAMES = {0: None, 1: "prefer writer", 2: "prefer writer, nonrecursive"}
+
+# Where each wait path of glibc's rwlock sleeps (nptl/pthread_rwlock_common.c)
+# and the value it waits for; ``reader`` is the kind of call.
+#   write-for-readers        wrlock in a read phase: WRLOCKED is its, the
+#                            readers must leave; __wrphase_futex == FUTEX_USED
+#   write-for-writer         wrlock while another writer has WRLOCKED (holds
+#                            it, or waits for readers itself);
+#                            __writers_futex == 1 | FUTEX_USED
+#   read-for-writer          rdlock in a write phase: a writer holds it;
+#                            __wrphase_futex == 1 | FUTEX_USED
+#   read-for-pending-writer  rdlock with PREFER_WRITER_NONRECURSIVE while a
+#                            writer waits for the readers: __readers itself,
+#                            with RWAITING set
+RWLOCK_WAIT_PATHS = ("write-for-readers", "write-for-writer", "read-for-writer",
+                     "read-for-pending-writer")
+RWLOCK_PATH_WORD = {"write-for-readers": "__wrphase_futex", "write-for-writer": "__writers_futex",
+                    "read-for-writer": "__wrphase_futex", "read-for-pending-writer": "__readers"}
+
+
+def read_pointer(mem, addr):
+    """The 8-byte pointer at ADDR, or None when unreadable."""
+    import struct
+    data = mem.read(addr, 8)
+    if data is None or len(data) != 8:
+        return None
+    return struct.unpack("<Q", data)[0]
+
 
 # glib 2.x futex GMutex (glib/gthread-posix.c, USE_NATIVE_MUTEX):
 #   union { gpointer p; guint i[2]; }: the futex word is i[0] at offset 0.
@@ -67,6 +103,11 @@ GMUTEX = {"word": 0, "size": 8}
 GMUTEX_STATES = {0: "free", 1: "locked", 2: "locked, contended"}
 # glib <= 2.73.1 counts waiters up from 2; a word beyond this is garbage.
 GMUTEX_MAX_WORD = 0xFFFF
+
+# glib 2.x GRWLock (glib/gthread-posix.c, checked against 2.74): on Linux
+#   { gpointer p; guint i[2]; } where p points to a pthread_rwlock_t that
+#   glib mallocs on first use (g_rw_lock_get_impl); NULL: never used.
+GRWLOCK = {"impl": 0, "size": 16}
 
 # glib GCond (futex build): waiters sleep on i[0] at offset 0 of the GCond.
 
@@ -158,68 +199,153 @@ def decode_gmutex(mem, addr):
     return res
 
 
+def _plural(n, word):
+    return "%d %s%s" % (n, word, "" if n == 1 else "s")
+
+
 def decode_rwlock(mem, addr):
     """Read a glibc (>= 2.25) pthread_rwlock_t at ADDR.
 
-    Returns ``readers_word``, ``readers`` (count of read holders),
-    ``write_locked``, ``writer`` (LWP of the writer or 0), ``flags``, ``state``.
+    Returns the raw words (``readers_word``, ``writers_word``,
+    ``wrphase_futex``, ``writers_futex``, ``writer`` = __cur_writer,
+    ``flags``) and what they mean: ``phase`` (read/write), ``readers``
+    (read holders: the reader count in a read phase, else 0),
+    ``readers_waiting`` (readers registered in a write phase, waiting for
+    it to end), ``write_locked`` (a writer holds it), ``writer_pending``
+    (a primary writer waits for the readers to leave), ``readers_blocked``
+    (RWAITING: readers wait behind that writer), ``prefer`` and ``state``.
     """
     lay = PTHREAD_RWLOCK
     r = mem.u32(addr + lay["readers"])
     writer = mem.i32(addr + lay["cur_writer"])
     flags = mem.u32(addr + lay["flags"])
-    res = {"readers_word": r, "writer": writer, "flags": flags,
-           "readers": None, "write_locked": None}
+    res = {"readers_word": r, "writers_word": mem.u32(addr + lay["writers"]),
+           "wrphase_futex": mem.u32(addr + lay["wrphase_futex"]),
+           "writers_futex": mem.u32(addr + lay["writers_futex"]),
+           "writer": writer, "flags": flags, "phase": None,
+           "readers": None, "readers_waiting": None, "write_locked": None,
+           "writer_pending": None, "readers_blocked": None, "prefer": None}
     if r is None:
         res["state"] = "unreadable"
         return res
     if (flags is not None and flags > 2) or (writer is not None and not 0 <= writer <= MAX_TID):
         return _corrupt(res, "__flags %s / __cur_writer %s are not a glibc rwlock's"
                         % (flags, writer), field="writer")
-    res["readers"] = r >> RWLOCK_READER_SHIFT
-    res["write_locked"] = bool(r & RWLOCK_WRLOCKED)
+    count = r >> RWLOCK_READER_SHIFT
+    wrphase = bool(r & RWLOCK_WRPHASE)
+    wrlocked = bool(r & RWLOCK_WRLOCKED)
+    res["phase"] = "write" if wrphase else "read"
+    res["readers"] = 0 if wrphase else count
+    res["readers_waiting"] = count if wrphase else 0
+    res["write_locked"] = wrphase and wrlocked
+    res["writer_pending"] = wrlocked and not wrphase
+    res["readers_blocked"] = bool(r & RWLOCK_RWAITING)
+    res["prefer"] = RWLOCK_FLAG_NAMES.get(flags) if flags is not None else None
     if res["write_locked"]:
-        res["state"] = "write-locked"
-    elif res["readers"]:
-        res["state"] = "read-locked by %d reader%s" % (res["readers"], "" if res["readers"] == 1 else "s")
+        state = "write-locked"
+        if count:
+            state += ", %s waiting" % _plural(count, "reader")
+    elif count and not wrphase:
+        state = "read-locked by %s" % _plural(count, "reader")
+        if wrlocked:
+            state += ", a writer waiting for them"
     else:
-        res["state"] = "free"
-    if r & RWLOCK_RWAITING:
-        res["state"] += ", readers waiting"
+        # idle, or in a hand-over: a write phase nobody holds (readers are
+        # taking over), or a read phase without readers (a writer is)
+        state = "free"
+    if res["readers_blocked"]:
+        state += ", readers waiting behind the writer"
+    res["state"] = state
     return res
 
 
-def rwlock_base_candidates(futex_addr, val, reader):
-    """Possible rwlock base addresses for a futex wait at FUTEX_ADDR.
+def decode_grwlock(mem, addr):
+    """Read a GRWLock at ADDR (glib 2.x on Linux: ``p`` at offset 0 points
+    to a pthread_rwlock_t that glib allocates on first use): the rwlock's
+    fields plus ``impl``, its address (0: never used, free)."""
+    impl = read_pointer(mem, addr + GRWLOCK["impl"])
+    if impl is None:
+        return {"state": "unreadable", "impl": None}
+    if impl == 0:
+        return {"state": "free", "impl": 0, "readers": 0, "write_locked": False, "writer": 0}
+    d = decode_rwlock(mem, impl)
+    d["impl"] = impl
+    return d
 
-    Readers wait on __readers (+0) or __wrphase_futex (+8); writers on
-    __wrphase_futex (+8) or __writers_futex (+12).  The expected value tells
-    which: the *_futex words are always waited for with 1|FUTEX_USED.
+
+def rwlock_held(d):
+    """Whether decoded rwlock fields D say somebody holds the lock."""
+    return bool(d.get("write_locked") or d.get("readers"))
+
+
+def rwlock_base_candidates(futex_addr, val, reader):
+    """[(base, wait path)] of a rwlock whose waiter sleeps at FUTEX_ADDR for
+    the value VAL; READER True/False from the call (rdlock/wrlock), None
+    when no frame says (then every path the value allows).
+
+    The expected value decides, since each path waits for its own value:
+    a writer for FUTEX_USED (2) on __wrphase_futex (+8) or for 1|FUTEX_USED
+    (3) on __writers_futex (+12); a reader for 3 on __wrphase_futex, or for
+    the __readers word itself (RWAITING set, WRPHASE clear) at +0.
     """
     lay = PTHREAD_RWLOCK
-    if val != 1 | RWLOCK_FUTEX_USED:
-        return [futex_addr - lay["readers"]]
-    if reader:
-        return [futex_addr - lay["wrphase_futex"]]
-    return [futex_addr - lay["writers_futex"], futex_addr - lay["wrphase_futex"]]
+    used = 1 | RWLOCK_FUTEX_USED
+    out = []
+    if reader is not True:
+        if val == RWLOCK_FUTEX_USED:
+            out.append((futex_addr - lay["wrphase_futex"], "write-for-readers"))
+        elif val == used:
+            out.append((futex_addr - lay["writers_futex"], "write-for-writer"))
+    if reader is not False:
+        if val == used:
+            out.append((futex_addr - lay["wrphase_futex"], "read-for-writer"))
+        elif val & RWLOCK_RWAITING and val & RWLOCK_WRLOCKED and not val & RWLOCK_WRPHASE:
+            out.append((futex_addr - lay["readers"], "read-for-pending-writer"))
+    return out
 
 
-def plausible_rwlock(mem, base, lwps):
-    """Score how plausible it is that a pthread_rwlock_t starts at BASE."""
+def plausible_rwlock(mem, base, lwps, path=None):
+    """Score how plausible it is that a pthread_rwlock_t starts at BASE and
+    that a thread waits on it by PATH (-1: not a rwlock).  The words must
+    agree with the path: a writer waiting for readers needs a read phase
+    with readers and WRLOCKED, a waiter for a writer needs WRLOCKED, ..."""
     info = decode_rwlock(mem, base)
-    if info["readers_word"] is None:
+    if info["readers_word"] is None or info["state"] == "corrupt":
         return -1
     score = 0
-    flags = info["flags"]
-    if flags is not None and flags <= 2:
+    if info["flags"] is not None and info["flags"] <= 2:
         score += 1
+    r = info["readers_word"]
     writer = info["writer"] or 0
-    if info["write_locked"]:
-        score += 1
-        if writer > 0:
-            score += 2 if writer in lwps else 1
-    elif writer == 0:
-        score += 1
+    wrlocked = bool(r & RWLOCK_WRLOCKED)
+    if writer and not wrlocked:
+        return -1       # __cur_writer is cleared before WRLOCKED is given up
+    if path is not None and info["writers_futex"] not in (1, 1 | RWLOCK_FUTEX_USED):
+        # on every wait path a primary writer exists and has set
+        # __writers_futex to 1 (| FUTEX_USED) before anyone sleeps
+        return -1
+    if path == "write-for-readers":
+        if not (info["writer_pending"] and info["readers"]):
+            return -1
+        score += 2 + (writer == 0)
+    elif path == "write-for-writer":
+        if not wrlocked:
+            return -1
+        score += 2 + (writer in lwps or writer == 0)
+        score += info["writers_futex"] in (1, 1 | RWLOCK_FUTEX_USED)
+    elif path == "read-for-writer":
+        if not info["phase"] == "write":
+            return -1
+        score += 2 + (writer in lwps)
+    elif path == "read-for-pending-writer":
+        if not (info["writer_pending"] and info["readers_blocked"]):
+            return -1
+        score += 2 + (info["flags"] == 2)
+    else:
+        if info["write_locked"]:
+            score += 1 + (2 if writer in lwps else 1 if writer > 0 else 0)
+        elif writer == 0:
+            score += 1
     return score
 
 

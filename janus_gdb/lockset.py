@@ -234,5 +234,37 @@ def frame_claims(frame, info, sources, kind_of_type, cache=None):
             type_name, field = _base_type(frame, held.expr)
         claims.append(Claim(info.level, func, fname, held.line, held.raw,
                             addr, kind, type_name, field, held.conditional, held.trylock,
-                            released, why, cur_line, mode=held.mode))
+                            released, why, cur_line,
+                            mode=held.mode or ("read" if held.call in source.READ_LOCK_CALLS
+                                               else None)))
     return claims
+
+
+# Lock calls whose waits sleep on another address than their argument: a
+# rwlock's waiters sleep on one of its words, a GRWLock's on the
+# pthread_rwlock_t glib allocated for it.
+WAIT_CALLS = frozenset(source.RWLOCK_LOCK_CALLS + source.RWLOCK_TRYLOCK_CALLS)
+
+
+def frame_lock_call(frame, sources, kind_of_type, names=WAIT_CALLS):
+    """(address, lock kind, expression) of the lock the call on FRAME's
+    current line takes (one of NAMES), evaluated in the frame; None when
+    the line has no such call or it cannot be evaluated."""
+    try:
+        sal = frame.find_sal()
+        if sal is None or sal.symtab is None or not sal.line:
+            return None
+        fullname = sal.symtab.fullname()
+    except (gdb.error, RuntimeError):
+        return None
+    src = sources.get(fullname)
+    if src is None or not hasattr(src, "lock_call_at"):
+        return None
+    got = src.lock_call_at(sal.line, names)
+    if got is None:
+        return None
+    _name, expr, raw = got
+    addr, kind, _why = evaluate(frame, expr, kind_of_type)
+    if addr is None:
+        return None
+    return addr, kind, raw

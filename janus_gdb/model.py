@@ -4,6 +4,9 @@
 ``Wait``, ``Lock`` and ``Thread`` are what the analysis concluded.
 """
 
+# Lock kinds of reader/writer locks (a GRWLock wraps a pthread_rwlock_t)
+RWLOCK_KINDS = ("pthread_rwlock", "grwlock")
+
 # Evidence levels for an owner
 EXACT = "exact"
 INFERRED = "inferred"
@@ -41,7 +44,7 @@ class Snapshot(object):
     """Registers and frames of one thread, as read from the target."""
     __slots__ = ("num", "global_num", "lwp", "name", "regs", "frames", "frames_truncated",
                  "claims", "refs", "refs_deferred", "unanalysed", "analysed", "analysed_levels",
-                 "role_detail", "lambda_lines")
+                 "role_detail", "lambda_lines", "lock_call")
 
     def __init__(self, num, lwp, name=None, regs=None, frames=None, frames_truncated=False,
                  global_num=None):
@@ -60,6 +63,8 @@ class Snapshot(object):
         self.analysed_levels = ()     # levels of the frames whose source/code was read
         self.role_detail = None       # read from the entry frame, e.g. "handle 424242"
         self.lambda_lines = None      # {frame level: line of its C++ lambda's '['}
+        self.lock_call = None         # (address, kind, expr) the innermost app frame's
+        #                               g_rw_lock_*() call takes (lockset.frame_lock_call)
 
 
 class Claim(object):
@@ -105,7 +110,7 @@ class Wait(object):
     (a futex lock of unknown type), libc-lock, join, condvar, gcond, queue,
     semaphore, futex (an unrecognised futex wait).
     """
-    __slots__ = ("kind", "futex", "lock_addr", "target_lwp", "how", "frame")
+    __slots__ = ("kind", "futex", "lock_addr", "target_lwp", "how", "frame", "rwlock")
 
     LOCK_KINDS = ("mutex", "gmutex", "rwlock-read", "rwlock-write", "lock", "libc-lock")
 
@@ -116,6 +121,7 @@ class Wait(object):
         self.target_lwp = target_lwp  # for joins
         self.how = how                # how we know, e.g. "futex wait in pthread_mutex_lock"
         self.frame = frame            # index of the frame that identified it
+        self.rwlock = None            # rwlock wait path (layouts.RWLOCK_WAIT_PATHS)
 
     @property
     def is_lock(self):
@@ -129,7 +135,7 @@ class Thread(object):
     __slots__ = ("num", "global_num", "lwp", "name", "frames", "frames_truncated", "entry",
                  "state", "detail", "wait", "syscall", "holds", "site", "role", "role_detail",
                  "claims", "held_claims", "refs", "refs_deferred", "unanalysed", "analysed",
-                 "analysed_levels")
+                 "analysed_levels", "lock_call")
 
     def __init__(self, snap):
         self.num = snap.num
@@ -154,6 +160,7 @@ class Thread(object):
         self.unanalysed = snap.unanalysed  # app frames neither source nor machine code analysed
         self.analysed = snap.analysed  # some frame's source was read
         self.analysed_levels = snap.analysed_levels
+        self.lock_call = snap.lock_call
 
     def label(self):
         return "T%d" % self.num
@@ -184,7 +191,10 @@ class Lock(object):
         self.owner_alive = None       # False: owner LWP is not a thread of the target
         self.evidence = UNKNOWN       # exact, inferred, unknown
         self.evidence_detail = ""
-        self.readers = None           # rwlocks: number of read holders
+        self.readers = None           # rwlocks: number of read holders (from the lock word)
+        self.reader_infs = []         # rwlocks: Inference per reader thread shown by the source
+        self.pending = []             # rwlocks: threads waiting for its readers to leave
+        self.readers_unknown = 0      # rwlocks: read holds no frame's source shows
         self.waiters = []             # thread numbers
         self.details = {}             # raw decoded fields
         self.name_text = None         # Janus name, e.g. "janus_videoroom.c: rooms_mutex"
@@ -206,6 +216,11 @@ class Lock(object):
     def kind_text(self):
         if self.kind == "pthread_mutex":
             return "pthread mutex (%s)" % self.subkind if self.subkind else "pthread mutex"
+        if self.kind in RWLOCK_KINDS:
+            text = "GRWLock" if self.kind == "grwlock" else "pthread rwlock"
+            if self.subkind:
+                text += " (%s)" % self.subkind
+            return text
         return {"gmutex": "GMutex", "pthread_rwlock": "pthread rwlock",
                 "libc-lock": "libc internal lock", "lock": "futex lock (type unknown)"}.get(
                     self.kind, self.kind)

@@ -26,15 +26,16 @@ MAX_NAMED = 8
 
 FUTEX_WAIT_CMDS = syscalls.FUTEX_WAIT_CMDS + syscalls.FUTEX_PI_CMDS
 DECODERS = {"pthread_mutex": layouts.decode_pthread_mutex, "gmutex": layouts.decode_gmutex,
-            "pthread_rwlock": layouts.decode_rwlock}
+            "pthread_rwlock": layouts.decode_rwlock, "grwlock": layouts.decode_grwlock}
 # bytes from the lock's address where its waiters sleep: rwlock waiters on
 # __readers (+0), __wrphase_futex (+8), __writers_futex (+12)
 WAIT_SPAN = {"pthread_mutex": 4, "gmutex": 4,
-             "pthread_rwlock": layouts.PTHREAD_RWLOCK["writers_futex"] + 4}
+             "pthread_rwlock": layouts.PTHREAD_RWLOCK["writers_futex"] + 4,
+             "grwlock": layouts.PTHREAD_RWLOCK["writers_futex"] + 4}  # at its impl
 
 
 def lock_kind(gtype):
-    """'pthread_mutex', 'gmutex', 'pthread_rwlock' or None for a gdb.Type."""
+    """'pthread_mutex', 'gmutex', 'pthread_rwlock', 'grwlock' or None for a gdb.Type."""
     from .target import lock_kind_of_type
     return lock_kind_of_type(gtype)
 
@@ -176,14 +177,16 @@ class LockPrinter(object):
             return self._corrupt(d)
         info = threads_info()
         parts = getattr(self, "_" + self.kind)(d, addr, info)
-        parts.append(_waiters_text(info, _waiters(info, addr, WAIT_SPAN[self.kind])
+        at = d.get("impl") or addr    # a GRWLock's waiters sleep on its pthread_rwlock_t
+        parts.append(_waiters_text(info, _waiters(info, at, WAIT_SPAN[self.kind])
                                    if info else []))
         return "; ".join(parts)
 
     def _kind_text(self, subkind):
         if self.kind == "pthread_mutex":
             return "pthread mutex (%s)" % subkind if subkind else "pthread mutex"
-        return {"gmutex": "GMutex", "pthread_rwlock": "pthread rwlock"}[self.kind]
+        return {"gmutex": "GMutex", "pthread_rwlock": "pthread rwlock",
+                "grwlock": "GRWLock"}[self.kind]
 
     def _corrupt(self, d):
         return "%s CORRUPT (%s): not trusted, no owner" % (
@@ -205,12 +208,16 @@ class LockPrinter(object):
         return parts
 
     def _pthread_rwlock(self, d, addr, info):
-        parts = ["pthread rwlock %s" % d["state"]]
+        parts = ["%s %s" % (self._kind_text(None), d["state"])]
+        if d.get("impl"):
+            parts[0] += " (its pthread_rwlock_t at 0x%x)" % d["impl"]
         if d["write_locked"] and d["writer"]:
             parts.append("writer %s [exact: __data.__cur_writer]" % _thread_of(info, d["writer"]))
         elif d["readers"]:
-            parts.append("readers not recorded by glibc")
+            parts.append("readers not recorded by glibc (janus-locks infers them)")
         return parts
+
+    _grwlock = _pthread_rwlock
 
     def _gmutex(self, d, addr, info):
         from . import annotate

@@ -116,7 +116,10 @@ def _lock_lines(lock):
     lines.append(lock.kind_text())
     lines.append(render_text.state_text(lock))
     if lock.readers:
-        lines.append("read-held by %s (readers not recorded)" % render_text.count(lock.readers))
+        shown = len(lock.reader_infs)
+        lines.append("read-held by %s (%s shown by the source)" % (
+            render_text.count(lock.readers), "all" if shown == lock.readers else
+            render_text.count(shown)))
     if lock.leaked:
         lines.append("probably leaked")
     lines.append("0x%x" % lock.addr)
@@ -161,6 +164,8 @@ class _Plan(object):
             if lock.owner_num is not None:
                 pinned.add(lock.owner_num)
             pinned.update(lock.candidates)
+            pinned.update(i.num for i in lock.reader_infs)
+            pinned.update(lock.pending)
             if lock.waiters:
                 pinned.update(lock.possible[:POSSIBLE_DRAWN])
         waiting = []
@@ -281,7 +286,8 @@ def render(report, prog):
             ("label", label(["LWP %d" % lwp, "not a thread of the process (ended)"]))])))
 
     def edge(kind, src, dst, text, style=None):
-        red = (kind, src, dst) in plan.red_edges
+        red = (kind, src, dst) in plan.red_edges or (
+            kind in ("read", "pending") and ("hold", src, dst) in plan.red_edges)
         return "  %s -> %s %s;" % (quote(src), quote(dst), attrs([
             ("id", quote("%s-%s-%s" % (kind, src, dst))), ("label", quote(text)),
             ("style", style), ("color", RED if red else None),
@@ -319,7 +325,16 @@ def render(report, prog):
             dst = "T%d" % lock.owner_num if lock.owner_num is not None else "LWP%d" % lock.owner_lwp
             out.append(edge("hold", lock.id, dst, _evidence(lock),
                             None if lock.evidence == EXACT else "dashed"))
-        elif lock.state != "free":
+        elif lock.reader_infs or lock.pending:
+            # rwlocks: its readers (inferred), and the writer the others queue behind
+            for inf in lock.reader_infs:
+                out.append(edge("read", lock.id, "T%d" % inf.num,
+                                "read-held by (inferred: %s)" % inf.source, "dashed"))
+            for num in lock.pending:
+                if any(n not in lock.pending for n in lock.waiters):
+                    out.append(edge("pending", lock.id, "T%d" % num,
+                                    "next writer (waits for the readers)", "dotted"))
+        if lock.state != "free" and not lock.owner_lwp:
             for num in sorted(lock.candidates):
                 out.append(edge("candidate", lock.id, "T%d" % num, "claims it (undecided)",
                                 "dotted"))

@@ -39,7 +39,8 @@ def _claim(c, lock_by_addr):
     lock = lock_by_addr.get(c.addr) if c.addr is not None else None
     return {"frame": c.level, "function": _s(c.function), "file": _s(c.file), "line": c.line,
             "expr": _s(c.expr), "address": c.addr, "lock": lock.id if lock is not None else None,
-            "kind": c.kind, "conditional": bool(c.conditional), "trylock": bool(c.trylock)}
+            "kind": c.kind, "conditional": bool(c.conditional), "trylock": bool(c.trylock),
+            "mode": c.mode}
 
 
 def _thread(t, lock_by_addr):
@@ -50,7 +51,7 @@ def _thread(t, lock_by_addr):
         "state": t.state, "detail": _s(t.detail), "syscall": _s(t.syscall),
         "wait": None if w is None else {
             "kind": w.kind, "futex": w.futex, "lock": w.lock_addr, "target_lwp": w.target_lwp,
-            "how": _s(w.how), "frame": w.frame},
+            "how": _s(w.how), "frame": w.frame, "rwlock": w.rwlock},
         "holds": [l.id for l in t.holds],
         "claims": [_claim(c, lock_by_addr) for c in t.held_claims],
         "site_frame": t.site,
@@ -84,9 +85,28 @@ def _lock(l):
         "candidates": list(l.candidates),
         "possible_owners": list(l.possible), "possible_owner_count": l.possible_count,
         "leaked": l.leaked, "leak_site": _s(l.leak_site), "leaked_by": l.leaked_by,
-        "readers": l.readers, "waiters": list(l.waiters),
+        "readers": l.readers, "waiters": list(l.waiters), "rwlock": _rwlock(l),
         "fields": dict((k, _field(v)) for k, v in l.details.items() if k != "state"),
     }
+
+
+def _rwlock(l):
+    """Reader/writer state of a rwlock (null for other kinds)."""
+    from .model import RWLOCK_KINDS
+    if l.kind not in RWLOCK_KINDS:
+        return None
+    d = l.details
+    readers = []
+    for inf in l.reader_infs:
+        r = dict((k, _field(v)) for k, v in inf.to_dict().items())
+        readers.append(r)
+    return {"phase": d.get("phase"), "write_locked": d.get("write_locked"),
+            "writer_pending": d.get("writer_pending"),
+            "readers_waiting": d.get("readers_waiting"),
+            "readers_blocked": d.get("readers_blocked"), "prefer": _s(d.get("prefer")),
+            "impl": d.get("impl"), "reader_threads": readers,
+            "readers_unknown": l.readers_unknown,
+            "pending_writers": list(l.pending)}
 
 
 def _root(root):

@@ -45,7 +45,46 @@ def lock_ref(lock):
         head = "%s %s (0x%x)" % (lock.id, escape(name, 160), lock.addr)
     else:
         head = "%s 0x%x" % (lock.id, lock.addr)
-    return "%s %s" % (head, lock.kind_text())
+    text = "%s %s" % (head, lock.kind_text())
+    impl = lock.details.get("impl") if lock.kind == "grwlock" else None
+    if impl:
+        text += " (its pthread_rwlock_t at 0x%x)" % impl
+    return text
+
+
+def hold_evidence(lock, t):
+    """(evidence, detail) of thread T holding LOCK: a reader's own inference
+    for a read-locked rwlock, else the lock's owner evidence."""
+    for inf in lock.reader_infs:
+        if inf.num == t.num:
+            return "inferred", "for reading: " + inf.detail
+    return lock.evidence, lock.evidence_detail
+
+
+def rwlock_lines(lock, report, t=None):
+    """Who holds a read-locked rwlock (readers shown by the source, with
+    their evidence; how many are not shown) and who waits for its readers;
+    T: the thread whose wait is being described."""
+    out = []
+    for inf in lock.reader_infs:
+        r = report.thread(inf.num)
+        who = thread_ref(r) if r is not None else "LWP %d" % inf.lwp
+        if t is not None and inf.num == t.num:
+            who += " (itself)"
+        out.append("read-locked by %s  [inferred: %s]" % (who, escape(inf.detail, 300)))
+    missing = lock.readers_unknown
+    if missing > 0:
+        text = "%s not shown by any frame's source" % plural(missing, "reader")
+        if lock.candidates:
+            text += " (candidates: %s)" % ", ".join("T%d" % n for n in lock.candidates)
+        out.append("%s  [%s: glibc records no readers]" % (text, UNKNOWN))
+    for num in lock.pending:
+        if t is not None and num == t.num and t.wait.rwlock == "write-for-readers":
+            continue
+        w = report.thread(num)
+        if w is not None:
+            out.append("a writer waits for the readers to leave: %s" % thread_ref(w))
+    return out
 
 
 def lock_name(lock):
@@ -171,8 +210,9 @@ def waitgraph(report, show_all=False):
     """The janus-waitgraph text report."""
     found = verdicts.causes(report)
     out = [verdict(report) + "   " + target_line(report)]
+    through = set(e.lock.addr for e in report.edges if e.lock is not None)
     waited = [l for l in report.locks if l.waiters and l.state != "free"
-              and l.owner_lwp is None and not l.leaked]
+              and l.owner_lwp is None and not l.leaked and l.addr not in through]
     ownerless = [l for l in waited if l.state not in ("corrupt", "unreadable")]
     broken = [l for l in waited if l.state in ("corrupt", "unreadable")]
     if ownerless:
@@ -214,8 +254,8 @@ def _cycle(report, i, cyc):
         out.extend(_wait_lines(report, t, "      "))
         for lock in t.holds:
             out.append("      holds      %s, %s" % (lock_ref(lock), state_text(lock)))
-            out.append("                 [%s: %s]" % (lock.evidence,
-                                                      escape(lock.evidence_detail, 400)))
+            out.append("                 [%s: %s]" % tuple(
+                escape(x, 400) for x in hold_evidence(lock, t)))
     out.append("  Stacks:")
     for e in cyc:
         t = report.thread(e.src)
@@ -235,10 +275,19 @@ def _wait_lines(report, t, ind):
     if w.is_lock:
         lock = report.lock_by_addr.get(w.lock_addr)
         if lock is None:
-            return [ind + "waits for  0x%x" % (w.lock_addr or 0)]
-        return [ind + "waits for  %s, %s" % (lock_ref(lock), state_text(lock)),
-                ind + "           at " + site(t),
-                ind + "           " + owner_text(lock, report)]
+            if w.lock_addr is None:     # a rwlock whose start is not known
+                return [ind + "waits on the futex at 0x%x (%s)" % (w.futex or 0, t.detail),
+                        ind + "           at " + site(t),
+                        ind + "           " + escape(w.how, 300)]
+            return [ind + "waits for  0x%x" % w.lock_addr]
+        out = [ind + "waits for  %s, %s" % (lock_ref(lock), state_text(lock)),
+               ind + "           at " + site(t)]
+        if w.rwlock:
+            out.append(ind + "           " + t.detail)
+        if lock.owner_lwp or not lock.reader_infs and not lock.readers:
+            out.append(ind + "           " + owner_text(lock, report))
+        out.extend(ind + "           " + line for line in rwlock_lines(lock, report, t))
+        return out
     if w.kind == "join":
         target = report.thread_by_lwp(w.target_lwp)
         who = thread_ref(target) if target is not None else "LWP %s (no such thread)" % w.target_lwp
@@ -261,9 +310,16 @@ def _group_lines(report, threads, show_all, ind="  "):
         if w.is_lock:
             lock = report.lock_by_addr.get(w.lock_addr)
             what = "wait%s for %s" % ("s" if len(members) == 1 else "", lock_name(lock)) \
-                if lock else "wait for 0x%x" % w.lock_addr
+                if lock else "wait for 0x%x" % (w.lock_addr or w.futex or 0)
             if lock is not None and lock.owner_num is not None:
                 what += " (held by T%d)" % lock.owner_num
+            elif lock is not None and w.rwlock == "write-for-readers" and lock.reader_infs:
+                what += " (read-locked by %s)" % ", ".join(
+                    "T%d" % i.num for i in lock.reader_infs)
+            elif lock is not None and lock.pending and w.rwlock in (
+                    "write-for-writer", "read-for-pending-writer"):
+                what += " (behind %s, waiting for its readers)" % ", ".join(
+                    "T%d" % n for n in lock.pending)
         else:
             target_t = report.thread_by_lwp(w.target_lwp)
             what = "join%s T%d" % ("s" if len(members) == 1 else "", target_t.num) \
@@ -296,8 +352,8 @@ def _blocked(report, show_all, found=None):
                                                          escape(cause.what, 300)))
             out.append("    at %s" % site(holder))
             for l in holder.holds:
-                out.append("    holds %s  [%s: %s]" % (lock_name(l), l.evidence,
-                                                      escape(l.evidence_detail, 400)))
+                ev, detail = hold_evidence(l, holder)
+                out.append("    holds %s  [%s: %s]" % (lock_name(l), ev, escape(detail, 400)))
         elif root.kind == "dead-owner":
             lock = root.lock
             out.append("Lock whose owner no longer exists: %s, %s" % (lock_ref(lock), state_text(lock)))
@@ -386,8 +442,11 @@ def locks(report, show_all=False):
         out.append(lock_ref(lock))
         out.append("    state    %s" % state_text(lock))
         if lock.readers:
-            out.append("    readers  %d (not recorded by glibc: owners unknown)" % lock.readers)
-        if lock.state != "free":
+            out.append("    readers  %d (glibc records no readers)" % lock.readers)
+            out.extend("             " + line for line in rwlock_lines(lock, report))
+        elif lock.pending:
+            out.extend("    " + line for line in rwlock_lines(lock, report))
+        if lock.state != "free" and not (lock.readers and not lock.owner_lwp):
             if lock.owner_lwp:
                 owner = report.thread(lock.owner_num) if lock.owner_num is not None else None
                 who = thread_ref(owner) if owner is not None else \

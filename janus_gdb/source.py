@@ -75,6 +75,26 @@ _WAIT_ALIASES = {"g_cond_wait": ("janus_condition_wait",),
                  "pthread_cond_timedwait": ("janus_condition_wait_until",),
                  "pthread_cond_clockwait": ("janus_condition_wait_until",)}
 
+# Reader/writer locks (pthread, glib).  A read lock is shared: its claims
+# carry mode "read".  The timed calls take the lock as their first argument
+# and may fail (like a trylock).
+RWLOCK_LOCK_CALLS = ("pthread_rwlock_rdlock", "pthread_rwlock_wrlock", "g_rw_lock_reader_lock",
+                     "g_rw_lock_writer_lock")
+RWLOCK_TRYLOCK_CALLS = ("pthread_rwlock_tryrdlock", "pthread_rwlock_trywrlock",
+                        "g_rw_lock_reader_trylock", "g_rw_lock_writer_trylock",
+                        "pthread_rwlock_timedrdlock", "pthread_rwlock_timedwrlock",
+                        "pthread_rwlock_clockrdlock", "pthread_rwlock_clockwrlock")
+RWLOCK_UNLOCK_CALLS = ("pthread_rwlock_unlock", "g_rw_lock_reader_unlock",
+                       "g_rw_lock_writer_unlock")
+READ_LOCK_CALLS = frozenset(("pthread_rwlock_rdlock", "g_rw_lock_reader_lock",
+                             "pthread_rwlock_tryrdlock", "g_rw_lock_reader_trylock",
+                             "pthread_rwlock_timedrdlock", "pthread_rwlock_clockrdlock"))
+FIRST_ARG_CALLS = frozenset(("pthread_rwlock_timedrdlock", "pthread_rwlock_timedwrlock",
+                             "pthread_rwlock_clockrdlock", "pthread_rwlock_clockwrlock"))
+LOCK_CALLS += RWLOCK_LOCK_CALLS
+TRYLOCK_CALLS += RWLOCK_TRYLOCK_CALLS
+UNLOCK_CALLS += RWLOCK_UNLOCK_CALLS
+
 MAX_TOKENS = 200000     # tokens of one function body that are looked at
 MAX_LINES = 20000       # lines of one function body that are looked at
 MAX_DEPTH = 256         # nesting of blocks and statement bodies
@@ -231,6 +251,35 @@ class SourceFile(object):
         if open_idx is None or close_idx is None:
             return None
         return self._tl[open_idx], self._tl[close_idx]
+
+    def lock_call_at(self, line, names):
+        """The first call of one of NAMES whose name is on LINE: (name,
+        first-argument expression, as written) or None.  The call a frame
+        stopped at is the lock it is waiting for."""
+        tv, tl = self._tv, self._tl
+        i = bisect.bisect_left(tl, line)
+        n = len(tv)
+        while i < n - 1 and tl[i] == line:
+            if tv[i] in names and tv[i + 1] == "(" and (i == 0 or tv[i - 1] not in (".", "->")):
+                depth = 0
+                for k in range(i + 1, min(n, i + 400)):
+                    v = tv[k]
+                    if v in "([{":
+                        depth += 1
+                    elif v in ")]}":
+                        depth -= 1
+                        if depth == 0:
+                            break
+                    elif v == "," and depth == 1:
+                        break
+                else:
+                    return None
+                if k == i + 2:
+                    return None
+                arg = "".join(tv[i + 2:k])
+                return tv[i], normalize_expr(arg), arg
+            i += 1
+        return None
 
     def held_at(self, start_line, current_line, callee=None, lambda_frame=None):
         """LockSet of the function declared at START_LINE when at CURRENT_LINE.
@@ -1276,6 +1325,7 @@ class _Walker(object):
         tv, n = self.tv, self.n
         depth = 0
         commas = 0
+        first = None        # the first argument's end
         k = i + 1
         while k < n:
             v = tv[k]
@@ -1287,13 +1337,19 @@ class _Walker(object):
                     break
             elif v == "," and depth == 1:
                 commas += 1
+                if first is None:
+                    first = k
             k += 1
         if k >= self.stop:  # the call is still in progress at the current line
             raise _Found(st)
-        if k >= n or commas or k == i + 2 or st is None:
-            return min(k + 1, n), st
         name = tv[i]
-        expr = normalize_expr("".join(tv[i + 2:k]))
+        end = k
+        if commas and name in FIRST_ARG_CALLS:
+            end = first
+            commas = 0
+        if k >= n or commas or end == i + 2 or st is None:
+            return min(k + 1, n), st
+        expr = normalize_expr("".join(tv[i + 2:end]))
         line = self.tl[i]
         op = self.extra.get(name)
         if name in UNLOCK_CALLS or op == "unlock":
@@ -1303,8 +1359,8 @@ class _Walker(object):
                     return k + 1, _State(held[:idx] + held[idx + 1:], st.released)
             ev = Held(expr, self._raw(i, k), line, name)
             return k + 1, _State(st.held, st.released + (ev,))
-        ev = Held(expr, self._raw(i, k), line, name, False,
-                  name in TRYLOCK_CALLS or op == "trylock")
+        raw = self._raw(i, k) if end == k else "".join(tv[i + 2:end])
+        ev = Held(expr, raw, line, name, False, name in TRYLOCK_CALLS or op == "trylock")
         return k + 1, _State(st.held + (ev,), st.released)
 
     # -- C++ -----------------------------------------------------------
@@ -1611,6 +1667,7 @@ class LazySourceFile(object):
         self._def_lines = []
         self._wrapper_op = {}   # name -> "lock" | "trylock" | "unlock" | None
         self._whole = None      # SourceFile of the whole text, for bodies found by line
+        self._def_names = None  # {name: [lines]} of all definitions, when asked
 
     def _region(self, start_line):
         """A SourceFile holding only the function that starts at START_LINE
@@ -1657,6 +1714,24 @@ class LazySourceFile(object):
             self._def_lines = lines
         return self._defs
 
+    def definition_line(self, name, near):
+        """Line of the definition of function NAME at column 0 that is the
+        last one before line NEAR (gdb gives an inlined function's call line
+        as its line), or None."""
+        self._definitions()
+        if self._def_names is None:
+            self._def_names = {}
+            last, line = 0, 1
+            for m in _DEF_RE.finditer(self._text):
+                line += self._text.count("\n", last, m.start())
+                last = m.start()
+                self._def_names.setdefault(m.group(1), []).append(line)
+        best = None
+        for line in self._def_names.get(name, ()):
+            if line <= near and (best is None or line > best):
+                best = line
+        return best
+
     def _wrapper(self, name):
         if name in self._wrapper_op:
             return self._wrapper_op[name]
@@ -1667,6 +1742,16 @@ class LazySourceFile(object):
             op = self._region(line).wrapper_kind(name)
         self._wrapper_op[name] = op
         return op
+
+    def lock_call_at(self, line, names):
+        """SourceFile.lock_call_at, reading only LINE and the few after it."""
+        if not 0 < line <= len(self._lines):
+            return None
+        try:
+            text = "\n" * (line - 1) + "\n".join(self._lines[line - 1:line + 7])
+            return SourceFile(text).lock_call_at(line, names)
+        except Exception:  # never let odd source break a diagnosis
+            return None
 
     def held_at(self, start_line, current_line, callee=None, lambda_frame=None):
         """LockSet of the function declared at START_LINE when at CURRENT_LINE

@@ -15,6 +15,7 @@ MAX_SCANNED_FRAMES = 48
 # Frames whose variables are scanned for object references.
 MAX_REF_FRAMES = 16
 FUTEX_SYSCALL = 202  # x86_64; elsewhere every thread's references are read
+RESTART_SYSCALL = 219  # x86_64: a timed futex wait resumed after an attach
 
 
 class Scanner(object):
@@ -67,10 +68,12 @@ class Scanner(object):
                 ref_frames.append((frame, info.level))
             if info.function == "janus_ice_handle_thread":
                 snap.role_detail = self._handle_of(frame)
+        if sysno in (FUTEX_SYSCALL, RESTART_SYSCALL, None):
+            snap.lock_call = self._rwlock_call(snap.frames, gframes)
         if claims or sysno is None:
             for frame, level in ref_frames:
                 objects.frame_refs(frame, level, refs, self.types)
-        elif sysno == FUTEX_SYSCALL and ref_frames:
+        elif sysno in (FUTEX_SYSCALL, RESTART_SYSCALL) and ref_frames:
             snap.refs_deferred = True
         snap.claims = claims
         snap.refs = refs
@@ -84,6 +87,22 @@ class Scanner(object):
             if snap.lambda_lines is None:
                 snap.lambda_lines = {}
             snap.lambda_lines[info.level] = lockset_.lambda_line
+
+    def _rwlock_call(self, infos, gframes):
+        """The lock a thread inside pthread_rwlock_* or g_rw_lock_* waits for,
+        as its first application frame's source names it: (address, kind,
+        expression) or None.  It sleeps on a word inside the rwlock, or for
+        a GRWLock on the pthread_rwlock_t glib allocated for it."""
+        inside = False
+        for info, frame in zip(infos, gframes):
+            if info.system:
+                name = info.function or ""
+                inside = inside or "g_rw_lock_" in name or "pthread_rwlock_" in name
+                continue
+            if not inside or info.line is None:
+                return None
+            return lockset.frame_lock_call(frame, self.sources, self.kind_of_type)
+        return None
 
     def _code_claims(self, frame, info):
         """(claims, complete) of a frame without line info, read from its

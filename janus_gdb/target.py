@@ -200,8 +200,11 @@ def read_syscall_regs(frame, arch):
     regs = {}
     try:
         sysno = regs["sysno"] = _int(frame.read_register(nr_reg))
-        # the arguments matter for futex calls only (the lock's address)
-        if sysno is not None and syscalls.describe_syscall(arch, sysno)[1] == "futex":
+        # the arguments matter for futex calls only (the lock's address), and
+        # for restart_syscall: a timed futex wait resumed after an attach
+        # keeps its arguments in these registers
+        if sysno is not None and syscalls.describe_syscall(arch, sysno)[1] in (
+                "futex", "restart"):
             regs["args"] = tuple(_int(frame.read_register(r)) for r in arg_regs)
     except (gdb.error, ValueError):
         regs["sysno"] = None
@@ -480,7 +483,7 @@ def _restore(thread, frame):
 
 # Type names (typedef or tag) of the locks janus-gdb decodes -> lock kind.
 LOCK_TYPES = {"pthread_mutex_t": "pthread_mutex", "GMutex": "gmutex", "_GMutex": "gmutex",
-              "pthread_rwlock_t": "pthread_rwlock",
+              "pthread_rwlock_t": "pthread_rwlock", "GRWLock": "grwlock", "_GRWLock": "grwlock",
               # libstdc++ wraps a pthread object at offset 0 (std_mutex.h, shared_mutex)
               "std::mutex": "pthread_mutex", "std::recursive_mutex": "pthread_mutex",
               "std::timed_mutex": "pthread_mutex", "std::recursive_timed_mutex": "pthread_mutex",
@@ -490,7 +493,7 @@ _INLINE_NS_RE = re.compile(r"^std::__\w+::")
 
 
 def lock_kind_of_type(gtype):
-    """'pthread_mutex', 'gmutex', 'pthread_rwlock' or None for a gdb.Type."""
+    """'pthread_mutex', 'gmutex', 'pthread_rwlock', 'grwlock' or None for a gdb.Type."""
     t = gtype
     for _ in range(8):
         for name in (t.name, getattr(t, "tag", None)):

@@ -68,6 +68,7 @@ class Truth(object):
         self.locks = {}
         self.info = {}            # "info KEY VALUE..." lines: {KEY: [VALUE, ...]}
         self.expect_futex = 0
+        self.facts = []     # other lines a fixture prints about itself, split
 
     def lwp(self, role):
         (lwp,) = self.threads[role]
@@ -109,6 +110,8 @@ class Scenario(object):
                 self.truth.expect_futex = int(parts[1])
             elif parts[0] == "ready":
                 return
+            else:
+                self.truth.facts.append(parts)
             if time.time() > deadline:
                 break
         self.kill()

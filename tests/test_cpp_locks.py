@@ -15,10 +15,6 @@ from conftest import Scenarios
 FIXTURE = "cpp_locks.cpp"
 MODES = ["live", "core", "O0-live"]
 
-# std::shared_mutex is a pthread rwlock: its reader holders are inferred by
-# the rwlock work (branch `rwlock`).  Set to True once that is merged: the
-# assertions marked RWLOCK below then run too.
-RWLOCK_READERS = os.environ.get("JANUS_GDB_TEST_RWLOCK_READERS") == "1"
 
 
 def mark(name):
@@ -216,15 +212,12 @@ def test_shared_mutex_reader_writer_cycle(cxx, mode):
     claims = [c for c in reader["claims"] if c["address"] == t.lock("table")]
     assert [c["line"] for c in claims] == [mark("shared_reader")], reader["claims"]
     assert claims[0]["kind"] == "pthread_rwlock"
-    if "mode" in claims[0]:
-        assert claims[0]["mode"] == "read"
+    assert claims[0]["mode"] == "read"
     # nothing is claimed of the writer's thread that it does not hold
     assert [c["address"] for c in writer["claims"]] == [t.lock("stats")], writer["claims"]
     for role in ("reader", "writer"):
         assert r.by_lwp[t.lwp(role)]["entry"].startswith("std::thread lambda in shared()")
-    if not RWLOCK_READERS:
-        return
-    # RWLOCK: enable after merging the rwlock work (RWLOCK_READERS)
+    # std::shared_mutex is a pthread rwlock: the reader is inferred, the cycle closes
     assert r.data["verdict"].startswith("Found 1 deadlock (2 threads)"), r.data["verdict"]
     assert r.cycle_lwp_sets() == [lwps_of(t, "reader", "writer")]
     assert t.lock("table") in r.locks

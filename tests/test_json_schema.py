@@ -185,7 +185,10 @@ def check_document(data, command):
         where = "T%d" % t["num"]
         for lid in t["holds"]:
             lock_ok(lid, where + ".holds")
-            assert locks[lid]["owner"]["lwp"] == t["lwp"], (where, locks[lid])
+            rw = locks[lid]["rwlock"]
+            readers = [i["lwp"] for i in rw["reader_threads"]] if rw else []
+            assert locks[lid]["owner"]["lwp"] == t["lwp"] or t["lwp"] in readers, (
+                where, locks[lid])
         for c in t["claims"]:
             lock_ok(c["lock"], where + ".claims")
             if c["lock"] is not None:

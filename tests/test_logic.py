@@ -171,8 +171,10 @@ def test_rwlock_base_from_writer_futex():
     mem.put32(base + 12, 3)
     mem.put32(base + 24, 55)
     mem.put32(base + 48, 0)
-    assert classify.pick_rwlock_base(mem, base + 12, 3, False, {55}) == base
-    assert classify.pick_rwlock_base(mem, base + 8, 3, True, {55}) == base
+    assert classify.pick_rwlock_base(mem, base + 12, 3, False, {55})[:2] == (
+        base, "write-for-writer")
+    assert classify.pick_rwlock_base(mem, base + 8, 3, True, {55})[:2] == (
+        base, "read-for-writer")
 
 
 def test_cycles_long_chain_and_several_components():
