@@ -7,9 +7,6 @@ pretty-printers and the ``bt`` annotations (``set janus-annotate on|off``).
 
 __version__ = "0.1.0"
 
-# the largest --depth, shared by the gdb commands and the command-line tool
-MAX_DEPTH = 100000
-
 
 def register():
     """Register janus-gdb's commands, printers and frame filter with gdb

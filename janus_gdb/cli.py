@@ -23,7 +23,8 @@ import subprocess
 import sys
 import tempfile
 
-from . import MAX_DEPTH, __version__
+from . import __version__
+from .model import MAX_DEPTH
 
 PROG = "janus-gdb"
 EXIT_OK = 0

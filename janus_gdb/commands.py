@@ -8,10 +8,10 @@ import os
 
 import gdb  # pylint: disable=import-error
 
-from . import MAX_DEPTH
 from . import analyze
 from . import render_json
 from . import render_text
+from .model import MAX_DEPTH
 
 DEFAULT_DEPTH = 64
 
