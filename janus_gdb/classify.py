@@ -12,8 +12,8 @@ import re
 
 import sys
 
-from . import layouts
-from . import syscalls
+from .target import layouts
+from .target import syscalls
 from .model import Wait
 
 # Normalised library function name -> what a futex wait under it means.

@@ -128,7 +128,7 @@ def parse_args(argv):
 
 # --- inputs ------------------------------------------------------------------
 
-from .corefile import ET_CORE, CoreFileError, comm_matches, read_core  # noqa: E402  (gdb-free, light)
+from .target.corefile import ET_CORE, CoreFileError, comm_matches, read_core  # noqa: E402  (gdb-free, light)
 
 
 def find_executable(core, info):

@@ -188,7 +188,7 @@ def _read_lock_log(path):
 def analyze_target(opts):
     """The Report of the selected inferior, under Settings; gdb.GdbError
     with one line when the target cannot be read."""
-    from .target import NoTarget
+    from .target.gdbtarget import NoTarget
     log = _read_lock_log(opts.lock_log) if opts.lock_log else None
     try:
         with Settings() as settings:

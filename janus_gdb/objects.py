@@ -13,7 +13,7 @@ import os
 import gdb  # pylint: disable=import-error
 
 from . import janusdb
-from . import layouts
+from .target import layouts
 from . import names
 from .model import ObjectRef
 

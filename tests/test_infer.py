@@ -240,7 +240,7 @@ def _ghash(mem, addr, size, entries, big=True):
 
 
 def test_ghashtable_values_reads_used_slots_only():
-    from janus_gdb import layouts
+    from janus_gdb.target import layouts
     mem = FakeMemory()
     _ghash(mem, 0x10000, 8, {1: 0x7f0000001000, 5: 0x7f0000002000})
     assert layouts.ghashtable_values(mem, 0x10000, 100) == ([0x7f0000001000, 0x7f0000002000],
