@@ -68,7 +68,7 @@ def test_alive_exact_owner_with_every_frame_analysed_went_on_without_unlocking()
 
 def test_alive_exact_owner_in_cxx_frames_is_never_leaked(monkeypatch):
     """std::lock_guard: the C++ source was read, but guards are not modelled
-    (infer.CXX_GUARDS_MODELLED follows source.CXX_GUARDS)."""
+    (infer.CXX_GUARDS_MODELLED follows locksets.CXX_GUARDS)."""
     monkeypatch.setattr(infer, "CXX_GUARDS_MODELLED", False)
     mem = FakeMemory()
     put_pthread_mutex(mem, PM, 102)
