@@ -7,7 +7,7 @@ pure and can be fed fake snapshots and memory in unit tests.
 from . import classify
 from . import graph
 from . import infer
-from . import janusdb
+from .janus import janusdb
 from .target import layouts
 from .model import EXACT, INFERRED, RWLOCK_KINDS, UNKNOWN, Lock, Thread
 
@@ -54,8 +54,8 @@ def collect(max_frames=64, locklog=None):
     LOCKLOG is a parsed Janus lock-debug log (``locklog.LockLog``) or None.
     """
     # gdb-only modules, imported late
-    from . import names
-    from . import objects
+    from .janus import names
+    from .janus import objects
     from . import stackscan
     from .target import gdbtarget
     inf = gdbtarget.require_inferior()

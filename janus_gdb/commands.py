@@ -178,7 +178,7 @@ def _drop_cache_region():
 
 
 def _read_lock_log(path):
-    from . import locklog
+    from .janus import locklog
     try:
         return locklog.read_file(path)
     except locklog.LockLogError as exc:

@@ -8,7 +8,7 @@ import gdb  # pylint: disable=import-error
 
 from .target import codereader
 from . import lockset
-from . import objects
+from .janus import objects
 
 # Application frames analysed per thread (the newest ones hold the most).
 MAX_SCANNED_FRAMES = 48

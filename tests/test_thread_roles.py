@@ -26,7 +26,7 @@ import pytest
 import gdbrun
 
 sys.path.insert(0, gdbrun.ROOT)
-from janus_gdb import janusdb
+from janus_gdb.janus import janusdb
 
 SRC = os.path.join(gdbrun.FIXTURES, "janus_scenarios.c")
 CFLAGS = ["-fno-omit-frame-pointer", "-fmacro-prefix-map=%s/=" % gdbrun.FIXTURES]
