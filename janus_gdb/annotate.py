@@ -96,7 +96,7 @@ def report():
         return None if isinstance(got, _Failed) else got
     if _BUSY[0]:
         return None
-    from . import analyze
+    from .analysis import analyze
     from . import commands
     _BUSY[0] = True
     try:

@@ -32,7 +32,7 @@ EXIT_DEADLOCK = 1
 EXIT_ERROR = 2
 EXIT_HANG = 3           # no cycle, but threads blocked for good behind a root with evidence
 EXIT_UNDETERMINED = 4   # threads blocked behind a lock whose owner cannot be shown
-# the verdict kinds of janus_gdb/verdict.py (not imported: it is gdb-free but
+# the verdict kinds of janus_gdb/analysis/verdict.py (not imported: it is gdb-free but
 # this module loads nothing of the analysis)
 EXIT_OF_VERDICT = {"none": EXIT_OK, "deadlock": EXIT_DEADLOCK, "hang": EXIT_HANG,
                    "undetermined": EXIT_UNDETERMINED}

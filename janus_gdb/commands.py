@@ -8,7 +8,7 @@ import os
 
 import gdb  # pylint: disable=import-error
 
-from . import analyze
+from .analysis import analyze
 from . import render_json
 from . import render_text
 from .model import MAX_DEPTH

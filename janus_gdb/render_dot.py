@@ -25,7 +25,7 @@ is deterministic: the same report gives the same text.
 
 import unicodedata
 
-from . import graph
+from .analysis import graph
 from . import render_text
 from .model import EXACT
 from .textsafe import escape

@@ -8,11 +8,11 @@ characters.  Keys are only ever added within one schema version.
 
 import json
 
-from . import advice
-from . import graph
-from .analyze import SCHEMA
+from .analysis import advice
+from .analysis import graph
+from .analysis.analyze import SCHEMA
 from . import render_text
-from . import verdict as verdicts
+from .analysis import verdict as verdicts
 from .render_text import verdict
 
 MAX_STR = 4096

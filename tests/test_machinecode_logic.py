@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from janus_gdb import infer  # noqa: E402
+from janus_gdb.analysis import infer  # noqa: E402
 from janus_gdb.target import machinecode  # noqa: E402
 from janus_gdb.model import Claim  # noqa: E402
 

@@ -19,7 +19,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import gdbrun  # noqa: E402
-from janus_gdb import analyze, classify, render_text  # noqa: E402
+from janus_gdb.analysis import analyze, classify  # noqa: E402
+from janus_gdb import render_text  # noqa: E402
 from janus_gdb.csource import locksets  # noqa: E402
 from janus_gdb.target import layouts  # noqa: E402
 from janus_gdb.model import Claim, FrameInfo, Snapshot  # noqa: E402

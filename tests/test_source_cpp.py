@@ -1,6 +1,6 @@
 """Unit tests of janus_gdb.csource.locksets on C++: member lock calls, RAII guards
 released at the end of their block, std::lock, reader locks, lambdas; and
-of the std::thread labels (janus_gdb.classify).
+of the std::thread labels (janus_gdb.analysis.classify).
 
 As in test_source.py, each snippet's function starts on line 1 and the line
 marked ``HERE`` is the current line.
@@ -12,7 +12,7 @@ import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from janus_gdb import classify  # noqa: E402
+from janus_gdb.analysis import classify  # noqa: E402
 from janus_gdb.model import FrameInfo  # noqa: E402
 from janus_gdb.csource.locksets import LazySourceFile, SourceFile  # noqa: E402
 

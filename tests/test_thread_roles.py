@@ -218,7 +218,7 @@ def test_main_is_the_first_thread_unless_its_stack_says_otherwise():
     """build_report: LWP == PID is main (whatever its name); a thread named
     like the program is not; a stack that starts in start_thread is never
     main (a core without NT_PRPSINFO takes the first thread's LWP for PID)."""
-    from janus_gdb import analyze
+    from janus_gdb.analysis import analyze
     from janus_gdb.model import FrameInfo, Snapshot
 
     class NoMemory(object):

@@ -1,5 +1,5 @@
 """Unit tests of the evidence rules behind each verdict word and of the
-root-cause verdicts (janus_gdb/infer.py Coverage, verdict.py, advice.py;
+root-cause verdicts (janus_gdb/analysis/: infer.py Coverage, verdict.py, advice.py;
 pure logic, no gdb).  test_verdicts.py proves the same on real processes;
 these reach the corner cases: C++ frames, library-internal locks, foreign
 libraries, cut stacks, exact owners, ordering of roots, join-only chains.
@@ -11,7 +11,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from janus_gdb import advice, infer, render_text, verdict  # noqa: E402
+from janus_gdb.analysis import advice, infer, verdict  # noqa: E402
+from janus_gdb import render_text  # noqa: E402
 from janus_gdb.model import FrameInfo  # noqa: E402
 from test_infer import GM1, GM2, GM3, build, claim, sleeping, waiting  # noqa: E402
 from test_logic import FUTEX, NANOSLEEP, FakeMemory, snap  # noqa: E402
@@ -227,7 +228,7 @@ def test_next_steps_name_the_modules_without_debug_info():
         FrameInfo(1, 0x3100, None)])
     for addr, word in {GM1: 2}.items():
         mem.put32(addr, word)
-    from janus_gdb import analyze
+    from janus_gdb.analysis import analyze
     r = analyze.build_report([w, holder], "i386:x86-64", mem,
                              {"kind": "core", "pid": 1, "executable": "/usr/bin/janus"}, [])
     steps = advice.next_steps(r, verdict.causes(r))

@@ -27,8 +27,8 @@ free.
 import heapq
 
 from . import classify
-from .csource import locksets
-from .model import EXACT, INFERRED, RWLOCK_KINDS, Inference
+from ..csource import locksets
+from ..model import EXACT, INFERRED, RWLOCK_KINDS, Inference
 
 # Lock kinds whose taking the source (and machine-code) analysis reads:
 # other kinds (a futex lock of unknown type, libc's internal locks) never

@@ -7,9 +7,9 @@ pure and can be fed fake snapshots and memory in unit tests.
 from . import classify
 from . import graph
 from . import infer
-from .janus import janusdb
-from .target import layouts
-from .model import EXACT, INFERRED, RWLOCK_KINDS, UNKNOWN, Lock, Thread
+from ..janus import janusdb
+from ..target import layouts
+from ..model import EXACT, INFERRED, RWLOCK_KINDS, UNKNOWN, Lock, Thread
 
 SCHEMA = "janus-gdb/1"
 
@@ -54,10 +54,10 @@ def collect(max_frames=64, locklog=None):
     LOCKLOG is a parsed Janus lock-debug log (``locklog.LockLog``) or None.
     """
     # gdb-only modules, imported late
-    from .janus import names
-    from .janus import objects
+    from ..janus import names
+    from ..janus import objects
     from . import stackscan
-    from .target import gdbtarget
+    from ..target import gdbtarget
     inf = gdbtarget.require_inferior()
     warnings = []
     symtabs = {}

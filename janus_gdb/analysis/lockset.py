@@ -13,8 +13,8 @@ import re
 
 import gdb  # pylint: disable=import-error
 
-from .csource import locksets
-from .model import Claim
+from ..csource import locksets
+from ..model import Claim
 
 # What gdb may evaluate: no calls, no assignments, no operators with effects.
 SAFE_EXPR_RE = re.compile(

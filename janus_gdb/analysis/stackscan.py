@@ -6,9 +6,9 @@ only valid then); stores plain data on the ``model.Snapshot``.
 
 import gdb  # pylint: disable=import-error
 
-from .target import codereader
+from ..target import codereader
 from . import lockset
-from .janus import objects
+from ..janus import objects
 
 # Application frames analysed per thread (the newest ones hold the most).
 MAX_SCANNED_FRAMES = 48
@@ -173,7 +173,7 @@ def read_deferred_refs(locks, threads, types, gthreads):
         chosen.append(t)
     if not chosen:
         return
-    from .target import gdbtarget
+    from ..target import gdbtarget
     with gdbtarget.SelectionKept():
         for t in chosen:
             th = gthreads.get(t.num)
