@@ -139,7 +139,7 @@ def _owner_text(rep, lock):
 
 def annotation(rep, thread):
     """The note for THREAD (a model.Thread) of REP, or None."""
-    from .textsafe import escape
+    from .report.textsafe import escape
     w = thread.wait
     if w is None:
         return None

@@ -9,8 +9,8 @@ import os
 import gdb  # pylint: disable=import-error
 
 from .analysis import analyze
-from . import render_json
-from . import render_text
+from .report import json as render_json
+from .report import text as render_text
 from .model import MAX_DEPTH
 
 DEFAULT_DEPTH = 64
@@ -348,7 +348,7 @@ def render(prog, opts, report, from_tty=False):
     if opts.format == "json":
         return render_json.render(report, prog)
     if opts.format == "dot":
-        from . import render_dot
+        from .report import dot as render_dot
         return render_dot.render(report, prog)
     text = COMMAND_RENDERERS[prog](report, show_all=opts.show_all)
     return emphasize_first_line(text, from_tty)
@@ -364,7 +364,8 @@ def internal_error(prog, exc):
     tb = traceback.extract_tb(exc.__traceback__)
     if tb:
         last = tb[-1]
-        where = " at %s:%d" % (last[0].rsplit("/", 1)[-1], last[1])
+        # the path inside the package (report/text.py): basenames repeat
+        where = " at %s:%d" % (last[0].rsplit("/janus_gdb/", 1)[-1], last[1])
     return ("%s: internal error %s%s: %s (please report it with the output of "
             "`%s --format json`)" % (prog, type(exc).__name__, where,
                                      str(exc).split("\n")[0][:200], prog))

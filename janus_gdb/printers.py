@@ -16,7 +16,7 @@ import gdb  # pylint: disable=import-error
 
 from .target import layouts
 from .target import syscalls
-from .textsafe import escape
+from .report.textsafe import escape
 
 PRINTER_NAME = "janus-gdb-locks"
 # threads whose registers are read for the waiter map (once per stop)

@@ -266,9 +266,15 @@ def test_an_internal_error_is_one_line(scenarios):
     """A bug in janus-gdb (simulated by breaking a renderer) gives one line
     naming the place, never a Python traceback."""
     sc = scenarios.get("pthread_cycle")
-    res = gdbrun.gdb(["python import janus_gdb.render_text as r; "
+    res = gdbrun.gdb(["python import janus_gdb.report.text as r; "
                       "r.verdict = lambda report: 1 / 0",
                       "janus-waitgraph"], pid=sc.pid)
     line = one_line_error(res, "internal error ZeroDivisionError")
     assert "janus-waitgraph: internal error ZeroDivisionError at " in line
+    # a failure inside the package is placed by its path in the package
+    # (report/text.py, not text.py: basenames repeat across sub-packages)
+    res = gdbrun.gdb(["python import janus_gdb.report.text as r; r.escape = None",
+                      "janus-waitgraph"], pid=sc.pid)
+    line = one_line_error(res, "internal error TypeError")
+    assert "janus-waitgraph: internal error TypeError at report/text.py:" in line, line
     assert "Traceback" not in res.stdout + res.stderr

@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from janus_gdb.analysis import analyze, infer  # noqa: E402
-from janus_gdb import render_text  # noqa: E402
+from janus_gdb.report import text as render_text  # noqa: E402
 from janus_gdb.janus import janusdb  # noqa: E402
 from janus_gdb.model import Claim, FrameInfo, ObjectRef  # noqa: E402
 from test_logic import ARCH, FUTEX, NANOSLEEP, FakeMemory, snap  # noqa: E402

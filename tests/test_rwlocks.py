@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import gdbrun  # noqa: E402
 from janus_gdb.analysis import analyze, classify  # noqa: E402
-from janus_gdb import render_text  # noqa: E402
+from janus_gdb.report import text as render_text  # noqa: E402
 from janus_gdb.csource import locksets  # noqa: E402
 from janus_gdb.target import layouts  # noqa: E402
 from janus_gdb.model import Claim, FrameInfo, Snapshot  # noqa: E402
@@ -131,7 +131,7 @@ def test_a_value_no_wait_path_waits_for_reports_no_lock():
     assert w.kind == "rwlock-write" and w.lock_addr is None and "not known" in w.how
     rep = report([snap(1, 5, (0x8004, 128, 7), frames)], mem)
     assert rep.locks == [] and rep.edges == []
-    from janus_gdb import render_json
+    from janus_gdb.report import json as render_json
     assert render_json.to_dict(rep, "janus-waitgraph")["threads"][0]["wait"]["lock"] is None
     render_text.waitgraph(rep, show_all=True)
     render_text.locks(rep)

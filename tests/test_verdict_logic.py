@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from janus_gdb.analysis import advice, infer, verdict  # noqa: E402
-from janus_gdb import render_text  # noqa: E402
+from janus_gdb.report import text as render_text  # noqa: E402
 from janus_gdb.model import FrameInfo  # noqa: E402
 from test_infer import GM1, GM2, GM3, build, claim, sleeping, waiting  # noqa: E402
 from test_logic import FUTEX, NANOSLEEP, FakeMemory, snap  # noqa: E402
