@@ -14,11 +14,11 @@ def register():
 
     A part that fails to register (an old gdb without its API) does not
     stop the others."""
-    from . import commands
+    from .gdbui import commands
     made = commands.register()
     for name in ("printers", "annotate"):
         try:
-            module = __import__("%s.%s" % (__name__, name), fromlist=["register"])
+            module = __import__("%s.gdbui.%s" % (__name__, name), fromlist=["register"])
             module.register()
         except Exception as exc:  # pylint: disable=broad-except  # one line, no traceback
             import gdb  # pylint: disable=import-error

@@ -318,8 +318,8 @@ def gdb_command(gdb, opts, exe, out_path, status_path):
         "python import importlib.util as _u, sys as _s; "
         "_spec = _u.spec_from_file_location('janus_gdb', %r, submodule_search_locations=[%r]); "
         "_m = _u.module_from_spec(_spec); _s.modules['janus_gdb'] = _m; "
-        "_spec.loader.exec_module(_m); import janus_gdb.batch; "
-        "janus_gdb.batch.run(%r, %r, %r, %r)"
+        "_spec.loader.exec_module(_m); import janus_gdb.gdbui.batch; "
+        "janus_gdb.gdbui.batch.run(%r, %r, %r, %r)"
         % (os.path.join(PACKAGE_DIR, "__init__.py"), PACKAGE_DIR, prog, command_args(opts),
            out_path, status_path))
     cmd = [gdb, "-nx", "-batch",

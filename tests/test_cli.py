@@ -176,7 +176,7 @@ def test_writes_refused_while_a_command_runs(scenarios, tmp_path):
     sc = scenarios.get("pthread_cycle")
     probe = ("python\n"
              "import gdb\n"
-             "from janus_gdb import commands\n"
+             "from janus_gdb.gdbui import commands\n"
              "sp = int(gdb.parse_and_eval('$sp'))\n"
              "with commands.Settings():\n"
              "    mem = gdb.execute('info mem', to_string=True)\n"

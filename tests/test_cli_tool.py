@@ -18,7 +18,7 @@ sys.path.insert(0, gdbrun.ROOT)
 
 from janus_gdb import cli  # noqa: E402
 
-OWN_FILES = ("janus_gdb/cli.py", "janus_gdb/__main__.py", "janus_gdb/batch.py")
+OWN_FILES = ("janus_gdb/cli.py", "janus_gdb/__main__.py", "janus_gdb/gdbui/batch.py")
 
 
 def run_cli(args, python=None, script=None, timeout=300):

@@ -41,7 +41,7 @@ def test_help_has_usage_options_and_examples(command):
 @pytest.mark.usefixtures("build_dir")
 def test_help_options_match_the_parser():
     """The options completed and documented are the ones the parser takes."""
-    res = gdbrun.gdb(["python from janus_gdb import commands as c; "
+    res = gdbrun.gdb(["python from janus_gdb.gdbui import commands as c; "
                       "print('OPTS', sorted(o for a in c._parser('x')._actions "
                       "for o in a.option_strings) == sorted(c.OPTIONS), "
                       "c._parser('x').parse_args(['--format', 'dot']).format)"])

@@ -14,9 +14,9 @@ read from each thread's system-call registers once per stop.
 
 import gdb  # pylint: disable=import-error
 
-from .target import layouts
-from .target import syscalls
-from .report.textsafe import escape
+from ..target import layouts
+from ..target import syscalls
+from ..report.textsafe import escape
 
 PRINTER_NAME = "janus-gdb-locks"
 # threads whose registers are read for the waiter map (once per stop)
@@ -36,7 +36,7 @@ WAIT_SPAN = {"pthread_mutex": 4, "gmutex": 4,
 
 def lock_kind(gtype):
     """'pthread_mutex', 'gmutex', 'pthread_rwlock', 'grwlock' or None for a gdb.Type."""
-    from .target.gdbtarget import lock_kind_of_type
+    from ..target.gdbtarget import lock_kind_of_type
     return lock_kind_of_type(gtype)
 
 
@@ -51,7 +51,7 @@ class Threads(object):
 
 
 def _read_threads():
-    from .target import gdbtarget
+    from ..target import gdbtarget
     info = Threads()
     inf = gdb.selected_inferior()
     threads = sorted(inf.threads(), key=lambda t: t.num)
@@ -163,7 +163,7 @@ class LockPrinter(object):
             return "<janus-gdb: cannot describe this lock: %s>" % escape(str(exc), 100)
 
     def _describe(self):
-        from .target import gdbtarget
+        from ..target import gdbtarget
         addr = self.val.address
         if addr is None:
             return "%s (not in memory: no state)" % self._kind_text(None)

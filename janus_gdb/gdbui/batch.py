@@ -20,7 +20,7 @@ import json
 import gdb  # pylint: disable=import-error
 
 from . import commands
-from .analysis import verdict
+from ..analysis import verdict
 
 def analyse(prog, args):
     """(report text, number of wait cycles, verdict kind) for command PROG
