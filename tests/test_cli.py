@@ -200,7 +200,9 @@ def test_python_36_syntax():
     """The package must parse on gdb's embedded Python 3.6 (no walrus, etc.)."""
     import ast
     root = os.path.join(gdbrun.ROOT, "janus_gdb")
-    files = [os.path.join(root, f) for f in os.listdir(root) if f.endswith(".py")]
+    files = [os.path.join(d, f) for d, _, names in os.walk(root) for f in names
+             if f.endswith(".py")]
+    assert len(files) > 30                       # the sub-packages are walked too
     files.append(gdbrun.GDBINIT)
     for path in files:
         with open(path) as f:
