@@ -206,7 +206,7 @@ def frame_claims(frame, info, sources, kind_of_type, cache=None):
 
     CACHE ({FrameInfo: lockset data}) shares the source analysis of the
     frames stopped at the same place: threads in the same call chain share
-    one FrameInfo object (``target._frame_info``).  Only the evaluation of
+    one FrameInfo object (``gdbtarget._frame_info``).  Only the evaluation of
     the lock expressions is done per frame, and only when the source holds
     a lock."""
     if cache is not None and info in cache:

@@ -1,6 +1,6 @@
 """What the ``janus-gdb`` command-line tool runs inside gdb.
 
-cli.py starts ``gdb -nx -batch`` on the core or process and has it run
+cli/main.py starts ``gdb -nx -batch`` on the core or process and has it run
 ``run(COMMAND, ARGS, OUT, STATUS)``: the analysis of ``janus-waitgraph`` or
 ``janus-locks`` with the same options, its report written to the file OUT
 and a status to the file STATUS, one JSON object:
