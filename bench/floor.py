@@ -9,7 +9,7 @@ bench/run.py (column F)."""
 
 import gdb  # pylint: disable=import-error
 
-from janus_gdb import commands
+from janus_gdb.gdbui import commands
 
 BATCH = 100
 _STATE = {}

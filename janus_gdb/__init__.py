@@ -7,9 +7,6 @@ pretty-printers and the ``bt`` annotations (``set janus-annotate on|off``).
 
 __version__ = "0.1.0"
 
-# the largest --depth, shared by the gdb commands and the command-line tool
-MAX_DEPTH = 100000
-
 
 def register():
     """Register janus-gdb's commands, printers and frame filter with gdb
@@ -17,11 +14,11 @@ def register():
 
     A part that fails to register (an old gdb without its API) does not
     stop the others."""
-    from . import commands
+    from .gdbui import commands
     made = commands.register()
     for name in ("printers", "annotate"):
         try:
-            module = __import__("%s.%s" % (__name__, name), fromlist=["register"])
+            module = __import__("%s.gdbui.%s" % (__name__, name), fromlist=["register"])
             module.register()
         except Exception as exc:  # pylint: disable=broad-except  # one line, no traceback
             import gdb  # pylint: disable=import-error

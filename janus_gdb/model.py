@@ -7,6 +7,10 @@
 # Lock kinds of reader/writer locks (a GRWLock wraps a pthread_rwlock_t)
 RWLOCK_KINDS = ("pthread_rwlock", "grwlock")
 
+# the largest --depth (frames read per thread), shared by the gdb commands
+# and the command-line tool
+MAX_DEPTH = 100000
+
 # Evidence levels for an owner
 EXACT = "exact"
 INFERRED = "inferred"

@@ -1,4 +1,4 @@
-"""`bt` annotations (janus_gdb/annotate.py) with real gdb on the hung fixtures.
+"""`bt` annotations (janus_gdb/gdbui/annotate.py) with real gdb on the hung fixtures.
 
 The expected lock, holder and thread numbers come from the fixture's own
 ground truth and from gdb's thread list, never from fixed numbers.

@@ -176,7 +176,7 @@ def test_writes_refused_while_a_command_runs(scenarios, tmp_path):
     sc = scenarios.get("pthread_cycle")
     probe = ("python\n"
              "import gdb\n"
-             "from janus_gdb import commands\n"
+             "from janus_gdb.gdbui import commands\n"
              "sp = int(gdb.parse_and_eval('$sp'))\n"
              "with commands.Settings():\n"
              "    mem = gdb.execute('info mem', to_string=True)\n"
@@ -200,7 +200,9 @@ def test_python_36_syntax():
     """The package must parse on gdb's embedded Python 3.6 (no walrus, etc.)."""
     import ast
     root = os.path.join(gdbrun.ROOT, "janus_gdb")
-    files = [os.path.join(root, f) for f in os.listdir(root) if f.endswith(".py")]
+    files = [os.path.join(d, f) for d, _, names in os.walk(root) for f in names
+             if f.endswith(".py")]
+    assert len(files) > 30                       # the sub-packages are walked too
     files.append(gdbrun.GDBINIT)
     for path in files:
         with open(path) as f:
@@ -266,9 +268,15 @@ def test_an_internal_error_is_one_line(scenarios):
     """A bug in janus-gdb (simulated by breaking a renderer) gives one line
     naming the place, never a Python traceback."""
     sc = scenarios.get("pthread_cycle")
-    res = gdbrun.gdb(["python import janus_gdb.render_text as r; "
+    res = gdbrun.gdb(["python import janus_gdb.report.text as r; "
                       "r.verdict = lambda report: 1 / 0",
                       "janus-waitgraph"], pid=sc.pid)
     line = one_line_error(res, "internal error ZeroDivisionError")
     assert "janus-waitgraph: internal error ZeroDivisionError at " in line
+    # a failure inside the package is placed by its path in the package
+    # (report/text.py, not text.py: basenames repeat across sub-packages)
+    res = gdbrun.gdb(["python import janus_gdb.report.text as r; r.escape = None",
+                      "janus-waitgraph"], pid=sc.pid)
+    line = one_line_error(res, "internal error TypeError")
+    assert "janus-waitgraph: internal error TypeError at report/text.py:" in line, line
     assert "Traceback" not in res.stdout + res.stderr

@@ -1,4 +1,4 @@
-"""The janus-gdb command-line tool (janus_gdb/cli.py): real gdb on real hung
+"""The janus-gdb command-line tool (janus_gdb/cli/main.py): real gdb on real hung
 fixtures, live and from cores; its exit status, its clean stdout, its one-line
 errors, and `pip install .` giving a working `janus-gdb` script."""
 
@@ -16,9 +16,9 @@ import gdbrun
 
 sys.path.insert(0, gdbrun.ROOT)
 
-from janus_gdb import cli  # noqa: E402
+from janus_gdb.cli import main as cli  # noqa: E402
 
-OWN_FILES = ("janus_gdb/cli.py", "janus_gdb/__main__.py", "janus_gdb/batch.py")
+OWN_FILES = ("janus_gdb/cli/main.py", "janus_gdb/__main__.py", "janus_gdb/gdbui/batch.py")
 
 
 def run_cli(args, python=None, script=None, timeout=300):
@@ -255,20 +255,20 @@ def test_help_and_version():
 # --- watch dispatch ------------------------------------------------------------
 
 def test_watch_dispatch(monkeypatch):
-    import janus_gdb
+    import janus_gdb.cli
     seen = []
-    fake = types.ModuleType("janus_gdb.watch")
+    fake = types.ModuleType("janus_gdb.cli.watch")
     fake.main = lambda argv: seen.append(argv) or 7
-    monkeypatch.setitem(sys.modules, "janus_gdb.watch", fake)
-    monkeypatch.setattr(janus_gdb, "watch", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "janus_gdb.cli.watch", fake)
+    monkeypatch.setattr(janus_gdb.cli, "watch", fake, raising=False)
     assert cli.main(["watch", "--pid", "12", "--once"]) == 7
     assert seen == [["--pid", "12", "--once"]]
 
 
 def test_watch_missing_is_one_line(monkeypatch, capsys):
-    import janus_gdb
-    monkeypatch.setitem(sys.modules, "janus_gdb.watch", None)
-    monkeypatch.delattr(janus_gdb, "watch", raising=False)
+    import janus_gdb.cli
+    monkeypatch.setitem(sys.modules, "janus_gdb.cli.watch", None)
+    monkeypatch.delattr(janus_gdb.cli, "watch", raising=False)
     assert cli.main(["watch", "--pid", "12"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "watch.py is missing" in err[0]
@@ -322,6 +322,6 @@ def test_pip_install_gives_a_working_script(scenarios, tmp_path):
     res = run_cli(["--version"], script=script)
     assert res.returncode == 0
     installed = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import janus_gdb.cli as c; print(c.PACKAGE_DIR)"],
+        [str(venv / "bin" / "python"), "-c", "import janus_gdb.cli.main as c; print(c.PACKAGE_DIR)"],
         stdout=subprocess.PIPE, universal_newlines=True, cwd="/").stdout.strip()
     assert installed.startswith(str(venv))

@@ -1,10 +1,13 @@
-"""gdb's conventions for the commands: help, completion, styling, paging.
+"""gdb's conventions for the commands: help, completion, styling, paging;
+and the package's own: its layers, imports pointing down.
 
 Help texts are the commands' docstrings; completion goes through
 gdb.Command.complete; emphasis only through gdb's own style settings and
-only on a terminal; long output through gdb's pager.
+only on a terminal; long output through gdb's pager.  In the package, a
+module never imports from a higher layer (docs/design.md, "Modules").
 """
 
+import ast
 import os
 
 import pytest
@@ -41,7 +44,7 @@ def test_help_has_usage_options_and_examples(command):
 @pytest.mark.usefixtures("build_dir")
 def test_help_options_match_the_parser():
     """The options completed and documented are the ones the parser takes."""
-    res = gdbrun.gdb(["python from janus_gdb import commands as c; "
+    res = gdbrun.gdb(["python from janus_gdb.gdbui import commands as c; "
                       "print('OPTS', sorted(o for a in c._parser('x')._actions "
                       "for o in a.option_strings) == sorted(c.OPTIONS), "
                       "c._parser('x').parse_args(['--format', 'dot']).format)"])
@@ -189,3 +192,113 @@ def test_pagination_and_quit(scenarios, tmp_path):
     finally:
         child.close(force=True)
     assert sc.proc.poll() is None
+
+
+# --- the package's layers ----------------------------------------------------------
+
+# lowest first; a module may import from its own layer and lower ones only.
+# The package root (__init__.py: register(), __version__; __main__.py) is an
+# entry point like cli/.
+LAYERS = ["model", "target", "csource", "janus", "analysis", "report", "gdbui", "cli"]
+ROOT_RANK = LAYERS.index("cli")
+
+
+def package_files(root):
+    """{dotted module name: source} of every .py file under ROOT/janus_gdb."""
+    out = {}
+    pkg = os.path.join(root, "janus_gdb")
+    for d, _, names in os.walk(pkg):
+        for f in names:
+            if f.endswith(".py"):
+                path = os.path.join(d, f)
+                parts = os.path.relpath(path, root)[:-3].split(os.sep)
+                if parts[-1] == "__init__":
+                    parts = parts[:-1] + ["__init__"]
+                with open(path) as fh:
+                    out[".".join(parts)] = fh.read()
+    return out
+
+
+def rank(module):
+    """The layer rank of dotted MODULE (janus_gdb.x.y...), or None when it
+    is not in a known layer."""
+    parts = module.split(".")
+    if parts[0] != "janus_gdb":
+        return None
+    if len(parts) == 1 or parts[1] in ("__init__", "__main__"):
+        return ROOT_RANK
+    return LAYERS.index(parts[1]) if parts[1] in LAYERS else None
+
+
+def layer_violations(files):
+    """Lines 'MODULE:LINE: problem' for FILES ({dotted name: source}): an
+    import pointing up, an absolute import of the package from inside it,
+    a module outside every layer, a sub-package __init__ doing more than
+    its docstring."""
+    bad = []
+    for name, text in sorted(files.items()):
+        here = rank(name)
+        parts = name.split(".")
+        if here is None or (len(parts) == 2 and parts[1] not in ("model", "__init__", "__main__")):
+            bad.append("%s: not in a layer (place it in a sub-package)" % name)
+            continue
+        package = parts[:-1]            # the package the module is in
+        tree = ast.parse(text, name)
+        if len(parts) == 3 and parts[2] == "__init__":
+            body = [n for n in tree.body if not (isinstance(n, ast.Expr)
+                                                 and isinstance(n.value, ast.Constant)
+                                                 and isinstance(n.value.value, str))]
+            if body:
+                bad.append("%s: more than a docstring" % name)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names if a.name.split(".")[0] == "janus_gdb"]
+                bad += ["%s:%d: absolute import of %s" % (name, node.lineno, t) for t in targets]
+                continue
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level == 0:
+                if (node.module or "").split(".")[0] == "janus_gdb":
+                    bad.append("%s:%d: absolute import of %s" % (name, node.lineno, node.module))
+                continue
+            base = package[:len(package) - (node.level - 1)]
+            source = ".".join(base + ([node.module] if node.module else []))
+            for alias in node.names:
+                sub = source + "." + alias.name
+                target = sub if (sub in files or sub + ".__init__" in files) else source
+                there = rank(target)
+                if there is not None and there > here:
+                    bad.append("%s:%d: imports %s from a higher layer" % (name, node.lineno, target))
+    return bad
+
+
+def test_imports_point_down():
+    """Every module is in a layer and imports (relatively) only from its own
+    layer or lower ones, at the top or inside functions alike."""
+    files = package_files(gdbrun.ROOT)
+    assert {name.split(".")[1] for name in files if name.count(".") >= 2} == set(LAYERS[1:])
+    assert layer_violations(files) == []
+
+
+def test_layer_check_finds_violations():
+    """The check above can fail: an upward import (also a lazy one), an
+    absolute one, a flat module and a busy sub-package __init__."""
+    files = {
+        "janus_gdb.__init__": '"""root"""\ndef register():\n    from .gdbui import commands\n',
+        "janus_gdb.model": '"""m"""\n',
+        "janus_gdb.gdbui.__init__": '"""g"""\n',
+        "janus_gdb.gdbui.commands": '"""c"""\nfrom ..analysis import analyze\n',
+        "janus_gdb.analysis.__init__": '"""a"""\nfrom . import analyze\n',
+        "janus_gdb.analysis.analyze": ('"""a"""\nfrom ..model import X\nfrom . import graph\n'
+                                       'def f():\n    from ..report import text\n'),
+        "janus_gdb.report.text": '"""t"""\nimport janus_gdb.model\n',
+        "janus_gdb.target.gdbtarget": '"""t"""\nfrom .. import __version__\n',
+        "janus_gdb.flat": '"""f"""\n',
+    }
+    assert layer_violations(files) == [
+        "janus_gdb.analysis.__init__: more than a docstring",
+        "janus_gdb.analysis.analyze:5: imports janus_gdb.report.text from a higher layer",
+        "janus_gdb.flat: not in a layer (place it in a sub-package)",
+        "janus_gdb.report.text:2: absolute import of janus_gdb.model",
+        "janus_gdb.target.gdbtarget:2: imports janus_gdb from a higher layer",
+    ]

@@ -17,7 +17,8 @@ import gdbrun
 
 sys.path.insert(0, gdbrun.ROOT)
 
-from janus_gdb import analyze, render_dot  # noqa: E402
+from janus_gdb.analysis import analyze  # noqa: E402
+from janus_gdb.report import dot as render_dot  # noqa: E402
 from janus_gdb.model import FrameInfo, Snapshot  # noqa: E402
 from test_logic import FakeMemory, mutex  # noqa: E402  (the shared fakes)
 

@@ -11,7 +11,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from janus_gdb import analyze, infer, janusdb, render_text  # noqa: E402
+from janus_gdb.analysis import analyze, infer  # noqa: E402
+from janus_gdb.report import text as render_text  # noqa: E402
+from janus_gdb.janus import janusdb  # noqa: E402
 from janus_gdb.model import Claim, FrameInfo, ObjectRef  # noqa: E402
 from test_logic import ARCH, FUTEX, NANOSLEEP, FakeMemory, snap  # noqa: E402
 
@@ -240,7 +242,7 @@ def _ghash(mem, addr, size, entries, big=True):
 
 
 def test_ghashtable_values_reads_used_slots_only():
-    from janus_gdb import layouts
+    from janus_gdb.target import layouts
     mem = FakeMemory()
     _ghash(mem, 0x10000, 8, {1: 0x7f0000001000, 5: 0x7f0000002000})
     assert layouts.ghashtable_values(mem, 0x10000, 100) == ([0x7f0000001000, 0x7f0000002000],

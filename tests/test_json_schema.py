@@ -120,7 +120,9 @@ def test_command_line(tmp_path):
 
 def test_rendered_fake_report_is_valid_and_cuts_huge_strings():
     """No gdb: a report with hostile, huge strings from the target."""
-    from janus_gdb import analyze, model, render_json
+    from janus_gdb.analysis import analyze
+    from janus_gdb import model
+    from janus_gdb.report import json as render_json
     huge = "\x1b[31m\x07" + "x" * 100000
     snap = model.Snapshot(1, 4242, name=huge, frames=[
         model.FrameInfo(0, 0x1000, function=huge, file=huge, line=3, lib=huge)])

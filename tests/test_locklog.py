@@ -1,4 +1,4 @@
-"""Unit tests of janus_gdb.locklog: parsing Janus's lock-debug log."""
+"""Unit tests of janus_gdb.janus.locklog: parsing Janus's lock-debug log."""
 
 import os
 import sys
@@ -7,8 +7,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from janus_gdb import locklog  # noqa: E402
-from janus_gdb.locklog import LockLogError, parse, read_file  # noqa: E402
+from janus_gdb.janus import locklog  # noqa: E402
+from janus_gdb.janus.locklog import LockLogError, parse, read_file  # noqa: E402
 
 A = 0x55d0c3e5a1c0
 B = 0x55d0c3e5b000

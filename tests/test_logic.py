@@ -12,9 +12,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from janus_gdb import analyze, classify, graph, layouts, render_json, render_text  # noqa: E402
+from janus_gdb.analysis import analyze, classify, graph  # noqa: E402
+from janus_gdb.report import json as render_json, text as render_text  # noqa: E402
+from janus_gdb.target import layouts  # noqa: E402
 from janus_gdb.model import FrameInfo, Snapshot  # noqa: E402
-from janus_gdb.textsafe import escape  # noqa: E402
+from janus_gdb.report.textsafe import escape  # noqa: E402
 
 ARCH = "i386:x86-64"
 FUTEX, NANOSLEEP, POLL = 202, 35, 7

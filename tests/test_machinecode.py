@@ -159,7 +159,7 @@ def test_eh_frame_bounds_match_the_symbol_table(build_dir, tmp_path):
     unstripped file's symbols say the functions start."""
     import sys
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(gdbrun.FIXTURES))))
-    from janus_gdb import elffile
+    from janus_gdb.target import elffile
     b = Build(str(tmp_path), "noplt")
     syms = subprocess.run(["readelf", "-sW", b.debug], stdout=subprocess.PIPE,
                           universal_newlines=True, check=True).stdout

@@ -1,4 +1,4 @@
-"""Unit tests of janus_gdb.machinecode (CFG, lock data flow, argument
+"""Unit tests of janus_gdb.target.machinecode (CFG, lock data flow, argument
 tracking) on made-up instruction lists in gdb's AT&T disassembly format,
 and of the machine-code evidence text.  The real-gdb tests are in
 test_machinecode.py."""
@@ -10,7 +10,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from janus_gdb import infer, machinecode  # noqa: E402
+from janus_gdb.analysis import infer  # noqa: E402
+from janus_gdb.target import machinecode  # noqa: E402
 from janus_gdb.model import Claim  # noqa: E402
 
 BASE = 0x1000
@@ -426,7 +427,7 @@ def test_elf_reader_survives_corrupt_files(tmp_path):
     """elffile.load on truncated and randomly damaged copies of a real ELF
     file: an ElfFile or None, never an exception."""
     import random
-    from janus_gdb import elffile
+    from janus_gdb.target import elffile
     src = sys.executable if os.path.exists(sys.executable) else "/bin/sh"
     with open(os.path.realpath(src), "rb") as f:
         data = f.read()

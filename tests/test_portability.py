@@ -196,7 +196,7 @@ def test_frame_level_fallback(scenarios, tmp_path):
     sc = scenarios.get("pthread_cycle")
     probe = ("python\n"
              "import gdb\n"
-             "from janus_gdb import annotate\n"
+             "from janus_gdb.gdbui import annotate\n"
              "class NoLevel(object):\n"
              "    def __init__(self, f):\n"
              "        self.f = f\n"

@@ -1,4 +1,4 @@
-"""Pretty-printers for locks (janus_gdb/printers.py) with real gdb on the fixtures.
+"""Pretty-printers for locks (janus_gdb/gdbui/printers.py) with real gdb on the fixtures.
 
 Owners, waiter counts and thread numbers are checked against the fixture's
 ground truth and gdb's own thread list.
@@ -73,7 +73,7 @@ def test_held_pthread_mutex_shows_exact_owner_and_waiters(scenarios, mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_gmutex_contended_with_waiters(scenarios, mode):
     out, t, nums = run(scenarios, "gmutex_pileup", mode, [
-        "print gm", "python __import__('janus_gdb.annotate').annotate.report()", "print gm"])
+        "print gm", "python __import__('janus_gdb.gdbui.annotate').gdbui.annotate.report()", "print gm"])
     before, after = value(out, 1), value(out, 2)
     expect = set(nums[l] for l in t.lwps("waiter"))
     assert before.startswith("GMutex locked, contended; owner not recorded (GMutex); "

@@ -26,8 +26,8 @@ import pytest
 import gdbrun
 
 sys.path.insert(0, gdbrun.ROOT)
-from janus_gdb import cli
-from janus_gdb.corefile import (comm_matches, names_in_full, program_matches, psargs_matches,
+from janus_gdb.cli import main as cli
+from janus_gdb.target.corefile import (comm_matches, names_in_full, program_matches, psargs_matches,
                                 read_core, CoreInfo)
 
 LONG = "scenarios_with_a_long_program_name_for_core_tests"

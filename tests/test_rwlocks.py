@@ -19,7 +19,10 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import gdbrun  # noqa: E402
-from janus_gdb import analyze, classify, layouts, render_text, source  # noqa: E402
+from janus_gdb.analysis import analyze, classify  # noqa: E402
+from janus_gdb.report import text as render_text  # noqa: E402
+from janus_gdb.csource import locksets  # noqa: E402
+from janus_gdb.target import layouts  # noqa: E402
 from janus_gdb.model import Claim, FrameInfo, Snapshot  # noqa: E402
 from test_logic import FakeMemory  # noqa: E402
 
@@ -128,7 +131,7 @@ def test_a_value_no_wait_path_waits_for_reports_no_lock():
     assert w.kind == "rwlock-write" and w.lock_addr is None and "not known" in w.how
     rep = report([snap(1, 5, (0x8004, 128, 7), frames)], mem)
     assert rep.locks == [] and rep.edges == []
-    from janus_gdb import render_json
+    from janus_gdb.report import json as render_json
     assert render_json.to_dict(rep, "janus-waitgraph")["threads"][0]["wait"]["lock"] is None
     render_text.waitgraph(rep, show_all=True)
     render_text.locks(rep)
@@ -287,22 +290,22 @@ static int lookup(struct table *t, const char *key, struct timespec *ts)
 
 
 def test_source_read_locks_timed_locks_and_the_call_in_progress():
-    src = source.LazySourceFile(SOURCE)
+    src = locksets.LazySourceFile(SOURCE)
     held = src.held_at(2, 9).held
     assert [(h.expr, h.call, h.trylock) for h in held] == [
         ("&t->lock", "pthread_rwlock_rdlock", False),
         ("&t->glock", "g_rw_lock_reader_lock", False)]
-    assert all(h.call in source.READ_LOCK_CALLS for h in held)
+    assert all(h.call in locksets.READ_LOCK_CALLS for h in held)
     # the timed lock (first argument, may fail) is held until its unlock
     assert [(h.expr, h.trylock) for h in src.held_at(2, 7).held][1] == ("&t->other", True)
-    assert src.lock_call_at(9, source.RWLOCK_LOCK_CALLS) == (
+    assert src.lock_call_at(9, locksets.RWLOCK_LOCK_CALLS) == (
         "g_rw_lock_writer_lock", "&t->wlock", "&t->wlock")
-    assert src.lock_call_at(8, source.RWLOCK_LOCK_CALLS) is None
+    assert src.lock_call_at(8, locksets.RWLOCK_LOCK_CALLS) is None
 
 
 def test_inlined_function_found_by_name():
     """gdb gives an inlined function's call line as its symbol line."""
-    src = source.LazySourceFile(SOURCE + "\nint caller(void)\n{\n\treturn lookup(0, 0, 0);\n}\n")
+    src = locksets.LazySourceFile(SOURCE + "\nint caller(void)\n{\n\treturn lookup(0, 0, 0);\n}\n")
     assert not src.held_at(15, 9).valid
     start = src.definition_line("lookup", 9)
     assert start == 2 and len(src.held_at(start, 9).held) == 2

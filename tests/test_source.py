@@ -1,4 +1,4 @@
-"""Unit tests of janus_gdb.source: which locks a C function holds at a line.
+"""Unit tests of janus_gdb.csource.locksets: which locks a C function holds at a line.
 
 Each snippet starts with the function's declaration on line 1; the line
 marked with the comment ``HERE`` is the current line.
@@ -11,8 +11,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from janus_gdb import source  # noqa: E402
-from janus_gdb.source import SourceFile, normalize_expr  # noqa: E402
+from janus_gdb.csource import locksets  # noqa: E402
+from janus_gdb.csource.locksets import SourceFile, normalize_expr  # noqa: E402
 
 
 def at(code, marker="HERE", start=1):
@@ -144,9 +144,9 @@ def test_trylock():
 
 
 def test_all_call_names_recognised():
-    for name in source.LOCK_CALLS + source.TRYLOCK_CALLS:
+    for name in locksets.LOCK_CALLS + locksets.TRYLOCK_CALLS:
         assert held("void f(void) {\n %s(&m);\n work(); // HERE\n}\n" % name) == M, name
-    for name in source.UNLOCK_CALLS:
+    for name in locksets.UNLOCK_CALLS:
         assert released("void f(void) {\n %s(&m);\n work(); // HERE\n}\n" % name) == M, name
 
 
@@ -780,7 +780,7 @@ def test_speed_15k_lines_and_3k_line_function():
 
 def test_call_names_are_configurable(monkeypatch):
     code = "void f(void) {\n my_lock(&m);\n janus_mutex_lock(&n);\n work();\n}\n"
-    monkeypatch.setattr(source, "LOCK_CALLS", ("my_lock",))
+    monkeypatch.setattr(locksets, "LOCK_CALLS", ("my_lock",))
     assert [h.expr for h in SourceFile(code).held_at(1, 4).held] == ["&m"]
     monkeypatch.undo()
     assert [h.expr for h in SourceFile(code).held_at(1, 4).held] == ["&n"]
@@ -931,7 +931,7 @@ def test_lazy_file_answers_like_the_whole_file():
                  os.path.join(os.path.dirname(root), "demo", "janus_demo.c")):
         with open(path) as f:
             text = f.read()
-        full, lazy = SourceFile(text), source.LazySourceFile(text)
+        full, lazy = SourceFile(text), locksets.LazySourceFile(text)
         checked = 0
         for name, (line, _params) in full.functions().items():
             rng = full.function_body_range(line)
@@ -945,6 +945,6 @@ def test_lazy_file_answers_like_the_whole_file():
                     (path, name, cur, a, b)
                 checked += 1
         assert checked > 100
-    lazy = source.LazySourceFile(WRAPPERS)
+    lazy = locksets.LazySourceFile(WRAPPERS)
     assert lazy.held_at(16, 23).exprs() == ["&room->mutex"]
     assert lazy.held_at(16, 100).valid is False

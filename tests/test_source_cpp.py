@@ -1,6 +1,6 @@
-"""Unit tests of janus_gdb.source on C++: member lock calls, RAII guards
+"""Unit tests of janus_gdb.csource.locksets on C++: member lock calls, RAII guards
 released at the end of their block, std::lock, reader locks, lambdas; and
-of the std::thread labels (janus_gdb.classify).
+of the std::thread labels (janus_gdb.analysis.classify).
 
 As in test_source.py, each snippet's function starts on line 1 and the line
 marked ``HERE`` is the current line.
@@ -12,9 +12,9 @@ import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from janus_gdb import classify  # noqa: E402
+from janus_gdb.analysis import classify  # noqa: E402
 from janus_gdb.model import FrameInfo  # noqa: E402
-from janus_gdb.source import LazySourceFile, SourceFile  # noqa: E402
+from janus_gdb.csource.locksets import LazySourceFile, SourceFile  # noqa: E402
 
 
 def at(code, marker="HERE", start=1, lazy=False):
@@ -389,7 +389,7 @@ def test_c_threads_keep_their_entry():
 # -- the call in progress on the current line --------------------------------
 
 def test_callee_token():
-    from janus_gdb.source import callee_token
+    from janus_gdb.csource.locksets import callee_token
     assert callee_token("std::lock_guard<std::mutex>::lock_guard") == "lock_guard"
     assert callee_token("Account::transfer(Account&, long)") == "transfer"
     assert callee_token("__GI___pthread_mutex_lock") == "pthread_mutex_lock"
@@ -469,6 +469,6 @@ def test_hostile_lambda_soup_is_fast():
         t0 = time.time()
         sf.held_at(1, 3)
         sf.held_at(None, 3)
-        from janus_gdb.source import LazySourceFile
+        from janus_gdb.csource.locksets import LazySourceFile
         LazySourceFile("void f() {\n" + soup + "\nwait();\n}\n").held_at(1, 3, "wait", True)
         assert time.time() - t0 < 5, soup[:20]

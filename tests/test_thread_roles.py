@@ -26,7 +26,7 @@ import pytest
 import gdbrun
 
 sys.path.insert(0, gdbrun.ROOT)
-from janus_gdb import janusdb
+from janus_gdb.janus import janusdb
 
 SRC = os.path.join(gdbrun.FIXTURES, "janus_scenarios.c")
 CFLAGS = ["-fno-omit-frame-pointer", "-fmacro-prefix-map=%s/=" % gdbrun.FIXTURES]
@@ -218,7 +218,7 @@ def test_main_is_the_first_thread_unless_its_stack_says_otherwise():
     """build_report: LWP == PID is main (whatever its name); a thread named
     like the program is not; a stack that starts in start_thread is never
     main (a core without NT_PRPSINFO takes the first thread's LWP for PID)."""
-    from janus_gdb import analyze
+    from janus_gdb.analysis import analyze
     from janus_gdb.model import FrameInfo, Snapshot
 
     class NoMemory(object):

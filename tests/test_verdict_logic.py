@@ -1,5 +1,5 @@
 """Unit tests of the evidence rules behind each verdict word and of the
-root-cause verdicts (janus_gdb/infer.py Coverage, verdict.py, advice.py;
+root-cause verdicts (janus_gdb/analysis/: infer.py Coverage, verdict.py, advice.py;
 pure logic, no gdb).  test_verdicts.py proves the same on real processes;
 these reach the corner cases: C++ frames, library-internal locks, foreign
 libraries, cut stacks, exact owners, ordering of roots, join-only chains.
@@ -11,7 +11,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from janus_gdb import advice, infer, render_text, verdict  # noqa: E402
+from janus_gdb.analysis import advice, infer, verdict  # noqa: E402
+from janus_gdb.report import text as render_text  # noqa: E402
 from janus_gdb.model import FrameInfo  # noqa: E402
 from test_infer import GM1, GM2, GM3, build, claim, sleeping, waiting  # noqa: E402
 from test_logic import FUTEX, NANOSLEEP, FakeMemory, snap  # noqa: E402
@@ -68,7 +69,7 @@ def test_alive_exact_owner_with_every_frame_analysed_went_on_without_unlocking()
 
 def test_alive_exact_owner_in_cxx_frames_is_never_leaked(monkeypatch):
     """std::lock_guard: the C++ source was read, but guards are not modelled
-    (infer.CXX_GUARDS_MODELLED follows source.CXX_GUARDS)."""
+    (infer.CXX_GUARDS_MODELLED follows locksets.CXX_GUARDS)."""
     monkeypatch.setattr(infer, "CXX_GUARDS_MODELLED", False)
     mem = FakeMemory()
     put_pthread_mutex(mem, PM, 102)
@@ -227,7 +228,7 @@ def test_next_steps_name_the_modules_without_debug_info():
         FrameInfo(1, 0x3100, None)])
     for addr, word in {GM1: 2}.items():
         mem.put32(addr, word)
-    from janus_gdb import analyze
+    from janus_gdb.analysis import analyze
     r = analyze.build_report([w, holder], "i386:x86-64", mem,
                              {"kind": "core", "pid": 1, "executable": "/usr/bin/janus"}, [])
     steps = advice.next_steps(r, verdict.causes(r))

@@ -44,7 +44,7 @@ def watch_cmd(args):
     # the watchdog module itself
     if have_cli():
         return [sys.executable, "-m", "janus_gdb", "watch"] + list(args)
-    return [sys.executable, "-m", "janus_gdb.watch"] + list(args)
+    return [sys.executable, "-m", "janus_gdb.cli.watch"] + list(args)
 
 
 def run_watch(args, timeout=120):
@@ -127,7 +127,7 @@ def test_stalled_janus_captured_and_analysed(prefix, tmp_path):
     if not janusd.has_nosip(prefix):
         pytest.skip(janusd.LEAK_SKIP_REASON)
     if not have_cli():
-        pytest.skip("the CLI (python3 -m janus_gdb, janus_gdb/cli.py) has not landed yet")
+        pytest.skip("the CLI (python3 -m janus_gdb, janus_gdb/cli/main.py) has not landed yet")
     # small thread stacks keep the core small
     j = janusd.JanusServer(prefix, str(tmp_path / "janus"), nosip=True, stack_kib=1024)
     j.start()

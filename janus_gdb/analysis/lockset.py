@@ -1,7 +1,7 @@
 """Which locks each frame holds, read from its source and evaluated in the frame.
 
 For every application frame with line info whose source file is readable,
-``source.SourceFile`` lists the lock calls executed on the path from the
+``locksets.SourceFile`` lists the lock calls executed on the path from the
 function's entry to the frame's current line (and not undone); each lock
 expression is evaluated in that frame to an address.  Evaluation is
 read-only: only expressions made of names, ``->``, ``.``, ``&``, ``*`` and
@@ -13,8 +13,8 @@ import re
 
 import gdb  # pylint: disable=import-error
 
-from . import source
-from .model import Claim
+from ..csource import locksets
+from ..model import Claim
 
 # What gdb may evaluate: no calls, no assignments, no operators with effects.
 SAFE_EXPR_RE = re.compile(
@@ -39,7 +39,7 @@ class Sources(object):
         try:
             if os.path.getsize(fullname) <= MAX_SOURCE_BYTES:
                 with open(fullname, "rb") as f:
-                    src = source.LazySourceFile(f.read().decode("utf-8", "replace"))
+                    src = locksets.LazySourceFile(f.read().decode("utf-8", "replace"))
         except (OSError, IOError, ValueError):
             src = None
         if src is None:
@@ -182,11 +182,11 @@ def _frame_lockset(frame, sources):
         return ()
     try:
         newer = frame.newer()
-        callee = source.callee_token(newer.name()) if newer is not None else None
+        callee = locksets.callee_token(newer.name()) if newer is not None else None
     except (gdb.error, RuntimeError):
         callee = None
     lockset = src.held_at(_start_line(frame, fn, sal), sal.line, callee,
-                          source.is_lambda_name(fn.name))
+                          locksets.is_lambda_name(fn.name))
     if not lockset.valid:
         return None
     name = fn.name
@@ -206,7 +206,7 @@ def frame_claims(frame, info, sources, kind_of_type, cache=None):
 
     CACHE ({FrameInfo: lockset data}) shares the source analysis of the
     frames stopped at the same place: threads in the same call chain share
-    one FrameInfo object (``target._frame_info``).  Only the evaluation of
+    one FrameInfo object (``gdbtarget._frame_info``).  Only the evaluation of
     the lock expressions is done per frame, and only when the source holds
     a lock."""
     if cache is not None and info in cache:
@@ -235,7 +235,7 @@ def frame_claims(frame, info, sources, kind_of_type, cache=None):
         claims.append(Claim(info.level, func, fname, held.line, held.raw,
                             addr, kind, type_name, field, held.conditional, held.trylock,
                             released, why, cur_line,
-                            mode=held.mode or ("read" if held.call in source.READ_LOCK_CALLS
+                            mode=held.mode or ("read" if held.call in locksets.READ_LOCK_CALLS
                                                else None)))
     return claims
 
@@ -243,7 +243,7 @@ def frame_claims(frame, info, sources, kind_of_type, cache=None):
 # Lock calls whose waits sleep on another address than their argument: a
 # rwlock's waiters sleep on one of its words, a GRWLock's on the
 # pthread_rwlock_t glib allocated for it.
-WAIT_CALLS = frozenset(source.RWLOCK_LOCK_CALLS + source.RWLOCK_TRYLOCK_CALLS)
+WAIT_CALLS = frozenset(locksets.RWLOCK_LOCK_CALLS + locksets.RWLOCK_TRYLOCK_CALLS)
 
 
 def frame_lock_call(frame, sources, kind_of_type, names=WAIT_CALLS):

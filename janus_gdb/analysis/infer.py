@@ -27,8 +27,8 @@ free.
 import heapq
 
 from . import classify
-from . import source
-from .model import EXACT, INFERRED, RWLOCK_KINDS, Inference
+from ..csource import locksets
+from ..model import EXACT, INFERRED, RWLOCK_KINDS, Inference
 
 # Lock kinds whose taking the source (and machine-code) analysis reads:
 # other kinds (a futex lock of unknown type, libc's internal locks) never
@@ -36,11 +36,11 @@ from .model import EXACT, INFERRED, RWLOCK_KINDS, Inference
 MODELLED_KINDS = ("gmutex", "pthread_mutex")
 # Source files of C++: a frame there holds locks through RAII guards
 # (std::lock_guard, std::unique_lock, ...).  Unless the source analysis
-# models guards (source.CXX_GUARDS, the guard classes it reads), a C++
+# models guards (locksets.CXX_GUARDS, the guard classes it reads), a C++
 # frame that shows no lock is not evidence that it holds none.
 CXX_SUFFIXES = (".cc", ".cpp", ".cxx", ".c++", ".C", ".hpp", ".hh", ".hxx", ".h++", ".ipp",
                 ".tcc")
-CXX_GUARDS_MODELLED = bool(getattr(source, "CXX_GUARDS", None))
+CXX_GUARDS_MODELLED = bool(getattr(locksets, "CXX_GUARDS", None))
 # Candidates listed for a lock whose owner is unknown (the count is kept).
 MAX_CANDIDATES = 8
 # Library functions whose futex waits are lock waits (where a waiter's lock call is).

@@ -1,15 +1,15 @@
 """Build a ``Report`` of the target: threads, locks, wait-for graph, cycles.
 
-``collect()`` reads the target through ``target``; ``build_report()`` is
+``collect()`` reads the target through ``gdbtarget``; ``build_report()`` is
 pure and can be fed fake snapshots and memory in unit tests.
 """
 
 from . import classify
 from . import graph
 from . import infer
-from . import janusdb
-from . import layouts
-from .model import EXACT, INFERRED, RWLOCK_KINDS, UNKNOWN, Lock, Thread
+from ..janus import janusdb
+from ..target import layouts
+from ..model import EXACT, INFERRED, RWLOCK_KINDS, UNKNOWN, Lock, Thread
 
 SCHEMA = "janus-gdb/1"
 
@@ -54,20 +54,20 @@ def collect(max_frames=64, locklog=None):
     LOCKLOG is a parsed Janus lock-debug log (``locklog.LockLog``) or None.
     """
     # gdb-only modules, imported late
-    from . import names
-    from . import objects
+    from ..janus import names
+    from ..janus import objects
     from . import stackscan
-    from . import target
-    inf = target.require_inferior()
+    from ..target import gdbtarget
+    inf = gdbtarget.require_inferior()
     warnings = []
     symtabs = {}
-    scanner = stackscan.Scanner(target.lock_kind_of_type)
+    scanner = stackscan.Scanner(gdbtarget.lock_kind_of_type)
     gthreads = {}
-    snaps, arch = target.snapshot_threads(inf, max_frames, warnings, symtabs, scanner, gthreads)
-    mem = target.Memory(inf)
-    info = {"kind": target.target_kind(inf), "pid": inf.pid,
-            "executable": target.executable(inf), "arch": arch}
-    globals_ = target.global_locks(symtabs, warnings)
+    snaps, arch = gdbtarget.snapshot_threads(inf, max_frames, warnings, symtabs, scanner, gthreads)
+    mem = gdbtarget.Memory(inf)
+    info = {"kind": gdbtarget.target_kind(inf), "pid": inf.pid,
+            "executable": gdbtarget.executable(inf), "arch": arch}
+    globals_ = gdbtarget.global_locks(symtabs, warnings)
     tables = objects.table_roots(scanner.types, mem, warnings)
     globals_.extend(objects.table_locks(scanner.types, tables))
     bases = names.LibBases()
@@ -95,11 +95,11 @@ def collect(max_frames=64, locklog=None):
                             "" if len(scanner.sources.missing) == 1 else "s",
                             ", ".join(sorted(scanner.sources.missing)[:3])))
     if info["kind"] == "core":
-        mismatch = target.core_mismatch(inf)
+        mismatch = gdbtarget.core_mismatch(inf)
         if mismatch:
             warnings.insert(0, mismatch)
     if info["kind"] == "live":
-        gone = target.process_gone(inf)
+        gone = gdbtarget.process_gone(inf)
         if gone:
             warnings.insert(0, "the process (pid %d) stopped existing during the analysis: %s; "
                                "the report shows what was read before" % (inf.pid, gone))

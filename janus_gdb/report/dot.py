@@ -25,9 +25,9 @@ is deterministic: the same report gives the same text.
 
 import unicodedata
 
-from . import graph
-from . import render_text
-from .model import EXACT
+from ..analysis import graph
+from . import text as render_text
+from ..model import EXACT
 from .textsafe import escape
 
 GROUP_MIN = 3         # this many threads waiting alike become one node

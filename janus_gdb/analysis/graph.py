@@ -5,7 +5,7 @@ Nodes are thread numbers.  ``t -> u`` means thread t cannot go on until
 thread u does something: u owns the lock t waits for, or t joins u.
 """
 
-from .model import RWLOCK_KINDS
+from ..model import RWLOCK_KINDS
 
 
 class Edge(object):

@@ -96,7 +96,7 @@ def report():
         return None if isinstance(got, _Failed) else got
     if _BUSY[0]:
         return None
-    from . import analyze
+    from ..analysis import analyze
     from . import commands
     _BUSY[0] = True
     try:
@@ -139,7 +139,7 @@ def _owner_text(rep, lock):
 
 def annotation(rep, thread):
     """The note for THREAD (a model.Thread) of REP, or None."""
-    from .textsafe import escape
+    from ..report.textsafe import escape
     w = thread.wait
     if w is None:
         return None

@@ -3,10 +3,10 @@
 Every string read from the target goes through ``textsafe.escape``.
 """
 
-from . import advice
-from . import graph
-from . import verdict as verdicts
-from .model import INFERRED, UNKNOWN
+from ..analysis import advice
+from ..analysis import graph
+from ..analysis import verdict as verdicts
+from ..model import INFERRED, UNKNOWN
 from .textsafe import escape
 
 ARROW = " <- "

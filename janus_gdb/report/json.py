@@ -8,12 +8,12 @@ characters.  Keys are only ever added within one schema version.
 
 import json
 
-from . import advice
-from . import graph
-from .analyze import SCHEMA
-from . import render_text
-from . import verdict as verdicts
-from .render_text import verdict
+from ..analysis import advice
+from ..analysis import graph
+from ..analysis.analyze import SCHEMA
+from . import text as render_text
+from ..analysis import verdict as verdicts
+from .text import verdict
 
 MAX_STR = 4096
 
@@ -92,7 +92,7 @@ def _lock(l):
 
 def _rwlock(l):
     """Reader/writer state of a rwlock (null for other kinds)."""
-    from .model import RWLOCK_KINDS
+    from ..model import RWLOCK_KINDS
     if l.kind not in RWLOCK_KINDS:
         return None
     d = l.details

@@ -18,7 +18,7 @@ import gdb  # pylint: disable=import-error
 
 from . import elffile
 from . import machinecode
-from .model import Claim
+from ..model import Claim
 
 MAX_FRAGMENTS = 8
 # local functions decoded to show that a call of them takes no lock

@@ -8,10 +8,10 @@ import os
 
 import gdb  # pylint: disable=import-error
 
-from . import MAX_DEPTH
-from . import analyze
-from . import render_json
-from . import render_text
+from ..analysis import analyze
+from ..report import json as render_json
+from ..report import text as render_text
+from ..model import MAX_DEPTH
 
 DEFAULT_DEPTH = 64
 
@@ -178,7 +178,7 @@ def _drop_cache_region():
 
 
 def _read_lock_log(path):
-    from . import locklog
+    from ..janus import locklog
     try:
         return locklog.read_file(path)
     except locklog.LockLogError as exc:
@@ -188,7 +188,7 @@ def _read_lock_log(path):
 def analyze_target(opts):
     """The Report of the selected inferior, under Settings; gdb.GdbError
     with one line when the target cannot be read."""
-    from .target import NoTarget
+    from ..target.gdbtarget import NoTarget
     log = _read_lock_log(opts.lock_log) if opts.lock_log else None
     try:
         with Settings() as settings:
@@ -348,7 +348,7 @@ def render(prog, opts, report, from_tty=False):
     if opts.format == "json":
         return render_json.render(report, prog)
     if opts.format == "dot":
-        from . import render_dot
+        from ..report import dot as render_dot
         return render_dot.render(report, prog)
     text = COMMAND_RENDERERS[prog](report, show_all=opts.show_all)
     return emphasize_first_line(text, from_tty)
@@ -364,7 +364,8 @@ def internal_error(prog, exc):
     tb = traceback.extract_tb(exc.__traceback__)
     if tb:
         last = tb[-1]
-        where = " at %s:%d" % (last[0].rsplit("/", 1)[-1], last[1])
+        # the path inside the package (report/text.py): basenames repeat
+        where = " at %s:%d" % (last[0].rsplit("/janus_gdb/", 1)[-1], last[1])
     return ("%s: internal error %s%s: %s (please report it with the output of "
             "`%s --format json`)" % (prog, type(exc).__name__, where,
                                      str(exc).split("\n")[0][:200], prog))

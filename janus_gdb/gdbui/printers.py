@@ -14,9 +14,9 @@ read from each thread's system-call registers once per stop.
 
 import gdb  # pylint: disable=import-error
 
-from . import layouts
-from . import syscalls
-from .textsafe import escape
+from ..target import layouts
+from ..target import syscalls
+from ..report.textsafe import escape
 
 PRINTER_NAME = "janus-gdb-locks"
 # threads whose registers are read for the waiter map (once per stop)
@@ -36,7 +36,7 @@ WAIT_SPAN = {"pthread_mutex": 4, "gmutex": 4,
 
 def lock_kind(gtype):
     """'pthread_mutex', 'gmutex', 'pthread_rwlock', 'grwlock' or None for a gdb.Type."""
-    from .target import lock_kind_of_type
+    from ..target.gdbtarget import lock_kind_of_type
     return lock_kind_of_type(gtype)
 
 
@@ -51,7 +51,7 @@ class Threads(object):
 
 
 def _read_threads():
-    from . import target
+    from ..target import gdbtarget
     info = Threads()
     inf = gdb.selected_inferior()
     threads = sorted(inf.threads(), key=lambda t: t.num)
@@ -62,7 +62,7 @@ def _read_threads():
         lwp = th.ptid[1] or th.ptid[2]
         info.num_of_lwp[lwp] = th.num
     arch = None
-    with target.SelectionKept():
+    with gdbtarget.SelectionKept():
         for th in threads:
             lwp = th.ptid[1] or th.ptid[2]
             try:
@@ -75,7 +75,7 @@ def _read_threads():
                 if arch not in syscalls.ARCH_REGISTERS:
                     info.complete = False
                     break
-                regs = target.read_syscall_regs(frame, arch)
+                regs = gdbtarget.read_syscall_regs(frame, arch)
             except (gdb.error, RuntimeError, ValueError, OverflowError):
                 continue
             args = regs.get("args")
@@ -163,12 +163,12 @@ class LockPrinter(object):
             return "<janus-gdb: cannot describe this lock: %s>" % escape(str(exc), 100)
 
     def _describe(self):
-        from . import target
+        from ..target import gdbtarget
         addr = self.val.address
         if addr is None:
             return "%s (not in memory: no state)" % self._kind_text(None)
         addr = int(addr)
-        mem = target.Memory(gdb.selected_inferior())
+        mem = gdbtarget.Memory(gdb.selected_inferior())
         d = DECODERS[self.kind](mem, addr)
         state = d["state"]
         if state == "unreadable":

@@ -6,9 +6,9 @@ only valid then); stores plain data on the ``model.Snapshot``.
 
 import gdb  # pylint: disable=import-error
 
-from . import codereader
+from ..target import codereader
 from . import lockset
-from . import objects
+from ..janus import objects
 
 # Application frames analysed per thread (the newest ones hold the most).
 MAX_SCANNED_FRAMES = 48
@@ -19,7 +19,7 @@ RESTART_SYSCALL = 219  # x86_64: a timed futex wait resumed after an attach
 
 
 class Scanner(object):
-    """Callable for ``target.snapshot_threads``; one per analysis."""
+    """Callable for ``gdbtarget.snapshot_threads``; one per analysis."""
 
     def __init__(self, kind_of_type):
         self.sources = lockset.Sources()
@@ -173,8 +173,8 @@ def read_deferred_refs(locks, threads, types, gthreads):
         chosen.append(t)
     if not chosen:
         return
-    from . import target
-    with target.SelectionKept():
+    from ..target import gdbtarget
+    with gdbtarget.SelectionKept():
         for t in chosen:
             th = gthreads.get(t.num)
             levels = ref_levels(t.frames)

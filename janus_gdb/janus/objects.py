@@ -13,9 +13,9 @@ import os
 import gdb  # pylint: disable=import-error
 
 from . import janusdb
-from . import layouts
+from ..target import layouts
 from . import names
-from .model import ObjectRef
+from ..model import ObjectRef
 
 MAX_SYMBOLS_PER_FRAME = 64
 MAX_OBJECTS = 20000

@@ -13,7 +13,7 @@ import struct
 import gdb  # pylint: disable=import-error
 
 from . import syscalls
-from .model import FrameInfo, Snapshot
+from ..model import FrameInfo, Snapshot
 
 # Libraries whose frames are plumbing, not the application.
 SYSTEM_LIB_RE = re.compile(

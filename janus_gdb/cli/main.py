@@ -4,10 +4,10 @@ core file or a live process, without typing gdb commands.
     janus-gdb CORE [--exe PATH]      a core file (the executable is found
                                      from the core when --exe is absent)
     janus-gdb --pid PID              a live process (left running)
-    janus-gdb watch ...              janus_gdb.watch
+    janus-gdb watch ...              janus_gdb.cli.watch
 
 It runs ``gdb -nx -batch`` with this package loaded from its own location
-(batch.py) and prints only the report.  Exit status: 0 no deadlock and no
+(gdbui/batch.py) and prints only the report.  Exit status: 0 no deadlock and no
 hang, 1 deadlock found, 2 usage or input error (one line on stderr), 3 a
 hang that is not a cycle, 4 threads blocked behind a lock whose owner cannot
 be shown (see EPILOG and docs/cli.md).  Runs without
@@ -23,7 +23,8 @@ import subprocess
 import sys
 import tempfile
 
-from . import MAX_DEPTH, __version__
+from .. import __version__
+from ..model import MAX_DEPTH
 
 PROG = "janus-gdb"
 EXIT_OK = 0
@@ -31,12 +32,13 @@ EXIT_DEADLOCK = 1
 EXIT_ERROR = 2
 EXIT_HANG = 3           # no cycle, but threads blocked for good behind a root with evidence
 EXIT_UNDETERMINED = 4   # threads blocked behind a lock whose owner cannot be shown
-# the verdict kinds of janus_gdb/verdict.py (not imported: it is gdb-free but
+# the verdict kinds of janus_gdb/analysis/verdict.py (not imported: it is gdb-free but
 # this module loads nothing of the analysis)
 EXIT_OF_VERDICT = {"none": EXIT_OK, "deadlock": EXIT_DEADLOCK, "hang": EXIT_HANG,
                    "undetermined": EXIT_UNDETERMINED}
 
-PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# the janus_gdb package (this file is janus_gdb/cli/main.py)
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMATS = ("text", "json", "dot")
 
 
@@ -127,7 +129,7 @@ def parse_args(argv):
 
 # --- inputs ------------------------------------------------------------------
 
-from .corefile import ET_CORE, CoreFileError, comm_matches, read_core  # noqa: E402  (gdb-free, light)
+from ..target.corefile import ET_CORE, CoreFileError, comm_matches, read_core  # noqa: E402  (gdb-free, light)
 
 
 def find_executable(core, info):
@@ -317,8 +319,8 @@ def gdb_command(gdb, opts, exe, out_path, status_path):
         "python import importlib.util as _u, sys as _s; "
         "_spec = _u.spec_from_file_location('janus_gdb', %r, submodule_search_locations=[%r]); "
         "_m = _u.module_from_spec(_spec); _s.modules['janus_gdb'] = _m; "
-        "_spec.loader.exec_module(_m); import janus_gdb.batch; "
-        "janus_gdb.batch.run(%r, %r, %r, %r)"
+        "_spec.loader.exec_module(_m); import janus_gdb.gdbui.batch; "
+        "janus_gdb.gdbui.batch.run(%r, %r, %r, %r)"
         % (os.path.join(PACKAGE_DIR, "__init__.py"), PACKAGE_DIR, prog, command_args(opts),
            out_path, status_path))
     cmd = [gdb, "-nx", "-batch",
@@ -400,8 +402,8 @@ def watch(argv):
     except ImportError as exc:
         if getattr(exc, "name", None) in (__package__ + ".watch",):
             raise CliError("watch: not available in this installation "
-                           "(janus_gdb/watch.py is missing)")
-        raise CliError("watch: cannot load janus_gdb.watch: %s" % exc)
+                           "(janus_gdb/cli/watch.py is missing)")
+        raise CliError("watch: cannot load %s.watch: %s" % (__package__, exc))
     return watch_mod.main(argv)
 
 

@@ -1,6 +1,6 @@
 """What the ``janus-gdb`` command-line tool runs inside gdb.
 
-cli.py starts ``gdb -nx -batch`` on the core or process and has it run
+cli/main.py starts ``gdb -nx -batch`` on the core or process and has it run
 ``run(COMMAND, ARGS, OUT, STATUS)``: the analysis of ``janus-waitgraph`` or
 ``janus-locks`` with the same options, its report written to the file OUT
 and a status to the file STATUS, one JSON object:
@@ -20,7 +20,7 @@ import json
 import gdb  # pylint: disable=import-error
 
 from . import commands
-from . import verdict
+from ..analysis import verdict
 
 def analyse(prog, args):
     """(report text, number of wait cycles, verdict kind) for command PROG

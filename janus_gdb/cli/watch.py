@@ -404,7 +404,8 @@ VERDICT_RANK = {1: 3, 3: 2, 4: 1, 0: 0}
 
 def analyse(core, exe, fmt, path, timeout=ANALYSIS_TIMEOUT):
     """Run the CLI on CORE; (status 0/1/2/3/4 as the CLI's, message)."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # the directory holding the janus_gdb package (this is janus_gdb/cli/watch.py)
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ)
     env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     cmd = [sys.executable, "-m", "janus_gdb", core, "--format", fmt, "--output", path]

@@ -1,0 +1,1 @@
+"""From snapshots of the target to a report: classification, owners, graph, verdict."""

@@ -1,0 +1,1 @@
+"""Analyses of the target's C/C++ source files."""

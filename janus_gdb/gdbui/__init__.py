@@ -1,0 +1,1 @@
+"""The gdb-facing glue: commands, bt annotations, pretty-printers, batch runs."""

@@ -1,0 +1,1 @@
+"""What janus-gdb knows about Janus: its objects, names and lock-debug log."""

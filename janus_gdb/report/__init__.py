@@ -1,0 +1,1 @@
+"""Formatting a report: text, JSON, Graphviz dot; escaping target strings."""

@@ -1,0 +1,1 @@
+"""Reading the target: gdb access, core files, system calls, lock layouts, machine code."""
