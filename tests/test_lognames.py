@@ -1,0 +1,134 @@
+"""Frames of a stripped program named from their functions' own log calls:
+tests/fixtures/lognames.c compiled -O2 and stripped, libc debug info hidden,
+live and on a core, JSON and text.
+
+The truth: the fixture prints its functions' runtime addresses; ``nm`` of
+the unstripped build gives every function's range, so each frame's true
+function is known.  Every name given must be that function (no false
+name); the function that logs as itself is named, the one with an inlined
+logging helper and the one whose helper is inlined twice are not (their log
+strings are listed), and functions that do not log get nothing.
+"""
+
+import os
+import subprocess
+
+import pytest
+
+import gdbrun
+from test_json_schema import check_document
+
+
+class Build(object):
+    def __init__(self, build_dir):
+        src = os.path.join(gdbrun.FIXTURES, "lognames.c")
+        out = os.path.join(build_dir, "lognames")
+        self.debug = gdbrun.compile_c(src, out)
+        self.stripped = gdbrun.compile_c(src, out, strip=True)
+        if not gdbrun.have("nm"):
+            pytest.skip("nm is not installed")
+        text = subprocess.run(["nm", "-S", "--defined-only", self.debug],
+                              stdout=subprocess.PIPE, universal_newlines=True,
+                              check=True).stdout
+        self.functions = []     # (start, end, name), file addresses
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 4 and parts[2] in "tT":
+                start = int(parts[0], 16)
+                self.functions.append((start, start + int(parts[1], 16), parts[3]))
+        self.by_name = dict((f[2], f) for f in self.functions)
+
+
+@pytest.fixture(scope="module")
+def hung(build_dir):
+    b = Build(build_dir)
+    sc = gdbrun.Scenario(b.stripped, [])
+    core = sc.gcore(os.path.join(build_dir, "core.lognames"))
+    printed = dict((f[1], int(f[2], 16)) for f in sc.truth.facts
+                   if f[0] == "fn" and len(f) == 3)
+    assert "named_worker" in printed, sc.truth.facts
+    bias = printed["named_worker"] - b.by_name["named_worker"][0]
+    for name, addr in printed.items():       # the nm ranges agree with the fixture
+        assert b.by_name[name][0] + bias == addr, name
+    yield b, sc, core, bias
+    sc.kill()
+    if os.path.exists(core):
+        os.unlink(core)
+
+
+def run(hung, mode, command):
+    b, sc, core, _ = hung
+    if mode == "live":
+        out = gdbrun.gdb([command], pid=sc.pid, hide_debug=True)
+    else:
+        out = gdbrun.gdb([command], exe=b.stripped, core=core, hide_debug=True)
+    assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
+    return out
+
+
+def true_function(hung, frame):
+    """The function of the executable FRAME is in (a caller's pc is its return
+    address: the call is the byte before), or None."""
+    b, _, _, bias = hung
+    if frame["lib"] is not None:
+        return None
+    pc = frame["pc"] - bias - (1 if frame["level"] > 0 else 0)
+    for start, end, name in b.functions:
+        if start <= pc < end:
+            return name
+    return None
+
+
+def frames_by_function(hung, thread):
+    return dict((true_function(hung, f), f) for f in thread["frames"]
+                if true_function(hung, f))
+
+
+@pytest.mark.parametrize("mode", ["live", "core"])
+def test_names_from_log_strings_json(hung, mode):
+    b, sc, core, bias = hung
+    out = run(hung, mode, "janus-waitgraph --all --format json")
+    r = gdbrun.Result(check_document(gdbrun.extract_json(out.stdout), "janus-waitgraph"))
+    named = 0
+    for t in r.data["threads"]:
+        for f in t["frames"]:
+            if f.get("log_name"):
+                # no false name: every name given is the frame's true function
+                assert f["function"] is None, f
+                assert f["log_name"] == true_function(hung, f), (f, true_function(hung, f))
+                named += 1
+            assert not (f.get("log_name") and f.get("log_names")), f
+    assert named == 1, named
+    fr = frames_by_function(hung, r.by_lwp[sc.truth.lwp("named")])
+    assert fr["named_worker"].get("log_name") == "named_worker", fr
+    for fn in ("park", "named_main"):       # no log call: nothing
+        assert "log_name" not in fr[fn] and "log_names" not in fr[fn], fr[fn]
+    # logs as itself and as the helper inlined into it: no name, both listed
+    fr = frames_by_function(hung, r.by_lwp[sc.truth.lwp("mixed")])
+    assert "log_name" not in fr["mixed_worker"], fr
+    assert fr["mixed_worker"].get("log_names") == ["helper_logs", "mixed_worker"], fr
+    # logs only through a helper also inlined into twice_b: not named after it
+    fr = frames_by_function(hung, r.by_lwp[sc.truth.lwp("twice")])
+    assert "log_name" not in fr["twice_a"], fr
+    assert fr["twice_a"].get("log_names") == ["helper_twice"], fr
+    # the role never comes from a log string
+    assert r.by_lwp[sc.truth.lwp("named")]["role"] != "named_worker"
+
+
+@pytest.mark.parametrize("mode", ["live", "core"])
+def test_names_from_log_strings_text(hung, mode):
+    b, sc, core, bias = hung
+    out = run(hung, mode, "janus-waitgraph --all")
+    text = gdbrun.extract_report(out.stdout)
+    assert text is not None, out.stdout
+    r = gdbrun.Result(gdbrun.extract_json(run(hung, mode,
+                                              "janus-waitgraph --all --format json").stdout))
+    fr = frames_by_function(hung, r.by_lwp[sc.truth.lwp("named")])
+    assert "named_worker? (0x%x) [named from its log string]" % fr["named_worker"]["pc"] \
+        in text, text
+    fr = frames_by_function(hung, r.by_lwp[sc.truth.lwp("mixed")])
+    assert "?? (0x%x) [its log strings name helper_logs or mixed_worker]" % \
+        fr["mixed_worker"]["pc"] in text, text
+    assert "?? (0x%x) [its log strings name helper_twice]" % \
+        frames_by_function(hung, r.by_lwp[sc.truth.lwp("twice")])["twice_a"]["pc"] in text
+    assert "park?" not in text and "twice_a" not in text, text
