@@ -27,7 +27,7 @@ N_WAITERS = int(os.environ.get("JANUS_STALL_WAITERS", "8"))
 
 @pytest.fixture(scope="module")
 def prefix():
-    p, problem = janusd.usable_prefix(("gdb", "strip", "readelf", "objdump"))
+    p, problem = janusd.usable_prefix(("gdb", "strip", "readelf", "objdump", "nm"))
     if problem:
         pytest.skip(problem)
     return p
@@ -155,7 +155,8 @@ def test_stall_core_stripped(stall, stripped):
     offset = symbol_value(j.plugin, "rooms_mutex")
     out = analyze(res, j, "janus-waitgraph --format json", hide_debug=True, exe=exe,
                   extra=["-iex", "set sysroot %s" % sysroot,
-                         "-iex", "set auto-load python-scripts off"], pre=["info sharedlibrary"])
+                         "-iex", "set auto-load python-scripts off"],
+                  pre=["info sharedlibrary", "info files"])
     # the stripped plugin is the one gdb loaded
     libs = [l for l in out.stdout.splitlines()
             if re.match(r"^0x[0-9a-f]+\s+0x[0-9a-f]+\s", l) and "libjanus_videoroom" in l]
@@ -187,12 +188,71 @@ def test_stall_core_stripped(stall, stripped):
     for lwp in res.waiters:
         behind = blocked_behind(r, r.by_lwp[lwp]["num"])
         assert behind is not None and behind.get("thread") == r.by_lwp[res.frozen_lwp]["num"]
+    # --- frames named from their functions' log strings (issue 11 point 6) ---
+    # every name given is the unstripped file's symbol at that pc: no false name
+    frozen = r.by_lwp[res.frozen_lwp]
+    truth = {"libjanus_videoroom.so": (function_ranges(j.plugin), res.rooms_mutex - offset),
+             None: (function_ranges(j.exe), text_bias(out.stdout, j.exe))}
+    named = []
+    for t in r.data["threads"]:
+        for f in t["frames"]:
+            assert f["function"] is None or "log_name" not in f, f
+            if "log_name" not in f:
+                continue
+            ranges, bias = truth[f["lib"]]
+            true = symbol_at(ranges, f["pc"] - bias - (1 if f["level"] else 0))
+            assert true is not None and f["log_name"] == true.split(".")[0], (f, true)
+            named.append((t["num"], f["level"], f["log_name"]))
+    # the frozen request's frame in the plugin's request handler is named
+    in_plugin = [f for f in frozen["frames"] if f["lib"] == "libjanus_videoroom.so"]
+    assert in_plugin and in_plugin[0].get("log_name") == res.function, in_plugin
+    print("frames named from log strings: %d (%d in the frozen thread), none false: %s" % (
+        len(named), len([n for n in named if n[0] == frozen["num"]]), sorted(set(
+            n[2] for n in named))))
     text = gdbrun.extract_report(analyze(
         res, j, "janus-waitgraph", hide_debug=True, exe=exe,
         extra=["-iex", "set sysroot %s" % sysroot,
                "-iex", "set auto-load python-scripts off"]).stdout)
     assert text is not None and "leaked" not in text, text
     assert "[inferred: %s]" % owner["detail"] in text, text
+    assert "%s? () from libjanus_videoroom.so [named from its log string]" % res.function \
+        in text, text
+
+
+def function_ranges(elf):
+    """[(start, end, name)] of ELF's function symbols (nm -S), file addresses."""
+    out = subprocess.run(["nm", "-S", "--defined-only", elf], stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout
+    ranges = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[2] in "tTwW":
+            start = int(parts[0], 16)
+            ranges.append((start, start + int(parts[1], 16), parts[3]))
+    return ranges
+
+
+def symbol_at(ranges, addr):
+    for start, end, name in ranges:
+        if start <= addr < end:
+            return name
+    return None
+
+
+def text_bias(gdb_stdout, elf):
+    """Load bias of the executable ELF, from `info files` (its .text line)."""
+    runtime = None
+    for line in gdb_stdout.splitlines():
+        m = re.match(r"^\s*0x([0-9a-f]+) - 0x[0-9a-f]+ is \.text\s*$", line)
+        if m:
+            runtime = int(m.group(1), 16)
+    out = subprocess.run(["readelf", "-SW", elf], stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout
+    for line in out.splitlines():
+        m = re.search(r"\]\s+\.text\s+\S+\s+([0-9a-f]+)\s", line)
+        if m and runtime is not None:
+            return runtime - int(m.group(1), 16)
+    raise AssertionError("no .text of %s" % elf)
 
 
 def objdump_lines(elf):
