@@ -38,6 +38,8 @@ static function called once), is named after the inlined function.
 import re
 import struct
 
+from .x86insn import CALLER_SAVED, IMM_RE, mem, reg as reg_of
+
 ARG_REGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
 # printf-like functions: index of the format argument
 PRINTF_FORMAT_ARG = {
@@ -198,7 +200,7 @@ class Tracer(object):
             budget -= 1
             ins = self.insns[j]
             if ins.kind == "call":
-                if reg in ("rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"):
+                if reg in CALLER_SAVED:
                     return None
             elif reg in ins.writes():
                 return self._defined(ins, reg, j, budget)
@@ -206,7 +208,6 @@ class Tracer(object):
         return None
 
     def _defined(self, ins, reg, j, budget):
-        from .x86insn import IMM_RE, reg as reg_of
         ops = ins.ops
         if len(ops) != 2 or reg_of(ops[1]) != reg:
             return None
@@ -225,7 +226,6 @@ class Tracer(object):
     def stack_value(self, slot, k, budget=MAX_TRACE):
         """Value of the outgoing stack argument at SLOT bytes above %rsp at
         the call K: pushes and stores to ``disp(%rsp)`` of straight-line code."""
-        from .x86insn import IMM_RE, mem, reg as reg_of
         off = 0
         j = self._prev(k)
         while j is not None and budget > 0:
@@ -343,9 +343,13 @@ class Namer(object):
         self.reader = reader
         self._images = {}         # module path -> Image
         self._done = {}           # (module path, function start) -> Naming or None
+        self._seen = set()        # ids of the FrameInfos looked at (shared by threads)
 
     def name(self, frame, info):
         """Naming of the function FRAME (FrameInfo INFO) is in, or None."""
+        if id(info) in self._seen:
+            return None           # already looked at (and marked) for another thread
+        self._seen.add(id(info))
         try:
             got = self.reader.function_at(frame, info)
             if got is None:
