@@ -199,18 +199,7 @@ def test_stall_core_stripped(stall, stripped):
     # --- frames named from their functions' log strings (issue 11 point 6) ---
     # every name given is the unstripped file's symbol at that pc: no false name
     frozen = r.by_lwp[res.frozen_lwp]
-    truth = {"libjanus_videoroom.so": (function_ranges(j.plugin), res.rooms_mutex - offset),
-             None: (function_ranges(j.exe), text_bias(out.stdout, j.exe))}
-    named = []
-    for t in r.data["threads"]:
-        for f in t["frames"]:
-            assert f["function"] is None or "log_name" not in f, f
-            if "log_name" not in f:
-                continue
-            ranges, bias = truth[f["lib"]]
-            true = symbol_at(ranges, f["pc"] - bias - (1 if f["level"] else 0))
-            assert true is not None and f["log_name"] == true.split(".")[0], (f, true)
-            named.append((t["num"], f["level"], f["log_name"]))
+    named = check_log_names(out.stdout, r, {exe: j.exe, plugin: j.plugin})
     # the frozen request's frame in the plugin's request handler is named
     in_plugin = [f for f in frozen["frames"] if f["lib"] == "libjanus_videoroom.so"]
     assert in_plugin and in_plugin[0].get("log_name") == res.function, in_plugin
@@ -225,6 +214,41 @@ def test_stall_core_stripped(stall, stripped):
     assert "[inferred: %s]" % owner["detail"] in text, text
     assert "%s? () from libjanus_videoroom.so [named from its log string]" % res.function \
         in text, text
+
+
+def check_log_names(gdb_stdout, r, unstripped):
+    """Check every frame name of report R read from log strings against the
+    symbols of the unstripped files: UNSTRIPPED maps each stripped file gdb
+    loaded (realpath) to its unstripped original; the load biases come from
+    `info sharedlibrary` and `info files` in GDB_STDOUT.  Returns [(thread,
+    frame level, name)]."""
+    by_real = dict((os.path.realpath(k), v) for k, v in unstripped.items())
+    loaded = {}                 # frame "lib" (None: the executable) -> (runtime .text, file)
+    for m in re.finditer(r"^(0x[0-9a-f]+)\s+0x[0-9a-f]+\s+\S+\s+(?:\(\*\)\s+)?(/\S+)",
+                         gdb_stdout, re.M):
+        real = by_real.get(os.path.realpath(m.group(2)))
+        if real:
+            loaded[os.path.basename(m.group(2))] = (int(m.group(1), 16), real)
+    m = re.search(r"^\s*0x([0-9a-f]+) - 0x[0-9a-f]+ is \.text\s*$", gdb_stdout, re.M)
+    exe = [v for k, v in by_real.items() if not k.endswith(".so") and ".so." not in k]
+    if m and len(exe) == 1:
+        loaded[None] = (int(m.group(1), 16), exe[0])
+    truth = {}
+    named = []
+    for t in r.data["threads"]:
+        for f in t["frames"]:
+            assert f["function"] is None or "log_name" not in f, f
+            if "log_name" not in f:
+                continue
+            assert f["lib"] in loaded, ("cannot check", f, sorted(loaded, key=str))
+            if f["lib"] not in truth:
+                text, path = loaded[f["lib"]]
+                truth[f["lib"]] = (function_ranges(path), text - text_address(path))
+            ranges, bias = truth[f["lib"]]
+            true = symbol_at(ranges, f["pc"] - bias - (1 if f["level"] else 0))
+            assert true is not None and f["log_name"] == true.split(".")[0], (f, true)
+            named.append((t["num"], f["level"], f["log_name"]))
+    return named
 
 
 def function_ranges(elf):
@@ -247,20 +271,15 @@ def symbol_at(ranges, addr):
     return None
 
 
-def text_bias(gdb_stdout, elf):
-    """Load bias of the executable ELF, from `info files` (its .text line)."""
-    runtime = None
-    for line in gdb_stdout.splitlines():
-        m = re.match(r"^\s*0x([0-9a-f]+) - 0x[0-9a-f]+ is \.text\s*$", line)
-        if m:
-            runtime = int(m.group(1), 16)
+def text_address(elf):
+    """File address of ELF's .text (readelf -S)."""
     out = subprocess.run(["readelf", "-SW", elf], stdout=subprocess.PIPE,
                          universal_newlines=True, check=True).stdout
     for line in out.splitlines():
         m = re.search(r"\]\s+\.text\s+\S+\s+([0-9a-f]+)\s", line)
-        if m and runtime is not None:
-            return runtime - int(m.group(1), 16)
-    raise AssertionError("no .text of %s" % elf)
+        if m:
+            return int(m.group(1), 16)
+    raise AssertionError("no .text in %s" % elf)
 
 
 def objdump_lines(elf):
@@ -454,8 +473,8 @@ def test_leaked_handle_mutex_stripped(leaked):
     with open(exe, "rb") as f:
         assert b".debug_info" not in f.read()
     extra = ["-iex", "set sysroot %s" % sysroot, "-iex", "set auto-load python-scripts off"]
-    out = gdbrun.gdb(["info sharedlibrary", "janus-waitgraph --format json"], exe=exe, core=core,
-                     hide_debug=True, extra=extra)
+    out = gdbrun.gdb(["info sharedlibrary", "info files", "janus-waitgraph --format json"],
+                     exe=exe, core=core, hide_debug=True, extra=extra)
     assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
     # the stripped plugins are the ones gdb loaded
     libs = [l.split()[-1] for l in out.stdout.splitlines()
@@ -487,3 +506,13 @@ def test_leaked_handle_mutex_stripped(leaked):
     assert [t["lwp"] for t in r.data["threads"] if t["role"] == "main"] == [r.data["target"]["pid"]]
     assert any(x.startswith("No debug info for janus") for x in r.data["next_steps"]), \
         r.data["next_steps"]
+    # frames named from log strings: each is the unstripped file's symbol there
+    originals = {}
+    for path in j.mapped_files():
+        real = os.path.realpath(path)
+        for c in copies:
+            if os.path.basename(c) == os.path.basename(real):
+                originals[c] = real
+    named = check_log_names(out.stdout, r, originals)
+    print("frames named from log strings: %d, none false: %s" % (
+        len(named), sorted(set(n[2] for n in named))))
