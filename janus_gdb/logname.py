@@ -3,9 +3,13 @@
 A stripped Janus has no symbols for its static functions, but every
 ``JANUS_LOG`` formats ``"[%s:%s:%d] "`` with ``__FILE__``, ``__FUNCTION__``
 and ``__LINE__``, so a function that logs passes the string of its own name
-to ``snprintf``.  This module finds such calls in a function's decoded
-machine code (``x86insn.Insn``, as ``codereader`` disassembles it) and
-decides whether they name the function.  Pure logic; no gdb.
+to ``snprintf`` (and its lock and reference debugging prints
+``"[%s:%s:%d:lock] %p"`` pass it to ``janus_vprintf``).  This module finds
+such calls in a function's decoded machine code (``x86insn.Insn``, as
+``codereader`` disassembles it) and decides whether they name the
+function.  No gdb here: ``Namer`` asks ``codereader.CodeReader`` for the
+frame's function and its instructions; ``Image`` reads the module's file
+on disk (read-only data and code bytes), never the target.
 
 The rule (docs/evidence.md, "Names from log strings"); a false name costs
 more than a gap:
@@ -59,7 +63,7 @@ IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 FILE_RE = re.compile(r"^[A-Za-z0-9_./+-]{0,200}[A-Za-z0-9_+-]\.(?:c|cc|cpp|cxx|C|h|hh|hpp)$")
 _CONV_RE = re.compile(r"%(%|[-+ #0']*(\*|\d+)?(?:\.(\*|\d*))?"
                       r"(?:hh|h|ll|l|j|z|t|L|q)?([diouxXeEfFgGaAcspnm]))")
-_LEA_RE = re.compile(b"[\x48\x4c]\x8d[\x05\x0d\x15\x1d\x25\x2d\x35\x3d]", re.S)
+_LEA_RE = re.compile(b"[\x48-\x4f]\x8d[\x05\x0d\x15\x1d\x25\x2d\x35\x3d]", re.S)
 
 
 class Image(object):
