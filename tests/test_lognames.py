@@ -1,5 +1,6 @@
 """Frames of a stripped program named from their functions' own log calls:
-tests/fixtures/lognames.c compiled -O2 and stripped, libc debug info hidden,
+tests/fixtures/lognames.c compiled -O2 (plain, and with _FORTIFY_SOURCE:
+__snprintf_chk with stack arguments) and stripped, libc debug info hidden,
 live and on a core, JSON and text.
 
 The truth: the fixture prints its functions' runtime addresses; ``nm`` of
@@ -19,12 +20,17 @@ import gdbrun
 from test_json_schema import check_document
 
 
+# fortified: snprintf becomes __snprintf_chk, __FUNCTION__ and __LINE__ go on the stack
+VARIANTS = {"plain": [], "fortify": ["-D_FORTIFY_SOURCE=2"]}
+
+
 class Build(object):
-    def __init__(self, build_dir):
+    def __init__(self, build_dir, variant):
         src = os.path.join(gdbrun.FIXTURES, "lognames.c")
-        out = os.path.join(build_dir, "lognames")
-        self.debug = gdbrun.compile_c(src, out)
-        self.stripped = gdbrun.compile_c(src, out, strip=True)
+        out = os.path.join(build_dir, "lognames_%s" % variant)
+        self.debug = gdbrun.compile_c(src, out, defines=VARIANTS[variant])
+        self.stripped = gdbrun.compile_c(src, out, defines=VARIANTS[variant], strip=True)
+        self.variant = variant
         if not gdbrun.have("nm"):
             pytest.skip("nm is not installed")
         text = subprocess.run(["nm", "-S", "--defined-only", self.debug],
@@ -39,11 +45,15 @@ class Build(object):
         self.by_name = dict((f[2], f) for f in self.functions)
 
 
-@pytest.fixture(scope="module")
-def hung(build_dir):
-    b = Build(build_dir)
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def hung(request, build_dir):
+    b = Build(build_dir, request.param)
+    if request.param == "fortify" and gdbrun.have("objdump"):
+        text = subprocess.run(["objdump", "-d", b.debug], stdout=subprocess.PIPE,
+                              universal_newlines=True, check=True).stdout
+        assert "<__snprintf_chk@plt>" in text
     sc = gdbrun.Scenario(b.stripped, [])
-    core = sc.gcore(os.path.join(build_dir, "core.lognames"))
+    core = sc.gcore(os.path.join(build_dir, "core.lognames_%s" % request.param))
     printed = dict((f[1], int(f[2], 16)) for f in sc.truth.facts
                    if f[0] == "fn" and len(f) == 3)
     assert "named_worker" in printed, sc.truth.facts
