@@ -19,7 +19,8 @@ UNKNOWN = "unknown"
 
 class FrameInfo(object):
     """One stack frame as read from the target."""
-    __slots__ = ("level", "pc", "function", "file", "line", "lib", "system")
+    __slots__ = ("level", "pc", "function", "file", "line", "lib", "system", "log_name",
+                 "log_names")
 
     def __init__(self, level, pc, function=None, file=None, line=None, lib=None, system=False):
         self.level = level
@@ -29,19 +30,39 @@ class FrameInfo(object):
         self.line = line
         self.lib = lib                # basename of the shared library, None = executable
         self.system = system          # libc, libpthread, glib, the dynamic loader
+        # no symbol: the name its own log calls give (logname), never a
+        # symbol; or the several names they carry (no name then)
+        self.log_name = None
+        self.log_names = ()
 
     def where(self):
-        """``func (file.c:12)``, ``func () from libfoo.so`` or ``?? () from lib``."""
-        name = self.function or "??"
+        """``func (file.c:12)``, ``func () from libfoo.so`` or ``?? () from lib``;
+        a name read from log strings is marked (``name? ... [named from its
+        log string]``)."""
+        if self.function is None and self.log_name:
+            name = self.log_name + "?"
+            mark = " [named from its log string]"
+        else:
+            name = self.function or "??"
+            mark = ""
+            if self.function is None and self.log_names:
+                mark = " [its log strings name %s]" % " or ".join(self.log_names[:3])
+                if len(self.log_names) > 3:
+                    mark += " (+%d)" % (len(self.log_names) - 3)
         if self.file and self.line:
-            return "%s (%s:%d)" % (name, self.file, self.line)
+            return "%s (%s:%d)%s" % (name, self.file, self.line, mark)
         if self.lib:
-            return "%s () from %s" % (name, self.lib)
-        return "%s ()" % name if self.function else "?? (0x%x)" % self.pc
+            return "%s () from %s%s" % (name, self.lib, mark)
+        return "%s ()" % name if self.function else "%s (0x%x)%s" % (name, self.pc, mark)
 
     def to_dict(self):
-        return {"level": self.level, "pc": self.pc, "function": self.function,
-                "file": self.file, "line": self.line, "lib": self.lib}
+        d = {"level": self.level, "pc": self.pc, "function": self.function,
+             "file": self.file, "line": self.line, "lib": self.lib}
+        if self.function is None and self.log_name:
+            d["log_name"] = self.log_name
+        elif self.function is None and self.log_names:
+            d["log_names"] = list(self.log_names)
+        return d
 
 
 class Snapshot(object):

@@ -27,7 +27,7 @@ N_WAITERS = int(os.environ.get("JANUS_STALL_WAITERS", "8"))
 
 @pytest.fixture(scope="module")
 def prefix():
-    p, problem = janusd.usable_prefix(("gdb", "strip", "readelf", "objdump"))
+    p, problem = janusd.usable_prefix(("gdb", "strip", "readelf", "objdump", "nm"))
     if problem:
         pytest.skip(problem)
     return p
@@ -163,7 +163,8 @@ def test_stall_core_stripped(stall, stripped):
     offset = symbol_value(j.plugin, "rooms_mutex")
     out = analyze(res, j, "janus-waitgraph --format json", hide_debug=True, exe=exe,
                   extra=["-iex", "set sysroot %s" % sysroot,
-                         "-iex", "set auto-load python-scripts off"], pre=["info sharedlibrary"])
+                         "-iex", "set auto-load python-scripts off"],
+                  pre=["info sharedlibrary", "info files"])
     # the stripped plugin is the one gdb loaded
     libs = [l for l in out.stdout.splitlines()
             if re.match(r"^0x[0-9a-f]+\s+0x[0-9a-f]+\s", l) and "libjanus_videoroom" in l]
@@ -195,12 +196,90 @@ def test_stall_core_stripped(stall, stripped):
     for lwp in res.waiters:
         behind = blocked_behind(r, r.by_lwp[lwp]["num"])
         assert behind is not None and behind.get("thread") == r.by_lwp[res.frozen_lwp]["num"]
+    # --- frames named from their functions' log strings (issue 11 point 6) ---
+    # every name given is the unstripped file's symbol at that pc: no false name
+    frozen = r.by_lwp[res.frozen_lwp]
+    named = check_log_names(out.stdout, r, {exe: j.exe, plugin: j.plugin})
+    # the frozen request's frame in the plugin's request handler is named
+    in_plugin = [f for f in frozen["frames"] if f["lib"] == "libjanus_videoroom.so"]
+    assert in_plugin and in_plugin[0].get("log_name") == res.function, in_plugin
+    print("frames named from log strings: %d (%d in the frozen thread), none false: %s" % (
+        len(named), len([n for n in named if n[0] == frozen["num"]]), sorted(set(
+            n[2] for n in named))))
     text = gdbrun.extract_report(analyze(
         res, j, "janus-waitgraph", hide_debug=True, exe=exe,
         extra=["-iex", "set sysroot %s" % sysroot,
                "-iex", "set auto-load python-scripts off"]).stdout)
     assert text is not None and "leaked" not in text, text
     assert "[inferred: %s]" % owner["detail"] in text, text
+    assert "%s? () from libjanus_videoroom.so [named from its log string]" % res.function \
+        in text, text
+
+
+def check_log_names(gdb_stdout, r, unstripped):
+    """Check every frame name of report R read from log strings against the
+    symbols of the unstripped files: UNSTRIPPED maps each stripped file gdb
+    loaded (realpath) to its unstripped original; the load biases come from
+    `info sharedlibrary` and `info files` in GDB_STDOUT.  Returns [(thread,
+    frame level, name)]."""
+    by_real = dict((os.path.realpath(k), v) for k, v in unstripped.items())
+    loaded = {}                 # frame "lib" (None: the executable) -> (runtime .text, file)
+    for m in re.finditer(r"^(0x[0-9a-f]+)\s+0x[0-9a-f]+\s+\S+\s+(?:\(\*\)\s+)?(/\S+)",
+                         gdb_stdout, re.M):
+        real = by_real.get(os.path.realpath(m.group(2)))
+        if real:
+            loaded[os.path.basename(m.group(2))] = (int(m.group(1), 16), real)
+    m = re.search(r"^\s*0x([0-9a-f]+) - 0x[0-9a-f]+ is \.text\s*$", gdb_stdout, re.M)
+    exe = [v for k, v in by_real.items() if not k.endswith(".so") and ".so." not in k]
+    if m and len(exe) == 1:
+        loaded[None] = (int(m.group(1), 16), exe[0])
+    truth = {}
+    named = []
+    for t in r.data["threads"]:
+        for f in t["frames"]:
+            assert f["function"] is None or "log_name" not in f, f
+            if "log_name" not in f:
+                continue
+            assert f["lib"] in loaded, ("cannot check", f, sorted(loaded, key=str))
+            if f["lib"] not in truth:
+                text, path = loaded[f["lib"]]
+                truth[f["lib"]] = (function_ranges(path), text - text_address(path))
+            ranges, bias = truth[f["lib"]]
+            true = symbol_at(ranges, f["pc"] - bias - (1 if f["level"] else 0))
+            assert true is not None and f["log_name"] == true.split(".")[0], (f, true)
+            named.append((t["num"], f["level"], f["log_name"]))
+    return named
+
+
+def function_ranges(elf):
+    """[(start, end, name)] of ELF's function symbols (nm -S), file addresses."""
+    out = subprocess.run(["nm", "-S", "--defined-only", elf], stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout
+    ranges = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[2] in "tTwW":
+            start = int(parts[0], 16)
+            ranges.append((start, start + int(parts[1], 16), parts[3]))
+    return ranges
+
+
+def symbol_at(ranges, addr):
+    for start, end, name in ranges:
+        if start <= addr < end:
+            return name
+    return None
+
+
+def text_address(elf):
+    """File address of ELF's .text (readelf -S)."""
+    out = subprocess.run(["readelf", "-SW", elf], stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout
+    for line in out.splitlines():
+        m = re.search(r"\]\s+\.text\s+\S+\s+([0-9a-f]+)\s", line)
+        if m:
+            return int(m.group(1), 16)
+    raise AssertionError("no .text in %s" % elf)
 
 
 def objdump_lines(elf):
@@ -394,8 +473,8 @@ def test_leaked_handle_mutex_stripped(leaked):
     with open(exe, "rb") as f:
         assert b".debug_info" not in f.read()
     extra = ["-iex", "set sysroot %s" % sysroot, "-iex", "set auto-load python-scripts off"]
-    out = gdbrun.gdb(["info sharedlibrary", "janus-waitgraph --format json"], exe=exe, core=core,
-                     hide_debug=True, extra=extra)
+    out = gdbrun.gdb(["info sharedlibrary", "info files", "janus-waitgraph --format json"],
+                     exe=exe, core=core, hide_debug=True, extra=extra)
     assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
     # the stripped plugins are the ones gdb loaded
     libs = [l.split()[-1] for l in out.stdout.splitlines()
@@ -427,3 +506,13 @@ def test_leaked_handle_mutex_stripped(leaked):
     assert [t["lwp"] for t in r.data["threads"] if t["role"] == "main"] == [r.data["target"]["pid"]]
     assert any(x.startswith("No debug info for janus") for x in r.data["next_steps"]), \
         r.data["next_steps"]
+    # frames named from log strings: each is the unstripped file's symbol there
+    originals = {}
+    for path in j.mapped_files():
+        real = os.path.realpath(path)
+        for c in copies:
+            if os.path.basename(c) == os.path.basename(real):
+                originals[c] = real
+    named = check_log_names(out.stdout, r, originals)
+    print("frames named from log strings: %d, none false: %s" % (
+        len(named), sorted(set(n[2] for n in named))))

@@ -258,7 +258,7 @@ def stack_signature(thread, depth=3):
     for fr in frames[start:]:
         if fr.system:
             continue
-        names.append(fr.function or "??")
+        names.append(fr.function or (fr.log_name + "?" if fr.log_name else "??"))
         if len(names) >= depth:
             break
     return tuple(names)

@@ -9,6 +9,7 @@ import gdb  # pylint: disable=import-error
 from ..target import codereader
 from . import lockset
 from ..janus import objects
+from ..target import logname
 
 # Application frames analysed per thread (the newest ones hold the most).
 MAX_SCANNED_FRAMES = 48
@@ -27,6 +28,7 @@ class Scanner(object):
         self.kind_of_type = kind_of_type
         self.frame_cache = {}
         self.code = codereader.CodeReader()
+        self.namer = logname.Namer(self.code)
 
     def __call__(self, snap, gframes):
         claims = []
@@ -46,6 +48,8 @@ class Scanner(object):
             scanned += 1
             if scanned > MAX_SCANNED_FRAMES:
                 break
+            if info.function is None and info.log_name is None and not info.log_names:
+                _name_from_log(self.namer, frame, info)
             if info.line is None:
                 got, complete = self._code_claims(frame, info)
             else:
@@ -128,6 +132,17 @@ class Scanner(object):
             except (gdb.error, RuntimeError, ValueError, OverflowError, TypeError):
                 continue
         return None
+
+
+def _name_from_log(namer, frame, info):
+    """Mark a frame without a symbol with the name its log calls give
+    (``logname``; never a symbol, and never used for roles)."""
+    got = namer.name(frame, info)
+    if got is not None:
+        if got.name:
+            info.log_name = got.name
+        else:
+            info.log_names = got.candidates
 
 
 def _inline(frame):

@@ -105,7 +105,8 @@ def site(t, depth=3):
         picked = frames[:depth]
     else:
         picked = [fr for fr in frames[t.site:] if not fr.system][:depth]
-    return ARROW.join(escape(fr.where(), 100) for fr in picked)
+    # a name from log strings keeps its mark (docs/evidence.md)
+    return ARROW.join(escape(fr.where(), 140 if fr.log_name else 100) for fr in picked)
 
 
 def owner_text(lock, report):

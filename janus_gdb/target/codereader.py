@@ -211,18 +211,39 @@ class CodeReader(object):
         self._codes[key] = code
         return code
 
-    def _point(self, frame, info):
+    @staticmethod
+    def _is_caller(frame):
+        """True when FRAME's pc is a return address: the frame is neither the
+        newest real one nor interrupted by a signal (inlined frames share a
+        pc); None when gdb cannot tell."""
         try:
-            # the pc is a return address unless the frame is the newest real
-            # one or was interrupted by a signal (inlined frames share a pc)
-            caller = False
             newer = frame.newer()
             for _ in range(64):
                 if newer is None or newer.type() != gdb.INLINE_FRAME:
                     break
                 newer = newer.newer()
-            caller = newer is not None and newer.type() != gdb.SIGTRAMP_FRAME
+            return newer is not None and newer.type() != gdb.SIGTRAMP_FRAME
         except (gdb.error, RuntimeError):
+            return None
+
+    def function_at(self, frame, info):
+        """(Module, Fde) of the function (its ``.eh_frame`` entry, not a
+        ``.cold`` fragment) FRAME is in, or None."""
+        caller = self._is_caller(frame)
+        if caller is None or not self._usable_target(frame):
+            return None
+        where = info.pc - 1 if caller else info.pc
+        mod = self.module(where)
+        if mod is None:
+            return None
+        fde = mod.elf.fde_at(where - mod.bias)
+        if fde is None or not fde.entry:
+            return None
+        return mod, fde
+
+    def _point(self, frame, info):
+        caller = self._is_caller(frame)
+        if caller is None:
             return None
         key = (info.pc, caller)
         if key in self._points:
