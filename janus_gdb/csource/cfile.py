@@ -129,8 +129,8 @@ def _params(tv, open_idx, close_idx):
     return out
 
 
-def _locals(tv, open_idx, close_idx):
-    """{variable: type name} of the declarations in a body, and {variable:
+def _locals(tv, tl, open_idx, close_idx):
+    """{variable: [[line, type name], ...]} of the declarations in a body, and {variable:
     expression} of the ``v = &expr`` aliases (the last one wins)."""
     types = {}
     aliases = {}
@@ -143,7 +143,9 @@ def _locals(tv, open_idx, close_idx):
                 j += 1
             if j < close_idx and _ident(tv[j]) and tv[j + 1] in _DECL_NEXT and \
                     tv[j] not in _QUALIFIERS and v not in _QUALIFIERS:
-                types.setdefault(tv[j], v)
+                decls = types.setdefault(tv[j], [])
+                if len(decls) < 16:
+                    decls.append([tl[j], v])
                 k = j
         elif v == "=" and tv[k + 1] == "&" and _ident(tv[k - 1]) and tv[k - 2] not in (".", "->"):
             e = k + 2
@@ -209,8 +211,8 @@ def parse_text(path, text):
         elif v == "}":
             depth = max(0, depth - 1)
         elif v == ";" and depth == 0:
-            _file_scope(tv, stmt, k, typedefs, gvars, statics)
-            _initializers(tv, tl, stmt, k, inits)
+            typ = _file_scope(tv, stmt, k, typedefs, gvars, statics)
+            _initializers(tv, tl, stmt, k, inits, typ)
             stmt = k + 1
         k += 1
     return {"path": path, "structs": structs, "typedefs": typedefs, "globals": gvars,
@@ -243,20 +245,22 @@ def _file_scope(tv, s, e, typedefs, gvars, statics):
             break
     decl = toks[:eq]
     if "(" in decl and not ("(" in decl and decl[decl.index("(") + 1:decl.index("(") + 2] == ["*"]):
-        return  # a prototype
+        return None  # a prototype
     typ, name = _decl_type(decl)
     if name and typ:
         gvars[name] = typ
         if "static" in decl:
             statics.append(name)
+    return typ
 
 
-def _initializers(tv, tl, s, e, inits):
-    """``.field = function`` designated initializers in tokens [S, E)."""
+def _initializers(tv, tl, s, e, inits, typ=None):
+    """``.field = function`` designated initializers in tokens [S, E) (of a
+    variable of type TYP when known): [field, function, line, type]."""
     for k in range(s + 1, e - 3):
         if tv[k] == "." and tv[k + 2] == "=" and tv[k - 1] in (",", "{", "(") and \
                 _ident(tv[k + 1]) and _ident(tv[k + 3]) and tv[k + 4] in (",", "}", ")"):
-            inits.append([tv[k + 1], tv[k + 3], tl[k]])
+            inits.append([tv[k + 1], tv[k + 3], tl[k], typ])
 
 
 def _function(path, tv, tl, stmt, open_idx, close_idx):
@@ -278,10 +282,10 @@ def _function(path, tv, tl, stmt, open_idx, close_idx):
     name = tv[m - 1]
     head = list(tv[stmt:m - 1])
     params = _params(tv, m, j)
-    types, aliases = _locals(tv, open_idx, close_idx)
+    types, aliases = _locals(tv, tl, open_idx, close_idx)
     for pname, ptype in params:
         if ptype:
-            types[pname] = ptype
+            types.setdefault(pname, []).insert(0, [0, ptype])
     ret = [t for t in head if _ident(t) and t not in _QUALIFIERS]
     fn = {"name": name, "line": tl[m - 1], "end": tl[close_idx],
           "static": "static" in head, "params": params, "types": types,

@@ -186,10 +186,15 @@ class _Program(object):
                 gid = len(self.funcs)
                 self.funcs.append((fi, fn))
                 self.byname.setdefault(fn["name"], []).append(gid)
+        self.init_files = {}   # field -> file indexes that store a function in it
+        self.typed_inits = {}  # (struct type, field) -> set of gids
         for fi, data in enumerate(files):
-            for field, fname, _line in data["inits"]:
+            for field, fname, _line, typ in data["inits"]:
                 for gid in self.lookup(fname, fi):
                     self.inits.setdefault(field, set()).add(gid)
+                    if typ:
+                        self.typed_inits.setdefault((self.base(typ), field), set()).add(gid)
+                    self.init_files.setdefault(field, set()).add(fi)
         for gid, (fi, fn) in enumerate(self.funcs):
             for key, fname, line in fn["refinits"]:
                 typ = self.container_type(key, fi)
@@ -269,7 +274,12 @@ class _Program(object):
         """gids a call record may run (and a note when it cannot be resolved)."""
         name, line = call[0], call[1]
         if name.startswith("->"):
-            got = self.inits.get(name[2:])
+            got = None
+            if call[3]:
+                typ = self.container_type(call[3] + "|" + name[2:], fi)
+                if typ:
+                    got = self.typed_inits.get((typ, name[2:]))
+            got = got or self.inits.get(name[2:])
             if got:
                 return sorted(got)
             if held:
@@ -363,32 +373,38 @@ def _reach(prog, classes):
     for gid, (fi, fn) in enumerate(prog.funcs):
         for a, (cls, ok) in zip(fn["acqs"], classes[gid]):
             if a[3] == "lock" and cls not in reach[gid]:
-                reach[gid][cls] = ((gid,), a[2], fi, ok, False)
+                reach[gid][cls] = ((gid,), a[2], fi, ok, False, ())
         cs = {}
         for call in fn["calls"]:
             weak = call[0].startswith("janus_refcount_decrease")
-            for g in prog.callees(call, fi, fn, call[2]):
+            gs = prog.callees(call, fi, fn, call[2])
+            for g in gs:
                 if g != gid:
-                    cs[g] = cs.get(g, True) and weak
-        callees[gid] = sorted(cs.items())
+                    fan = None
+                    if call[0].startswith("->") and len(gs) > 1:
+                        fan = (call[0][2:], prog.funcs[g][0])
+                    old = cs.get(g)
+                    cs[g] = (weak and (old is None or old[0]), fan if old is None else old[1])
+        callees[gid] = sorted((g, w, f) for g, (w, f) in cs.items())
     for _round in range(MAX_CHAIN - 1):
         changed = False
         nxt = [dict(r) for r in reach]
         for gid in range(n):
             mine = nxt[gid]
-            for g, weak_call in callees[gid]:
-                for cls, (chain, line, fi, ok, weak) in reach[g].items():
+            for g, weak_call, fan_call in callees[gid]:
+                for cls, (chain, line, fi, ok, weak, fan) in reach[g].items():
                     if gid in chain:
                         continue
                     w = weak or weak_call
                     old = mine.get(cls)
                     if old is None or (old[4] and not w and len(old[0]) > 1):
-                        mine[cls] = ((gid,) + chain, line, fi, ok, w)
+                        mine[cls] = ((gid,) + chain, line, fi, ok, w,
+                                     ((fan_call,) if fan_call else ()) + fan)
                         changed = True
         reach = nxt
         if not changed:
             break
-    prog.callee_gids = [[g for g, _w in cs] for cs in callees]
+    prog.callee_gids = [[g for g, _w, _f in cs] for cs in callees]
     return reach
 
 
@@ -423,7 +439,12 @@ def _edges(prog, classes, reach):
                 if g == gid:
                     continue
                 weak_call = call[0].startswith("janus_refcount_decrease")
-                for cls, (chain, line, cfi, ok2, weak) in reach[g].items():
+                gfan = ()
+                if call[0].startswith("->"):
+                    gfan = ((call[0][2:], prog.funcs[g][0]),)
+                for cls, (chain, line, cfi, ok2, weak, fan) in reach[g].items():
+                    if any(f[1] != fi and fi in prog.init_files.get(f[0], ()) for f in gfan + fan):
+                        continue  # a file calls back its own implementation, not another's
                     for aid, _definite in call[2]:
                         held_cls, ok1 = classes[gid][aid]
                         add(held_cls, cls, {

@@ -69,7 +69,20 @@ def op_of(name):
     return None
 
 
-def key_of(expr, types, aliases):
+def type_at(types, name, line):
+    """Declared type of variable NAME at LINE: the last declaration before
+    LINE (TYPES: {name: [[line, type], ...]}), else the first one."""
+    decls = types.get(name)
+    if not decls:
+        return None
+    best = decls[0][1]
+    for dline, typ in decls:
+        if dline <= line:
+            best = typ
+    return best
+
+
+def key_of(expr, types, aliases, line=0):
     """File-local key of a lock expression: ``@type|field|field`` when the
     root variable's type is declared, ``$name|field..`` otherwise (a global
     or an unknown), ``!expr`` when the expression is not a plain chain."""
@@ -87,7 +100,7 @@ def key_of(expr, types, aliases):
         return "!" + s
     parts = re.split(r"->|\.", s)
     root = parts[0]
-    typ = types.get(root)
+    typ = type_at(types, root, line)
     head = ("@" + typ) if typ else ("$" + root)
     return "|".join([head] + parts[1:])
 
@@ -435,6 +448,13 @@ class Walker(object):
             if st is not None and len(self.calls) < MAX_CALLS:
                 argkey = None
                 callee = ("->" + name) if ptr else name
+                if ptr:
+                    j = i - 2
+                    while j - 2 >= 0 and tv[j - 1] in ("->", ".") and \
+                            locksets._IDENT_RE.match(tv[j - 2]) and locksets._IDENT_RE.match(tv[j]):
+                        j -= 2
+                    if locksets._IDENT_RE.match(tv[j]):
+                        argkey = self._key("".join(tv[j:i - 1]), line)
                 if not ptr and name in THREAD_ENTRY_ARG:
                     close, args = self._args(i)
                     k = THREAD_ENTRY_ARG[name]
@@ -447,12 +467,12 @@ class Walker(object):
                     close, args = self._args(i)
                     if len(args) == 2:
                         fn = "".join(tv[args[1][0]:args[1][1]])
-                        self.refinits.append([self._key("".join(tv[args[0][0]:args[0][1]])),
+                        self.refinits.append([self._key("".join(tv[args[0][0]:args[0][1]]), line),
                                               fn, line])
                 elif not ptr and name.startswith("janus_refcount_decrease"):
                     close, args = self._args(i)
                     if args:
-                        argkey = self._key("".join(tv[args[0][0]:args[0][1]]))
+                        argkey = self._key("".join(tv[args[0][0]:args[0][1]]), line)
                 snap = self._snapshot(st)
                 sig = (callee, tuple(a for a, _d in snap), argkey)
                 if sig not in self._seen_calls:
@@ -463,7 +483,7 @@ class Walker(object):
         if not args or st is None:
             return close + 1, st
         expr = locksets.normalize_expr("".join(tv[args[0][0]:args[0][1]]))
-        key = self._key(expr)
+        key = self._key(expr, line)
         held, released = st
         if op == "unlock":
             for match in (lambda a: self.acqs[a][0] == expr, lambda a: self.acqs[a][1] == key):
@@ -477,8 +497,8 @@ class Walker(object):
         self.acqs.append([expr, key, line, op, self._snapshot(st), name])
         return close + 1, (held + ((aid, op == "lock", None),), released)
 
-    def _key(self, expr):
-        return key_of(expr, self.types, self.aliases)
+    def _key(self, expr, line):
+        return key_of(expr, self.types, self.aliases, line)
 
 
 THREAD_ENTRY_ARG = {"g_thread_try_new": 1, "g_thread_new": 1, "g_thread_pool_new": 0,
