@@ -505,8 +505,9 @@ def _missing_unlocks(prog, classes):
                 a = acqs[aid]
                 expr, key, lline = a[0], a[1], a[2]
                 cls, ok = classes[gid][aid]
-                if how == "return" and held_count.get(key, 0) >= fn["nexits"]:
-                    continue   # holds it on every exit: its contract
+                if how == "return" and held_count.get(key, 0) >= fn["nexits"] and \
+                        key not in fn["unlocked"]:
+                    continue   # holds it on every exit and never releases it: its contract
                 root = expr.lstrip("&*(").split("->")[0].split(".")[0]
                 if ret and ret == root:
                     continue   # returns the locked object

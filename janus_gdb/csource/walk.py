@@ -120,6 +120,7 @@ class Walker(object):
         self.exits = []         # [line, how, [[aid, definite, via], ...], returned name]
         self.nexits = 0
         self.releases = []      # [expr, key, line]: releases of locks not taken here
+        self.unlocked = set()   # keys of the locks this function releases itself
         self.threads = []       # [function, line]
         self.refinits = []      # [key of the refcount, free function, line]
         self.gotos = {}
@@ -136,6 +137,7 @@ class Walker(object):
             self.notes.append("walk stopped: %s" % (str(exc) or exc.__class__.__name__))
         return {"acqs": self.acqs, "calls": self.calls, "exits": self.exits,
                 "nexits": self.nexits, "releases": self.releases, "threads": self.threads,
+                "unlocked": sorted(self.unlocked),
                 "refinits": self.refinits, "notes": self.notes}
 
     # -- states: (held, released); held = ((aid, definite, via), ...) --
@@ -282,6 +284,9 @@ class Walker(object):
                         if leaked:
                             self.exits.append([line, "continue", [[a, d, via] for a, d, via in leaked],
                                                None])
+                            # reported here: not again where the loop's paths end
+                            gone = frozenset(h[0] for h in leaked)
+                            st = (tuple(h for h in st[0] if h[0] not in gone), st[1] | gone)
                     ctx["conts"].append(st)
                     break
             i, _st = self._scan(i + 1, st, False)
@@ -353,6 +358,9 @@ class Walker(object):
         self.ctx.pop()
         if infinite:
             return i, self._join(ctx["breaks"])
+        if cur is not None:
+            # not entering the body is no evidence that a lock taken in it is conditional
+            cur = (cur[0], cur[1] | frozenset(range(ctx["first"], len(self.acqs))))
         return i, self._join([cur, out] + ctx["conts"] + ctx["breaks"])
 
     def _do(self, i, st, depth):
@@ -489,6 +497,7 @@ class Walker(object):
             for match in (lambda a: self.acqs[a][0] == expr, lambda a: self.acqs[a][1] == key):
                 for idx in range(len(held) - 1, -1, -1):
                     if match(held[idx][0]):
+                        self.unlocked.add(self.acqs[held[idx][0]][1])
                         return close + 1, (held[:idx] + held[idx + 1:],
                                            released | frozenset((held[idx][0],)))
             self.releases.append([expr, key, line])
