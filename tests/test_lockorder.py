@@ -247,3 +247,28 @@ def test_real_janus(cache_home):
                e["held"] == "janus_ice_handle.mutex" for e in edges)
     assert any("janus_videoroom_reqpli" in e["chain"] and
                e["taken"] == "janus_ice_handle.mutex" for e in edges)
+
+
+# -- the gdb command ---------------------------------------------------------
+
+@pytest.mark.skipif(not __import__("shutil").which("gdb"), reason="no gdb")
+def test_gdb_command_reads_debug_info_sources(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import gdbrun
+    src = [p for p in FIXTURES if p.endswith("inversions.c")][0]
+    obj = str(tmp_path / "inversions.o")
+    subprocess.run(["gcc", "-g", "-c", "-o", obj, src] + [
+        f for f in gdbrun.glib_flags() if f.startswith("-I")], check=True)
+    env_home = str(tmp_path / "cache")
+    _leaks, cycles, _none = expectations(src)
+    p = gdbrun.gdb(["janus-lockorder --format json"], exe=obj,
+                   extra=["-iex", "python import os; os.environ['XDG_CACHE_HOME'] = %r" % env_home])
+    doc = gdbrun.extract_json(p.stdout)
+    assert doc["schema"] == "janus-gdb/lockorder/1"
+    assert set(frozenset(f["classes"]) for f in doc["findings"]) == cycles
+    leaky = [p for p in FIXTURES if p.endswith("leaks.c")][0]
+    leaks, _c, _n = expectations(leaky)
+    p = gdbrun.gdb(["janus-lockorder %s" % leaky, "janus-lockorder --bogus"], exe=obj)
+    assert p.stdout.count("missing unlock:") == len(leaks)
+    assert "janus-lockorder: unrecognized arguments: --bogus" in p.stderr
+    assert "Traceback" not in p.stderr + p.stdout
