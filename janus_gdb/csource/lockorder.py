@@ -532,10 +532,17 @@ def _missing_unlocks(prog, classes):
                     continue
                 seen.add(sig)
                 rank = 2 if unknown_call else 1
+                implicit = [ln for ln, aids in fn.get("implicit", ()) if aid in aids] \
+                    if not via else []
                 text = "missing unlock: %s:%d %s() %s while holding `%s` (%s) taken at %s:%d" % (
                     base, ex_line, name, _how_text(ex_how), expr, cls, base, lline)
                 if via and line != ex_line:
                     text += "; the function then returns at %s:%d still holding it" % (base, line)
+                if implicit:
+                    rank = 3
+                    text += ("; only on the path where none of the conditions of the if/else-if "
+                             "chain at %s:%d holds (every branch of it jumps away): check "
+                             "whether the code excludes that path" % (base, implicit[0]))
                 if unknown_call:
                     text += "; unless an unresolved call (%s at line %d) releases it" % (
                         unknown_call[0][0] + "()", unknown_call[0][1])

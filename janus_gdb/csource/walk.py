@@ -121,6 +121,7 @@ class Walker(object):
         self.nexits = 0
         self.releases = []      # [expr, key, line]: releases of locks not taken here
         self.unlocked = set()   # keys of the locks this function releases itself
+        self.implicit = []      # [line of an if, [aids held]]: only its implicit else goes on
         self.threads = []       # [function, line]
         self.refinits = []      # [key of the refcount, free function, line]
         self.gotos = {}
@@ -130,17 +131,19 @@ class Walker(object):
 
     def run(self):
         try:
-            _i, st = self._block(self.open, ((), frozenset()), 0)
+            _i, st = self._block(self.open, ((), frozenset(), frozenset()), 0)
             if st is not None:
                 self._exit(self.tl[self.n - 1], "return", st)
-        except (WalkError, IndexError, RecursionError) as exc:
+        except (WalkError, IndexError, RecursionError, ValueError, TypeError, KeyError) as exc:
             self.notes.append("walk stopped: %s" % (str(exc) or exc.__class__.__name__))
         return {"acqs": self.acqs, "calls": self.calls, "exits": self.exits,
                 "nexits": self.nexits, "releases": self.releases, "threads": self.threads,
-                "unlocked": sorted(self.unlocked),
+                "unlocked": sorted(self.unlocked), "implicit": self.implicit[:64],
                 "refinits": self.refinits, "notes": self.notes}
 
-    # -- states: (held, released); held = ((aid, definite, via), ...) --
+    # -- states: (held, released, skipped); held = ((aid, definite, via), ...);
+    # skipped: acquisitions this path went past without taking them (the
+    # other branch of an if or switch, a failed trylock) --
 
     @staticmethod
     def _join(states):
@@ -153,6 +156,7 @@ class Walker(object):
         if all(s is first or s == first for s in live[1:]):
             return first
         released = frozenset().union(*[s[1] for s in live])
+        skipped = frozenset().union(*[s[2] for s in live])
         order = []
         info = {}
         for s in live:
@@ -168,11 +172,11 @@ class Walker(object):
             definite, via = info[aid]
             if definite:
                 for s in live:
-                    if not any(h[0] == aid for h in s[0]) and aid not in s[1]:
+                    if aid in s[2] and not any(h[0] == aid for h in s[0]) and aid not in s[1]:
                         definite = False
                         break
             held.append((aid, definite, via))
-        return (tuple(held), released)
+        return (tuple(held), released, skipped)
 
     def _snapshot(self, st):
         return [[aid, definite] for aid, definite, _via in st[0]]
@@ -249,11 +253,13 @@ class Walker(object):
             return self._do(i, st, depth)
         if v == "switch":
             i, cur = self._paren(i + 1, st)
+            first = len(self.acqs)
             ctx = {"loop": False, "entry": cur, "breaks": [], "default": False}
             self.ctx.append(ctx)
             i, out = self._body(i, cur, depth)
             self.ctx.pop()
-            return i, self._join([out] + ctx["breaks"] + ([] if ctx["default"] else [cur]))
+            return i, self._join(self._skip([out] + ctx["breaks"] +
+                                            ([] if ctx["default"] else [cur]), first))
         if v == "return":
             line = self.tl[i]
             ret = tv[i + 1] if i + 2 < n and tv[i + 2] == ";" else None
@@ -266,7 +272,7 @@ class Walker(object):
             line = self.tl[i]
             i, st = self._scan(i + 1, st, False)
             if st is not None:
-                st = (tuple((a, d, via or [line, "goto"]) for a, d, via in st[0]), st[1])
+                st = (tuple((a, d, via or [line, "goto"]) for a, d, via in st[0]), st[1], st[2])
                 self.gotos.setdefault(label, []).append(st)
             return i, None
         if v == "break" or v == "continue":
@@ -275,7 +281,7 @@ class Walker(object):
                 if v == "break":
                     if st is not None and ctx["loop"]:
                         st = (tuple((a, d, via or ([line, "break"] if a >= ctx["first"] else None))
-                                    for a, d, via in st[0]), st[1])
+                                    for a, d, via in st[0]), st[1], st[2])
                     ctx["breaks"].append(st)
                     break
                 if ctx["loop"]:
@@ -286,7 +292,8 @@ class Walker(object):
                                                None])
                             # reported here: not again where the loop's paths end
                             gone = frozenset(h[0] for h in leaked)
-                            st = (tuple(h for h in st[0] if h[0] not in gone), st[1] | gone)
+                            st = (tuple(h for h in st[0] if h[0] not in gone), st[1] | gone,
+                                  st[2])
                     ctx["conts"].append(st)
                     break
             i, _st = self._scan(i + 1, st, False)
@@ -295,8 +302,27 @@ class Walker(object):
             return self._body(i + 1, st, depth)
         return self._scan(i, st, False)
 
+    def _skip(self, states, first):
+        """STATES where the branches meet: each marks the acquisitions made
+        since FIRST (in the other branches) that it neither holds nor
+        released as skipped."""
+        new = frozenset(range(first, len(self.acqs)))
+        if not new:
+            return states
+        out = []
+        for s in states:
+            if s is None:
+                out.append(s)
+                continue
+            have = set(h[0] for h in s[0]) | s[1]
+            miss = frozenset(a for a in new if a not in have)
+            out.append((s[0], s[1], s[2] | miss) if miss else s)
+        return out
+
     def _if(self, i, st, depth):
         tv, n = self.tv, self.n
+        start = i
+        first = len(self.acqs)
         outs = []
         cur = st
         while True:
@@ -314,8 +340,12 @@ class Walker(object):
                 i, other = self._body(i + 1, else_st, depth)
                 outs.append(other)
             else:
+                if len(outs) >= 2 and all(o is None for o in outs) and else_st is not None:
+                    # if/else-if chain whose every branch jumps: only the
+                    # implicit else goes on, a path the code may exclude
+                    self.implicit.append([self.tl[start], [h[0] for h in else_st[0] if h[1]]])
                 outs.append(else_st)
-            return i, self._join(outs)
+            return i, self._join(self._skip(outs, first))
 
     def _split_try(self, head, end, before, st):
         """States of the then and else branches of an if whose head is
@@ -342,8 +372,8 @@ class Walker(object):
         else:
             return st, st
         then_holds = success_true != neg
-        holding = (tuple((a, True if a == aid else d, via) for a, d, via in st[0]), st[1])
-        without = (tuple(h for h in st[0] if h[0] != aid), st[1])
+        holding = (tuple((a, True if a == aid else d, via) for a, d, via in st[0]), st[1], st[2])
+        without = (tuple(h for h in st[0] if h[0] != aid), st[1], st[2] | frozenset((aid,)))
         return (holding, without) if then_holds else (without, holding)
 
     def _loop(self, i, st, depth):
@@ -358,9 +388,6 @@ class Walker(object):
         self.ctx.pop()
         if infinite:
             return i, self._join(ctx["breaks"])
-        if cur is not None:
-            # not entering the body is no evidence that a lock taken in it is conditional
-            cur = (cur[0], cur[1] | frozenset(range(ctx["first"], len(self.acqs))))
         return i, self._join([cur, out] + ctx["conts"] + ctx["breaks"])
 
     def _do(self, i, st, depth):
@@ -492,19 +519,19 @@ class Walker(object):
             return close + 1, st
         expr = locksets.normalize_expr("".join(tv[args[0][0]:args[0][1]]))
         key = self._key(expr, line)
-        held, released = st
+        held, released = st[0], st[1]
         if op == "unlock":
             for match in (lambda a: self.acqs[a][0] == expr, lambda a: self.acqs[a][1] == key):
                 for idx in range(len(held) - 1, -1, -1):
                     if match(held[idx][0]):
                         self.unlocked.add(self.acqs[held[idx][0]][1])
                         return close + 1, (held[:idx] + held[idx + 1:],
-                                           released | frozenset((held[idx][0],)))
+                                           released | frozenset((held[idx][0],)), st[2])
             self.releases.append([expr, key, line])
             return close + 1, st
         aid = len(self.acqs)
         self.acqs.append([expr, key, line, op, self._snapshot(st), name])
-        return close + 1, (held + ((aid, op == "lock", None),), released)
+        return close + 1, (held + ((aid, op == "lock", None),), released, st[2])
 
     def _key(self, expr, line):
         return key_of(expr, self.types, self.aliases, line)
