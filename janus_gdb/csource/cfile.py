@@ -14,6 +14,8 @@ from .. import source as locksets
 from . import walk
 
 _IDENT_RE = re.compile(r"[A-Za-z_]\w*\Z")
+_DEFINE_RE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)\(([^)]*)\)((?:.*\\\n)*.*)", re.M)
+_CALL_RE = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 _QUALIFIERS = frozenset(("const", "volatile", "struct", "union", "enum", "static", "extern",
                          "register", "inline", "unsigned", "signed", "restrict", "__restrict",
                          "G_GNUC_UNUSED", "__attribute__", "_Atomic", "typedef"))
@@ -216,7 +218,23 @@ def parse_text(path, text):
             stmt = k + 1
         k += 1
     return {"path": path, "structs": structs, "typedefs": typedefs, "globals": gvars,
-            "statics": statics, "inits": inits, "functions": functions}
+            "statics": statics, "inits": inits, "functions": functions,
+            "lock_macros": lock_macros(text)}
+
+
+def lock_macros(text):
+    """[name, line, op] of the function-like macros defined in TEXT whose
+    body locks or unlocks and that the walk does not know by name: the
+    preprocessor lines are not read, so their calls are not followed."""
+    out = []
+    for m in _DEFINE_RE.finditer(text):
+        name = m.group(1)
+        if walk.op_of(name):
+            continue
+        ops = set(walk.op_of(c) for c in _CALL_RE.findall(m.group(3))) - set([None])
+        if ops:
+            out.append([name, text.count("\n", 0, m.start()) + 1, "/".join(sorted(ops))])
+    return out
 
 
 def _file_scope(tv, s, e, typedefs, gvars, statics):

@@ -290,7 +290,11 @@ class _Program(object):
             if typ and typ in self.frees:
                 return sorted(self.frees[typ])
             return []
-        return self.lookup(name, fi)
+        got = self.lookup(name, fi)
+        if not got and held and name in fn["types"] and name not in self.byname:
+            self.note("call through the function pointer variable %s()" % name, fi, line,
+                      fn["name"])
+        return got
 
     def note(self, what, fi, line, func):
         key = (what, fi, line)
@@ -314,6 +318,11 @@ def analyze(paths, use_cache=True):
                                "file": p, "line": 0})
     prog = _Program(files)
     prog.unresolved.extend(unreadable)
+    for fi, data in enumerate(files):
+        for name, line, ops in data.get("lock_macros", ()):
+            if name in prog.byname:
+                continue
+            prog.note("macro %s() does %s: its calls are not followed" % (name, ops), fi, line, None)
     t1 = time.time()
     classes = _classes(prog)
     reach = _reach(prog, classes)
@@ -641,6 +650,7 @@ def render_text(report):
         for u in report.unresolved[:50]:
             lines.append("%s:%d %s%s" % (os.path.basename(u["file"]), u["line"], u["what"],
                                          (" in %s()" % u["function"]) if u.get("function") else ""))
+        lines[0] = lines[0].rstrip()
         if len(report.unresolved) > 50:
             lines.append("... %d more (see --format json)" % (len(report.unresolved) - 50))
         paras.append("\n  ".join(lines))
