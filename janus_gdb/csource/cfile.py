@@ -177,7 +177,8 @@ def parse_text(path, text):
         if v == "{":
             if depth == 0 and locksets._is_function_brace(tv, k, stmt):
                 close = _match_close(tv, k, n)
-                functions.append(_function(path, tv, tl, stmt, k, close))
+                functions.append(_function(path, tv, tl, stmt, k, close,
+                                           (structs, typedefs, gvars)))
                 _initializers(tv, tl, k, close, inits)
                 k = close + 1
                 stmt = k
@@ -281,7 +282,7 @@ def _initializers(tv, tl, s, e, inits, typ=None):
             inits.append([tv[k + 1], tv[k + 3], tl[k], typ])
 
 
-def _function(path, tv, tl, stmt, open_idx, close_idx):
+def _function(path, tv, tl, stmt, open_idx, close_idx, scope=None):
     """One function definition: name, params, locals and its walk's events."""
     # the parameter list: the last ')' before the '{'
     j = open_idx - 1
@@ -308,6 +309,6 @@ def _function(path, tv, tl, stmt, open_idx, close_idx):
     fn = {"name": name, "line": tl[m - 1], "end": tl[close_idx],
           "static": "static" in head, "params": params, "types": types,
           "returns": ret[-1] if ret else None}
-    w = walk.Walker(tv, tl, open_idx, close_idx, types, aliases)
+    w = walk.Walker(tv, tl, open_idx, close_idx, types, aliases, scope)
     fn.update(w.run())
     return fn

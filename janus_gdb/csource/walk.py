@@ -108,13 +108,17 @@ def key_of(expr, types, aliases, line=0):
 class Walker(object):
     """One walk of the function body between OPEN_IDX and CLOSE_IDX."""
 
-    def __init__(self, tv, tl, open_idx, close_idx, types, aliases):
+    def __init__(self, tv, tl, open_idx, close_idx, types, aliases, scope=None):
         self.tv = tv
         self.tl = tl
         self.open = open_idx
         self.n = close_idx + 1
         self.types = types
         self.aliases = aliases
+        # (structs, typedefs, globals) of the file so far: an unlock through
+        # another path to the same field (``&publisher->room->mutex`` for
+        # ``&videoroom->mutex``) matches by the class they resolve to
+        self.scope = scope
         self.acqs = []          # [expr, key, line, op, snapshot]
         self.calls = []         # [callee, line, snapshot, arg key or None]
         self.exits = []         # [line, how, [[aid, definite, via], ...], returned name]
@@ -521,7 +525,14 @@ class Walker(object):
         key = self._key(expr, line)
         held, released = st[0], st[1]
         if op == "unlock":
-            for match in (lambda a: self.acqs[a][0] == expr, lambda a: self.acqs[a][1] == key):
+            cls = []
+
+            def same_class(a):
+                if not cls:
+                    cls.append(self._local_class(key))
+                return cls[0] is not None and self._local_class(self.acqs[a][1]) == cls[0]
+            for match in (lambda a: self.acqs[a][0] == expr, lambda a: self.acqs[a][1] == key,
+                          same_class):
                 for idx in range(len(held) - 1, -1, -1):
                     if match(held[idx][0]):
                         self.unlocked.add(self.acqs[held[idx][0]][1])
@@ -532,6 +543,30 @@ class Walker(object):
         aid = len(self.acqs)
         self.acqs.append([expr, key, line, op, self._snapshot(st), name])
         return close + 1, (held + ((aid, op == "lock", None),), released, st[2])
+
+    def _local_class(self, key):
+        """``type.field`` of KEY from this file's own struct definitions, or None."""
+        if self.scope is None or key.startswith("!"):
+            return None
+        structs, typedefs, gvars = self.scope
+        parts = key.split("|")
+        if len(parts) < 2:
+            return None
+        head = parts[0]
+        typ = head[1:] if head.startswith("@") else gvars.get(head[1:])
+        for f in parts[1:-1]:
+            for _ in range(4):
+                if typ in structs or typ not in typedefs:
+                    break
+                typ = typedefs[typ]
+            typ = (structs.get(typ) or {}).get(f)
+            if not typ:
+                return None
+        for _ in range(4):
+            if typ in structs or typ not in typedefs:
+                break
+            typ = typedefs[typ]
+        return "%s.%s" % (typ, parts[-1]) if typ else None
 
     def _key(self, expr, line):
         return key_of(expr, self.types, self.aliases, line)
