@@ -136,6 +136,7 @@ def _locals(tv, tl, open_idx, close_idx):
     expression} of the ``v = &expr`` aliases (the last one wins)."""
     types = {}
     aliases = {}
+    derived = {}    # variable -> identifiers of its declaration's initializer
     k = open_idx + 1
     while k < close_idx:
         v = tv[k]
@@ -148,6 +149,13 @@ def _locals(tv, tl, open_idx, close_idx):
                 decls = types.setdefault(tv[j], [])
                 if len(decls) < 16:
                     decls.append([tl[j], v])
+                if tv[j + 1] == "=":
+                    e = j + 2
+                    while e < close_idx and tv[e] not in (";", ",") and e < j + 64:
+                        e += 1
+                    src = set(t for t in tv[j + 2:e] if _ident(t))
+                    if src:
+                        derived.setdefault(tv[j], set()).update(src)
                 k = j
         elif v == "=" and tv[k + 1] == "&" and _ident(tv[k - 1]) and tv[k - 2] not in (".", "->"):
             e = k + 2
@@ -156,7 +164,7 @@ def _locals(tv, tl, open_idx, close_idx):
             if tv[e] == ";":
                 aliases[tv[k - 1]] = "".join(tv[k + 2:e])
         k += 1
-    return types, aliases
+    return types, aliases, dict((v, sorted(x)[:32]) for v, x in derived.items())
 
 
 def parse_text(path, text):
@@ -301,14 +309,14 @@ def _function(path, tv, tl, stmt, open_idx, close_idx, scope=None):
     name = tv[m - 1]
     head = list(tv[stmt:m - 1])
     params = _params(tv, m, j)
-    types, aliases = _locals(tv, tl, open_idx, close_idx)
+    types, aliases, derived = _locals(tv, tl, open_idx, close_idx)
     for pname, ptype in params:
         if ptype:
             types.setdefault(pname, []).insert(0, [0, ptype])
     ret = [t for t in head if _ident(t) and t not in _QUALIFIERS]
     fn = {"name": name, "line": tl[m - 1], "end": tl[close_idx],
           "static": "static" in head, "params": params, "types": types,
-          "returns": ret[-1] if ret else None}
+          "returns": ret[-1] if ret else None, "derived": derived}
     w = walk.Walker(tv, tl, open_idx, close_idx, types, aliases, scope)
     fn.update(w.run())
     return fn

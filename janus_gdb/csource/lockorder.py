@@ -371,14 +371,37 @@ def _classes(prog):
     return out
 
 
+def _pruned(fn, guards, nullparams):
+    """Is a call or acquisition of FN under GUARDS (variables known non-NULL
+    there) impossible when FN's parameters NULLPARAMS are NULL?"""
+    if not nullparams or not guards:
+        return False
+    derived = fn.get("derived") or {}
+    for g in guards:
+        if g in nullparams or nullparams.intersection(derived.get(g) or ()):
+            return True
+    return False
+
+
+def _null_params(prog, call, g):
+    """Names of G's parameters a call passes a literal NULL to."""
+    params = prog.funcs[g][1]["params"]
+    nulls = call[4] if len(call) > 4 else ()
+    return frozenset(params[k][0] for k in nulls if k < len(params))
+
+
 def _reach(prog, classes):
-    """Per gid: {class: (chain of gids, line, file index, resolved, weak)} of
-    the blocking acquisitions it may make, directly or through calls
+    """Per gid: {class: (chain of gids, line, file index, resolved, weak, fans)}
+    of the blocking acquisitions it may make, directly or through calls
     (shortest chain first found; weak: only through a refcount free
-    function, which runs when the last reference goes)."""
+    function, which runs when the last reference goes; fans: the
+    function-pointer fields resolved to one of several functions on the way).
+    A call that passes NULL to a parameter does not follow the callee's
+    calls and locks that are guarded by that parameter (or a variable
+    initialized from it) being non-NULL (``if (jsep) handle_sdp(..)``)."""
     n = len(prog.funcs)
     reach = [dict() for _ in range(n)]
-    callees = [None] * n
+    calls_of = [None] * n
     for gid, (fi, fn) in enumerate(prog.funcs):
         for a, (cls, ok) in zip(fn["acqs"], classes[gid]):
             if a[3] == "lock" and cls not in reach[gid]:
@@ -387,33 +410,70 @@ def _reach(prog, classes):
         for call in fn["calls"]:
             weak = call[0].startswith("janus_refcount_decrease")
             gs = prog.callees(call, fi, fn, call[2])
+            guards = tuple(call[5]) if len(call) > 5 else ()
+            freed = prog.container_type(call[3], fi) if weak and call[3] else None
             for g in gs:
                 if g != gid:
                     fan = None
                     if call[0].startswith("->") and len(gs) > 1:
                         fan = (call[0][2:], prog.funcs[g][0])
-                    old = cs.get(g)
-                    cs[g] = (weak and (old is None or old[0]), fan if old is None else old[1])
-        callees[gid] = sorted((g, w, f) for g, (w, f) in cs.items())
+                    key = (g, _null_params(prog, call, g), guards, freed or "")
+                    old = cs.get(key)
+                    cs[key] = (weak and (old is None or old[0]), fan if old is None else old[1])
+        calls_of[gid] = sorted((k[0], w, f, k[1], k[2], k[3]) for k, (w, f) in cs.items())
+    prog.calls_of = calls_of
+
+    def merge(mine, gid, src, weak_call, fan_call, freed=""):
+        changed = False
+        for cls, (chain, line, fi, ok, weak, fan) in src.items():
+            if gid in chain:
+                continue
+            if freed and len(chain) == 1 and cls.startswith(freed + "."):
+                continue  # a free function taking its own object's lock: nobody else holds it
+            w = weak or weak_call
+            old = mine.get(cls)
+            if old is None or (old[4] and not w and len(old[0]) > 1):
+                mine[cls] = ((gid,) + chain, line, fi, ok, w,
+                             ((fan_call,) if fan_call else ()) + fan)
+                changed = True
+        return changed
+
+    def filtered(g, nullparams, table, memo):
+        """Reach of G when called with NULL for NULLPARAMS."""
+        key = (g, nullparams)
+        got = memo.get(key)
+        if got is not None:
+            return got
+        fi, fn = prog.funcs[g]
+        out = {}
+        for a, (cls, ok) in zip(fn["acqs"], classes[g]):
+            if a[3] == "lock" and cls not in out and \
+                    not _pruned(fn, a[6] if len(a) > 6 else (), nullparams):
+                out[cls] = ((g,), a[2], fi, ok, False, ())
+        for g2, weak_call, fan_call, _p2, guards, freed in calls_of[g]:
+            if not _pruned(fn, guards, nullparams):
+                merge(out, g, table[g2], weak_call, fan_call, freed)
+        memo[key] = out
+        return out
+
+    prog.filtered_reach = lambda g, nullparams: filtered(g, nullparams, reach, final_memo)
     for _round in range(MAX_CHAIN - 1):
         changed = False
         nxt = [dict(r) for r in reach]
+        memo = {}
         for gid in range(n):
             mine = nxt[gid]
-            for g, weak_call, fan_call in callees[gid]:
-                for cls, (chain, line, fi, ok, weak, fan) in reach[g].items():
-                    if gid in chain:
-                        continue
-                    w = weak or weak_call
-                    old = mine.get(cls)
-                    if old is None or (old[4] and not w and len(old[0]) > 1):
-                        mine[cls] = ((gid,) + chain, line, fi, ok, w,
-                                     ((fan_call,) if fan_call else ()) + fan)
-                        changed = True
+            for g, weak_call, fan_call, nullparams, _guards, freed in calls_of[gid]:
+                src = filtered(g, nullparams, reach, memo) if nullparams else reach[g]
+                if merge(mine, gid, src, weak_call, fan_call, freed):
+                    changed = True
         reach = nxt
         if not changed:
             break
-    prog.callee_gids = [[g for g, _w, _f in cs] for cs in callees]
+    final_memo = {}
+    prog.filtered_reach = lambda g, nullparams: (
+        filtered(g, nullparams, reach, final_memo) if nullparams else reach[g])
+    prog.callee_gids = [sorted(set(c[0] for c in cs)) for cs in calls_of]
     return reach
 
 
@@ -451,7 +511,11 @@ def _edges(prog, classes, reach):
                 gfan = ()
                 if call[0].startswith("->"):
                     gfan = ((call[0][2:], prog.funcs[g][0]),)
-                for cls, (chain, line, cfi, ok2, weak, fan) in reach[g].items():
+                src = prog.filtered_reach(g, _null_params(prog, call, g))
+                freed = prog.container_type(call[3], fi) if weak_call and call[3] else None
+                for cls, (chain, line, cfi, ok2, weak, fan) in src.items():
+                    if freed and len(chain) == 1 and cls.startswith(freed + "."):
+                        continue
                     if any(f[1] != fi and fi in prog.init_files.get(f[0], ()) for f in gfan + fan):
                         continue  # a file calls back its own implementation, not another's
                     for aid, _definite in call[2]:

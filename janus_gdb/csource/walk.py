@@ -126,6 +126,7 @@ class Walker(object):
         self.releases = []      # [expr, key, line]: releases of locks not taken here
         self.unlocked = set()   # keys of the locks this function releases itself
         self.implicit = []      # [line of an if, [aids held]]: only its implicit else goes on
+        self.guards = []        # per enclosing if branch: variables known non-NULL there
         self.threads = []       # [function, line]
         self.refinits = []      # [key of the refcount, free function, line]
         self.gotos = {}
@@ -329,27 +330,71 @@ class Walker(object):
         first = len(self.acqs)
         outs = []
         cur = st
-        while True:
-            head = i + 1
-            before = len(self.acqs)
-            i, cur = self._paren(head, cur)
-            then_st, else_st = self._split_try(head, i, before, cur)
-            i, then = self._body(i, then_st, depth)
-            outs.append(then)
-            if i < n and tv[i] == "else":
-                if i + 1 < n and tv[i + 1] == "if":
-                    i += 1
-                    cur = else_st
-                    continue
-                i, other = self._body(i + 1, else_st, depth)
-                outs.append(other)
-            else:
-                if len(outs) >= 2 and all(o is None for o in outs) and else_st is not None:
-                    # if/else-if chain whose every branch jumps: only the
-                    # implicit else goes on, a path the code may exclude
-                    self.implicit.append([self.tl[start], [h[0] for h in else_st[0] if h[1]]])
-                outs.append(else_st)
-            return i, self._join(self._skip(outs, first))
+        pushed = 0
+        try:
+            while True:
+                head = i + 1
+                before = len(self.acqs)
+                i, cur = self._paren(head, cur)
+                pos, neg = self._guards_of(head, i)
+                then_st, else_st = self._split_try(head, i, before, cur)
+                self.guards.append(pos)
+                try:
+                    i, then = self._body(i, then_st, depth)
+                finally:
+                    self.guards.pop()
+                outs.append(then)
+                self.guards.append(neg)
+                pushed += 1
+                if i < n and tv[i] == "else":
+                    if i + 1 < n and tv[i + 1] == "if":
+                        i += 1
+                        cur = else_st
+                        continue
+                    i, other = self._body(i + 1, else_st, depth)
+                    outs.append(other)
+                else:
+                    if len(outs) >= 2 and all(o is None for o in outs) and else_st is not None:
+                        # if/else-if chain whose every branch jumps: only the
+                        # implicit else goes on, a path the code may exclude
+                        self.implicit.append([self.tl[start], [h[0] for h in else_st[0] if h[1]]])
+                    outs.append(else_st)
+                return i, self._join(self._skip(outs, first))
+        finally:
+            del self.guards[len(self.guards) - pushed:]
+
+    def _guards_of(self, head, end):
+        """Variables an if's condition (tokens between HEAD's '(' and END's
+        ')') shows to be non-NULL in its then branch (POS) and in its else
+        branch (NEG): ``x``, ``x != NULL``, ``!x``, ``x == NULL``; none when
+        the condition has ``||``."""
+        tv = self.tv
+        toks = tv[head + 1:end - 1] if end - 1 > head + 1 else []
+        if "||" in toks or "|" in toks or len(toks) > 64:
+            return frozenset(), frozenset()
+        pos, neg = set(), set()
+        for k, v in enumerate(toks):
+            if not locksets._IDENT_RE.match(v) or v in ("NULL", "TRUE", "FALSE"):
+                continue
+            prev = toks[k - 1] if k > 0 else ""
+            nxt = toks[k + 1] if k + 1 < len(toks) else ""
+            nxt2 = toks[k + 2] if k + 2 < len(toks) else ""
+            if prev in ("->", ".") or nxt in ("(", "->", ".", "["):
+                continue
+            if (prev == "!" and (k < 2 or toks[k - 2] != "!")) or (nxt == "=" and nxt2 == "="):
+                neg.add(v)   # !x, x == NULL ('==' and '!=' are two tokens each)
+            elif nxt in ("", ")", "&") or (nxt == "!" and nxt2 == "=") or \
+                    (nxt == "&" and nxt2 == "&"):
+                pos.add(v)
+        return frozenset(pos), frozenset(neg)
+
+    def _guard_list(self):
+        if not self.guards:
+            return []
+        g = set()
+        for x in self.guards:
+            g.update(x)
+        return sorted(g)[:16]
 
     def _split_try(self, head, end, before, st):
         """States of the then and else branches of an if whose head is
@@ -513,10 +558,13 @@ class Walker(object):
                     if args:
                         argkey = self._key("".join(tv[args[0][0]:args[0][1]]), line)
                 snap = self._snapshot(st)
-                sig = (callee, tuple(a for a, _d in snap), argkey)
+                close, args = self._args(i)
+                nulls = [k for k, (a, b) in enumerate(args) if b == a + 1 and tv[a] == "NULL"]
+                guards = self._guard_list()
+                sig = (callee, tuple(a for a, _d in snap), argkey, tuple(nulls), tuple(guards))
                 if sig not in self._seen_calls:
                     self._seen_calls.add(sig)
-                    self.calls.append([callee, line, snap, argkey])
+                    self.calls.append([callee, line, snap, argkey, nulls, guards])
             return i + 1, st
         close, args = self._args(i)
         if not args or st is None:
@@ -541,7 +589,7 @@ class Walker(object):
             self.releases.append([expr, key, line])
             return close + 1, st
         aid = len(self.acqs)
-        self.acqs.append([expr, key, line, op, self._snapshot(st), name])
+        self.acqs.append([expr, key, line, op, self._snapshot(st), name, self._guard_list()])
         return close + 1, (held + ((aid, op == "lock", None),), released, st[2])
 
     def _local_class(self, key):
