@@ -337,6 +337,7 @@ def analyze(paths, use_cache=True):
              "acquisitions": sum(len(fn["acqs"]) for _fi, fn in prog.funcs),
              "classes": len(set(c for cl in classes for c, _r in cl)),
              "edges": len(edges),
+             "thread_entries": len(set(t[0] for _fi, fn in prog.funcs for t in fn["threads"])),
              "missing_unlocks": sum(1 for f in findings if f.kind == "missing-unlock"),
              "inversions": sum(1 for f in findings if f.kind == "inversion"),
              "files_cached": counts["cached"], "files_parsed": counts["parsed"],
