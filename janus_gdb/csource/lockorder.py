@@ -325,6 +325,11 @@ def analyze(paths, use_cache=True):
             prog.note("macro %s() does %s: its calls are not followed" % (name, ops), fi, line, None)
     t1 = time.time()
     classes = _classes(prog)
+    for gid, (fi, fn) in enumerate(prog.funcs):
+        for a, (_cls, ok) in zip(fn["acqs"], classes[gid]):
+            if not ok:
+                prog.note("lock class not resolved: `%s` (a class of its own)" % a[0], fi, a[2],
+                          fn["name"])
     reach = _reach(prog, classes)
     edges = _edges(prog, classes, reach)
     findings = _missing_unlocks(prog, classes) + _inversions(prog, edges)
