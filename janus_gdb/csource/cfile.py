@@ -24,9 +24,6 @@ _NOT_TYPE = frozenset(("return", "goto", "case", "else", "do", "sizeof", "if", "
 _DECL_PREV = frozenset((";", "{", "}", "(", ",", "const", "static", "struct", "volatile",
                         "union", "unsigned", "signed", "register"))
 _DECL_NEXT = frozenset(("=", ";", ",", "[", ")"))
-THREAD_CALLS = {"g_thread_try_new": 1, "g_thread_new": 1, "g_thread_pool_new": 0,
-                "pthread_create": 2, "g_thread_create": 0, "g_thread_create_full": 0}
-REFCOUNT_INIT = ("janus_refcount_init",)
 MAX_FIELDS = 4096
 
 
