@@ -444,6 +444,9 @@ def main(argv=None):
     """Run the tool with ARGV (default sys.argv[1:]); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv and argv[0] == "lockorder":
+            from . import lockorder
+            return lockorder.main(argv[1:])
         if argv and argv[0] == "watch":
             code = watch(argv[1:])
             return 0 if code is None else code

@@ -1,1 +1,3 @@
-"""Analyses of the target's C/C++ source files."""
+"""Analyses of C/C++ source files, without gdb: the lock set a function
+holds at a line (locksets), and the whole-program lock analysis
+(lockorder: lock classes, lock-order cycles, missing unlocks)."""

@@ -498,6 +498,12 @@ Examples:
 COMMANDS = (JanusLocks, JanusWaitgraph)
 
 
+def _more_commands():
+    """Commands defined in modules of their own (janus-lockorder)."""
+    from .lockorder import JanusLockorder
+    return (JanusLockorder,)
+
+
 def register():
     """Create (or re-create) the commands; safe to call more than once."""
-    return [cls() for cls in COMMANDS]
+    return [cls() for cls in COMMANDS + _more_commands()]
