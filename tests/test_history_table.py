@@ -51,6 +51,9 @@ def test_entries_have_the_required_keys():
         assert e["files"] and all(isinstance(f, str) and f.endswith(".c") for f in e["files"])
         assert e["functions"] and all(re.match(r"^\w+$", f) for f in e["functions"]), e["id"]
         assert 20 < len(e["description"]) < 400, e["id"]
+        assert e["merged_as"] is None or (SHA.match(e["merged_as"]) and e["merged_as"] != e["fix"])
+        assert e["fixed_in"] is None or re.match(r"^v\d+\.\d+\.\d+$", e["fixed_in"]), e["id"]
+        assert e["note"] is None or 20 < len(e["note"]) < 400, e["id"]
 
 
 def test_lines_are_positive_ints_and_name_the_entry_files():
@@ -300,6 +303,39 @@ def test_the_fix_touches_the_files(repo):
             assert e["lock"]["file"] in changed, e["id"]
         else:
             assert changed & set(e["files"]), e["id"]
+        if e["merged_as"]:
+            merged = history.git(repo, "show", "--format=", "--name-only", e["merged_as"]).split()
+            assert changed & set(merged), e["id"]
+        carrier = e["merged_as"] or e["fix"]
+        tags = [t for t in history.git(repo, "tag", "--contains", carrier).split()
+                if re.match(r"^v\d+\.\d+\.\d+$", t)]
+        first = min(tags, key=lambda t: tuple(int(x) for x in t[1:].split("."))) if tags else None
+        assert first == e["fixed_in"], (e["id"], first)
+
+
+def test_the_benchmark_extracts_every_entry(repo, monkeypatch, tmp_path):
+    """bench/history.py's plumbing on the real history with a stand-in for the
+    analysis: every entry's files are extracted at both commits and given to
+    it; with no findings nothing is found and everything is gone."""
+    seen = []
+
+    def fake(paths, cwd=None):
+        assert all(os.path.exists(p) for p in paths), paths
+        seen.append(paths)
+        return {"schema": "janus-gdb/lockorder/1", "findings": [], "unresolved": []}
+    monkeypatch.setattr(history, "run_analysis", fake)
+    cache = {}
+    for e in TABLE:
+        n = len(seen)
+        found, gone, detail = history.evaluate(repo, e, str(tmp_path), "files", cache)
+        assert (found, gone) == (False, True), e["id"]
+        for paths in seen[n:]:
+            names = [p[len(str(tmp_path)):] for p in paths]
+            for f in e["files"]:
+                assert any(name.endswith("/" + f) for name in names), (e["id"], f)
+            assert any(name.endswith(".h") for name in names), e["id"]
+    # one run per commit and file set (3468's fix is 3469's parent, ...)
+    assert len(seen) == len(set((c, tuple(e["files"])) for e in TABLE for c in (e["parent"], e["fix"])))
 
 
 def test_prefix_lines_are_the_lock_and_the_leaking_exit(repo):
