@@ -2,7 +2,8 @@
 """Recall of the static lock analysis on Janus's own history.
 
     python3 bench/history.py [--repo PATH] [--only ID,...] [--scope files|tree]
-                             [--release REF] [--sample N] [--json OUT] [--keep DIR]
+                             [--release REF|none] [--sample N] [--json OUT]
+                             [--analysis-root DIR]
 
 tests/data/janus_lock_history.json lists real lock leaks (kind
 "missing-unlock") and lock-order inversions (kind "inversion") that Janus
@@ -13,7 +14,8 @@ removed afterwards), runs
 
     python3 -m janus_gdb lockorder --format json PATH...
 
-(the package is taken from this script's own checkout) on each, and decides:
+(the package is taken from this script's own checkout, or from
+--analysis-root) on each, and decides:
 
   found   a finding at the parent that matches the entry (see matches())
   gone    no finding at the fix matches the entry, its lines moved to the
@@ -129,20 +131,27 @@ def _finding_edges(finding):
     return [e for e in finding.get("edges") or [] if isinstance(e, dict)]
 
 
-def _edge_matches(want, got):
+def _edge_matches(want, got, entry=None):
     """A finding's edge is the entry's edge when it names the same site: the
     function and line (±LINE_SLACK) where the second lock is taken, or where
-    the first one is held, and the file when both give one."""
+    the first one is held, and the file when both give one; and the same
+    direction: a known held or taken class of the finding must be the
+    entry's (a fix that swaps two lock lines leaves both at nearly the same
+    lines, in the other order)."""
     if got.get("file") and _basename(got["file"]) not in (
             _basename(want.get("file")), _basename(want.get("held_file"))):
         return False
+    entry = entry or {}
+    for role in ("held", "taken"):
+        if _known(got.get(role)) and not _same_class(entry, want[role], got[role]):
+            return False
     if got.get("function") == want["function"] and _near(got.get("line"), want["line"]):
         return True
     held_fn = got.get("held_function", got.get("function"))
     return held_fn == want["held_function"] and _near(got.get("held_line"), want["held_line"])
 
 
-def matches(entry, finding):
+def matches(entry, finding, strict=False):
     """True when FINDING (one element of the analysis' "findings") reports
     the bug of table ENTRY.
 
@@ -153,7 +162,14 @@ def matches(entry, finding):
     inversion: the set of the two classes equal (aliases allowed); or, when
     the finding leaves a class unknown, each of the entry's two edges is
     matched by an edge of the finding (function and line of the taken or
-    the held lock)."""
+    the held lock).
+
+    STRICT (used at the fix commit, to decide that the bug is gone): the
+    very sites of the entry, not only its locks.  A leak then needs the exit
+    line (the lock line stays where it was after most fixes, and another exit
+    of the same function may still leak it); an inversion needs both of the
+    entry's edges among the finding's (the fix removed one of them; the same
+    two classes may still meet elsewhere, which evaluate() reports apart)."""
     if not isinstance(finding, dict) or finding.get("kind") != entry["kind"]:
         return False
     if entry["kind"] == "missing-unlock":
@@ -169,24 +185,28 @@ def matches(entry, finding):
         exits = [entry["exit"]["line"]] + list(entry["exit"].get("also", []))
         if any(_near(exit_.get("line"), line) for line in exits):
             return True
+        if strict:
+            return False
         function = finding.get("function") or lock.get("function")
         return lock.get("line") == entry["lock"]["line"] and \
             function == entry["lock"]["function"]
     # inversion
+    edges = _finding_edges(finding)
+    both_edges = bool(edges) and all(any(_edge_matches(want, got, entry) for got in edges)
+                                     for want in entry["edges"])
     classes = finding.get("classes")
     if not classes:
         classes = []
-        for e in _finding_edges(finding):
+        for e in edges:
             classes += [e.get("held"), e.get("taken")]
     if classes and all(_known(c) for c in classes):
         got = set(norm_class(c) for c in classes)
         want = [_entry_classes(entry, c) for c in entry["locks"]]
-        return len(got) == len(want) and \
+        same = len(got) == len(want) and \
             all(any(g in w for w in want) for g in got) and \
             all(any(g in w for g in got) for w in want)
-    edges = _finding_edges(finding)
-    return bool(edges) and all(any(_edge_matches(want, got) for got in edges)
-                               for want in entry["edges"])
+        return same and (both_edges or not strict)
+    return both_edges
 
 
 # --- moving an entry's lines to the fix commit ---------------------------------
@@ -312,14 +332,19 @@ def analysis_paths(dest, files, scope):
     return out
 
 
+ANALYSIS_ROOT = [ROOT]     # where the janus_gdb package is taken from (--analysis-root)
+
+
 def run_analysis(paths, cwd=None):
     """The analysis' JSON on PATHS (BenchError when the command is missing
     or its output is not the expected JSON)."""
+    root = ANALYSIS_ROOT[0]
+    cwd = cwd or root
     env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     cmd = [sys.executable, "-m", "janus_gdb", "lockorder", "--format", "json"] + list(paths)
     try:
-        res = subprocess.run(cmd, cwd=cwd or ROOT, env=env, stdout=subprocess.PIPE,
+        res = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, universal_newlines=True, timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         raise BenchError("lockorder took more than %d s on %s" % (TIMEOUT, paths[0]))
@@ -354,7 +379,11 @@ def load_table(path=TABLE):
 
 
 def evaluate(repo, entry, workdir, scope, cache):
-    """(found_at_parent, gone_at_fix, detail) for ENTRY."""
+    """ENTRY's result: found (a finding at the parent matches it), sites
+    (one even matches strictly: the entry's exit line, or both of its
+    edges), gone (no finding at the fix matches it strictly), elsewhere (at
+    the fix the same lock or classes are still reported at other sites),
+    detail (one line)."""
     hunk_cache = {}
 
     def hunks_of(path):
@@ -373,11 +402,18 @@ def evaluate(repo, entry, workdir, scope, cache):
             shutil.rmtree(dest, ignore_errors=True)
         results[role] = cache[key]
     before = [f for f in results["parent"] if matches(entry, f)]
+    sites = any(matches(entry, f, strict=True) for f in before)
     moved = shift_entry(entry, hunks_of)
-    after = [f for f in results["fix"] if matches(moved, f)]
-    detail = "%d finding(s) at parent, %d matching; %d at fix, %d matching" % (
+    after = [f for f in results["fix"] if matches(moved, f, strict=True)]
+    loose = [f for f in results["fix"] if matches(moved, f) and f not in after]
+    detail = "%d finding(s) at the parent, %d matching; %d at the fix, %d matching" % (
         len(results["parent"]), len(before), len(results["fix"]), len(after))
-    return bool(before), not after, detail
+    if loose:
+        detail += "; at the fix the same lock%s still reported elsewhere: %s" % (
+            " is" if entry["kind"] == "missing-unlock" else "s are",
+            "; ".join(str(f.get("text") or json.dumps(f, sort_keys=True))[:200] for f in loose[:2]))
+    return {"found": bool(before), "sites": sites, "gone": not after, "elsewhere": bool(loose),
+            "detail": detail}
 
 
 def site(entry):
@@ -432,8 +468,13 @@ def main(argv=None):
                     "(default: the newest vX.Y.Z tag); 'none' to skip")
     ap.add_argument("--sample", type=int, default=10, help="findings on the release to print")
     ap.add_argument("--json", help="write the results to this file")
+    ap.add_argument("--verbose", action="store_true", help="a detail line under each row")
+    ap.add_argument("--analysis-root", default=ROOT,
+                    help="a janus-gdb checkout whose janus_gdb package runs the analysis "
+                    "(default: this one)")
     ap.add_argument("--table", default=TABLE, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    ANALYSIS_ROOT[0] = os.path.abspath(args.analysis_root)
     try:
         repo = find_repo(args.repo)
         table = load_table(args.table)
@@ -445,19 +486,28 @@ def main(argv=None):
         try:
             cache = {}
             rows = []
-            print("%-32s %-14s %-22s %-20s %-9s %-6s %-5s" % (
-                "id", "kind", "version", "site", "fix", "found", "gone"))
+            print("%-30s %-14s %-21s %-26s %-9s %-5s %-5s %-4s %s" % (
+                "id", "kind", "version", "site", "fix", "found", "sites", "gone", "elsewhere"))
             for entry in table:
-                found, gone, detail = evaluate(repo, entry, workdir, args.scope, cache)
-                rows.append({"id": entry["id"], "found": found, "gone": gone, "detail": detail})
-                print("%-32s %-14s %-22s %-20s %-9s %-6s %-5s" % (
+                r = evaluate(repo, entry, workdir, args.scope, cache)
+                r["id"] = entry["id"]
+                rows.append(r)
+                yes = lambda b: "yes" if b else "NO"         # noqa: E731
+                print("%-30s %-14s %-21s %-26s %-9s %-5s %-5s %-4s %s" % (
                     entry["id"], entry["kind"], entry["version"], site(entry), entry["fix"][:9],
-                    "yes" if found else "NO", "yes" if gone else "NO"))
+                    yes(r["found"]), yes(r["sites"]) if r["found"] else "-", yes(r["gone"]),
+                    "yes" if r["elsewhere"] else "-"))
+                if args.verbose:
+                    print("    " + r["detail"])
             hits = sum(1 for r in rows if r["found"] and r["gone"])
             print("\nrecall: %d/%d found at the parent and gone at the fix" % (hits, len(rows)))
             for kind in KINDS:
                 k = [r for e, r in zip(table, rows) if e["kind"] == kind]
-                print("  %-14s %d/%d" % (kind, sum(1 for r in k if r["found"] and r["gone"]), len(k)))
+                print("  %-14s %d/%d (%d found at their own sites; %d with the same locks still "
+                      "reported elsewhere at the fix)" % (
+                          kind, sum(1 for r in k if r["found"] and r["gone"]), len(k),
+                          sum(1 for r in k if r["found"] and r["sites"]),
+                          sum(1 for r in k if r["elsewhere"])))
             out = {"rows": rows, "recall": [hits, len(rows)]}
             if (args.release or "").lower() != "none":
                 release_report(repo, args.release or newest_release(repo), workdir,

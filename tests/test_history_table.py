@@ -202,6 +202,36 @@ def test_matches_an_inversion_with_an_unknown_class_by_its_edges():
     assert history.matches(e, g)
 
 
+def test_strict_matching_needs_the_entry_sites():
+    """At the fix a finding must be at the entry's own sites to count as the
+    bug still there: a leak by its exit line, an inversion by both edges,
+    each in the entry's direction."""
+    e = BY_ID["leak-3468-rtpfwd-udp"]
+    far = e["exit"]["line"] + 40
+    assert history.matches(e, leak_finding(e, exit_line=far))
+    assert not history.matches(e, leak_finding(e, exit_line=far), strict=True)
+    assert history.matches(e, leak_finding(e, lock_line=1), strict=True)
+    inv = BY_ID["inv-2115-streaming-session-mp"]
+    assert history.matches(inv, inv_finding(inv), strict=True)
+    # the same classes through other edges: the bug itself is gone
+    other = inv_finding(inv)
+    for edge in other["edges"]:
+        edge["line"] += 300
+        edge["held_line"] += 300
+    assert history.matches(inv, other) and not history.matches(inv, other, strict=True)
+    # one of the two edges left: gone
+    one = inv_finding(inv)
+    one["edges"] = one["edges"][1:]
+    assert history.matches(inv, one) and not history.matches(inv, one, strict=True)
+    # the fix swapped two adjacent lock lines: the edge at the same lines in
+    # the other direction is not the entry's edge
+    swapped = inv_finding(inv)
+    a = swapped["edges"][0]
+    a["held"], a["taken"] = a["taken"], a["held"]
+    a["held_line"], a["line"] = a["line"] - 1, a["held_line"] - 1
+    assert not history.matches(inv, swapped, strict=True)
+
+
 def test_aliases_of_a_class():
     e = dict(BY_ID["inv-3474-room-streams"], aliases={"janus_videoroom.mutex": ["room_t.mutex"]})
     assert history.matches(e, inv_finding(e, classes=["room_t.mutex", e["locks"][0]]))
@@ -327,8 +357,8 @@ def test_the_benchmark_extracts_every_entry(repo, monkeypatch, tmp_path):
     cache = {}
     for e in TABLE:
         n = len(seen)
-        found, gone, detail = history.evaluate(repo, e, str(tmp_path), "files", cache)
-        assert (found, gone) == (False, True), e["id"]
+        r = history.evaluate(repo, e, str(tmp_path), "files", cache)
+        assert (r["found"], r["sites"], r["gone"], r["elsewhere"]) == (False, False, True, False), e["id"]
         for paths in seen[n:]:
             names = [p[len(str(tmp_path)):] for p in paths]
             for f in e["files"]:
