@@ -449,8 +449,9 @@ def release_report(repo, ref, workdir, sample, out):
     picked = rnd.sample(findings, min(sample, len(findings)))
     if picked:
         print("sample to triage (seed 1):")
-        for f in picked:
-            print("  " + json.dumps(f, sort_keys=True)[:300])
+        for i, f in enumerate(picked, 1):
+            text = f.get("text") or json.dumps(f, sort_keys=True)
+            print("  %d. %s" % (i, text.replace(dest + os.sep, "")[:600]))
     if out:
         out["release"] = {"ref": ref, "findings": findings, "sample": picked}
     return findings
