@@ -147,7 +147,9 @@ def _edge_matches(want, got, entry=None):
             return False
     if got.get("function") == want["function"] and _near(got.get("line"), want["line"]):
         return True
-    held_fn = got.get("held_function", got.get("function"))
+    chain = got.get("chain") or []
+    held_fn = got.get("held_function") or (chain[0] if chain and isinstance(chain[0], str)
+                                           else None) or got.get("function")
     return held_fn == want["held_function"] and _near(got.get("held_line"), want["held_line"])
 
 

@@ -232,6 +232,20 @@ def test_strict_matching_needs_the_entry_sites():
     assert not history.matches(inv, swapped, strict=True)
 
 
+def test_an_edge_matches_by_its_held_site_through_the_chain():
+    """The held lock's function is the chain's first one when the edge
+    crosses functions (the taken lock is in the last)."""
+    e = BY_ID["inv-3510-pli-handle-info"]
+    f = inv_finding(e, classes=["?", "?"])
+    for got, want in zip(f["edges"], e["edges"]):
+        got["line"] += 100                                       # taken site unknown
+        got["function"] = "elsewhere"
+        assert got["chain"][0] == want["held_function"]
+    assert history.matches(e, f)
+    f["edges"][0]["chain"] = ["other"] + f["edges"][0]["chain"][1:]
+    assert not history.matches(e, f)
+
+
 def test_aliases_of_a_class():
     e = dict(BY_ID["inv-3474-room-streams"], aliases={"janus_videoroom.mutex": ["room_t.mutex"]})
     assert history.matches(e, inv_finding(e, classes=["room_t.mutex", e["locks"][0]]))
