@@ -165,6 +165,9 @@ def test_a_leak_of_another_lock_at_the_same_exit_is_not_the_entry():
 
 def test_a_struct_class_under_its_tag_name():
     e = BY_ID["leak-sip-subscribe-helper"]
+    assert history._same_class(e, "ssip_t.smutex", "ssip_s.smutex")
+    assert history._same_class(e, "ssip_t.smutex", "struct ssip_s.smutex")
+    assert not history._same_class(e, "ssip_t.smutex", "janus_sip_session.smutex")
     assert history.matches(e, leak_finding(e, **{"class": "ssip_s.smutex"}))
 
 
