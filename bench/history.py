@@ -492,18 +492,26 @@ def main(argv=None):
             print("%-30s %-14s %-21s %-26s %-9s %-5s %-5s %-4s %s" % (
                 "id", "kind", "version", "site", "fix", "found", "sites", "gone", "elsewhere"))
             for entry in table:
-                r = evaluate(repo, entry, workdir, args.scope, cache)
+                try:
+                    r = evaluate(repo, entry, workdir, args.scope, cache)
+                except BenchError as exc:       # one entry's trouble is that row's, not the run's
+                    r = {"found": False, "sites": False, "gone": False, "elsewhere": False,
+                         "detail": "error: %s" % exc, "error": True}
                 r["id"] = entry["id"]
                 rows.append(r)
                 yes = lambda b: "yes" if b else "NO"         # noqa: E731
                 print("%-30s %-14s %-21s %-26s %-9s %-5s %-5s %-4s %s" % (
                     entry["id"], entry["kind"], entry["version"], site(entry), entry["fix"][:9],
-                    yes(r["found"]), yes(r["sites"]) if r["found"] else "-", yes(r["gone"]),
-                    "yes" if r["elsewhere"] else "-"))
-                if args.verbose:
+                    yes(r["found"]), yes(r["sites"]) if r["found"] else "-",
+                    "ERROR" if r.get("error") else yes(r["gone"]), "yes" if r["elsewhere"] else "-"))
+                if args.verbose or r.get("error"):
                     print("    " + r["detail"])
             hits = sum(1 for r in rows if r["found"] and r["gone"])
             print("\nrecall: %d/%d found at the parent and gone at the fix" % (hits, len(rows)))
+            errors = sum(1 for r in rows if r.get("error"))
+            if errors:
+                print("  (%d entr%s could not be run: counted as not found)" % (
+                    errors, "y" if errors == 1 else "ies"))
             for kind in KINDS:
                 k = [r for e, r in zip(table, rows) if e["kind"] == kind]
                 print("  %-14s %d/%d (%d found at their own sites; %d with the same locks still "

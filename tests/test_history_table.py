@@ -450,3 +450,29 @@ def test_mapped_exit_lines_are_the_same_statement_at_the_fix(repo):
         for old, new in zip([e["exit"]["line"]] + e["exit"]["also"],
                             [moved["exit"]["line"]] + moved["exit"]["also"]):
             assert before[old - 1] == after[new - 1], (e["id"], old, new)
+
+
+def test_recall_counts_found_and_gone_and_an_entry_error_is_that_row_only(monkeypatch, capsys):
+    """main() without the repository or the analysis: evaluate() stubbed."""
+    ids = ["leak-3513-msid", "leak-3468-rtpfwd-udp", "inv-3474-room-streams", "inv-2115-streaming-session-mp"]
+    results = {
+        "leak-3513-msid": {"found": True, "sites": True, "gone": True, "elsewhere": False},
+        "leak-3468-rtpfwd-udp": {"found": False, "sites": False, "gone": True, "elsewhere": False},
+        "inv-3474-room-streams": {"found": True, "sites": True, "gone": False, "elsewhere": False},
+    }
+
+    def fake_evaluate(repo, entry, workdir, scope, cache):
+        if entry["id"] not in results:
+            raise history.BenchError("lockorder crashed")
+        return dict(results[entry["id"]], detail="stub")
+    monkeypatch.setattr(history, "find_repo", lambda arg: "/nonexistent")
+    monkeypatch.setattr(history, "check_analysis", lambda: None)
+    monkeypatch.setattr(history, "evaluate", fake_evaluate)
+    assert history.main(["--only", ",".join(ids), "--release", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "recall: 1/4 found at the parent and gone at the fix" in out
+    assert "missing-unlock 1/2" in out and "inversion      0/2" in out
+    rows = dict((l.split()[0], l.split()) for l in out.splitlines() if l.split() and l.split()[0] in ids)
+    assert rows["inv-2115-streaming-session-mp"][-2] == "ERROR"
+    assert "error: lockorder crashed" in out and "1 entry could not be run" in out
+    assert rows["leak-3468-rtpfwd-udp"][5:8] == ["NO", "-", "yes"]
