@@ -241,12 +241,15 @@ def check_report(text, truth):
         return ["no output"]
     workers = truth["counts"]["workers"]
     holder = truth["threads"]["holder"]
-    m = re.search(r"^No deadlock found; ([\d,]+) threads? waiting", text, re.M)
+    # the root-cause verdict: the holder that sleeps with the lock, and how
+    # many threads are blocked behind it
+    m = re.search(r"^No deadlock found: T\d+ holds 1 lock while sleeping .*; ([\d,]+) threads? "
+                  r"(?:is|are) blocked behind it", text, re.M)
     if not m:
         v = re.search(r"^(Found \d+ deadlocks?|No deadlock found).*$", text, re.M)
         problems.append("verdict: %r" % (v.group(0) if v else "(none)"))
     elif int(m.group(1).replace(",", "")) != workers:
-        problems.append("verdict counts %s waiting, expected %d" % (m.group(1), workers))
+        problems.append("verdict counts %s blocked, expected %d" % (m.group(1), workers))
     grouped = 0
     groups = 0
     for g in re.finditer(r"^\s+([\d,]+) threads wait for (M\d+) .*rooms_mutex.*\(held by (T\d+)\)",
