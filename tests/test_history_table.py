@@ -476,3 +476,15 @@ def test_recall_counts_found_and_gone_and_an_entry_error_is_that_row_only(monkey
     assert rows["inv-2115-streaming-session-mp"][-2] == "ERROR"
     assert "error: lockorder crashed" in out and "1 entry could not be run" in out
     assert rows["leak-3468-rtpfwd-udp"][5:8] == ["NO", "-", "yes"]
+
+
+def test_the_analysis_finds_the_msid_leak_and_not_after_its_fix(repo, tmp_path):
+    """End to end on the issue's headline bug (#3513): the lockorder command
+    reports the leak at the parent, at its own exit line, and not at the fix.
+    Needs the repository and the lockorder command (skips otherwise)."""
+    try:
+        history.check_analysis()
+    except history.BenchError as exc:
+        pytest.skip(str(exc))
+    r = history.evaluate(repo, BY_ID["leak-3513-msid"], str(tmp_path), "files", {})
+    assert (r["found"], r["sites"], r["gone"]) == (True, True, True), r["detail"]
