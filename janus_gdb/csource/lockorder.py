@@ -304,13 +304,20 @@ class _Program(object):
                                     "line": line, "function": func})
 
 
-def analyze(paths, use_cache=True):
-    """Report of the lock analysis of the C files under PATHS."""
+class Timeout(Exception):
+    """The analysis passed its deadline (analyze's DEADLINE)."""
+
+
+def analyze(paths, use_cache=True, deadline=None):
+    """Report of the lock analysis of the C files under PATHS.  DEADLINE
+    (a time.time() value): raise Timeout when reading the files passes it."""
     t0 = time.time()
     counts = {"cached": 0, "parsed": 0}
     files = []
     unreadable = []
     for p in source_files(paths):
+        if deadline is not None and time.time() > deadline:
+            raise Timeout("%d files read in %.1f s" % (len(files), time.time() - t0))
         try:
             files.append(_load(p, use_cache, counts))
         except (OSError, UnicodeError, ValueError, RecursionError) as exc:
@@ -324,6 +331,8 @@ def analyze(paths, use_cache=True):
                 continue
             prog.note("macro %s() does %s: its calls are not followed" % (name, ops), fi, line, None)
     t1 = time.time()
+    if deadline is not None and t1 > deadline:
+        raise Timeout("%d files read in %.1f s" % (len(files), t1 - t0))
     classes = _classes(prog)
     for gid, (fi, fn) in enumerate(prog.funcs):
         for a, (_cls, ok) in zip(fn["acqs"], classes[gid]):
