@@ -73,10 +73,16 @@ def unlock_text(d):
     lk = d.get("lock") or {}
     text = "%s:%s %s (in %s) while holding %s taken at %s:%s" % (
         base, ex.get("line"), _HOW.get(ex.get("how"), ex.get("how")), d.get("function"),
-        lk.get("expr"), base, lk.get("line"))
+        _expr(lk.get("expr")), base, lk.get("line"))
     if ex.get("return_line") and ex.get("return_line") != ex.get("line"):
         text += "; it then returns at line %s" % ex.get("return_line")
     return text
+
+
+def _expr(expr):
+    """A lock expression without its leading ``&`` (``&handle->mutex``)."""
+    expr = expr or "?"
+    return expr[1:].strip() if expr.startswith("&") and len(expr) > 1 else expr
 
 
 def order_text(o):
