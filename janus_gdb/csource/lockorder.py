@@ -435,7 +435,9 @@ def _reach(prog, classes):
                     key = (g, _null_params(prog, call, g), guards, freed or "")
                     old = cs.get(key)
                     cs[key] = (weak and (old is None or old[0]), fan if old is None else old[1])
-        calls_of[gid] = sorted((k[0], w, f, k[1], k[2], k[3]) for k, (w, f) in cs.items())
+        # (a fan is None or a tuple, null params a frozenset: order them by repr)
+        calls_of[gid] = sorted(((k[0], w, f, k[1], k[2], k[3]) for k, (w, f) in cs.items()),
+                               key=lambda c: (c[0], c[1], repr(c[2]), sorted(c[3]), repr(c[4:])))
     prog.calls_of = calls_of
 
     def merge(mine, gid, src, weak_call, fan_call, freed=""):
