@@ -91,8 +91,9 @@ def test_leak_cites_the_early_return(hangs, mode):
     cite = ("hangcite.c:%d returns (in registry_update) while holding registry_mutex taken at "
             "hangcite.c:%d" % (SITES["leak_return"], SITES["leak_lock"]))
     want = "possible missing unlock: " + cite
-    assert any(s.startswith("%s is probably leaked" % lock["id"]) and "source has such a path: "
-               + cite in s for s in data["next_steps"]), data["next_steps"]
+    assert any(s.startswith("%s is probably leaked" % lock["id"]) and
+               "source has an exit that can leave it locked: " + cite in s
+               for s in data["next_steps"]), data["next_steps"]
     _sc, text = hangs.run("leak", mode, "janus-waitgraph")
     assert want in text, text
     _sc, text = hangs.run("leak", mode, "janus-locks")

@@ -118,8 +118,8 @@ def next_steps(report, found, used_locklog=False):
             line = "%s is probably leaked: look for a return without an unlock %s." % (
                 lock.id, where)
         if getattr(lock, "missing_unlocks", None):
-            line += (" The source has such a path: %s (a possible missing unlock, static "
-                     "evidence: check that this exit is the one taken)." % sourcecite.unlock_text(
+            line += (" The source has an exit that can leave it locked: %s (a possible "
+                     "missing unlock, static evidence: check that this exit is the one taken)." % sourcecite.unlock_text(
                          lock.missing_unlocks[0]))
         out.append(line)
         if len(out) > 8:
