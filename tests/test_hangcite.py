@@ -158,3 +158,15 @@ def test_source_check_costs_little(hangs):
     gdbrun.gdb(["janus-waitgraph"], pid=sc.pid)
     with_check = time.time() - t0
     assert with_check < without + 1.0, (with_check, without)
+
+
+def test_cli_cites_and_no_source_check(hangs):
+    """`janus-gdb CORE` cites the early return; `--no-source-check` passes through."""
+    from test_cli_tool import run_cli
+    core = hangs.core("leak")
+    want = "possible missing unlock: hangcite.c:%d returns (in registry_update)" % (
+        SITES["leak_return"])
+    res = run_cli([core, "--exe", hangs.debug])
+    assert res.returncode == 3 and want in res.stdout, res.stdout + res.stderr
+    res = run_cli([core, "--exe", hangs.debug, "--no-source-check"])
+    assert res.returncode == 3 and "possible missing unlock" not in res.stdout, res.stdout
