@@ -87,3 +87,15 @@ def test_budget_and_file_bound():
     assert len(warn) == 1 and "skipped" in warn[0] and leak.missing_unlocks == []
     warn = sourcecite.check(FakeReport([leak]), [SRC], use_cache=False, budget=-1)
     assert len(warn) == 1 and "stopped after" in warn[0] and leak.missing_unlocks == []
+
+
+def test_a_failing_static_analysis_costs_only_a_warning(monkeypatch):
+    leak = global_lock(1, "registry_mutex", "hangcite.c")
+    leak.leaked = True
+
+    def broken(paths, use_cache=True, deadline=None):
+        raise TypeError("'<' not supported between instances of 'tuple' and 'NoneType'")
+    monkeypatch.setattr(lockorder, "analyze", broken)
+    warn = sourcecite.check(FakeReport([leak]), [SRC])
+    assert len(warn) == 1 and warn[0].startswith("source check failed (TypeError"), warn
+    assert leak.missing_unlocks == []

@@ -149,10 +149,15 @@ def check(report, sources, use_cache=True, max_files=MAX_FILES, budget=TIME_BUDG
     t0 = time.time()
     try:
         static = lockorder.analyze(sources, use_cache=use_cache, deadline=t0 + budget)
+        attach(report, static)
     except lockorder.Timeout as exc:
         return ["source check stopped after %.0f s (%s; the files read are cached, so the "
                 "next run goes further); --no-source-check turns it off" % (budget, exc)]
-    attach(report, static)
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            RecursionError) as exc:
+        # the static analysis is an addition: its failure must not cost the hang report
+        return ["source check failed (%s: %s); the report is without it (please report it)"
+                % (type(exc).__name__, str(exc).split("\n")[0][:200])]
     report.source_check = {"files": static.stats.get("files"),
                            "seconds": round(time.time() - t0, 3),
                            "cached": static.stats.get("files_cached")}
