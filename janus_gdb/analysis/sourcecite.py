@@ -89,9 +89,15 @@ def order_text(o):
     """One line for a source_orders entry: where the source takes each pair."""
     parts = []
     for e in o["edges"]:
-        parts.append("%s then %s at %s:%d (in %s)" % (
-            e["held"], e["taken"], os.path.basename(e["file"]), e["line"],
-            e["chain"][0] if e.get("chain") else e["function"]))
+        chain = e.get("chain") or [e["function"]]
+        where = "in %s" % e["function"]
+        if len(chain) > 1:
+            where += ", called from %s" % chain[0]
+            if e.get("call_line"):
+                where += " at %s:%d" % (os.path.basename(e.get("held_file") or e["file"]),
+                                        e["call_line"])
+        parts.append("%s then %s at %s:%d (%s)" % (
+            e["held"], e["taken"], os.path.basename(e["file"]), e["line"], where))
     return "the source takes " + ", and ".join(parts)
 
 
