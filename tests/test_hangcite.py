@@ -170,3 +170,26 @@ def test_cli_cites_and_no_source_check(hangs):
     assert res.returncode == 3 and want in res.stdout, res.stdout + res.stderr
     res = run_cli([core, "--exe", hangs.debug, "--no-source-check"])
     assert res.returncode == 3 and "possible missing unlock" not in res.stdout, res.stdout
+
+
+def test_sources_gone_cites_nothing(tmp_path):
+    """Debug info, but the source files are gone: nothing is cited, the
+    report says the sources could not be read (as without the check)."""
+    import shutil
+    d = tmp_path / "src"
+    d.mkdir()
+    for name in ("hangcite.c", "fixture_io.h", "fixture_sync.h"):
+        shutil.copy(os.path.join(gdbrun.FIXTURES, name), str(d / name))
+    exe = gdbrun.compile_c(str(d / "hangcite.c"), str(tmp_path / "hangcite_gone"))
+    shutil.rmtree(str(d))
+    sc = gdbrun.Scenario(exe, ["leak"])
+    try:
+        out = gdbrun.gdb(["janus-waitgraph --format json"], pid=sc.pid)
+        assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
+        data = check_document(gdbrun.extract_json(out.stdout), "janus-waitgraph")
+        lock = lock_json(data, sc.truth.lock("registry_mutex"))
+        assert lock["possible_missing_unlocks"] == [], lock
+        assert not any("missing unlock" in s for s in data["next_steps"]), data["next_steps"]
+        assert any("could not be read" in s for s in data["next_steps"]), data["next_steps"]
+    finally:
+        sc.kill()

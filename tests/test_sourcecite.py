@@ -99,3 +99,20 @@ def test_a_failing_static_analysis_costs_only_a_warning(monkeypatch):
     warn = sourcecite.check(FakeReport([leak]), [SRC])
     assert len(warn) == 1 and warn[0].startswith("source check failed (TypeError"), warn
     assert leak.missing_unlocks == []
+
+
+def test_the_site_the_evidence_saw_comes_first():
+    static = lockorder.analyze([SRC], use_cache=False)
+    f1 = static.findings[0]
+    fake = lockorder.Finding("missing-unlock", 1, "t", file="/x/other.c", function="g",
+                             lock={"class": f1.lock["class"], "expr": "m", "line": 7},
+                             exit={"line": 9, "how": "return", "return_line": 9})
+    static.findings.insert(0, fake)
+    leak = global_lock(1, "registry_mutex", "hangcite.c")
+    leak.leaked = True
+    sourcecite.attach(FakeReport([leak]), static)
+    assert [d["file"] for d in leak.missing_unlocks][0] == "/x/other.c"
+    leak.leak_site = "hangcite.c:%d in registry_update (lock-debug log line 3)" % SITES["leak_lock"]
+    sourcecite.attach(FakeReport([leak]), static)
+    assert leak.missing_unlocks[0]["lock"]["line"] == SITES["leak_lock"]
+    assert leak.missing_unlocks[1]["file"] == "/x/other.c"

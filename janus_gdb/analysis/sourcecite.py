@@ -101,13 +101,23 @@ def order_text(o):
     return "the source takes " + ", and ".join(parts)
 
 
+_SITE_RE = re.compile(r"([\w.+-]+\.c):(\d+)")
+
+
 def _plausible(lock, findings):
-    """Findings whose lock line is the line a frame was seen locking it at first."""
+    """Findings whose lock line is where the evidence saw this lock taken
+    (a frame's claim, the lock-debug log's last lock without an unlock)
+    first, then in the analysis's order."""
+    sites = set()
     c = lock.owner_claim
-    if c is None or not c.file or not c.line:
+    if c is not None and c.file and c.line:
+        sites.add((os.path.basename(c.file), c.line))
+    m = _SITE_RE.match(lock.leak_site or "")
+    if m:
+        sites.add((os.path.basename(m.group(1)), int(m.group(2))))
+    if not sites:
         return findings
-    return sorted(findings, key=lambda f: not (
-        os.path.basename(f.file) == c.file and f.lock["line"] == c.line))
+    return sorted(findings, key=lambda f: (os.path.basename(f.file), f.lock["line"]) not in sites)
 
 
 def _edge_for(static, held, taken):
