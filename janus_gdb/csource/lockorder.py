@@ -188,12 +188,15 @@ class _Program(object):
                 self.byname.setdefault(fn["name"], []).append(gid)
         self.init_files = {}   # field -> file indexes that store a function in it
         self.typed_inits = {}  # (struct type, field) -> set of gids
+        self.untyped_inits = {}  # field -> gids stored by initializers of an unknown type
         for fi, data in enumerate(files):
             for field, fname, _line, typ in data["inits"]:
                 for gid in self.lookup(fname, fi):
                     self.inits.setdefault(field, set()).add(gid)
                     if typ:
                         self.typed_inits.setdefault((self.base(typ), field), set()).add(gid)
+                    else:
+                        self.untyped_inits.setdefault(field, set()).add(gid)
                     self.init_files.setdefault(field, set()).add(fi)
         for gid, (fi, fn) in enumerate(self.funcs):
             for key, fname, line in fn["refinits"]:
@@ -275,11 +278,16 @@ class _Program(object):
         name, line = call[0], call[1]
         if name.startswith("->"):
             got = None
+            typed = False
             if call[3]:
                 typ = self.container_type(call[3] + "|" + name[2:], fi)
                 if typ:
                     got = self.typed_inits.get((typ, name[2:]))
-            got = got or self.inits.get(name[2:])
+                    # x's struct is known: a function stored into that field
+                    # of another struct type is not what x->field() runs
+                    typed = name[2:] in (self.structs.get(typ) or {})
+            if not got:
+                got = self.untyped_inits.get(name[2:]) if typed else self.inits.get(name[2:])
             if got:
                 return sorted(got)
             if held:
