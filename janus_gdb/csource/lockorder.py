@@ -584,6 +584,8 @@ def _missing_unlocks(prog, classes):
         for ex in fn["exits"]:
             for key in set(acqs[aid][1] for aid, d, _v in ex[2] if d and ex[1] == "return"):
                 held_count[key] = held_count.get(key, 0) + 1
+        # classes it releases itself, whatever expression it unlocks them by
+        unlocked_cls = set(prog.class_of(k, k, fi, fn)[0] for k in fn["unlocked"])
         seen = set()
         for line, how, held, ret in fn["exits"]:
             for aid, definite, via in held:
@@ -593,7 +595,7 @@ def _missing_unlocks(prog, classes):
                 expr, key, lline = a[0], a[1], a[2]
                 cls, ok = classes[gid][aid]
                 if how == "return" and held_count.get(key, 0) >= fn["nexits"] and \
-                        key not in fn["unlocked"]:
+                        key not in fn["unlocked"] and cls not in unlocked_cls:
                     continue   # holds it on every exit and never releases it: its contract
                 root = expr.lstrip("&*(").split("->")[0].split(".")[0]
                 if ret and ret == root:

@@ -164,8 +164,11 @@ class Walker(object):
         skipped = frozenset().union(*[s[2] for s in live])
         order = []
         info = {}
+        jumped = {}   # aid -> via of a path that jumped here holding it definitely
         for s in live:
             for aid, definite, via in s[0]:
+                if definite and via and aid not in jumped:
+                    jumped[aid] = via
                 if aid not in info:
                     order.append(aid)
                     info[aid] = [definite, via]
@@ -180,6 +183,11 @@ class Walker(object):
                     if aid in s[2] and not any(h[0] == aid for h in s[0]) and aid not in s[1]:
                         definite = False
                         break
+            if aid in jumped:
+                # a goto/break left the locked region holding it on every
+                # path to the jump: that jump leaks it, whatever the paths
+                # that meet it at the label never took
+                definite, via = True, jumped[aid]
             held.append((aid, definite, via))
         return (tuple(held), released, skipped)
 
