@@ -6,6 +6,8 @@ Fixture markers (tests/fixtures/lockorder/*.c), read here, never restated:
 - ``EXPECT: missing-unlock CLASS HOW`` on the line of the leaking exit;
 - ``EXPECT: inversion CLASS CLASS...`` names the classes of one cycle
   (``file.c:name`` stands for the global class ``file.c: name``);
+- ``EXPECT: single-thread FUNCTION CLASS CLASS...``: that cycle's orders all
+  run only in the thread FUNCTION (started once): ranked last, and said so;
 - ``EXPECT: none``: nothing may be reported.
 Every finding on a fixture must match a marker and every marker a finding.
 """
@@ -37,6 +39,18 @@ def _cls(word):
     return word
 
 
+def single_threads(path):
+    """{frozenset(classes): thread function} of the single-thread markers."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            for m in _EXPECT_RE.finditer(line):
+                if m.group(1) == "single-thread":
+                    words = m.group(2).split()
+                    out[frozenset(_cls(w) for w in words[1:])] = words[0]
+    return out
+
+
 def expectations(path):
     leaks, cycles, none = set(), set(), False
     with open(path) as f:
@@ -49,6 +63,8 @@ def expectations(path):
                     cycles.add(frozenset(_cls(w) for w in words))
                 elif kind == "none":
                     none = True
+                elif kind == "single-thread":
+                    pass   # single_threads()
                 else:
                     raise AssertionError("unknown marker %s in %s" % (kind, path))
     return leaks, cycles, none
@@ -82,6 +98,12 @@ def test_fixture_findings_match_markers(path, cache_home):
     got_cycles = set(frozenset(f.classes) for f in report.findings if f.kind == "inversion")
     assert got_leaks == leaks
     assert got_cycles == cycles
+    singles = dict((frozenset(f.classes), f) for f in report.findings
+                   if f.kind == "inversion" and getattr(f, "single_thread", None))
+    want = single_threads(path)
+    assert dict((k, f.single_thread) for k, f in singles.items()) == want
+    for f in singles.values():
+        assert f.rank == 4 and "only in the thread %s()" % f.single_thread in f.text
     if none:
         assert report.findings == []
     for f in report.findings:

@@ -353,6 +353,8 @@ def analyze(paths, use_cache=True):
              "thread_entries": len(set(t[0] for _fi, fn in prog.funcs for t in fn["threads"])),
              "missing_unlocks": sum(1 for f in findings if f.kind == "missing-unlock"),
              "inversions": sum(1 for f in findings if f.kind == "inversion"),
+             "single_thread_inversions": sum(1 for f in findings if f.kind == "inversion" and
+                                             getattr(f, "single_thread", None)),
              "files_cached": counts["cached"], "files_parsed": counts["parsed"],
              "seconds_read": round(t1 - t0, 3), "seconds": round(time.time() - t0, 3)}
     return Report(findings, prog.unresolved, stats)
@@ -495,9 +497,12 @@ def _edges(prog, classes, reach):
     """{(held class, taken class): [witness dicts]} of the lock-order graph."""
     edges = {}
 
+    roots = prog.edge_roots = {}   # (held, taken) -> gids holding the first lock, all witnesses
+
     def add(a, b, w):
         if a == b:
             return
+        roots.setdefault((a, b), set()).add(w["root"])
         lst = edges.setdefault((a, b), [])
         if len(lst) < 64:
             lst.append(w)
@@ -511,7 +516,7 @@ def _edges(prog, classes, reach):
             for aid, _definite in a[4]:
                 held_cls, ok1 = classes[gid][aid]
                 cls, ok2 = classes[gid][k]
-                add(held_cls, cls, {"held": held_cls, "taken": cls, "file": path, "line": a[2],
+                add(held_cls, cls, {"root": gid,"held": held_cls, "taken": cls, "file": path, "line": a[2],
                                     "function": fn["name"], "held_line": acqs[aid][2],
                                     "held_file": path, "chain": [fn["name"]],
                                     "call_line": None, "resolved": ok1 and ok2})
@@ -535,7 +540,7 @@ def _edges(prog, classes, reach):
                     for aid, _definite in call[2]:
                         held_cls, ok1 = classes[gid][aid]
                         add(held_cls, cls, {
-                            "held": held_cls, "taken": cls, "file": prog.files[cfi]["path"],
+                            "root": gid, "held": held_cls, "taken": cls, "file": prog.files[cfi]["path"],
                             "line": line, "function": prog.funcs[chain[-1]][1]["name"],
                             "held_line": acqs[aid][2], "held_file": path,
                             "chain": [fn["name"]] + [prog.funcs[c][1]["name"] for c in chain],
@@ -668,6 +673,7 @@ def _cycles(edges):
 
 def _inversions(prog, edges):
     out = []
+    single = _single_thread(prog)
     cycles = _cycles(edges)
     pairs2 = set(frozenset(c) for c in cycles if len(c) == 2)
     for cyc in cycles:
@@ -688,9 +694,89 @@ def _inversions(prog, edges):
         for w in ws:
             parts.append(_edge_text(w))
         text = "lock-order inversion (%s): %s" % (" -> ".join(cyc + [cyc[0]]), "; ".join(parts))
+        extra = {}
+        one = single(set().union(*[prog.edge_roots.get(p, set()) for p in pairs]))
+        if one:
+            rank = 4
+            extra["single_thread"] = one[0]
+            text += ("; every path of every order runs only in the thread %s(), which is "
+                     "started once (by %s() at %s:%d): the orders never run at the same time, "
+                     "so this cycle cannot deadlock two threads unless %s() is also "
+                     "reached in a way the analysis does not see" % (
+                         one[0], one[1], os.path.basename(one[2]), one[3], one[0]))
         out.append(Finding("inversion", rank, text, classes=list(cyc),
-                           edges=[_edge_json(w) for w in ws]))
+                           edges=[_edge_json(w) for w in ws], **extra))
     return out
+
+
+MAX_ANCESTORS = 400
+
+
+def _single_thread(prog):
+    """A function of a set of gids -> (entry name, creator name, file, line)
+    when every one of them runs only inside one thread entry function that
+    is started exactly once (by ``main`` or by a function stored in an
+    ``.init`` field: a plugin's, transport's or handler's init), with
+    ``g_thread_new``/``g_thread_try_new``/``pthread_create`` (a thread pool
+    may run its function in several threads at once) and that nothing else
+    calls; else None."""
+    callers = {}
+    for gid, cs in enumerate(prog.callee_gids):
+        for g in cs:
+            callers.setdefault(g, set()).add(gid)
+    inits = prog.inits.get("init", set())
+    created = {}   # entry name -> [(creator gid, line, call)]
+    for gid, (_fi, fn) in enumerate(prog.funcs):
+        for t in fn["threads"]:
+            created.setdefault(t[0], []).append((gid, t[1], t[2] if len(t) > 2 else "?"))
+    once = {}
+    for name, sites in created.items():
+        gids = prog.byname.get(name) or []
+        if len(sites) != 1 or len(gids) != 1 or callers.get(gids[0]):
+            continue
+        cgid, line, call = sites[0]
+        cfi, cfn = prog.funcs[cgid]
+        if call not in ("g_thread_new", "g_thread_try_new", "pthread_create"):
+            continue
+        if cfn["name"] != "main" and cgid not in inits:
+            continue
+        once[gids[0]] = (name, cfn["name"], prog.files[cfi]["path"], line)
+    memo = {}
+
+    def tops(gid):
+        if gid in memo:
+            return memo[gid]
+        seen = set((gid,))
+        todo = [gid]
+        out = set()
+        while todo:
+            g = todo.pop()
+            up = callers.get(g)
+            if not up:
+                out.add(g)
+                continue
+            for c in up:
+                if c not in seen:
+                    seen.add(c)
+                    todo.append(c)
+            if len(seen) > MAX_ANCESTORS:
+                out = None
+                break
+        memo[gid] = out
+        return out
+
+    def single(gids):
+        entry = None
+        for g in gids:
+            t = tops(g)
+            if not t or len(t) != 1:
+                return None
+            (top,) = tuple(t)
+            if top not in once or (entry is not None and entry != top):
+                return None
+            entry = top
+        return once.get(entry)
+    return single
 
 
 def _edge_text(w):

@@ -127,7 +127,7 @@ class Walker(object):
         self.unlocked = set()   # keys of the locks this function releases itself
         self.implicit = []      # [line of an if, [aids held]]: only its implicit else goes on
         self.guards = []        # per enclosing if branch: variables known non-NULL there
-        self.threads = []       # [function, line]
+        self.threads = []       # [function, line, creating call]
         self.refinits = []      # [key of the refcount, free function, line]
         self.gotos = {}
         self.ctx = []
@@ -554,7 +554,7 @@ class Walker(object):
                         fn = [t for t in tv[args[k][0]:args[k][1]]
                               if locksets._IDENT_RE.match(t) and t not in ("gpointer", "void")]
                         if fn:
-                            self.threads.append([fn[-1], line])
+                            self.threads.append([fn[-1], line, name])
                 elif not ptr and name in ("janus_refcount_init",):
                     close, args = self._args(i)
                     if len(args) == 2:
