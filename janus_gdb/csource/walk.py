@@ -192,7 +192,12 @@ class Walker(object):
         return (tuple(held), released, skipped)
 
     def _snapshot(self, st):
-        return [[aid, definite] for aid, definite, _via in st[0]]
+        # a lock held only on some paths and already released on others
+        # (``if (x) lock(m); ... if (x) unlock(m);`` with x unchanged) is
+        # not held any more: no order from it
+        rel = st[1]
+        return [[aid, definite] for aid, definite, _via in st[0]
+                if definite or aid not in rel]
 
     def _exit(self, line, how, st, ret=None):
         self.nexits += 1
