@@ -133,6 +133,22 @@ def test_inversion_edges_carry_chains(cache_home):
     assert report.findings[0].rank <= report.findings[-1].rank
 
 
+def test_refcount_free_edges_ranked_weak(cache_home):
+    """The free function's own object lock gives no edge (the markers say
+    which cycles exist); its other locks do, ranked as needing the last
+    reference to go."""
+    path = [p for p in FIXTURES if p.endswith("refcount.c")][0]
+    report = lockorder.analyze([path])
+    _leaks, cycles, _none = expectations(path)
+    for f in report.findings:
+        assert frozenset(f.classes) in cycles
+        free_edges = [e for e in f.edges if e["via_free"]]
+        assert free_edges and f.rank == 3
+        assert "through a refcount free function" in f.text
+        # the free function's own object's lock is never an edge's target
+        assert not any(e["taken"] == "obj.mutex" for e in free_edges)
+
+
 def test_cli_json_and_exit_status(cache_home):
     env = dict(os.environ, XDG_CACHE_HOME=str(cache_home))
     leaky = [p for p in FIXTURES if p.endswith("leaks.c")][0]
