@@ -621,6 +621,7 @@ def _missing_unlocks(prog, classes):
                 if released_by_callee:
                     continue
                 ex_line, ex_how = (via[0], via[1]) if via else (line, how)
+                also = list(via[2]) if via and len(via) > 2 else []
                 sig = (aid, ex_line, ex_how)
                 if sig in seen:
                     continue
@@ -630,6 +631,9 @@ def _missing_unlocks(prog, classes):
                     if not via else []
                 text = "missing unlock: %s:%d %s() %s while holding `%s` (%s) taken at %s:%d" % (
                     base, ex_line, name, _how_text(ex_how), expr, cls, base, lline)
+                if also:
+                    text += "; it also jumps out holding it at %s" % ", ".join(
+                        "%s:%d" % (base, ln) for ln in also)
                 if via and line != ex_line:
                     text += "; the function then returns at %s:%d still holding it" % (base, line)
                 if implicit:
@@ -642,7 +646,8 @@ def _missing_unlocks(prog, classes):
                         unknown_call[0][0] + "()", unknown_call[0][1])
                 out.append(Finding("missing-unlock", rank, text, file=path, function=name,
                                    lock={"class": cls, "expr": expr, "line": lline},
-                                   exit={"line": ex_line, "how": ex_how, "return_line": line}))
+                                   exit=dict({"line": ex_line, "how": ex_how, "return_line": line},
+                                             **({"also": also} if also else {}))))
     return out
 
 

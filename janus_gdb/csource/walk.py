@@ -167,8 +167,8 @@ class Walker(object):
         jumped = {}   # aid -> via of a path that jumped here holding it definitely
         for s in live:
             for aid, definite, via in s[0]:
-                if definite and via and aid not in jumped:
-                    jumped[aid] = via
+                if definite and via:
+                    jumped[aid] = _merge_via(jumped.get(aid), via)
                 if aid not in info:
                     order.append(aid)
                     info[aid] = [definite, via]
@@ -631,6 +631,23 @@ class Walker(object):
 
     def _key(self, expr, line):
         return key_of(expr, self.types, self.aliases, line)
+
+
+MAX_ALSO = 16
+
+
+def _merge_via(a, b):
+    """Two jumps that leave holding one lock and meet at a label: the first
+    (lowest line) is the exit reported, the others are listed in a third
+    element ``also``."""
+    if a is None or a == b:
+        return b
+    lines = set([a[0], b[0]])
+    lines.update(a[2] if len(a) > 2 else ())
+    lines.update(b[2] if len(b) > 2 else ())
+    first = a if a[0] <= b[0] else b
+    rest = sorted(lines - set([first[0]]))[:MAX_ALSO]
+    return [first[0], first[1], rest] if rest else [first[0], first[1]]
 
 
 THREAD_ENTRY_ARG = {"g_thread_try_new": 1, "g_thread_new": 1, "g_thread_pool_new": 0,
