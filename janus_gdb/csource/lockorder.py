@@ -462,14 +462,16 @@ def _reach(prog, classes):
             return got
         fi, fn = prog.funcs[g]
         out = {}
+        memo[key] = out   # a recursive call sees what is known so far
         for a, (cls, ok) in zip(fn["acqs"], classes[g]):
             if a[3] == "lock" and cls not in out and \
                     not _pruned(fn, a[6] if len(a) > 6 else (), nullparams):
                 out[cls] = ((g,), a[2], fi, ok, False, ())
-        for g2, weak_call, fan_call, _p2, guards, freed in calls_of[g]:
+        for g2, weak_call, fan_call, p2, guards, freed in calls_of[g]:
             if not _pruned(fn, guards, nullparams):
-                merge(out, g, table[g2], weak_call, fan_call, freed)
-        memo[key] = out
+                # the callee's own NULL/FALSE arguments still hold down there
+                src = filtered(g2, p2, table, memo) if p2 else table[g2]
+                merge(out, g, src, weak_call, fan_call, freed)
         return out
 
     prog.filtered_reach = lambda g, nullparams: filtered(g, nullparams, reach, final_memo)

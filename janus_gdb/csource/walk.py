@@ -133,6 +133,7 @@ class Walker(object):
         self.ctx = []
         self.notes = []
         self._seen_calls = set()
+        self._after = None      # guards an early-exit if leaves for the rest of its block
 
     def run(self):
         try:
@@ -212,12 +213,24 @@ class Walker(object):
             raise WalkError("nesting too deep")
         tv, n = self.tv, self.n
         i += 1
-        while i < n:
-            if tv[i] == "}":
-                return i + 1, st
-            j, st = self._stmt(i, st, depth)
-            i = j if j > i else i + 1
-        return i, st
+        base = len(self.guards)
+        try:
+            while i < n:
+                if tv[i] == "}":
+                    return i + 1, st
+                if len(self.guards) > base and (
+                        tv[i] in ("case", "default") or
+                        (i + 1 < n and tv[i + 1] == ":" and locksets._IDENT_RE.match(tv[i]))):
+                    del self.guards[base:]   # a label: other paths come in here
+                self._after = None
+                j, st = self._stmt(i, st, depth)
+                if self._after:
+                    self.guards.append(self._after)
+                    self._after = None
+                i = j if j > i else i + 1
+            return i, st
+        finally:
+            del self.guards[base:]
 
     def _body(self, i, st, depth):
         if i < self.n and self.tv[i] == "{":
@@ -349,6 +362,7 @@ class Walker(object):
                 head = i + 1
                 before = len(self.acqs)
                 i, cur = self._paren(head, cur)
+                i_cond = i
                 pos, neg = self._guards_of(head, i)
                 then_st, else_st = self._split_try(head, i, before, cur)
                 self.guards.append(pos)
@@ -367,6 +381,11 @@ class Walker(object):
                     i, other = self._body(i + 1, else_st, depth)
                     outs.append(other)
                 else:
+                    if len(outs) == 1 and outs[0] is None and else_st is not None:
+                        # if (!x || y == NULL) return;  x and y are non-NULL after it
+                        after = self._early_exit_guards(head, i_cond)
+                        if after:
+                            self._after = after
                     if len(outs) >= 2 and all(o is None for o in outs) and else_st is not None:
                         # if/else-if chain whose every branch jumps: only the
                         # implicit else goes on, a path the code may exclude
@@ -400,6 +419,39 @@ class Walker(object):
                     (nxt == "&" and nxt2 == "&"):
                 pos.add(v)
         return frozenset(pos), frozenset(neg)
+
+    def _early_exit_guards(self, head, end):
+        """Variables non-NULL (or true) after ``if (COND) <jump>;``: the
+        terms ``!x`` and ``x == NULL`` of COND's top-level ``||``."""
+        tv = self.tv
+        toks = tv[head + 1:end - 1] if end - 1 > head + 1 else []
+        if len(toks) > 96:
+            return frozenset()
+        terms, cur, depth = [], [], 0
+        k = 0
+        while k < len(toks):
+            t = toks[k]
+            if t in ("(", "["):
+                depth += 1
+            elif t in (")", "]"):
+                depth -= 1
+            if depth == 0 and (t == "||" or (t == "|" and k + 1 < len(toks) and
+                                             toks[k + 1] == "|")):
+                terms.append(cur)
+                cur = []
+                k += 1 if t == "||" else 2
+                continue
+            cur.append(t)
+            k += 1
+        terms.append(cur)
+        out = set()
+        for t in terms:
+            if len(t) == 2 and t[0] == "!" and locksets._IDENT_RE.match(t[1]):
+                out.add(t[1])
+            elif len(t) == 4 and t[1:] == ["=", "=", "NULL"] and locksets._IDENT_RE.match(t[0]):
+                out.add(t[0])
+        out.discard("NULL")
+        return frozenset(out)
 
     def _guard_list(self):
         if not self.guards:
@@ -572,7 +624,8 @@ class Walker(object):
                         argkey = self._key("".join(tv[args[0][0]:args[0][1]]), line)
                 snap = self._snapshot(st)
                 close, args = self._args(i)
-                nulls = [k for k, (a, b) in enumerate(args) if b == a + 1 and tv[a] == "NULL"]
+                nulls = [k for k, (a, b) in enumerate(args)
+                         if b == a + 1 and tv[a] in ("NULL", "FALSE", "false")]
                 guards = self._guard_list()
                 sig = (callee, tuple(a for a, _d in snap), argkey, tuple(nulls), tuple(guards))
                 if sig not in self._seen_calls:
