@@ -224,6 +224,8 @@ class Lock(object):
         self.details = {}             # raw decoded fields
         self.name_text = None         # Janus name, e.g. "janus_videoroom.c: rooms_mutex"
         self.obj = None               # ObjectRef of the Janus object that contains it
+        self.source_file = None       # basename of the C file defining it (a variable)
+        self.missing_unlocks = []     # static findings (dicts) that can leak its class
         self.owner_source = None      # pthread-owner, lockset, type-match, locklog, frameref
         self.owner_claim = None       # the Claim behind an inferred owner
         self.inference = None         # Inference, also computed when the owner is exact

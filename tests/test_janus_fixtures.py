@@ -271,6 +271,20 @@ def test_pli_inversion(janus, variant, mode):
     check_wait_site(r, switcher, "switch_subscriber_streams",
                     "janus_videoroom_process_synchronous_request")
     check_wait_site(r, t.lwps("worker"), "sync_rooms", "janus_videoroom_process_synchronous_request")
+    # the source's two orders (issue 12 point 4), both through calls
+    (cyc,) = r.data["cycles"]
+    (order,) = cyc["source_orders"]
+    got = sorted((e["held"], e["taken"], e["held_line"], e["line"], e["chain"][0], e["function"])
+                 for e in order["edges"])
+    assert got == sorted([
+        ("janus_videoroom_publisher.streams_mutex", "janus_ice_handle.mutex",
+         SITES["handler_streams"], SITES["relay_rtcp_handle"], "janus_videoroom_handler",
+         "janus_ice_relay_rtcp"),
+        ("janus_ice_handle.mutex", "janus_videoroom_publisher.streams_mutex",
+         SITES["admin_handle"], SITES["query_streams"], "janus_process_incoming_admin_request",
+         "janus_videoroom_query_session")]), order
+    assert ("janus_scenarios.c:%d (in janus_ice_relay_rtcp, called from janus_videoroom_handler"
+            % SITES["relay_rtcp_handle"]) in text, text
 
 
 # ---------------------------------------------------------------------------
@@ -368,17 +382,26 @@ def test_leaked_lock(janus, variant, mode):
         r.by_lwp[handler]
     check_wait_site(r, t.lwps("waiter"), "trickle_handle", "janus_process_incoming_request")
     check_leak(janus, "leaked_lock", variant, mode, r, text, addr, handler, t.lwps("waiter"),
-               "handle_sdp_leak", "janus_plugin_handle_sdp", log_names_leaker=False)
+               "handle_sdp_leak", "janus_plugin_handle_sdp", log_names_leaker=False,
+               exit_site="handle_sdp_leak_return")
 
 
 def check_leak(janus, name, variant, mode, r, text, addr, leaker, waiters, site, function,
-               log_names_leaker):
+               log_names_leaker, exit_site):
     """pthread: the idle LEAKER is the exact owner.  GMutex: no live thread
     can be shown to hold it, so it is reported as leaked; with the lock debug
     log the lock call at SITE (no unlock after it) is cited, and when the
     LEAKER is still inside FUNCTION (LOG_NAMES_LEAKER) it is named as the
-    thread that leaked it (not as the owner: its source holds no lock)."""
+    thread that leaked it (not as the owner: its source holds no lock).
+    A leaked lock cites the source's exit at EXIT_SITE (possible missing unlock)."""
     lock = r.locks[addr]
+    cites = lock["possible_missing_unlocks"]
+    if lock["leaked"]:
+        assert cites and (cites[0]["exit"]["line"], cites[0]["lock"]["line"]) == (
+            SITES[exit_site], SITES[site]), cites
+        assert "possible missing unlock: janus_scenarios.c:%d" % SITES[exit_site] in text, text
+    else:
+        assert cites == [], cites
     if variant == "pthread":
         assert lock["owner"]["lwp"] == leaker
         assert lock["owner"]["evidence"] == "exact"
@@ -430,7 +453,8 @@ def test_leaked_global_lock(janus, variant, mode):
     check_pileup(r, text, t, addr)
     check_wait_site(r, t.lwps("worker"), "sync_rooms", "janus_videoroom_process_synchronous_request")
     check_leak(janus, "leaked_rooms", variant, mode, r, text, addr, handler, t.lwps("worker"),
-               "join_rooms_leak", "janus_videoroom_handler", log_names_leaker=True)
+               "join_rooms_leak", "janus_videoroom_handler", log_names_leaker=True,
+               exit_site="join_rooms_leak_exit")
 
 
 # ---------------------------------------------------------------------------

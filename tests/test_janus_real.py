@@ -444,6 +444,64 @@ def test_leaked_handle_mutex(leaked):
     assert text and "leaked" in text, text
 
 
+def msid_return_line(source):
+    """Line of the ``return`` after the "Invalid msid" log (the leaking exit of #3513)."""
+    with open(source, errors="replace") as f:
+        lines = f.read().split("\n")
+    bad = [i for i, l in enumerate(lines) if "Invalid msid on m-line" in l][0]
+    for i in range(bad, min(bad + 8, len(lines))):
+        if lines[i].strip().startswith("return"):
+            return i + 1
+    raise AssertionError("no return after the msid check")
+
+
+def test_leaked_handle_mutex_cites_the_msid_return(leaked):
+    """The static analysis of the sources the debug info names lists the
+    "Invalid msid" return as a possible missing unlock of the leaked
+    handle->mutex (issue 12 point 4), first, in JSON, text and next steps."""
+    from test_json_schema import check_document   # (it imports this module)
+    j, s, h, addr, core, waiters, _quiet = leaked
+    src = os.path.join(j.srcdir, "src", "janus.c")
+    lock_line = leak_lock_line(src)
+    ret_line = msid_return_line(src)
+    t0 = time.time()
+    out = gdbrun.gdb(["janus-waitgraph --format json"], exe=j.exe, core=core)
+    took = time.time() - t0
+    assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
+    data = gdbrun.extract_json(out.stdout)
+    check_document(data, "janus-waitgraph")
+    lock = [l for l in data["locks"] if l["address"] == addr][0]
+    assert lock["leaked"] is True
+    cites = lock["possible_missing_unlocks"]
+    assert cites, (lock, data["warnings"])
+    first = cites[0]
+    assert os.path.basename(first["file"]) == "janus.c"
+    assert first["lock"]["class"] == "janus_ice_handle.mutex"
+    assert (first["lock"]["line"], first["exit"]["line"]) == (lock_line, ret_line), first
+    assert all(c["lock"]["class"] == "janus_ice_handle.mutex" for c in cites)
+    want = "janus.c:%d returns (in %s) while holding ice_handle->mutex taken at janus.c:%d" % (
+        ret_line, first["function"], lock_line)
+    assert any(want in x for x in data["next_steps"]), data["next_steps"]
+    text = gdbrun.gdb(["janus-waitgraph"], exe=j.exe, core=core).stdout
+    assert "possible missing unlock: " + want in text, text
+    # a lock that is not leaked cites nothing
+    assert all(not l["possible_missing_unlocks"] for l in data["locks"] if not l["leaked"])
+    print("janus-waitgraph with the source check: %.1f s" % took)
+
+
+def test_leaked_handle_mutex_stripped_cites_nothing(leaked):
+    """Stripped janus and plugins: no class, no source named: nothing cited."""
+    j, s, h, addr, core, waiters, _quiet = leaked
+    exe, sysroot, copies = j.stripped
+    extra = ["-iex", "set sysroot %s" % sysroot, "-iex", "set auto-load python-scripts off"]
+    out = gdbrun.gdb(["janus-waitgraph --format json"], exe=exe, core=core, hide_debug=True,
+                     extra=extra)
+    assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
+    data = gdbrun.extract_json(out.stdout)
+    assert all(l["possible_missing_unlocks"] == [] for l in data["locks"]), data["locks"]
+    assert not any("missing unlock" in x for x in data["next_steps"]), data["next_steps"]
+
+
 def test_leaked_handle_mutex_found_before_anyone_waits(leaked):
     """Right after the leak nobody waits for the lock and no frame points to
     the handle: janus-locks still finds it held, through the core's

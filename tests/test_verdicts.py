@@ -236,6 +236,14 @@ def test_leak_with_full_analysis_is_still_leaked(roots, variant, mode):
         assert r.state(handler) == "idle"
     assert "leaked" in text.splitlines()[0]
     assert any("probably leaked" in s for s in r.data["next_steps"]), r.data["next_steps"]
+    # the source's early return is cited (issue 12 point 4): static class
+    # janus_audiobridge_room.mutex from the object the lock was found in
+    cites = lock["possible_missing_unlocks"]
+    assert cites and (cites[0]["exit"]["line"], cites[0]["lock"]["line"]) == (
+        SITES["leak_return"], SITES["leak_lock"]), cites
+    assert cites[0]["lock"]["class"] == "janus_audiobridge_room.mutex"
+    assert "possible missing unlock: janus_roots.c:%d returns (in janus_audiobridge_check_sdp)" % (
+        SITES["leak_return"]) in text, text
 
 
 def test_leak_exit_status(roots):

@@ -6,6 +6,8 @@ no gdb.  Lines are plain text (the renderers escape them).
 
 import os
 
+from . import sourcecite
+
 MAX_NAMED = 3
 
 
@@ -115,6 +117,10 @@ def next_steps(report, found, used_locklog=False):
         else:
             line = "%s is probably leaked: look for a return without an unlock %s." % (
                 lock.id, where)
+        if getattr(lock, "missing_unlocks", None):
+            line += (" The source has an exit that can leave it locked: %s (a possible "
+                     "missing unlock, static evidence: check that this exit is the one taken)." % sourcecite.unlock_text(
+                         lock.missing_unlocks[0]))
         out.append(line)
         if len(out) > 8:
             break

@@ -31,6 +31,8 @@ class Report(object):
         self.roots = roots            # {thread num: graph.Root}
         self.warnings = warnings
         self.used_locklog = False     # a lock-debug log was given
+        self.source_orders = {}       # {cycle index: [order]} from the source (sourcecite)
+        self.source_check = None      # {"files", "seconds", "cached"} when the source was read
         self.by_num = dict((t.num, t) for t in threads)
         self.by_lwp = dict((t.lwp, t) for t in threads)
         self.lock_by_addr = list_to_map(locks)
@@ -48,10 +50,13 @@ class Report(object):
         return nums
 
 
-def collect(max_frames=64, locklog=None):
+def collect(max_frames=64, locklog=None, source_check=True):
     """Analyse the selected inferior (live or core) and return a Report.
 
     LOCKLOG is a parsed Janus lock-debug log (``locklog.LockLog``) or None.
+    SOURCE_CHECK: when a lock was leaked or threads deadlock, read the C
+    sources the debug info names for the exits that leak it and the orders
+    of the cycle (``sourcecite``).
     """
     # gdb-only modules, imported late
     from ..janus import names
@@ -106,7 +111,22 @@ def collect(max_frames=64, locklog=None):
     if mem.failures:
         warnings.append("%d memory read%s failed; affected fields are shown as unknown"
                         % (mem.failures, "" if mem.failures == 1 else "s"))
+    if source_check:
+        _source_check(report)
     return report
+
+
+def _source_check(report):
+    """Cite the source's missing unlocks and lock orders (sourcecite)."""
+    from . import sourcecite
+    from ..target import debugsources
+    if not sourcecite.needed(report):
+        return
+    try:
+        sources = debugsources.debug_info_sources()
+    except debugsources.NoSources:
+        return      # no debug info: nothing to cite (next steps already say so)
+    report.warnings.extend(sourcecite.check(report, sources))
 
 
 def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, locklog=None):

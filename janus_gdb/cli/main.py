@@ -102,6 +102,9 @@ def parser():
                    help="unwind at most N frames per thread (default 64)")
     p.add_argument("--lock-log", metavar="FILE", dest="lock_log",
                    help="Janus's log written with lock debugging on")
+    p.add_argument("--no-source-check", action="store_true", dest="no_source_check",
+                   help="do not read the program's C sources for the exits that can leak a "
+                        "leaked lock and the lines of a deadlock's lock orders")
     p.add_argument("--gdb", metavar="PATH", default="gdb", help="the gdb to run (default: gdb)")
     p.add_argument("--version", action="version", version="%s %s" % (PROG, __version__))
     return p
@@ -309,6 +312,8 @@ def command_args(opts):
         args += ["--depth", str(opts.depth)]
     if opts.lock_log is not None:
         args += ["--lock-log", opts.lock_log]
+    if getattr(opts, "no_source_check", False):
+        args.append("--no-source-check")
     return " ".join(_gdb_quote(a) for a in args)
 
 

@@ -312,13 +312,20 @@ class _Program(object):
                                     "line": line, "function": func})
 
 
-def analyze(paths, use_cache=True):
-    """Report of the lock analysis of the C files under PATHS."""
+class Timeout(Exception):
+    """The analysis passed its deadline (analyze's DEADLINE)."""
+
+
+def analyze(paths, use_cache=True, deadline=None):
+    """Report of the lock analysis of the C files under PATHS.  DEADLINE
+    (a time.time() value): raise Timeout when reading the files passes it."""
     t0 = time.time()
     counts = {"cached": 0, "parsed": 0}
     files = []
     unreadable = []
     for p in source_files(paths):
+        if deadline is not None and time.time() > deadline:
+            raise Timeout("%d files read in %.1f s" % (len(files), time.time() - t0))
         try:
             files.append(_load(p, use_cache, counts))
         except (OSError, UnicodeError, ValueError, RecursionError) as exc:
@@ -332,6 +339,8 @@ def analyze(paths, use_cache=True):
                 continue
             prog.note("macro %s() does %s: its calls are not followed" % (name, ops), fi, line, None)
     t1 = time.time()
+    if deadline is not None and t1 > deadline:
+        raise Timeout("%d files read in %.1f s" % (len(files), t1 - t0))
     classes = _classes(prog)
     for gid, (fi, fn) in enumerate(prog.funcs):
         for a, (_cls, ok) in zip(fn["acqs"], classes[gid]):
@@ -436,7 +445,9 @@ def _reach(prog, classes):
                     key = (g, _null_params(prog, call, g), guards, freed or "")
                     old = cs.get(key)
                     cs[key] = (weak and (old is None or old[0]), fan if old is None else old[1])
-        calls_of[gid] = sorted((k[0], w, f, k[1], k[2], k[3]) for k, (w, f) in cs.items())
+        # (a fan is None or a tuple, null params a frozenset: order them by repr)
+        calls_of[gid] = sorted(((k[0], w, f, k[1], k[2], k[3]) for k, (w, f) in cs.items()),
+                               key=lambda c: (c[0], c[1], repr(c[2]), sorted(c[3]), repr(c[4:])))
     prog.calls_of = calls_of
 
     def merge(mine, gid, src, weak_call, fan_call, freed=""):

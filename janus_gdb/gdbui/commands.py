@@ -31,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 FORMATS = ("text", "json", "dot")
-OPTIONS = ("--format", "--all", "--depth", "--lock-log")
+OPTIONS = ("--format", "--all", "--depth", "--lock-log", "--no-source-check")
 
 
 def _parser(prog):
@@ -40,6 +40,7 @@ def _parser(prog):
     p.add_argument("--all", action="store_true", dest="show_all")
     p.add_argument("--depth", type=int, default=DEFAULT_DEPTH)
     p.add_argument("--lock-log", dest="lock_log", default=None)
+    p.add_argument("--no-source-check", action="store_true", dest="no_source_check")
     return p
 
 
@@ -192,7 +193,8 @@ def analyze_target(opts):
     log = _read_lock_log(opts.lock_log) if opts.lock_log else None
     try:
         with Settings() as settings:
-            report = analyze.collect(max_frames=opts.depth, locklog=log)
+            report = analyze.collect(max_frames=opts.depth, locklog=log,
+                                     source_check=not opts.no_source_check)
         report.warnings[:0] = settings.warnings
         return report
     except NoTarget as exc:
@@ -375,6 +377,7 @@ class JanusLocks(_Base):
     """Show every lock a thread holds or waits for, its owner and its waiters.
 
 Usage: janus-locks [--format text|json|dot] [--all] [--depth N] [--lock-log FILE]
+                [--no-source-check]
 
 For each lock that some thread is blocked on, and (with debug info) each
 held global or file-static lock variable of the source files on the stacks:
@@ -421,6 +424,10 @@ Options:
   --lock-log FILE      Janus's log with lock debugging on (admin API
                        set_locking_debug): the last lock of each address
                        without an unlock is cited as evidence
+  --no-source-check    do not read the program's C sources (named by its
+                       debug info) for the exits that can leak a leaked
+                       lock ("possible missing unlock") and the source
+                       lines of a deadlock's lock orders
 
 TAB completes the options, the formats and the --lock-log file name.
 The first line is in gdb's `style title` when styling is on and the
@@ -441,6 +448,7 @@ class JanusWaitgraph(_Base):
     """Find deadlocks: the wait-for graph of all threads, verdict first.
 
 Usage: janus-waitgraph [--format text|json|dot] [--all] [--depth N] [--lock-log FILE]
+                [--no-source-check]
 
 Builds the graph thread -> lock -> owner thread (and thread -> joined
 thread) and reports, in this order:
@@ -473,6 +481,11 @@ Options:
   --depth N            unwind at most N frames per thread (default 64)
   --lock-log FILE      Janus's log with lock debugging on (admin API
                        set_locking_debug): evidence for owners and leaks
+  --no-source-check    do not read the program's C sources (named by its
+                       debug info): without it, a leaked lock lists the
+                       exits of the source that can leak its class
+                       ("possible missing unlock") and a deadlock cites
+                       where the source takes its locks in each order
 
 Owners of GMutex locks (Janus's default janus_mutex) are inferred, with
 the evidence printed next to each (see `help janus-locks`); Janus built

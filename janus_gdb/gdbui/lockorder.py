@@ -6,33 +6,21 @@ information (gdb's ``info sources``: the symbol files only, never the
 target's memory) that exist on this machine, system headers excluded.
 """
 
-import os
-import re
-
 import gdb  # pylint: disable=import-error
 
 from ..csource import lockorder
 from ..report import lockorder as render_lockorder
+from ..target import debugsources
 
 PROG = "janus-lockorder"
-SYSTEM_DIRS = ("/usr/include/", "/usr/lib/", "/usr/local/include/")
-_SOURCE_RE = re.compile(r"[^\s,]+\.[ch]\b")
 
 
 def debug_info_sources():
     """Existing .c/.h files the loaded program's debug info names (sorted)."""
     try:
-        text = gdb.execute("info sources", to_string=True)
-    except gdb.error as exc:
+        return debugsources.debug_info_sources()
+    except debugsources.NoSources as exc:
         raise gdb.GdbError("%s: cannot list the program's sources: %s" % (PROG, exc))
-    out = set()
-    for m in _SOURCE_RE.finditer(text):
-        path = m.group(0)
-        if path.startswith(SYSTEM_DIRS) or not path.startswith("/"):
-            continue
-        if os.path.isfile(path):
-            out.add(path)
-    return sorted(out)
 
 
 class JanusLockorder(gdb.Command):

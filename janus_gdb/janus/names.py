@@ -134,6 +134,7 @@ def name_globals(locks, bases):
         if lock.symbol:
             base = lock.symbol.split("+")[0]
             filename = symbol_file(base, lock.addr) if "+" not in lock.symbol else None
+            lock.source_file = filename
             lock.name_text = janusdb.global_name(lock.symbol, filename)
         else:
             lock.name_text = bases.offset(lock.addr)

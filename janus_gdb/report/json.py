@@ -85,6 +85,7 @@ def _lock(l):
         "candidates": list(l.candidates),
         "possible_owners": list(l.possible), "possible_owner_count": l.possible_count,
         "leaked": l.leaked, "leak_site": _s(l.leak_site), "leaked_by": l.leaked_by,
+        "possible_missing_unlocks": list(getattr(l, "missing_unlocks", None) or []),
         "readers": l.readers, "waiters": list(l.waiters), "rwlock": _rwlock(l),
         "fields": dict((k, _field(v)) for k, v in l.details.items() if k != "state"),
     }
@@ -194,7 +195,8 @@ def to_dict(report, command):
         "locks": [_lock(l) for l in report.locks],
         "edges": [e.to_dict() for e in report.edges],
         "cycles": [{"id": i + 1, "threads": [e.src for e in cyc],
-                    "edges": [e.to_dict() for e in cyc]}
+                    "edges": [e.to_dict() for e in cyc],
+                    "source_orders": list(getattr(report, "source_orders", {}).get(i, ()))}
                    for i, cyc in enumerate(report.cycles)],
         "blocked": [{"thread": num, "behind": _root(root)}
                     for num, root in sorted(report.roots.items())],

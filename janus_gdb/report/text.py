@@ -5,6 +5,7 @@ Every string read from the target goes through ``textsafe.escape``.
 
 from ..analysis import advice
 from ..analysis import graph
+from ..analysis import sourcecite
 from ..analysis import verdict as verdicts
 from ..model import INFERRED, UNKNOWN
 from .textsafe import escape
@@ -247,6 +248,24 @@ def waitgraph(report, show_all=False):
     return "\n".join(out).rstrip("\n") + "\n"
 
 
+def unlock_lines(lock, ind):
+    """``possible missing unlock: ...`` lines of a leaked lock (at most
+    sourcecite.SHOWN, then ``+N more``)."""
+    found = getattr(lock, "missing_unlocks", None) or []
+    out = [ind + "possible missing unlock: " + escape(sourcecite.unlock_text(d), 300)
+           for d in found[:sourcecite.SHOWN]]
+    if len(found) > sourcecite.SHOWN:
+        out.append(ind + "possible missing unlock: +%d more (--format json lists them)" % (
+            len(found) - sourcecite.SHOWN))
+    return out
+
+
+def order_lines(report, i, ind):
+    """Where the source takes the locks of deadlock #I+1 in each order."""
+    return [ind + "source: " + escape(o["text"], 600)
+            for o in getattr(report, "source_orders", {}).get(i, ())]
+
+
 def _cycle(report, i, cyc):
     out = ["Deadlock #%d (%s)" % (i + 1, plural(len(cyc), "thread"))]
     for e in cyc:
@@ -257,6 +276,7 @@ def _cycle(report, i, cyc):
             out.append("      holds      %s, %s" % (lock_ref(lock), state_text(lock)))
             out.append("                 [%s: %s]" % tuple(
                 escape(x, 400) for x in hold_evidence(lock, t)))
+    out.extend(order_lines(report, i, "  "))
     out.append("  Stacks:")
     for e in cyc:
         t = report.thread(e.src)
@@ -355,17 +375,20 @@ def _blocked(report, show_all, found=None):
             for l in holder.holds:
                 ev, detail = hold_evidence(l, holder)
                 out.append("    holds %s  [%s: %s]" % (lock_name(l), ev, escape(detail, 400)))
+                out.extend(unlock_lines(l, "      "))
         elif root.kind == "dead-owner":
             lock = root.lock
             out.append("Lock whose owner no longer exists: %s, %s" % (lock_ref(lock), state_text(lock)))
             out.append("    owner LWP %d is not a thread of this process: it ended without "
                        "unlocking (lock leaked)  [%s: %s]" % (lock.owner_lwp, lock.evidence,
                                                               escape(lock.evidence_detail, 400)))
+            out.extend(unlock_lines(lock, "    "))
         elif root.kind == "leaked":
             lock = root.lock
             out.append("Lock probably leaked (held, but no live thread holds it): %s, %s" % (
                 lock_ref(lock), state_text(lock)))
             out.append("    [%s: %s]" % (UNKNOWN, escape(lock.evidence_detail, 400)))
+            out.extend(unlock_lines(lock, "    "))
         elif root.kind == "unknown-owner":
             lock = root.lock
             out.append("Waiting for a lock whose owner is unknown: %s, %s" % (
@@ -458,9 +481,11 @@ def locks(report, show_all=False):
                 inf = lock.inference
                 if lock.evidence == "exact" and inf is not None and inf.num == lock.owner_num:
                     out.append("             [source agrees: %s]" % escape(inf.detail, 300))
+                out.extend(unlock_lines(lock, "             "))
             elif lock.leaked:
                 out.append("    owner    none alive: probably leaked  [%s: %s]" % (
                     UNKNOWN, escape(lock.evidence_detail, 400)))
+                out.extend(unlock_lines(lock, "             "))
             else:
                 out.append("    owner    %s  [%s]" % (UNKNOWN, escape(lock.evidence_detail, 400)))
         nums = lock.waiters if show_all else lock.waiters[:MAX_LISTED]
