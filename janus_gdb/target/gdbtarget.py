@@ -198,6 +198,8 @@ def read_syscall_regs(frame, arch):
         return {}
     nr_reg, arg_regs = spec
     regs = {}
+    if arch in syscalls.SVC_ARCHES:
+        return _read_svc_regs(frame, arch, nr_reg, arg_regs)
     try:
         sysno = regs["sysno"] = _int(frame.read_register(nr_reg))
         # the arguments matter for futex calls only (the lock's address), and
@@ -206,6 +208,47 @@ def read_syscall_regs(frame, arch):
         if sysno is not None and syscalls.describe_syscall(arch, sysno)[1] in (
                 "futex", "restart"):
             regs["args"] = tuple(_int(frame.read_register(r)) for r in arg_regs)
+    except (gdb.error, ValueError):
+        regs["sysno"] = None
+    return regs
+
+
+def _insn_word(addr):
+    """The 4-byte little-endian word at ADDR (read-only), or None."""
+    if addr is None or addr <= 0 or addr + 4 > ADDR_MAX:
+        return None
+    try:
+        data = bytes(gdb.selected_inferior().read_memory(addr, 4))
+    except (gdb.MemoryError, gdb.error, ValueError, OverflowError):
+        return None
+    return struct.unpack("<I", data)[0] if len(data) == 4 else None
+
+
+def _read_svc_regs(frame, arch, nr_reg, arg_regs):
+    """aarch64: no orig_x0 register, so the number register (x8) counts only
+    when the pc is at or just after an ``svc #0``; elsewhere the thread runs
+    user code (sysno -1, as x86_64's orig_rax).  x0 = -4 (EINTR) means the
+    call returned, interrupted by a signal: its first argument is gone
+    (``eintr``).  ``svc`` says where the pc is, for the evidence."""
+    regs = {}
+    try:
+        pc = _int(frame.pc())
+        at, before = _insn_word(pc), _insn_word(pc - 4 if pc else None)
+        if at is None and before is None:
+            regs["sysno"] = None
+            regs["why"] = "the code at the pc (0x%x) cannot be read" % (pc or 0)
+            return regs
+        if not syscalls.aarch64_in_syscall(at, before):
+            regs["sysno"] = ADDR_MAX      # -1: not in a system call
+            return regs
+        regs["svc"] = "at" if at == syscalls.AARCH64_SVC0 else "after"
+        sysno = regs["sysno"] = _int(frame.read_register(nr_reg))
+        args = tuple(_int(frame.read_register(r)) for r in arg_regs)
+        if syscalls.to_signed64(args[0]) == -syscalls.EINTR:
+            regs["eintr"] = True
+        elif sysno is not None and syscalls.describe_syscall(arch, sysno)[1] in (
+                "futex", "restart"):
+            regs["args"] = args
     except (gdb.error, ValueError):
         regs["sysno"] = None
     return regs
