@@ -264,6 +264,10 @@ def interrupted_call(frames, name):
     state, detail = classify_restart(frames)
     if state in ("idle", "sleep", "poll"):
         return (state, "%s (from its frames; %s)" % (detail, why), None, name)
+    if name in ("rt_sigsuspend", "rt_sigtimedwait") or any(
+            normalize(fr.function) in ("pause", "sigsuspend", "sigwait", "sigwaitinfo",
+                                       "sigtimedwait") for fr in frames[:4] if fr.system):
+        return ("signal-wait", "waiting for a signal (%s)" % why, None, name)
     if kind is not None:
         why = "%s; its frames say %s" % (why, _WAIT_PHRASES.get(kind, kind))
     return ("unknown", why, None, name)
