@@ -225,33 +225,15 @@ def _insn_word(addr):
 
 
 def _read_svc_regs(frame, arch, nr_reg, arg_regs):
-    """aarch64: no orig_x0 register, so the number register (x8) counts only
-    when the pc is at or just after an ``svc #0``; elsewhere the thread runs
-    user code (sysno -1, as x86_64's orig_rax).  x0 = -4 (EINTR) means the
-    call returned, interrupted by a signal: its first argument is gone
-    (``eintr``).  ``svc`` says where the pc is, for the evidence."""
-    regs = {}
+    """aarch64 (syscalls.decode_svc_registers): the words at pc and pc-4
+    and the registers of FRAME, read-only."""
     try:
         pc = _int(frame.pc())
         at, before = _insn_word(pc), _insn_word(pc - 4 if pc else None)
-        if at is None and before is None:
-            regs["sysno"] = None
-            regs["why"] = "the code at the pc (0x%x) cannot be read" % (pc or 0)
-            return regs
-        if not syscalls.aarch64_in_syscall(at, before):
-            regs["sysno"] = ADDR_MAX      # -1: not in a system call
-            return regs
-        regs["svc"] = "at" if at == syscalls.AARCH64_SVC0 else "after"
-        sysno = regs["sysno"] = _int(frame.read_register(nr_reg))
-        args = tuple(_int(frame.read_register(r)) for r in arg_regs)
-        if syscalls.to_signed64(args[0]) == -syscalls.EINTR:
-            regs["eintr"] = True
-        elif sysno is not None and syscalls.describe_syscall(arch, sysno)[1] in (
-                "futex", "restart"):
-            regs["args"] = args
+        return syscalls.decode_svc_registers(arch, pc, at, before,
+                                             lambda r: _int(frame.read_register(r)))
     except (gdb.error, ValueError):
-        regs["sysno"] = None
-    return regs
+        return {"sysno": None}
 
 
 def _frame_info(frame, level, chain, symtabs=None, cache=None):

@@ -118,3 +118,29 @@ def plausible_futex_address(value):
     """A futex word's address is 4-aligned and not small or a -errno value
     (what x0 holds after the call returned)."""
     return value is not None and 4096 <= value < (1 << 63) and value % 4 == 0
+
+
+def decode_svc_registers(arch, pc, insn_at, insn_before, read):
+    """The system-call registers of a thread of ARCH (one of SVC_ARCHES),
+    with no orig_x0 register: ``x8`` counts only when the pc is at or just
+    after an ``svc #0`` (INSN_AT, INSN_BEFORE: the words at pc and pc-4, or
+    None); elsewhere the thread runs user code (sysno -1, as x86_64's
+    orig_rax).  x0 = -4 (EINTR) means the call returned, interrupted by a
+    signal: its first argument is gone (``eintr``).  READ(register name)
+    gives a register as an unsigned integer or None.
+
+    Returns {'sysno', 'args' (futex and restart calls), 'svc' ('at' or
+    'after'), 'eintr', 'why' (when unreadable)}."""
+    nr_reg, arg_regs = ARCH_REGISTERS[arch]
+    if insn_at is None and insn_before is None:
+        return {"sysno": None, "why": "the code at the pc (0x%x) cannot be read" % (pc or 0)}
+    if not aarch64_in_syscall(insn_at, insn_before):
+        return {"sysno": (1 << 64) - 1}      # -1: not in a system call
+    regs = {"svc": "at" if insn_at == AARCH64_SVC0 else "after"}
+    sysno = regs["sysno"] = read(nr_reg)
+    args = tuple(read(r) for r in arg_regs)
+    if to_signed64(args[0]) == -EINTR:
+        regs["eintr"] = True
+    elif sysno is not None and describe_syscall(arch, sysno)[1] in ("futex", "restart"):
+        regs["args"] = args
+    return regs
