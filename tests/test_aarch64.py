@@ -233,6 +233,20 @@ def test_stripped_gmutex_owner_is_unknown_never_leaked(a64):
         r.data["warnings"]
 
 
+def test_printers_count_waiters_on_aarch64(a64):
+    """The pretty-printers read the aarch64 registers too; main, whose
+    futex address the dump signal clobbered, makes the count incomplete."""
+    core, t = a64.core("pthread_cycle")
+    res = a64.gdb(["print m1", "print m2"], core=core)
+    lines = [l for l in res.stdout.splitlines() if l.startswith("$")]
+    assert len(lines) == 2, res.stdout + res.stderr
+    m1, m2 = lines
+    assert "owner Thread" in m1 and "(LWP %d)" % t.lwp("cycle_a") in m1, m1
+    assert "(LWP %d)" % t.lwp("cycle_b") in m2 and "1 waiter " in m2, m2
+    assert "%d waiters" % (len(t.lwps("waiter")) + 1) in m1, m1
+    assert all("(not every thread read)" in l for l in lines), lines
+
+
 def test_text_report_and_cli_pick_gdb_multiarch(a64):
     core, t = a64.core("dead_owner")
     env = dict(os.environ, PYTHONPATH=gdbrun.ROOT)
