@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -303,8 +304,8 @@ def _free_port():
 @pytest.mark.parametrize("name", ("pthread_cycle", "gmutex_pileup"))
 def test_live_gdbstub_matches_core(a64, name):
     """qemu-aarch64 -g PORT waits for gdb before the program starts: gdb
-    continues it in the background, and a SIGINT to qemu stops it (gdb's
-    own interrupt does not reach qemu-user)."""
+    continues it in the background, and a SIGINT to qemu's main thread
+    stops it (gdb's own interrupt does not reach qemu-user)."""
     port = _free_port()
     argv = a64.qemu + ["-g", str(port), a64.exe, name]
     proc = subprocess.Popen(argv, cwd=a64.dir, stdout=subprocess.PIPE,
@@ -323,12 +324,29 @@ def test_live_gdbstub_matches_core(a64, name):
         sc.proc, sc.pid, sc.exe = proc, proc.pid, "qemu"
         sc.truth = gdbrun.Truth()
         sc._read_truth(60)
-        time.sleep(1.5)          # the waiters reach their futex calls
-        os.kill(proc.pid, signal.SIGINT)
-        time.sleep(1.0)
+        sc.wait_settled(60)      # qemu's threads sit in futex(2) for the guest's
+        time.sleep(0.5)
+        chunks = []
+        stopped = threading.Event()
+
+        def reader():
+            for line in gdbp.stdout:
+                chunks.append(line)
+                if "SIGINT" in line:
+                    stopped.set()
+            stopped.set()
+        th = threading.Thread(target=reader, daemon=True)
+        th.start()
+        # to the main thread: the call it interrupts loses x0 (EINTR), and
+        # main's state is not compared
+        _tgkill(proc.pid, proc.pid, signal.SIGINT)
+        assert stopped.wait(60), "".join(chunks)
+        time.sleep(0.3)
         gdbp.stdin.write("janus-waitgraph --format json\nkill\nquit\n")
         gdbp.stdin.flush()
-        out, _ = gdbp.communicate(timeout=300)
+        gdbp.wait(timeout=300)
+        th.join(60)
+        out = "".join(chunks)
         assert "Traceback" not in out, out
         r = gdbrun.Result(gdbrun.extract_json(out))
         core_r, core_truth = a64.result(name)
