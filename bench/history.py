@@ -185,7 +185,9 @@ def matches(entry, finding, strict=False):
                 class_field(fcls) != class_field(entry["lock"]["class"]):
             return False
         exits = [entry["exit"]["line"]] + list(entry["exit"].get("also", []))
-        if any(_near(exit_.get("line"), line) for line in exits):
+        reported = [exit_.get("line")] + [ln for ln in (exit_.get("also") or [])
+                                          if isinstance(ln, int)]
+        if any(_near(got, line) for line in exits for got in reported):
             return True
         if strict:
             return False

@@ -6,6 +6,8 @@ Fixture markers (tests/fixtures/lockorder/*.c), read here, never restated:
 - ``EXPECT: missing-unlock CLASS HOW`` on the line of the leaking exit;
 - ``EXPECT: inversion CLASS CLASS...`` names the classes of one cycle
   (``file.c:name`` stands for the global class ``file.c: name``);
+- ``EXPECT: single-thread FUNCTION CLASS CLASS...``: that cycle's orders all
+  run only in the thread FUNCTION (started once): ranked last, and said so;
 - ``EXPECT: none``: nothing may be reported.
 Every finding on a fixture must match a marker and every marker a finding.
 """
@@ -37,6 +39,18 @@ def _cls(word):
     return word
 
 
+def single_threads(path):
+    """{frozenset(classes): thread function} of the single-thread markers."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            for m in _EXPECT_RE.finditer(line):
+                if m.group(1) == "single-thread":
+                    words = m.group(2).split()
+                    out[frozenset(_cls(w) for w in words[1:])] = words[0]
+    return out
+
+
 def expectations(path):
     leaks, cycles, none = set(), set(), False
     with open(path) as f:
@@ -49,6 +63,8 @@ def expectations(path):
                     cycles.add(frozenset(_cls(w) for w in words))
                 elif kind == "none":
                     none = True
+                elif kind == "single-thread":
+                    pass   # single_threads()
                 else:
                     raise AssertionError("unknown marker %s in %s" % (kind, path))
     return leaks, cycles, none
@@ -77,18 +93,29 @@ def test_fixtures_exist_and_state_truth():
 def test_fixture_findings_match_markers(path, cache_home):
     leaks, cycles, none = expectations(path)
     report = lockorder.analyze([path])
-    got_leaks = set((f.exit["line"], f.lock["class"], f.exit["how"])
-                    for f in report.findings if f.kind == "missing-unlock")
+    got_leaks = set()
+    for f in report.findings:
+        if f.kind == "missing-unlock":
+            # other jumps leaking the same lock to the same label: one finding
+            for line in [f.exit["line"]] + f.exit.get("also", []):
+                got_leaks.add((line, f.lock["class"], f.exit["how"]))
     got_cycles = set(frozenset(f.classes) for f in report.findings if f.kind == "inversion")
     assert got_leaks == leaks
     assert got_cycles == cycles
+    singles = dict((frozenset(f.classes), f) for f in report.findings
+                   if f.kind == "inversion" and getattr(f, "single_thread", None))
+    want = single_threads(path)
+    assert dict((k, f.single_thread) for k, f in singles.items()) == want
+    for f in singles.values():
+        assert f.rank == 4 and "only in the thread %s()" % f.single_thread in f.text
     if none:
         assert report.findings == []
     for f in report.findings:
         # every paragraph names file.c:LINE of what it involves
         base = os.path.basename(path)
         if f.kind == "missing-unlock":
-            assert "%s:%d" % (base, f.exit["line"]) in f.text
+            for line in [f.exit["line"]] + f.exit.get("also", []):
+                assert "%s:%d" % (base, line) in f.text
             assert "%s:%d" % (base, f.lock["line"]) in f.text
         else:
             for e in f.edges:
@@ -109,6 +136,22 @@ def test_inversion_edges_carry_chains(cache_home):
               all(len(e["chain"]) == 1 for e in f.edges)]
     assert direct and direct[0].rank == 1
     assert report.findings[0].rank <= report.findings[-1].rank
+
+
+def test_refcount_free_edges_ranked_weak(cache_home):
+    """The free function's own object lock gives no edge (the markers say
+    which cycles exist); its other locks do, ranked as needing the last
+    reference to go."""
+    path = [p for p in FIXTURES if p.endswith("refcount.c")][0]
+    report = lockorder.analyze([path])
+    _leaks, cycles, _none = expectations(path)
+    for f in report.findings:
+        assert frozenset(f.classes) in cycles
+        free_edges = [e for e in f.edges if e["via_free"]]
+        assert free_edges and f.rank == 3
+        assert "through a refcount free function" in f.text
+        # the free function's own object's lock is never an edge's target
+        assert not any(e["taken"] == "obj.mutex" for e in free_edges)
 
 
 def test_cli_json_and_exit_status(cache_home):

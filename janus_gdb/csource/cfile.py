@@ -176,10 +176,17 @@ def parse_text(path, text):
     functions = []
     depth = 0
     stmt = 0         # first token of the current file-scope statement
+    externc = 0      # open extern "C" { blocks
     k = 0
     while k < n:
         v = tv[k]
         if v == "{":
+            if depth == 0 and k >= 2 and tv[k - 2] == "extern" and tv[k - 1].startswith('"'):
+                # extern "C" { (a C++ guard read as taken): its body is file scope
+                externc += 1
+                k += 1
+                stmt = k
+                continue
             if depth == 0 and locksets._is_function_brace(tv, k, stmt):
                 close = _match_close(tv, k, n)
                 functions.append(_function(path, tv, tl, stmt, k, close,
@@ -217,6 +224,9 @@ def parse_text(path, text):
                     continue
             depth += 1
         elif v == "}":
+            if depth == 0 and externc:
+                externc -= 1
+                stmt = k + 1
             depth = max(0, depth - 1)
         elif v == ";" and depth == 0:
             typ = _file_scope(tv, stmt, k, typedefs, gvars, statics)

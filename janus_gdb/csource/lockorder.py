@@ -188,12 +188,15 @@ class _Program(object):
                 self.byname.setdefault(fn["name"], []).append(gid)
         self.init_files = {}   # field -> file indexes that store a function in it
         self.typed_inits = {}  # (struct type, field) -> set of gids
+        self.untyped_inits = {}  # field -> gids stored by initializers of an unknown type
         for fi, data in enumerate(files):
             for field, fname, _line, typ in data["inits"]:
                 for gid in self.lookup(fname, fi):
                     self.inits.setdefault(field, set()).add(gid)
                     if typ:
                         self.typed_inits.setdefault((self.base(typ), field), set()).add(gid)
+                    else:
+                        self.untyped_inits.setdefault(field, set()).add(gid)
                     self.init_files.setdefault(field, set()).add(fi)
         for gid, (fi, fn) in enumerate(self.funcs):
             for key, fname, line in fn["refinits"]:
@@ -275,11 +278,16 @@ class _Program(object):
         name, line = call[0], call[1]
         if name.startswith("->"):
             got = None
+            typed = False
             if call[3]:
                 typ = self.container_type(call[3] + "|" + name[2:], fi)
                 if typ:
                     got = self.typed_inits.get((typ, name[2:]))
-            got = got or self.inits.get(name[2:])
+                    # x's struct is known: a function stored into that field
+                    # of another struct type is not what x->field() runs
+                    typed = name[2:] in (self.structs.get(typ) or {})
+            if not got:
+                got = self.untyped_inits.get(name[2:]) if typed else self.inits.get(name[2:])
             if got:
                 return sorted(got)
             if held:
@@ -345,6 +353,8 @@ def analyze(paths, use_cache=True):
              "thread_entries": len(set(t[0] for _fi, fn in prog.funcs for t in fn["threads"])),
              "missing_unlocks": sum(1 for f in findings if f.kind == "missing-unlock"),
              "inversions": sum(1 for f in findings if f.kind == "inversion"),
+             "single_thread_inversions": sum(1 for f in findings if f.kind == "inversion" and
+                                             getattr(f, "single_thread", None)),
              "files_cached": counts["cached"], "files_parsed": counts["parsed"],
              "seconds_read": round(t1 - t0, 3), "seconds": round(time.time() - t0, 3)}
     return Report(findings, prog.unresolved, stats)
@@ -452,14 +462,16 @@ def _reach(prog, classes):
             return got
         fi, fn = prog.funcs[g]
         out = {}
+        memo[key] = out   # a recursive call sees what is known so far
         for a, (cls, ok) in zip(fn["acqs"], classes[g]):
             if a[3] == "lock" and cls not in out and \
                     not _pruned(fn, a[6] if len(a) > 6 else (), nullparams):
                 out[cls] = ((g,), a[2], fi, ok, False, ())
-        for g2, weak_call, fan_call, _p2, guards, freed in calls_of[g]:
+        for g2, weak_call, fan_call, p2, guards, freed in calls_of[g]:
             if not _pruned(fn, guards, nullparams):
-                merge(out, g, table[g2], weak_call, fan_call, freed)
-        memo[key] = out
+                # the callee's own NULL/FALSE arguments still hold down there
+                src = filtered(g2, p2, table, memo) if p2 else table[g2]
+                merge(out, g, src, weak_call, fan_call, freed)
         return out
 
     prog.filtered_reach = lambda g, nullparams: filtered(g, nullparams, reach, final_memo)
@@ -487,9 +499,12 @@ def _edges(prog, classes, reach):
     """{(held class, taken class): [witness dicts]} of the lock-order graph."""
     edges = {}
 
+    roots = prog.edge_roots = {}   # (held, taken) -> gids holding the first lock, all witnesses
+
     def add(a, b, w):
         if a == b:
             return
+        roots.setdefault((a, b), set()).add(w["root"])
         lst = edges.setdefault((a, b), [])
         if len(lst) < 64:
             lst.append(w)
@@ -503,7 +518,7 @@ def _edges(prog, classes, reach):
             for aid, _definite in a[4]:
                 held_cls, ok1 = classes[gid][aid]
                 cls, ok2 = classes[gid][k]
-                add(held_cls, cls, {"held": held_cls, "taken": cls, "file": path, "line": a[2],
+                add(held_cls, cls, {"root": gid,"held": held_cls, "taken": cls, "file": path, "line": a[2],
                                     "function": fn["name"], "held_line": acqs[aid][2],
                                     "held_file": path, "chain": [fn["name"]],
                                     "call_line": None, "resolved": ok1 and ok2})
@@ -527,7 +542,7 @@ def _edges(prog, classes, reach):
                     for aid, _definite in call[2]:
                         held_cls, ok1 = classes[gid][aid]
                         add(held_cls, cls, {
-                            "held": held_cls, "taken": cls, "file": prog.files[cfi]["path"],
+                            "root": gid, "held": held_cls, "taken": cls, "file": prog.files[cfi]["path"],
                             "line": line, "function": prog.funcs[chain[-1]][1]["name"],
                             "held_line": acqs[aid][2], "held_file": path,
                             "chain": [fn["name"]] + [prog.funcs[c][1]["name"] for c in chain],
@@ -576,6 +591,8 @@ def _missing_unlocks(prog, classes):
         for ex in fn["exits"]:
             for key in set(acqs[aid][1] for aid, d, _v in ex[2] if d and ex[1] == "return"):
                 held_count[key] = held_count.get(key, 0) + 1
+        # classes it releases itself, whatever expression it unlocks them by
+        unlocked_cls = set(prog.class_of(k, k, fi, fn)[0] for k in fn["unlocked"])
         seen = set()
         for line, how, held, ret in fn["exits"]:
             for aid, definite, via in held:
@@ -585,7 +602,7 @@ def _missing_unlocks(prog, classes):
                 expr, key, lline = a[0], a[1], a[2]
                 cls, ok = classes[gid][aid]
                 if how == "return" and held_count.get(key, 0) >= fn["nexits"] and \
-                        key not in fn["unlocked"]:
+                        key not in fn["unlocked"] and cls not in unlocked_cls:
                     continue   # holds it on every exit and never releases it: its contract
                 root = expr.lstrip("&*(").split("->")[0].split(".")[0]
                 if ret and ret == root:
@@ -606,6 +623,7 @@ def _missing_unlocks(prog, classes):
                 if released_by_callee:
                     continue
                 ex_line, ex_how = (via[0], via[1]) if via else (line, how)
+                also = list(via[2]) if via and len(via) > 2 else []
                 sig = (aid, ex_line, ex_how)
                 if sig in seen:
                     continue
@@ -615,6 +633,9 @@ def _missing_unlocks(prog, classes):
                     if not via else []
                 text = "missing unlock: %s:%d %s() %s while holding `%s` (%s) taken at %s:%d" % (
                     base, ex_line, name, _how_text(ex_how), expr, cls, base, lline)
+                if also:
+                    text += "; it also jumps out holding it at %s" % ", ".join(
+                        "%s:%d" % (base, ln) for ln in also)
                 if via and line != ex_line:
                     text += "; the function then returns at %s:%d still holding it" % (base, line)
                 if implicit:
@@ -627,7 +648,8 @@ def _missing_unlocks(prog, classes):
                         unknown_call[0][0] + "()", unknown_call[0][1])
                 out.append(Finding("missing-unlock", rank, text, file=path, function=name,
                                    lock={"class": cls, "expr": expr, "line": lline},
-                                   exit={"line": ex_line, "how": ex_how, "return_line": line}))
+                                   exit=dict({"line": ex_line, "how": ex_how, "return_line": line},
+                                             **({"also": also} if also else {}))))
     return out
 
 
@@ -658,6 +680,7 @@ def _cycles(edges):
 
 def _inversions(prog, edges):
     out = []
+    single = _single_thread(prog)
     cycles = _cycles(edges)
     pairs2 = set(frozenset(c) for c in cycles if len(c) == 2)
     for cyc in cycles:
@@ -678,9 +701,89 @@ def _inversions(prog, edges):
         for w in ws:
             parts.append(_edge_text(w))
         text = "lock-order inversion (%s): %s" % (" -> ".join(cyc + [cyc[0]]), "; ".join(parts))
+        extra = {}
+        one = single(set().union(*[prog.edge_roots.get(p, set()) for p in pairs]))
+        if one:
+            rank = 4
+            extra["single_thread"] = one[0]
+            text += ("; every path of every order runs only in the thread %s(), which is "
+                     "started once (by %s() at %s:%d): the orders never run at the same time, "
+                     "so this cycle cannot deadlock two threads unless %s() is also "
+                     "reached in a way the analysis does not see" % (
+                         one[0], one[1], os.path.basename(one[2]), one[3], one[0]))
         out.append(Finding("inversion", rank, text, classes=list(cyc),
-                           edges=[_edge_json(w) for w in ws]))
+                           edges=[_edge_json(w) for w in ws], **extra))
     return out
+
+
+MAX_ANCESTORS = 400
+
+
+def _single_thread(prog):
+    """A function of a set of gids -> (entry name, creator name, file, line)
+    when every one of them runs only inside one thread entry function that
+    is started exactly once (by ``main`` or by a function stored in an
+    ``.init`` field: a plugin's, transport's or handler's init), with
+    ``g_thread_new``/``g_thread_try_new``/``pthread_create`` (a thread pool
+    may run its function in several threads at once) and that nothing else
+    calls; else None."""
+    callers = {}
+    for gid, cs in enumerate(prog.callee_gids):
+        for g in cs:
+            callers.setdefault(g, set()).add(gid)
+    inits = prog.inits.get("init", set())
+    created = {}   # entry name -> [(creator gid, line, call)]
+    for gid, (_fi, fn) in enumerate(prog.funcs):
+        for t in fn["threads"]:
+            created.setdefault(t[0], []).append((gid, t[1], t[2] if len(t) > 2 else "?"))
+    once = {}
+    for name, sites in created.items():
+        gids = prog.byname.get(name) or []
+        if len(sites) != 1 or len(gids) != 1 or callers.get(gids[0]):
+            continue
+        cgid, line, call = sites[0]
+        cfi, cfn = prog.funcs[cgid]
+        if call not in ("g_thread_new", "g_thread_try_new", "pthread_create"):
+            continue
+        if cfn["name"] != "main" and cgid not in inits:
+            continue
+        once[gids[0]] = (name, cfn["name"], prog.files[cfi]["path"], line)
+    memo = {}
+
+    def tops(gid):
+        if gid in memo:
+            return memo[gid]
+        seen = set((gid,))
+        todo = [gid]
+        out = set()
+        while todo:
+            g = todo.pop()
+            up = callers.get(g)
+            if not up:
+                out.add(g)
+                continue
+            for c in up:
+                if c not in seen:
+                    seen.add(c)
+                    todo.append(c)
+            if len(seen) > MAX_ANCESTORS:
+                out = None
+                break
+        memo[gid] = out
+        return out
+
+    def single(gids):
+        entry = None
+        for g in gids:
+            t = tops(g)
+            if not t or len(t) != 1:
+                return None
+            (top,) = tuple(t)
+            if top not in once or (entry is not None and entry != top):
+                return None
+            entry = top
+        return once.get(entry)
+    return single
 
 
 def _edge_text(w):

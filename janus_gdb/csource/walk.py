@@ -127,12 +127,13 @@ class Walker(object):
         self.unlocked = set()   # keys of the locks this function releases itself
         self.implicit = []      # [line of an if, [aids held]]: only its implicit else goes on
         self.guards = []        # per enclosing if branch: variables known non-NULL there
-        self.threads = []       # [function, line]
+        self.threads = []       # [function, line, creating call]
         self.refinits = []      # [key of the refcount, free function, line]
         self.gotos = {}
         self.ctx = []
         self.notes = []
         self._seen_calls = set()
+        self._after = None      # guards an early-exit if leaves for the rest of its block
 
     def run(self):
         try:
@@ -164,8 +165,11 @@ class Walker(object):
         skipped = frozenset().union(*[s[2] for s in live])
         order = []
         info = {}
+        jumped = {}   # aid -> via of a path that jumped here holding it definitely
         for s in live:
             for aid, definite, via in s[0]:
+                if definite and via:
+                    jumped[aid] = _merge_via(jumped.get(aid), via)
                 if aid not in info:
                     order.append(aid)
                     info[aid] = [definite, via]
@@ -180,11 +184,21 @@ class Walker(object):
                     if aid in s[2] and not any(h[0] == aid for h in s[0]) and aid not in s[1]:
                         definite = False
                         break
+            if aid in jumped:
+                # a goto/break left the locked region holding it on every
+                # path to the jump: that jump leaks it, whatever the paths
+                # that meet it at the label never took
+                definite, via = True, jumped[aid]
             held.append((aid, definite, via))
         return (tuple(held), released, skipped)
 
     def _snapshot(self, st):
-        return [[aid, definite] for aid, definite, _via in st[0]]
+        # a lock held only on some paths and already released on others
+        # (``if (x) lock(m); ... if (x) unlock(m);`` with x unchanged) is
+        # not held any more: no order from it
+        rel = st[1]
+        return [[aid, definite] for aid, definite, _via in st[0]
+                if definite or aid not in rel]
 
     def _exit(self, line, how, st, ret=None):
         self.nexits += 1
@@ -199,12 +213,24 @@ class Walker(object):
             raise WalkError("nesting too deep")
         tv, n = self.tv, self.n
         i += 1
-        while i < n:
-            if tv[i] == "}":
-                return i + 1, st
-            j, st = self._stmt(i, st, depth)
-            i = j if j > i else i + 1
-        return i, st
+        base = len(self.guards)
+        try:
+            while i < n:
+                if tv[i] == "}":
+                    return i + 1, st
+                if len(self.guards) > base and (
+                        tv[i] in ("case", "default") or
+                        (i + 1 < n and tv[i + 1] == ":" and locksets._IDENT_RE.match(tv[i]))):
+                    del self.guards[base:]   # a label: other paths come in here
+                self._after = None
+                j, st = self._stmt(i, st, depth)
+                if self._after:
+                    self.guards.append(self._after)
+                    self._after = None
+                i = j if j > i else i + 1
+            return i, st
+        finally:
+            del self.guards[base:]
 
     def _body(self, i, st, depth):
         if i < self.n and self.tv[i] == "{":
@@ -336,6 +362,7 @@ class Walker(object):
                 head = i + 1
                 before = len(self.acqs)
                 i, cur = self._paren(head, cur)
+                i_cond = i
                 pos, neg = self._guards_of(head, i)
                 then_st, else_st = self._split_try(head, i, before, cur)
                 self.guards.append(pos)
@@ -354,6 +381,11 @@ class Walker(object):
                     i, other = self._body(i + 1, else_st, depth)
                     outs.append(other)
                 else:
+                    if len(outs) == 1 and outs[0] is None and else_st is not None:
+                        # if (!x || y == NULL) return;  x and y are non-NULL after it
+                        after = self._early_exit_guards(head, i_cond)
+                        if after:
+                            self._after = after
                     if len(outs) >= 2 and all(o is None for o in outs) and else_st is not None:
                         # if/else-if chain whose every branch jumps: only the
                         # implicit else goes on, a path the code may exclude
@@ -387,6 +419,39 @@ class Walker(object):
                     (nxt == "&" and nxt2 == "&"):
                 pos.add(v)
         return frozenset(pos), frozenset(neg)
+
+    def _early_exit_guards(self, head, end):
+        """Variables non-NULL (or true) after ``if (COND) <jump>;``: the
+        terms ``!x`` and ``x == NULL`` of COND's top-level ``||``."""
+        tv = self.tv
+        toks = tv[head + 1:end - 1] if end - 1 > head + 1 else []
+        if len(toks) > 96:
+            return frozenset()
+        terms, cur, depth = [], [], 0
+        k = 0
+        while k < len(toks):
+            t = toks[k]
+            if t in ("(", "["):
+                depth += 1
+            elif t in (")", "]"):
+                depth -= 1
+            if depth == 0 and (t == "||" or (t == "|" and k + 1 < len(toks) and
+                                             toks[k + 1] == "|")):
+                terms.append(cur)
+                cur = []
+                k += 1 if t == "||" else 2
+                continue
+            cur.append(t)
+            k += 1
+        terms.append(cur)
+        out = set()
+        for t in terms:
+            if len(t) == 2 and t[0] == "!" and locksets._IDENT_RE.match(t[1]):
+                out.add(t[1])
+            elif len(t) == 4 and t[1:] == ["=", "=", "NULL"] and locksets._IDENT_RE.match(t[0]):
+                out.add(t[0])
+        out.discard("NULL")
+        return frozenset(out)
 
     def _guard_list(self):
         if not self.guards:
@@ -546,7 +611,7 @@ class Walker(object):
                         fn = [t for t in tv[args[k][0]:args[k][1]]
                               if locksets._IDENT_RE.match(t) and t not in ("gpointer", "void")]
                         if fn:
-                            self.threads.append([fn[-1], line])
+                            self.threads.append([fn[-1], line, name])
                 elif not ptr and name in ("janus_refcount_init",):
                     close, args = self._args(i)
                     if len(args) == 2:
@@ -559,7 +624,8 @@ class Walker(object):
                         argkey = self._key("".join(tv[args[0][0]:args[0][1]]), line)
                 snap = self._snapshot(st)
                 close, args = self._args(i)
-                nulls = [k for k, (a, b) in enumerate(args) if b == a + 1 and tv[a] == "NULL"]
+                nulls = [k for k, (a, b) in enumerate(args)
+                         if b == a + 1 and tv[a] in ("NULL", "FALSE", "false")]
                 guards = self._guard_list()
                 sig = (callee, tuple(a for a, _d in snap), argkey, tuple(nulls), tuple(guards))
                 if sig not in self._seen_calls:
@@ -618,6 +684,23 @@ class Walker(object):
 
     def _key(self, expr, line):
         return key_of(expr, self.types, self.aliases, line)
+
+
+MAX_ALSO = 16
+
+
+def _merge_via(a, b):
+    """Two jumps that leave holding one lock and meet at a label: the first
+    (lowest line) is the exit reported, the others are listed in a third
+    element ``also``."""
+    if a is None or a == b:
+        return b
+    lines = set([a[0], b[0]])
+    lines.update(a[2] if len(a) > 2 else ())
+    lines.update(b[2] if len(b) > 2 else ())
+    first = a if a[0] <= b[0] else b
+    rest = sorted(lines - set([first[0]]))[:MAX_ALSO]
+    return [first[0], first[1], rest] if rest else [first[0], first[1]]
 
 
 THREAD_ENTRY_ARG = {"g_thread_try_new": 1, "g_thread_new": 1, "g_thread_pool_new": 0,

@@ -61,10 +61,12 @@ def text(report):
         paras.append("\n  ".join(lines))
     s = report.stats
     paras.append("%d files, %d lines, %d functions, %d lock acquisitions, %d classes, "
-                 "%d order edges: %d missing unlocks, %d inversions (%.1f s, %d files from cache)"
+                 "%d order edges: %d missing unlocks, %d inversions%s (%.1f s, %d files from cache)"
                  % (s["files"], s["lines"], s["functions"], s["acquisitions"], s["classes"],
-                    s["edges"], s["missing_unlocks"], s["inversions"], s["seconds"],
-                    s["files_cached"]))
+                    s["edges"], s["missing_unlocks"], s["inversions"],
+                    (" (%d of them within one thread)" % s["single_thread_inversions"])
+                    if s.get("single_thread_inversions") else "",
+                    s["seconds"], s["files_cached"]))
     return "\n\n".join(paras) + "\n"
 
 
