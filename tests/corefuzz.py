@@ -341,7 +341,7 @@ def _schema():
     return _SCHEMA[0]
 
 
-REPORT_LINE = (r"^(Found \d+ deadlocks?|No deadlock found|No lock is held or waited for|"
+REPORT_LINE = (r"^(Found \d+ deadlocks?|No deadlock found|Undetermined:|No lock is held or waited for|"
                r"\d+ locks? held or waited for)")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 BUG_PATTERNS = (("traceback", re.compile(r"Traceback \(most recent|Python Exception")),

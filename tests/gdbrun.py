@@ -224,7 +224,7 @@ def extract_json(stdout):
 
 def extract_report(stdout):
     """Text from the verdict line on (gdb's attach chatter comes before it)."""
-    m = re.search(r"^(Found \d+ deadlocks?|No deadlock found).*", stdout, re.M | re.S)
+    m = re.search(r"^(Found \d+ deadlocks?|No deadlock found|Undetermined:).*", stdout, re.M | re.S)
     return m.group(0) if m else None
 
 

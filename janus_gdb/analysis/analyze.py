@@ -9,6 +9,7 @@ from . import graph
 from . import infer
 from ..janus import janusdb
 from ..target import layouts
+from ..target import syscalls
 from ..model import EXACT, INFERRED, RWLOCK_KINDS, UNKNOWN, Lock, Thread
 
 SCHEMA = "janus-gdb/1"
@@ -147,7 +148,7 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
         t.entry = classify.entry_function(s.frames, s.frames_truncated, s.lambda_lines)
         t.role, t.role_detail = thread_role(t, s, info.get("pid"))
         threads.append(t)
-    if arch not in ("i386:x86-64",):
+    if arch not in syscalls.ARCH_REGISTERS:
         warnings.append("architecture %s: system-call registers are not decoded, "
                         "thread states are unknown" % arch)
     claimed = []

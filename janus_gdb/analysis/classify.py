@@ -195,11 +195,15 @@ def classify(snap, arch, mem, lwps):
     sysno = syscalls.to_signed64(regs.get("sysno"))
     if sysno is None:
         if "sysno" in regs:
-            return ("unknown", "registers unreadable", None, None)
-        return ("unknown", "no system-call register on this architecture", None, None)
+            return ("unknown", "registers unreadable" + (
+                ": " + regs["why"] if regs.get("why") else ""), None, None)
+        return ("unknown", "no system-call register on this architecture (%s)" % arch,
+                None, None)
     if sysno < 0:
         return ("running", "running (not in a system call)", None, None)
     name, state = syscalls.describe_syscall(arch, sysno)
+    if regs.get("eintr"):
+        return interrupted_call(snap.frames, name)
     if state == "restart":
         got = restarted_futex(snap, mem, lwps)
         if got is not None:
@@ -213,6 +217,10 @@ def classify(snap, arch, mem, lwps):
     args = regs.get("args") or (None, None, None)
     if None in args:
         return ("unknown", "futex arguments unreadable", None, name)
+    if regs.get("svc") and not syscalls.plausible_futex_address(args[0]):
+        # aarch64, pc after the svc: x0 holds futex's return value, not its address
+        return ("unknown", "returned from futex (x0 = %d is no futex address)"
+                % syscalls.to_signed64(args[0]), None, name)
     uaddr, op, val = args[0], args[1] & 0xFFFFFFFF, args[2] & 0xFFFFFFFF
     cmd, private, cmd_name = syscalls.decode_futex(op)
     wait = classify_futex(snap.frames, mem, lwps, uaddr, cmd, private, val)
@@ -244,6 +252,25 @@ def restarted_futex(snap, mem, lwps):
     wait.how += ("; resumed as restart_syscall after an interruption (an earlier attach): "
                  "the futex arguments are still in the registers")
     return wait
+
+
+def interrupted_call(frames, name):
+    """aarch64: the call NAME returned -4 (EINTR, a signal: the one that
+    stopped the thread or made the core) and x0, its first argument, is
+    gone.  The frames may still say the thread sleeps, polls or idles; a
+    lock wait cannot be placed on its lock, so it stays unknown."""
+    why = "%s was interrupted by a signal (x0 = -4, EINTR): its arguments are gone" % name
+    kind = frame_hint(frames)[0]
+    state, detail = classify_restart(frames)
+    if state in ("idle", "sleep", "poll"):
+        return (state, "%s (from its frames; %s)" % (detail, why), None, name)
+    if name in ("rt_sigsuspend", "rt_sigtimedwait") or any(
+            normalize(fr.function) in ("pause", "sigsuspend", "sigwait", "sigwaitinfo",
+                                       "sigtimedwait") for fr in frames[:4] if fr.system):
+        return ("signal-wait", "waiting for a signal (%s)" % why, None, name)
+    if kind is not None:
+        why = "%s; its frames say %s" % (why, _WAIT_PHRASES.get(kind, kind))
+    return ("unknown", why, None, name)
 
 
 def classify_restart(frames):

@@ -13,7 +13,11 @@ first).  The verdict kind, and the command-line tool's exit status:
                      (a queue, condition variable, join, sleep, poll, I/O)
                      while holding the locks they need
     undetermined  4  threads are blocked behind a lock whose owner cannot be
-                     shown (it may be a hang or passing contention)
+                     shown (it may be a hang or passing contention), or
+                     nothing was found but some threads could not be read
+                     (state unknown: an architecture whose system-call
+                     registers are not decoded, a call interrupted by a
+                     signal): nothing rules a deadlock out
     none          0  nothing blocked for long: no lock waits, or only behind
                      a running holder or a lock that is free now
 
@@ -185,7 +189,32 @@ def kind(report, found=None):
                                          report.thread(c.root.thread).state == "unknown")
            for c in found):
         return UNDETERMINED
+    if unread_threads(report):
+        return UNDETERMINED
     return NONE
+
+
+def unread_threads(report):
+    """Threads whose state could not be read: any of them may wait for a lock."""
+    return [t for t in report.threads if t.state == "unknown"]
+
+
+UNREAD_SHOWN = 4
+
+
+def unread_sentence(report, unread):
+    """``9 of 9 threads could not be read (T1: no system-call register on
+    this architecture (arm))``: why the verdict cannot say "no deadlock"."""
+    n, total = len(unread), len(report.threads)
+    shown = ", ".join("T%d" % t.num for t in unread[:UNREAD_SHOWN])
+    if n > UNREAD_SHOWN:
+        shown += " (+%d)" % (n - UNREAD_SHOWN)
+    if n == total:
+        what = "no thread's state could be read (%s)" % (unread[0].detail or "unknown")
+    else:
+        what = "%d of %d threads could not be read (%s; %s: %s)" % (
+            n, total, shown, "T%d" % unread[0].num, unread[0].detail or "unknown")
+    return what + "; a deadlock or hang among them cannot be ruled out"
 
 
 def exit_status(report):

@@ -17,6 +17,7 @@ gdb's Python: stdlib only, Python 3.6 syntax.  See docs/cli.md.
 import argparse
 import json
 import os
+import platform
 import shutil
 import struct
 import subprocess
@@ -105,7 +106,9 @@ def parser():
     p.add_argument("--no-source-check", action="store_true", dest="no_source_check",
                    help="do not read the program's C sources for the exits that can leak a "
                         "leaked lock and the lines of a deadlock's lock orders")
-    p.add_argument("--gdb", metavar="PATH", default="gdb", help="the gdb to run (default: gdb)")
+    p.add_argument("--gdb", metavar="PATH", default=None,
+                   help="the gdb to run (default: gdb; gdb-multiarch for a core of another "
+                   "architecture)")
     p.add_argument("--version", action="version", version="%s %s" % (PROG, __version__))
     return p
 
@@ -132,7 +135,8 @@ def parse_args(argv):
 
 # --- inputs ------------------------------------------------------------------
 
-from ..target.corefile import ET_CORE, CoreFileError, comm_matches, read_core  # noqa: E402  (gdb-free, light)
+from ..target.corefile import (ET_CORE, HOST_MACHINES, MACHINES, CoreFileError,  # noqa: E402
+                               comm_matches, machine_name, read_core)  # (gdb-free, light)
 
 
 def find_executable(core, info):
@@ -280,6 +284,41 @@ def find_gdb(name):
     return path
 
 
+def _gdb_reads(gdb, arch):
+    """Whether GDB knows the architecture ARCH (gdb's name): built for it or
+    with --enable-targets=all (a feature, not a version, is asked)."""
+    try:
+        out = subprocess.run([gdb, "-nx", "-batch", "-ex", "set architecture %s" % arch],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, universal_newlines=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and "Undefined" not in out.stdout
+
+
+def choose_gdb(opts, machine):
+    """(path of the gdb to run, note for the user or None).  --gdb wins; a
+    core of this machine's architecture gets gdb; another architecture's
+    (MACHINE: its ELF e_machine) gets gdb-multiarch, or gdb when it reads
+    that architecture too, else a CliError saying to install gdb-multiarch."""
+    if opts.gdb is not None:
+        return find_gdb(opts.gdb), None
+    host = HOST_MACHINES.get(platform.machine())
+    if machine is None or host is None or machine == host:
+        return find_gdb("gdb"), None
+    name = machine_name(machine)
+    what = "the core is %s (this machine is %s)" % (name, platform.machine())
+    multi = shutil.which("gdb-multiarch")
+    if multi is not None:
+        return multi, "%s: using gdb-multiarch (%s)" % (what, multi)
+    plain = shutil.which("gdb")
+    arch = MACHINES.get(machine, (None, None))[1]
+    if plain is not None and arch is not None and _gdb_reads(plain, arch):
+        return plain, "%s: using %s, which reads %s" % (what, plain, name)
+    raise CliError("%s and gdb cannot read it: install gdb-multiarch (or pass --gdb PATH)"
+                   % what)
+
+
 def check_output(path):
     """CliError unless PATH can be written (checked before the analysis)."""
     if path == "-":
@@ -350,9 +389,12 @@ def _gdb_complaint(stderr, pid):
     return (errors or lines or [""])[-1]
 
 
-def run_gdb(opts, exe):
-    """Run the analysis in gdb: (report bytes, exit status of its verdict)."""
-    gdb = find_gdb(opts.gdb)
+def run_gdb(opts, exe, machine=None):
+    """Run the analysis in gdb: (report bytes, exit status of its verdict);
+    MACHINE, the core's ELF e_machine, picks the gdb (choose_gdb)."""
+    gdb, note = choose_gdb(opts, machine)
+    if note:
+        sys.stderr.write("%s: %s\n" % (PROG, note))
     tmp = tempfile.mkdtemp(prefix="janus-gdb.")
     out_path = os.path.join(tmp, "report")
     status_path = os.path.join(tmp, "status.json")
@@ -415,6 +457,7 @@ def watch(argv):
 def analyse(opts):
     """Check the inputs, run the analysis; (report bytes, exit status)."""
     exe = None
+    machine = None
     if opts.pid is not None:
         check_process(opts.pid)
     else:
@@ -423,13 +466,14 @@ def analyse(opts):
             info = read_core(opts.core)
         except CoreFileError as exc:
             raise CliError(str(exc))
+        machine = info.machine
         exe = (check_executable(opts.exe) if opts.exe is not None
                else find_executable(opts.core, info))
     if opts.lock_log is not None:
         opts.lock_log = _readable_file(opts.lock_log, "--lock-log file")
     if opts.output is not None:
         opts.output = check_output(opts.output)
-    return run_gdb(opts, exe)
+    return run_gdb(opts, exe, machine)
 
 
 def _write(data, path):

@@ -453,7 +453,8 @@ Usage: janus-waitgraph [--format text|json|dot] [--all] [--depth N] [--lock-log 
 Builds the graph thread -> lock -> owner thread (and thread -> joined
 thread) and reports, in this order:
   - the verdict, a stable line for scripts: "Found 1 deadlock",
-    "Found N deadlocks" or "No deadlock found", then (without a cycle)
+    "Found N deadlocks", "No deadlock found" or, when nothing was found
+    but threads could not be read, "Undetermined: ...", then (without a cycle)
     the root that blocks the most threads and why, e.g. "T7 holds 3
     locks while waiting on a queue (...); 212 threads are blocked behind
     it";

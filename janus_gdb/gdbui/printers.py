@@ -78,6 +78,10 @@ def _read_threads():
                 regs = gdbtarget.read_syscall_regs(frame, arch)
             except (gdb.error, RuntimeError, ValueError, OverflowError):
                 continue
+            if regs.get("sysno") is None or regs.get("eintr"):
+                # unreadable, or (aarch64) a call whose address x0 a signal clobbered
+                info.complete = False
+                continue
             args = regs.get("args")
             if regs.get("sysno") != syscalls.FUTEX_NR.get(arch) or not args or None in args[:2]:
                 continue

@@ -175,6 +175,11 @@ def verdict(report, found=None):
             head = "No deadlock found"
             head += ("; %s waiting for locks or joins (see below)." % plural(
                 len(stalled), "thread") if stalled else ".")
+        unread = verdicts.unread_threads(report)
+        if unread and not any(c.stuck or c.kind == "unknown-owner" for c in found):
+            # never "No deadlock found" when threads could not be read
+            head = "Undetermined: %s" % escape(verdicts.unread_sentence(report, unread), 400)
+            head += (". Also: %s." % cause_sentence(first)) if first is not None else "."
     first_lock = first.root.lock if first is not None else None
     leaked = [l for l in report.locks if l.leaked and l is not first_lock and not (
         first is not None and first.kind == "holder-leaked" and l in

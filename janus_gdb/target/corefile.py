@@ -27,6 +27,22 @@ class CoreInfo(object):
         self.fname = None     # NT_PRPSINFO pr_fname: the command, at most 15 bytes
         self.psargs = None    # NT_PRPSINFO pr_psargs: the command line, at most 79 bytes
         self.files = []       # NT_FILE: mapped file paths, by address
+        self.machine = None   # ELF e_machine: the architecture (EM_* number)
+
+
+# ELF e_machine -> (name people know, gdb's architecture name)
+MACHINES = {3: ("i386", "i386"), 40: ("arm", "arm"), 62: ("x86_64", "i386:x86-64"),
+            183: ("aarch64", "aarch64"), 243: ("riscv64", "riscv:rv64"),
+            21: ("ppc64", "powerpc:common64"), 22: ("s390x", "s390:64-bit")}
+# platform.machine() -> e_machine
+HOST_MACHINES = {"x86_64": 62, "amd64": 62, "aarch64": 183, "arm64": 183, "i386": 3,
+                 "i686": 3, "riscv64": 243, "ppc64le": 21, "ppc64": 21, "s390x": 22}
+
+
+def machine_name(machine):
+    """``aarch64`` for an ELF e_machine number."""
+    got = MACHINES.get(machine)
+    return got[0] if got else "ELF machine %s" % machine
 
 
 def _cstr(raw):
@@ -112,11 +128,11 @@ def read_core(path, max_notes=MAX_NOTES):
             if word is None or end is None:
                 raise CoreFileError("%s is not a core file: unknown ELF class or byte order" % path)
             if word == 8:
-                (e_type, _, _, _, e_phoff, e_shoff, _, _, e_phentsize, e_phnum, e_shentsize,
-                 _, _) = struct.unpack_from(end + "HHIQQQIHHHHHH", ident, 16)
+                (e_type, e_machine, _, _, e_phoff, e_shoff, _, _, e_phentsize, e_phnum,
+                 e_shentsize, _, _) = struct.unpack_from(end + "HHIQQQIHHHHHH", ident, 16)
             else:
-                (e_type, _, _, _, e_phoff, e_shoff, _, _, e_phentsize, e_phnum, e_shentsize,
-                 _, _) = struct.unpack_from(end + "HHIIIIIHHHHHH", ident, 16)
+                (e_type, e_machine, _, _, e_phoff, e_shoff, _, _, e_phentsize, e_phnum,
+                 e_shentsize, _, _) = struct.unpack_from(end + "HHIIIIIHHHHHH", ident, 16)
             if e_type != ET_CORE:
                 what = ELF_TYPES.get(e_type, "an ELF file of type %d" % e_type)
                 raise CoreFileError("%s is not a core file but %s (the executable goes in --exe)"
@@ -127,6 +143,7 @@ def read_core(path, max_notes=MAX_NOTES):
                 raw = f.read(4)
                 e_phnum = struct.unpack(end + "I", raw)[0] if len(raw) == 4 else 0
             info = CoreInfo()
+            info.machine = e_machine
             phfmt = end + ("IIQQQQQQ" if word == 8 else "IIIIIIII")
             f.seek(e_phoff)
             table = f.read(e_phnum * e_phentsize)

@@ -198,6 +198,8 @@ def read_syscall_regs(frame, arch):
         return {}
     nr_reg, arg_regs = spec
     regs = {}
+    if arch in syscalls.SVC_ARCHES:
+        return _read_svc_regs(frame, arch, nr_reg, arg_regs)
     try:
         sysno = regs["sysno"] = _int(frame.read_register(nr_reg))
         # the arguments matter for futex calls only (the lock's address), and
@@ -209,6 +211,29 @@ def read_syscall_regs(frame, arch):
     except (gdb.error, ValueError):
         regs["sysno"] = None
     return regs
+
+
+def _insn_word(addr):
+    """The 4-byte little-endian word at ADDR (read-only), or None."""
+    if addr is None or addr <= 0 or addr + 4 > ADDR_MAX:
+        return None
+    try:
+        data = bytes(gdb.selected_inferior().read_memory(addr, 4))
+    except (gdb.MemoryError, gdb.error, ValueError, OverflowError):
+        return None
+    return struct.unpack("<I", data)[0] if len(data) == 4 else None
+
+
+def _read_svc_regs(frame, arch, nr_reg, arg_regs):
+    """aarch64 (syscalls.decode_svc_registers): the words at pc and pc-4
+    and the registers of FRAME, read-only."""
+    try:
+        pc = _int(frame.pc())
+        at, before = _insn_word(pc), _insn_word(pc - 4 if pc else None)
+        return syscalls.decode_svc_registers(arch, pc, at, before,
+                                             lambda r: _int(frame.read_register(r)))
+    except (gdb.error, ValueError):
+        return {"sysno": None}
 
 
 def _frame_info(frame, level, chain, symtabs=None, cache=None):

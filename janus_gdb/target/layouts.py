@@ -9,6 +9,9 @@ tests) and return plain dictionaries; they never raise on bad memory.
 # glibc >= 2.25 (checked against 2.36), x86_64 and aarch64:
 #   struct __pthread_mutex_s { int __lock; unsigned __count; int __owner;
 #                              unsigned __nusers; int __kind; ... }
+# The offsets are the same on both; the whole pthread_mutex_t is 40 bytes on
+# x86_64 and 48 on aarch64 (bits/pthreadtypes-arch.h): "size" is x86_64's
+# and is not used to decode.
 PTHREAD_MUTEX = {
     "lock": 0,      # futex word: 0 free, 1 locked, 2 locked with waiters
     "count": 4,     # recursion count (recursive kind)
@@ -44,6 +47,9 @@ FUTEX_TID_MASK = 0x3FFFFFFF
 # (sysdeps/x86/nptl/bits/struct_rwlock.h):
 #   unsigned __readers, __writers, __wrphase_futex, __writers_futex,
 #   __pad3, __pad4; int __cur_writer, __shared; ... ; unsigned __flags (+48)
+# aarch64's generic layout (sysdeps/nptl/bits/struct_rwlock.h: __pad1 and
+# __pad2 are longs where x86_64 has __rwelision and padding) puts every
+# field at the same offset, 56 bytes in all.
 PTHREAD_RWLOCK = {
     "readers": 0,
     "writers": 4,
