@@ -259,3 +259,27 @@ def test_printer_follows_musl_layout(runs, musl_exe, build_dir):
     line = stdout.split("$1 = ", 1)[1].splitlines()[0]
     assert "(LWP %d) [exact: musl _m_lock]" % sc.truth.lwp("owner") in line
     assert "locked 2 times" in line
+
+
+def test_dynamic_musl_by_interpreter(musl_exe, build_dir):
+    """A dynamically linked musl program (PT_INTERP ld-musl-*): the same
+    exact owners, read from the registers and the lock words."""
+    out = os.path.join(build_dir, "musl_locks_dyn")
+    res = gdbrun.subprocess.run(["musl-gcc", "-g", "-O2", "-o", out, SRC],
+                                stdout=gdbrun.subprocess.PIPE, stderr=gdbrun.subprocess.STDOUT,
+                                universal_newlines=True)
+    if res.returncode != 0:
+        pytest.skip("musl-gcc cannot build a dynamic program here: %s" % res.stdout[-300:])
+    sc = gdbrun.Scenario(out, ["owned"])
+    try:
+        got = gdbrun.gdb(["janus-waitgraph --format json"], pid=sc.pid, exe=out)
+    finally:
+        sc.kill()
+    if "cannot" in got.stdout and "ld-musl" in got.stdout and "{" not in got.stdout:
+        pytest.skip("gdb cannot load musl's dynamic loader here")
+    data = gdbrun.Result(gdbrun.extract_json(got.stdout))
+    assert data.data["target"]["libc"] == "musl"
+    for lock, role in (("rec_lock", "rec_waiter"), ("check_lock", "check_waiter")):
+        l = data.locks[sc.truth.lock(lock)]
+        assert l["owner"]["lwp"] == sc.truth.lwp("owner") and l["owner"]["evidence"] == "exact"
+        assert data.waiter_lwps(sc.truth.lock(lock)) == {sc.truth.lwp(role)}
