@@ -283,3 +283,16 @@ def test_dynamic_musl_by_interpreter(musl_exe, build_dir):
         l = data.locks[sc.truth.lock(lock)]
         assert l["owner"]["lwp"] == sc.truth.lwp("owner") and l["owner"]["evidence"] == "exact"
         assert data.waiter_lwps(sc.truth.lock(lock)) == {sc.truth.lwp(role)}
+
+
+def test_musl_join_value_is_not_a_tid():
+    """musl's pthread_join waits for a detach-state value: never read as
+    the LWP of the joined thread (glibc's protocol)."""
+    mem = FakeMemory()
+    mem.put32(0x7000, 1)
+    frames = [FrameInfo(0, 0x1000, "__timedwait_cp", None, None, "ld-musl-x86_64.so.1", True),
+              FrameInfo(1, 0x1100, "pthread_join", None, None, "ld-musl-x86_64.so.1", True)]
+    w = classify.classify_futex(frames, mem, {1, 2}, 0x7000, 0, 128, 1, "musl")
+    assert w.kind == "join" and w.target_lwp is None
+    w = classify.classify_futex(frames, mem, {1, 2}, 0x7000, 0, 128, 1)
+    assert w.kind == "join" and w.target_lwp == 1

@@ -398,6 +398,12 @@ def classify_futex(frames, mem, lwps, uaddr, cmd, private, val, libc=None):
         how = sys.intern(how)  # one per call site
         if kind in ("mutex", "libc-lock", "gmutex"):
             return Wait(kind, uaddr, uaddr, how=how, frame=idx)
+        if kind == "join" and libc == "musl":
+            # musl's pthread_join sleeps on the thread's detach_state, for a
+            # state value, not for its TID (src/thread/pthread_join.c)
+            return Wait("join", uaddr, target_lwp=None, how=how + "; on musl the value is the "
+                        "thread's detach state, not its TID: the joined thread is not known",
+                        frame=idx)
         if kind == "join":
             return Wait("join", uaddr, target_lwp=val, how=how, frame=idx)
         return Wait(kind, uaddr, how=how, frame=idx)
