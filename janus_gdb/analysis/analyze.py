@@ -72,7 +72,8 @@ def collect(max_frames=64, locklog=None, source_check=True):
     snaps, arch = gdbtarget.snapshot_threads(inf, max_frames, warnings, symtabs, scanner, gthreads)
     mem = gdbtarget.Memory(inf)
     info = {"kind": gdbtarget.target_kind(inf), "pid": inf.pid,
-            "executable": gdbtarget.executable(inf), "arch": arch}
+            "executable": gdbtarget.executable(inf), "arch": arch,
+            "libc": gdbtarget.libc_flavour(inf)}
     globals_ = gdbtarget.global_locks(symtabs, warnings)
     tables = objects.table_roots(scanner.types, mem, warnings)
     globals_.extend(objects.table_locks(scanner.types, tables))
@@ -143,11 +144,22 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
     threads = []
     for s in snaps:
         t = Thread(s)
-        t.state, t.detail, t.wait, t.syscall = classify.classify(s, arch, mem, lwps)
+        t.state, t.detail, t.wait, t.syscall = classify.classify(s, arch, mem, lwps,
+                                                                 info.get("libc"))
         t.site = classify.first_app_frame(s.frames)
         t.entry = classify.entry_function(s.frames, s.frames_truncated, s.lambda_lines)
         t.role, t.role_detail = thread_role(t, s, info.get("pid"))
         threads.append(t)
+    if info.get("libc") == "musl":
+        stuck = [t.num for t in threads if t.wait is not None and t.wait.how
+                 and "cannot unwind past musl" in t.wait.how]
+        if stuck:
+            warnings.append(
+                "musl: gdb cannot unwind past musl's wait functions (no unwind tables in "
+                "musl) in %d thread%s (T%s): their callers and source lines are not known; "
+                "their locks are read from the registers (futex address, value) and the "
+                "lock words" % (len(stuck), "" if len(stuck) == 1 else "s",
+                                ", T".join(str(n) for n in stuck[:8])))
     if arch not in syscalls.ARCH_REGISTERS:
         warnings.append("architecture %s: system-call registers are not decoded, "
                         "thread states are unknown" % arch)
@@ -159,7 +171,7 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
                 claimed.append((c.addr, c.kind, None))
     known = list(global_locks) + claimed
     grwlocks_at_impl(threads, mem, known)
-    locks = decode_locks(threads, mem, known)
+    locks = decode_locks(threads, mem, known, info.get("libc"))
     lock_map = list_to_map(locks)
     reach = namer(locks, threads) if namer is not None else None
     by_num = dict((t.num, t) for t in threads)
@@ -209,6 +221,10 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
     info["threads"] = len(threads)
     info["mutex_impl"], info["also_gmutex"] = mutex_impl(locks, threads)
     info["owners"] = {"gmutex": INFERRED, "pthread": EXACT}.get(info["mutex_impl"], UNKNOWN)
+    if info.get("libc") == "musl" and any(
+            l.kind == "pthread_mutex" and not l.details.get("records_owner", True)
+            for l in locks):
+        info["owners"] = INFERRED      # musl's normal mutexes record no owner
     report = Report(info, threads, locks, edges, cycles, roots, warnings)
     report.used_locklog = locklog is not None
     return report
@@ -298,9 +314,9 @@ def grwlocks_at_impl(threads, mem, known):
                           "the futex words decide" % (expr, addr))
 
 
-def decode_locks(threads, mem, global_locks=()):
+def decode_locks(threads, mem, global_locks=(), libc=None):
     """One Lock per lock address some thread waits for or (for known lock
-    variables) holds, with its owner."""
+    variables) holds, with its owner (LIBC "musl": musl's layouts)."""
     by_lwp = dict((t.lwp, t) for t in threads)
     locks = {}
     grw = set(addr for addr, kind, _name in global_locks if kind == "grwlock")
@@ -308,7 +324,7 @@ def decode_locks(threads, mem, global_locks=()):
         if addr in locks:
             continue
         lock = Lock(addr, kind)
-        _decode(lock, mem, by_lwp)
+        _decode(lock, mem, by_lwp, libc)
         if lock.state not in ("free", "unreadable", "corrupt"):
             lock.symbol = name
             locks[addr] = lock
@@ -320,7 +336,7 @@ def decode_locks(threads, mem, global_locks=()):
         if lock is None:
             lock = Lock(w.lock_addr, "grwlock" if w.lock_addr in grw else
                         LOCK_KIND_OF_WAIT[w.kind])
-            _decode(lock, mem, by_lwp)
+            _decode(lock, mem, by_lwp, libc)
             locks[w.lock_addr] = lock
         lock.waiters.append(t.num)
     for lock in locks.values():
@@ -344,9 +360,16 @@ def _set_owner(lock, lwp, by_lwp, detail):
     lock.evidence_detail = detail
 
 
-def _decode(lock, mem, by_lwp):
+def _decode(lock, mem, by_lwp, libc=None):
     addr = lock.addr
-    if lock.kind == "pthread_mutex":
+    if libc == "musl" and lock.kind == "pthread_mutex":
+        _decode_musl_mutex(lock, mem, by_lwp)
+    elif libc == "musl" and lock.kind in RWLOCK_KINDS:
+        lock.details = {"libc": "musl"}
+        lock.state = "not decoded"
+        lock.evidence = UNKNOWN
+        lock.evidence_detail = "musl's rwlock layout is not decoded"
+    elif lock.kind == "pthread_mutex":
         d = layouts.decode_pthread_mutex(mem, addr)
         lock.details = d
         lock.word = d["word"]
@@ -375,6 +398,27 @@ def _decode(lock, mem, by_lwp):
             lock.evidence_detail = "this lock type records no owner"
         if lock.state == "free":
             lock.evidence_detail = "free now: the waiter is about to be woken"
+
+
+def _decode_musl_mutex(lock, mem, by_lwp):
+    """A musl pthread_mutex_t: the owner's TID from _m_lock (exact) for the
+    kinds that store it; a normal mutex records none (inferred later, like
+    a GMutex)."""
+    d = layouts.decode_musl_mutex(mem, lock.addr)
+    lock.details = d
+    lock.word = d["word"]
+    lock.state = d["state"]
+    lock.subkind = (layouts.musl_mutex_kind_name(d["type"])
+                    if d["type"] is not None and lock.state != "corrupt" else None)
+    if d["owner"] and lock.state not in ("free", "corrupt"):
+        _set_owner(lock, d["owner"], by_lwp, "musl _m_lock = 0x%x: owner TID %d in its low "
+                   "bits (%s mutex)" % (d["word"], d["owner"], lock.subkind))
+    elif lock.state == "free":
+        lock.evidence_detail = "free now: the waiter is about to be woken"
+    elif not d["records_owner"] and lock.state not in ("corrupt", "unreadable"):
+        lock.evidence = UNKNOWN
+        lock.evidence_detail = ("a normal musl mutex records no owner (_m_lock = 0x%x: "
+                                "EBUSY)" % d["word"])
 
 
 def _decode_rwlock(lock, mem, by_lwp):

@@ -185,11 +185,12 @@ def std_thread_label(above, pick, lambda_lines=None):
     return text[:MAX_LABEL]
 
 
-def classify(snap, arch, mem, lwps):
+def classify(snap, arch, mem, lwps, libc=None):
     """Return (state, detail, Wait or None, syscall name) for one thread.
 
     SNAP is a ``model.Snapshot``, ARCH gdb's architecture name, MEM a
-    memory reader, LWPS the set of LWPs of the target's threads.
+    memory reader, LWPS the set of LWPs of the target's threads, LIBC
+    "musl" on a musl target (else glibc's layouts are used).
     """
     regs = snap.regs
     sysno = syscalls.to_signed64(regs.get("sysno"))
@@ -205,7 +206,8 @@ def classify(snap, arch, mem, lwps):
     if regs.get("eintr"):
         return interrupted_call(snap.frames, name)
     if state == "restart":
-        got = restarted_futex(snap, mem, lwps)
+        # (glibc's lock words; on musl the frames decide alone)
+        got = restarted_futex(snap, mem, lwps) if libc != "musl" else None
         if got is not None:
             return (STATE_OF_WAIT[got.kind], describe_wait_kind(got), got, name)
         state, detail = classify_restart(snap.frames)
@@ -223,8 +225,63 @@ def classify(snap, arch, mem, lwps):
                 % syscalls.to_signed64(args[0]), None, name)
     uaddr, op, val = args[0], args[1] & 0xFFFFFFFF, args[2] & 0xFFFFFFFF
     cmd, private, cmd_name = syscalls.decode_futex(op)
-    wait = classify_futex(snap.frames, mem, lwps, uaddr, cmd, private, val)
+    wait = None
+    if libc == "musl":
+        wait = musl_futex(snap.frames, mem, lwps, uaddr, cmd, private, val)
+    if wait is None:
+        wait = classify_futex(snap.frames, mem, lwps, uaddr, cmd, private, val, libc)
     return (STATE_OF_WAIT[wait.kind], describe_wait_kind(wait), wait, name)
+
+
+# musl's wait functions (src/thread/__timedwait.c, __wait.c) and the
+# cancellation-point system call under them.
+MUSL_WAIT_FUNCS = ("__timedwait_cp", "__timedwait", "__wait", "__futexwait")
+MUSL_SYSCALL_FUNCS = ("__syscall_cp_c", "__syscall_cp_asm", "__syscall_cp")
+
+
+def musl_unwind_note(frames):
+    """A sentence when the stack ends inside musl's wait functions (gdb
+    cannot unwind through them: static musl has no unwind tables), else ''."""
+    names = [fr.function or "" for fr in frames[:HINT_DEPTH]]
+    inside = [n for n in names if n in MUSL_WAIT_FUNCS]
+    if not inside or any(not fr.system and fr.function not in MUSL_WAIT_FUNCS + MUSL_SYSCALL_FUNCS
+                         and fr.function for fr in frames[:HINT_DEPTH]):
+        return ""
+    return ("gdb cannot unwind past musl's %s (no unwind tables in musl): the caller "
+            "and its source line are not known, the registers are" % inside[-1])
+
+
+def musl_futex(frames, mem, lwps, uaddr, cmd, private, val):
+    """A futex wait of musl's pthread_mutex_lock/timedlock: it sleeps on
+    _m_lock (the mutex + 4) for the lock word with bit 31 set, after
+    counting itself in _m_waiters.  The words around UADDR must decode as
+    that musl mutex (layouts.decode_musl_mutex) and the value must be what
+    its kind stores (EBUSY for a normal mutex, a thread's TID otherwise);
+    else None (another futex: the caller goes on)."""
+    if cmd not in syscalls.FUTEX_WAIT_CMDS or not val & layouts.FUTEX_WAITERS:
+        return None
+    base = uaddr - layouts.MUSL_MUTEX["lock"]
+    d = layouts.decode_musl_mutex(mem, base)
+    if d["state"] in ("unreadable", "corrupt", "free") or not d["waiters"]:
+        return None
+    low = val & layouts.FUTEX_TID_MASK
+    if d["records_owner"]:
+        if not (low == d["owner"] and (low in lwps or d["type"] & layouts.MUSL_TYPE_ROBUST)):
+            return None
+    elif low != layouts.MUSL_EBUSY:
+        return None
+    if bool(private) == bool(d["type"] & layouts.MUSL_TYPE_PSHARED):
+        return None     # musl waits privately unless the mutex is process-shared
+    how = ("futex wait (value 0x%x) on _m_lock (+4) of a musl pthread_mutex_t at 0x%x "
+           "(%s, _m_waiters %d; from the registers: futex address in rdi, value in rdx)"
+           % (val, base, layouts.musl_mutex_kind_name(d["type"]), d["waiters"]))
+    named = [fr.function for fr in frames[:HINT_DEPTH] if fr.function in MUSL_WAIT_FUNCS]
+    if named:
+        how += ", in %s" % named[0]
+    note = musl_unwind_note(frames)
+    if note:
+        how += "; " + note
+    return Wait("mutex", uaddr, base, how=how, frame=0)
 
 
 # Waits whose timed variants (pthread_mutex_timedlock, pthread_rwlock_timed*,
@@ -319,9 +376,18 @@ def describe_wait_kind(wait):
     return _WAIT_PHRASES.get(wait.kind, wait.kind)
 
 
-def classify_futex(frames, mem, lwps, uaddr, cmd, private, val):
-    """Work out what a futex wait at UADDR is, from frames, then protocol."""
+def classify_futex(frames, mem, lwps, uaddr, cmd, private, val, libc=None):
+    """Work out what a futex wait at UADDR is, from frames, then protocol
+    (glibc's and glib's; on musl (LIBC) glibc's protocols are not used)."""
     kind, idx, fname = frame_hint(frames)
+    if libc == "musl" and kind in ("mutex", "rwlock-read", "rwlock-write"):
+        # glibc's names (a dynamic musl unwinds into pthread_mutex_lock);
+        # the musl mutex was not recognised above: the lock's start is not
+        # known, and musl's rwlock layout is not decoded
+        note = musl_unwind_note(frames)
+        return Wait("futex", uaddr, how="futex wait in %s (frame #%d) on musl: the words "
+                    "do not decode as a musl mutex waited for%s" % (
+                        fname, idx, "; " + note if note else ""), frame=idx)
     if cmd in syscalls.FUTEX_PI_CMDS:
         return Wait("mutex", uaddr, uaddr, how="FUTEX_LOCK_PI on a priority-inheritance mutex",
                     frame=idx)
@@ -332,9 +398,19 @@ def classify_futex(frames, mem, lwps, uaddr, cmd, private, val):
         how = sys.intern(how)  # one per call site
         if kind in ("mutex", "libc-lock", "gmutex"):
             return Wait(kind, uaddr, uaddr, how=how, frame=idx)
+        if kind == "join" and libc == "musl":
+            # musl's pthread_join sleeps on the thread's detach_state, for a
+            # state value, not for its TID (src/thread/pthread_join.c)
+            return Wait("join", uaddr, target_lwp=None, how=how + "; on musl the value is the "
+                        "thread's detach state, not its TID: the joined thread is not known",
+                        frame=idx)
         if kind == "join":
             return Wait("join", uaddr, target_lwp=val, how=how, frame=idx)
         return Wait(kind, uaddr, how=how, frame=idx)
+    if libc == "musl":
+        note = musl_unwind_note(frames)
+        return Wait("futex", uaddr, how="unrecognised futex wait (value 0x%x) on musl%s" % (
+            val, "; " + note if note else ""), frame=0)
     return classify_by_protocol(frames, mem, lwps, uaddr, private, val)
 
 

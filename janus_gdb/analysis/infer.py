@@ -420,7 +420,7 @@ def _apply(lock, by_num, coverage):
     elif internal and not lock.symbol and not lock.obj:
         why = ("it is taken inside %s, a library's own lock that the analysis does not "
                "read" % ", ".join(sorted(internal)[:2]))
-    elif lock.kind == "pthread_mutex":
+    elif lock.kind == "pthread_mutex" and lock.details.get("records_owner", True):
         # glibc records the owner of every mutex it locks: a held one without
         # an owner is not understood (lock elision, not a glibc mutex)
         why = lock.evidence_detail or "__data.__owner is 0"

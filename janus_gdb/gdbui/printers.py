@@ -34,6 +34,16 @@ WAIT_SPAN = {"pthread_mutex": 4, "gmutex": 4,
              "grwlock": layouts.PTHREAD_RWLOCK["writers_futex"] + 4}  # at its impl
 
 
+def _libc(inf):
+    """The target's C library (gdbtarget.libc_flavour), once per stop."""
+    from . import annotate
+    from ..target import gdbtarget
+    got = annotate.CACHE.get("libc")
+    if got is None:
+        got = annotate.CACHE.put("libc", gdbtarget.libc_flavour(inf))
+    return got
+
+
 def lock_kind(gtype):
     """'pthread_mutex', 'gmutex', 'pthread_rwlock', 'grwlock' or None for a gdb.Type."""
     from ..target.gdbtarget import lock_kind_of_type
@@ -172,18 +182,31 @@ class LockPrinter(object):
         if addr is None:
             return "%s (not in memory: no state)" % self._kind_text(None)
         addr = int(addr)
-        mem = gdbtarget.Memory(gdb.selected_inferior())
-        d = DECODERS[self.kind](mem, addr)
+        inf = gdb.selected_inferior()
+        mem = gdbtarget.Memory(inf)
+        musl = _libc(inf) == "musl"
+        if musl and self.kind in ("pthread_rwlock", "grwlock"):
+            return "%s (musl: its layout is not decoded; print/r shows the raw words)" % (
+                self._kind_text(None))
+        if musl and self.kind == "pthread_mutex":
+            d = layouts.decode_musl_mutex(mem, addr)
+        else:
+            d = DECODERS[self.kind](mem, addr)
         state = d["state"]
         if state == "unreadable":
             return "%s at 0x%x (memory unreadable)" % (self._kind_text(None), addr)
         if state == "corrupt":
             return self._corrupt(d)
         info = threads_info()
-        parts = getattr(self, "_" + self.kind)(d, addr, info)
+        if musl and self.kind == "pthread_mutex":
+            parts = self._musl_mutex(d, addr, info)
+        else:
+            parts = getattr(self, "_" + self.kind)(d, addr, info)
         at = d.get("impl") or addr    # a GRWLock's waiters sleep on its pthread_rwlock_t
-        parts.append(_waiters_text(info, _waiters(info, at, WAIT_SPAN[self.kind])
-                                   if info else []))
+        span = WAIT_SPAN[self.kind]
+        if musl and self.kind == "pthread_mutex":
+            span = layouts.MUSL_MUTEX["lock"] + 4      # waiters sleep on _m_lock (+4)
+        parts.append(_waiters_text(info, _waiters(info, at, span) if info else []))
         return "; ".join(parts)
 
     def _kind_text(self, subkind):
@@ -211,6 +234,25 @@ class LockPrinter(object):
                 parts[-1] += ", count %d" % d["count"]
         return parts
 
+    def _musl_mutex(self, d, addr, info):
+        """musl's layout: the owner's TID in _m_lock (exact) for every kind
+        but normal, which records none (its owner from the analysis)."""
+        from . import annotate
+        state = d["state"]
+        parts = ["%s %s" % (self._kind_text("musl, " + layouts.musl_mutex_kind_name(d["type"])),
+                            state)]
+        if state != "free":
+            if d["owner"]:
+                parts.append("owner %s [exact: musl _m_lock]" % _thread_of(info, d["owner"]))
+                if d["count"] and d["type"] & 3 == 1:
+                    parts[-1] += ", locked %d times (_m_count %d)" % (d["count"] + 1, d["count"])
+            elif not d["records_owner"]:
+                parts.append(_inferred_owner(annotate.cached_report(), addr,
+                                             "normal musl mutex"))
+            else:
+                parts.append("owner unknown")
+        return parts
+
     def _pthread_rwlock(self, d, addr, info):
         parts = ["%s %s" % (self._kind_text(None), d["state"])]
         if d.get("impl"):
@@ -232,6 +274,10 @@ class LockPrinter(object):
 
 
 def _gmutex_owner(rep, addr):
+    return _inferred_owner(rep, addr, "GMutex")
+
+
+def _inferred_owner(rep, addr, what):
     lock = rep.lock_by_addr.get(addr) if rep is not None else None
     if lock is not None and lock.owner_lwp:
         owner = rep.thread(lock.owner_num) if lock.owner_num is not None else None
@@ -239,8 +285,8 @@ def _gmutex_owner(rep, addr):
                else "LWP %d" % lock.owner_lwp)
         return "owner inferred: %s [%s]" % (who, escape(lock.evidence_detail, 160))
     if rep is not None:
-        return "owner not recorded (GMutex), none inferred; see janus-locks"
-    return "owner not recorded (GMutex); see janus-locks"
+        return "owner not recorded (%s), none inferred; see janus-locks" % what
+    return "owner not recorded (%s); see janus-locks" % what
 
 
 class LockPrinterLookup(object):

@@ -202,6 +202,11 @@ def target_line(report):
               else "GMutex: no owner recorded")
     if impl == "gmutex":
         parts.append(gmutex)
+    elif impl == "pthread" and tgt.get("libc") == "musl":
+        parts.append("musl pthread mutexes: exact owners except normal mutexes "
+                     "(no owner recorded)")
+        if tgt.get("also_gmutex"):
+            parts.append(gmutex)
     elif impl == "pthread":
         parts.append("pthread mutexes: exact owners")
         if tgt.get("also_gmutex"):

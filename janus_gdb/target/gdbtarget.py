@@ -17,11 +17,19 @@ from ..model import FrameInfo, Snapshot
 
 # Libraries whose frames are plumbing, not the application.
 SYSTEM_LIB_RE = re.compile(
-    r"^(?:libc|libpthread|libglib-2\.0|libgthread-2\.0|ld-linux[^/]*|ld64|libgcc_s|libstdc\+\+)"
+    r"^(?:libc|libpthread|libglib-2\.0|libgthread-2\.0|ld-linux[^/]*|ld-musl[^/]*|ld64|libgcc_s|"
+    r"libstdc\+\+)"
     r"[.-].*|^ld-linux.*")
 
 # Headers of the C++ standard library (libstdc++, libc++): their inlined
 # frames (std::mutex::lock, std::thread::_State_impl::_M_run) are plumbing too.
+# musl's own functions in a static executable (no library to tell them by):
+# the system-call and wait plumbing under every blocking call.
+MUSL_STATIC_INTERNALS = frozenset((
+    "__syscall_cp_c", "__syscall_cp_asm", "__syscall_cp", "__timedwait_cp", "__timedwait",
+    "__wait", "__futexwait", "__lock", "__pthread_mutex_timedlock", "__pthread_mutex_lock",
+    "__clock_nanosleep", "__cp_begin", "__cp_end"))
+
 CXX_STD_HEADER_RE = re.compile(r"/c\+\+/(?:v1|\d[\w.]*)/")
 
 ADDR_MAX = (1 << 64) - 1
@@ -176,6 +184,68 @@ def executable(inf):
     return name
 
 
+# Names only musl defines (src/thread/__timedwait.c, pthread_cancel.c):
+# found as minimal symbols in a static executable without libc debug info.
+MUSL_MARKERS = ("__timedwait_cp", "__syscall_cp_c")
+
+
+def libc_flavour(inf):
+    """'musl' or 'glibc' (the default): the executable's ELF interpreter
+    (PT_INTERP ld-musl-*), the loaded libraries, else a symbol only musl
+    defines (a static executable).  Read-only; never raises."""
+    exe = executable(inf)
+    if exe:
+        interp = elf_interpreter(exe)
+        if interp:      # '' for a static executable: its symbols decide
+            return "musl" if "ld-musl" in interp else "glibc"
+    try:
+        libs = gdb.execute("info sharedlibrary", to_string=True)
+    except gdb.error:
+        libs = ""
+    if "ld-musl" in libs:
+        return "musl"
+    if "libc.so.6" in libs:
+        return "glibc"
+    for name in MUSL_MARKERS:
+        try:
+            text = gdb.execute("info address %s" % name, to_string=True)
+        except gdb.error:
+            continue
+        if "is at" in text:
+            return "musl"
+    return "glibc"
+
+
+def elf_interpreter(path):
+    """The PT_INTERP string of the ELF file PATH ('' for a static
+    executable), or None when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+                return None
+            phoff, = struct.unpack_from("<Q", head, 32)
+            phentsize, phnum = struct.unpack_from("<HH", head, 54)
+            if phentsize < 56 or phnum > 256:
+                return None
+            f.seek(phoff)
+            table = f.read(phentsize * phnum)
+            for i in range(phnum):
+                if len(table) < (i + 1) * phentsize:
+                    return None
+                ptype, = struct.unpack_from("<I", table, i * phentsize)
+                if ptype == 3:      # PT_INTERP
+                    off, = struct.unpack_from("<Q", table, i * phentsize + 8)
+                    size, = struct.unpack_from("<Q", table, i * phentsize + 32)
+                    if size > 4096:
+                        return None
+                    f.seek(off)
+                    return f.read(size).split(b"\0")[0].decode("latin-1")
+            return ""
+    except (OSError, struct.error):
+        return None
+
+
 def arch_name():
     try:
         return gdb.selected_frame().architecture().name()
@@ -270,7 +340,8 @@ def _frame_info(frame, level, chain, symtabs=None, cache=None):
     except gdb.error:
         pass
     fname = line = None
-    system = bool(lib and SYSTEM_LIB_RE.match(lib))
+    system = bool(lib and SYSTEM_LIB_RE.match(lib)) or (lib is None and
+                                                       name in MUSL_STATIC_INTERNALS)
     try:
         sal = frame.find_sal()
         if sal is not None and sal.symtab is not None and sal.line:

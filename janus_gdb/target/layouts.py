@@ -188,6 +188,93 @@ def decode_pthread_mutex(mem, addr):
     return res
 
 
+# musl 1.2.x (checked against 1.2.3: include/alltypes.h.in, src/internal/
+# pthread_impl.h), 64-bit: pthread_mutex_t is a union of int __i[10],
+# volatile int __vi[10] and void *__p[5] (40 bytes):
+#   _m_type = __i[0] (+0), _m_lock = __vi[1] (+4: the futex word),
+#   _m_waiters = __vi[2] (+8), _m_prev = __p[3] (+24), _m_next = __p[4]
+#   (+32), _m_count = __i[5] (+20).
+# _m_type bits: & 3 normal/recursive/errorcheck, 4 robust, 8 priority-
+# inherit, 128 process-shared (pthread_mutexattr_*).  A normal mutex
+# (_m_type & 15 == 0) stores EBUSY in _m_lock and records no owner; every
+# other kind stores the owner's TID (pthread_mutex_trylock.c), both with
+# bit 31 set by a waiter (pthread_mutex_timedlock.c) and bit 30 when the
+# owner died.  Waiters sleep in __timedwait(&_m_lock, word | 0x80000000)
+# after incrementing _m_waiters.
+MUSL_MUTEX = {"type": 0, "lock": 4, "waiters": 8, "count": 20, "size": 40}
+MUSL_EBUSY = 16
+MUSL_TYPE_ROBUST = 4
+MUSL_TYPE_PI = 8
+MUSL_TYPE_PSHARED = 128
+MUSL_TYPE_VALID_BITS = 3 | 4 | 8 | 128
+MUSL_OWNER_NOTRECOVERABLE = 0x3FFFFFFF
+
+
+def musl_mutex_kind_name(mtype):
+    """Describe a musl _m_type value, e.g. ``recursive, robust``."""
+    if mtype is None:
+        return "unknown kind"
+    parts = [MUTEX_KIND_NAMES.get(mtype & 3, "kind %d" % (mtype & 3))]
+    for bit, name in ((MUSL_TYPE_ROBUST, "robust"), (MUSL_TYPE_PI, "priority-inherit"),
+                      (MUSL_TYPE_PSHARED, "process-shared")):
+        if mtype & bit:
+            parts.append(name)
+    return ", ".join(parts)
+
+
+def musl_records_owner(mtype):
+    """Whether a musl mutex of _m_type MTYPE keeps its owner's TID."""
+    return mtype is not None and (mtype & 15) != 0
+
+
+def decode_musl_mutex(mem, addr):
+    """Read a musl pthread_mutex_t at ADDR (layout above).
+
+    Returns ``word`` (_m_lock), ``type`` (_m_type), ``kind`` (the same, for
+    callers of decode_pthread_mutex), ``waiters`` (_m_waiters), ``count``,
+    ``owner`` (the TID from the lock word for kinds that record one, else
+    None), ``records_owner``, ``libc`` = "musl" and ``state``.
+    """
+    lay = MUSL_MUTEX
+    mtype = mem.i32(addr + lay["type"])
+    word = mem.u32(addr + lay["lock"])
+    res = {"word": word, "type": mtype, "kind": mtype,
+           "waiters": mem.i32(addr + lay["waiters"]), "count": mem.i32(addr + lay["count"]),
+           "owner": None, "records_owner": musl_records_owner(mtype), "libc": "musl",
+           "nusers": None}
+    if word is None or mtype is None:
+        res["state"] = "unreadable"
+        return res
+    if mtype < 0 or mtype & ~MUSL_TYPE_VALID_BITS:
+        return _corrupt(res, "_m_type %d is not a musl mutex type" % mtype)
+    if res["waiters"] is not None and not 0 <= res["waiters"] <= MAX_TID:
+        return _corrupt(res, "_m_waiters %d is not a waiter count" % res["waiters"])
+    low = word & FUTEX_TID_MASK
+    if word == 0:
+        res["state"] = "free"
+        return res
+    if not res["records_owner"]:
+        if low != MUSL_EBUSY:
+            return _corrupt(res, "lock word 0x%x of a normal musl mutex is not EBUSY "
+                            "(| 0x80000000)" % word)
+        res["state"] = "locked, contended" if word & FUTEX_WAITERS else "locked"
+        return res
+    if low == MUSL_OWNER_NOTRECOVERABLE:
+        res["state"] = "not recoverable (robust, its owner died)"
+        return res
+    if low == 0:
+        # only the owner-died bit (and waiters) left: free, to be recovered
+        res["state"] = "free"
+        return res
+    if low > MAX_TID:
+        return _corrupt(res, "lock word 0x%x holds no thread id" % word)
+    res["owner"] = low
+    res["state"] = "locked, contended" if word & FUTEX_WAITERS else "locked"
+    if word & FUTEX_OWNER_DIED:
+        res["state"] += ", owner died"
+    return res
+
+
 def decode_gmutex(mem, addr):
     """Read a futex-based GMutex at ADDR: ``word`` and ``state``."""
     word = mem.u32(addr + GMUTEX["word"])

@@ -1,0 +1,298 @@
+"""musl targets (issue 13 point 4), x86_64: musl's pthread_mutex_t layout
+(_m_type at +0, _m_lock at +4 = the futex word, _m_waiters at +8), futex
+waits read from the registers (gdb cannot unwind through musl's wait
+functions), exact owners for recursive/errorcheck mutexes (the TID in
+_m_lock), none recorded for normal ones, and the pretty-printer.
+
+The fixture (tests/fixtures/musl_locks.c) is built with ``musl-gcc
+-static -g`` and prints its own truth; each scenario is analysed live and
+on a gcore core, text and JSON.  Unit tests of the pure decoding first.
+"""
+
+import json
+import os
+import re
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import gdbrun  # noqa: E402
+from janus_gdb.analysis import analyze, classify  # noqa: E402
+from janus_gdb.target import layouts  # noqa: E402
+from janus_gdb.model import FrameInfo, Snapshot  # noqa: E402
+from test_logic import FakeMemory  # noqa: E402
+
+ARCH = "i386:x86-64"
+FUTEX = 202
+FUTEX_WAIT_PRIVATE = 128
+BIT31 = 0x80000000
+
+
+# ---------------------------------------------------------------------------
+# Pure decoding
+# ---------------------------------------------------------------------------
+
+def musl_mutex(mem, base, mtype, word, waiters=0, count=0):
+    for off in range(0, 40, 4):
+        mem.put32(base + off, 0)
+    mem.put32(base, mtype)
+    mem.put32(base + 4, word)
+    mem.put32(base + 8, waiters)
+    mem.put32(base + 20, count)
+
+
+@pytest.mark.parametrize("mtype, word, state, owner", [
+    (0, 0, "free", None),
+    (0, 16, "locked", None),                          # normal: EBUSY, no owner
+    (0, 16 | BIT31, "locked, contended", None),
+    (128, 16 | BIT31, "locked, contended", None),     # process-shared normal: still EBUSY
+    (1, 4242, "locked", 4242),                        # recursive: owner TID
+    (2, 4242 | BIT31, "locked, contended", 4242),     # errorcheck
+    (4, 4242 | 0x40000000, "locked, owner died", 4242),   # robust
+    (4, 0x3FFFFFFF, "not recoverable (robust, its owner died)", None),
+    (0, 5, "corrupt", None),                          # normal mutex with a TID: not musl's
+    (0x400, 16, "corrupt", None),                     # no such _m_type bit
+    (1, 0x3FFFFFF0, "corrupt", None),                 # no thread id
+])
+def test_decode_musl_mutex(mtype, word, state, owner):
+    mem = FakeMemory()
+    musl_mutex(mem, 0x9000, mtype, word, waiters=1)
+    d = layouts.decode_musl_mutex(mem, 0x9000)
+    assert d["state"] == state
+    assert d["owner"] == owner
+    assert d["libc"] == "musl"
+
+
+def test_glibc_decoder_calls_a_locked_musl_mutex_free():
+    """Why the layout must follow the libc: glibc's decoder reads musl's
+    _m_type (0) as the lock word."""
+    mem = FakeMemory()
+    musl_mutex(mem, 0x9000, 0, 16 | BIT31, waiters=1)
+    assert layouts.decode_pthread_mutex(mem, 0x9000)["state"] == "free"
+    assert layouts.decode_musl_mutex(mem, 0x9000)["state"] == "locked, contended"
+
+
+MUSL_FRAMES = [FrameInfo(0, 0x405de9, "__syscall_cp_c", None, None, None, True),
+               FrameInfo(1, 0x405eb9, "__timedwait_cp", None, None, None, True),
+               FrameInfo(2, 0, None, None, None, None, False)]
+
+
+def waiter(num, lwp, futex, val, frames=MUSL_FRAMES):
+    return Snapshot(num, lwp, regs={"sysno": FUTEX, "args": (futex, FUTEX_WAIT_PRIVATE, val)},
+                    frames=list(frames))
+
+
+def test_musl_wait_is_placed_on_the_mutex_with_exact_owner():
+    mem = FakeMemory()
+    musl_mutex(mem, 0x9000, 1, 101 | BIT31, waiters=1)
+    snaps = [Snapshot(1, 101, regs={"sysno": 230}, frames=[]),
+             waiter(2, 102, 0x9004, 101 | BIT31)]
+    rep = analyze.build_report(snaps, ARCH, mem, {"kind": "core", "libc": "musl"}, [])
+    t = rep.thread(2)
+    assert t.state == "lock-wait" and t.wait.lock_addr == 0x9000
+    assert "cannot unwind past musl's __timedwait_cp" in t.wait.how
+    (lock,) = rep.locks
+    assert lock.addr == 0x9000 and lock.evidence == "exact" and lock.owner_num == 1
+    assert any("cannot unwind past musl" in w for w in rep.warnings)
+    # the same registers on a glibc target: not a mutex, no owner claimed
+    rep = analyze.build_report(snaps, ARCH, mem, {"kind": "core"}, [])
+    assert all(l.evidence != "exact" for l in rep.locks)
+
+
+def test_musl_normal_mutex_owner_is_never_exact():
+    mem = FakeMemory()
+    musl_mutex(mem, 0x9000, 0, 16 | BIT31, waiters=1)
+    snaps = [Snapshot(1, 101, regs={"sysno": 230}, frames=[]),
+             waiter(2, 102, 0x9004, 16 | BIT31)]
+    rep = analyze.build_report(snaps, ARCH, mem, {"kind": "core", "libc": "musl"}, [])
+    (lock,) = rep.locks
+    assert lock.state == "locked, contended" and lock.evidence != "exact"
+    assert lock.owner_num is None
+    assert rep.target["owners"] == "inferred"
+
+
+@pytest.mark.parametrize("val, mtype, word, waiters", [
+    (16 | BIT31, 0, 16 | BIT31, 0),       # nobody counted in _m_waiters
+    (7 | BIT31, 0, 7 | BIT31, 1),         # a normal mutex never holds 7
+    (16, 0, 16, 1),                       # no waiter bit in the value
+    (999 | BIT31, 1, 999 | BIT31, 1),     # TID of no thread of the process
+])
+def test_other_futex_waits_are_not_musl_mutexes(val, mtype, word, waiters):
+    mem = FakeMemory()
+    musl_mutex(mem, 0x9000, mtype, word, waiters=waiters)
+    w = classify.musl_futex(MUSL_FRAMES, mem, {101, 102}, 0x9004, 0, 128, val)
+    assert w is None
+
+
+# ---------------------------------------------------------------------------
+# Real musl programs
+# ---------------------------------------------------------------------------
+
+SRC = os.path.join(gdbrun.FIXTURES, "musl_locks.c")
+
+
+@pytest.fixture(scope="module")
+def musl_exe(build_dir):
+    if not gdbrun.have("musl-gcc"):
+        pytest.skip("musl-gcc is not installed (scripts/install-prereqs --tests installs "
+                    "musl-tools)")
+    out = os.path.join(build_dir, "musl_locks")
+    res = gdbrun.subprocess.run(["musl-gcc", "-static", "-g", "-O2", "-Wall", "-o", out, SRC],
+                                stdout=gdbrun.subprocess.PIPE, stderr=gdbrun.subprocess.STDOUT,
+                                universal_newlines=True)
+    if res.returncode != 0:
+        pytest.skip("musl-gcc cannot build a static program here: %s" % res.stdout[-300:])
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(musl_exe, build_dir):
+    """{scenario: Scenario}, started once; cores taken on demand."""
+    got = {}
+    cores = []
+
+    def get(name):
+        if name not in got:
+            got[name] = gdbrun.Scenario(musl_exe, [name])
+        return got[name]
+
+    get.cores = cores
+    yield get
+    gdbrun.close_fixtures(got.values(), cores)
+
+
+def analyse(runs, musl_exe, build_dir, name, mode, command):
+    sc = runs(name)
+    if mode == "core":
+        path = os.path.join(build_dir, "musl_%s.core" % name)
+        if not os.path.exists(path):
+            sc.gcore(path)
+            runs.cores.append(path)
+        out = gdbrun.gdb([command], exe=musl_exe, core=path)
+    else:
+        out = gdbrun.gdb([command], pid=sc.pid, exe=musl_exe)
+    assert "Traceback" not in out.stdout + out.stderr, out.stderr[-2000:]
+    return sc, out.stdout
+
+
+@pytest.mark.parametrize("mode", ["live", "core"])
+def test_owned_recursive_and_errorcheck_exact(runs, musl_exe, build_dir, mode):
+    sc, stdout = analyse(runs, musl_exe, build_dir, "owned", mode,
+                         "janus-waitgraph --format json")
+    res = gdbrun.Result(gdbrun.extract_json(stdout))
+    truth = sc.truth
+    assert res.data["target"]["libc"] == "musl"
+    assert res.data["deadlocks"] == 0
+    owner = truth.lwp("owner")
+    for lock, role in (("rec_lock", "rec_waiter"), ("check_lock", "check_waiter")):
+        addr = truth.lock(lock)
+        assert addr in res.locks, "%s not listed" % lock
+        l = res.locks[addr]
+        assert l["owner"]["lwp"] == owner and l["owner"]["evidence"] == "exact"
+        assert res.waiter_lwps(addr) == {truth.lwp(role)}
+        assert res.state(truth.lwp(role)) == "lock-wait"
+    assert any("cannot unwind past musl" in w for w in res.data["warnings"])
+    # text: the same owners, no thread an "unrecognised futex wait"
+    _sc, text = analyse(runs, musl_exe, build_dir, "owned", mode, "janus-locks")
+    assert "unrecognised futex wait" not in text
+    for lock in ("rec_lock", "check_lock"):
+        block = re.search(r"M\d musl_locks\.c: %s \(0x%x\).*?waiters[^\n]*" % (
+            lock, truth.lock(lock)), text, re.S)
+        assert block, text
+        assert "(LWP %d)" % owner in block.group(0)
+        assert "exact: musl _m_lock" in block.group(0)
+
+
+@pytest.mark.parametrize("mode", ["live", "core"])
+def test_abba_default_mutexes_no_false_exact(runs, musl_exe, build_dir, mode):
+    sc, stdout = analyse(runs, musl_exe, build_dir, "abba", mode,
+                         "janus-waitgraph --format json")
+    res = gdbrun.Result(gdbrun.extract_json(stdout))
+    truth = sc.truth
+    first, second = truth.lwp("first"), truth.lwp("second")
+    expect = {"lock_b": (first, second), "lock_a": (second, first)}   # waiter, holder
+    for lock, (waits, holds) in expect.items():
+        addr = truth.lock(lock)
+        assert addr in res.locks, "%s not listed" % lock
+        l = res.locks[addr]
+        assert l["state"] == "locked, contended"
+        assert res.waiter_lwps(addr) == {waits}
+        ev = l["owner"]["evidence"]
+        assert ev != "exact"
+        if ev == "inferred":
+            assert l["owner"]["lwp"] == holds
+        else:
+            # unknown: the true holder is among the candidates
+            assert holds in set(res.by_num[n]["lwp"] for n in l["possible_owners"])
+    if res.data["cycles"]:
+        assert res.cycle_lwp_sets() == [{first, second}]
+    _sc, text = analyse(runs, musl_exe, build_dir, "abba", mode, "janus-locks")
+    assert "musl pthread mutexes: exact owners except normal mutexes" in text
+    for lock in ("lock_a", "lock_b"):
+        block = re.search(r"M\d musl_locks\.c: %s \(0x%x\).*?waiters[^\n]*" % (
+            lock, truth.lock(lock)), text, re.S)
+        assert block, text
+        assert "exact" not in block.group(0) and "free" not in block.group(0)
+
+
+@pytest.mark.parametrize("mode", ["live", "core"])
+def test_healthy(runs, musl_exe, build_dir, mode):
+    _sc, stdout = analyse(runs, musl_exe, build_dir, "healthy", mode,
+                          "janus-waitgraph --format json")
+    data = gdbrun.extract_json(stdout)
+    assert data["deadlocks"] == 0 and not data["locks"]
+    assert data["verdict"].startswith("No deadlock found")
+    assert all(t["state"] in ("sleep", "idle", "running") for t in data["threads"]), \
+        [(t["num"], t["state"], t["detail"]) for t in data["threads"]]
+
+
+def test_printer_follows_musl_layout(runs, musl_exe, build_dir):
+    sc, stdout = analyse(runs, musl_exe, build_dir, "abba", "live",
+                         "print lock_a")
+    assert "free" not in stdout.split("$1 = ", 1)[1].splitlines()[0], stdout[-500:]
+    line = stdout.split("$1 = ", 1)[1].splitlines()[0]
+    assert "musl, normal" in line and "locked, contended" in line
+    assert "1 waiter (Thread" in line
+    sc, stdout = analyse(runs, musl_exe, build_dir, "owned", "core", "print rec_lock")
+    line = stdout.split("$1 = ", 1)[1].splitlines()[0]
+    assert "(LWP %d) [exact: musl _m_lock]" % sc.truth.lwp("owner") in line
+    assert "locked 2 times" in line
+
+
+def test_dynamic_musl_by_interpreter(musl_exe, build_dir):
+    """A dynamically linked musl program (PT_INTERP ld-musl-*): the same
+    exact owners, read from the registers and the lock words."""
+    out = os.path.join(build_dir, "musl_locks_dyn")
+    res = gdbrun.subprocess.run(["musl-gcc", "-g", "-O2", "-o", out, SRC],
+                                stdout=gdbrun.subprocess.PIPE, stderr=gdbrun.subprocess.STDOUT,
+                                universal_newlines=True)
+    if res.returncode != 0:
+        pytest.skip("musl-gcc cannot build a dynamic program here: %s" % res.stdout[-300:])
+    sc = gdbrun.Scenario(out, ["owned"])
+    try:
+        got = gdbrun.gdb(["janus-waitgraph --format json"], pid=sc.pid, exe=out)
+    finally:
+        sc.kill()
+    if "cannot" in got.stdout and "ld-musl" in got.stdout and "{" not in got.stdout:
+        pytest.skip("gdb cannot load musl's dynamic loader here")
+    data = gdbrun.Result(gdbrun.extract_json(got.stdout))
+    assert data.data["target"]["libc"] == "musl"
+    for lock, role in (("rec_lock", "rec_waiter"), ("check_lock", "check_waiter")):
+        l = data.locks[sc.truth.lock(lock)]
+        assert l["owner"]["lwp"] == sc.truth.lwp("owner") and l["owner"]["evidence"] == "exact"
+        assert data.waiter_lwps(sc.truth.lock(lock)) == {sc.truth.lwp(role)}
+
+
+def test_musl_join_value_is_not_a_tid():
+    """musl's pthread_join waits for a detach-state value: never read as
+    the LWP of the joined thread (glibc's protocol)."""
+    mem = FakeMemory()
+    mem.put32(0x7000, 1)
+    frames = [FrameInfo(0, 0x1000, "__timedwait_cp", None, None, "ld-musl-x86_64.so.1", True),
+              FrameInfo(1, 0x1100, "pthread_join", None, None, "ld-musl-x86_64.so.1", True)]
+    w = classify.classify_futex(frames, mem, {1, 2}, 0x7000, 0, 128, 1, "musl")
+    assert w.kind == "join" and w.target_lwp is None
+    w = classify.classify_futex(frames, mem, {1, 2}, 0x7000, 0, 128, 1)
+    assert w.kind == "join" and w.target_lwp == 1
