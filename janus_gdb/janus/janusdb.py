@@ -46,6 +46,23 @@ OBJECT_TYPES = {
     "janus_streaming_mountpoint": {
         "var": "mountpoint", "ids": ("id", "*id_str", "*name"), "links": {},
     },
+    "janus_streaming_session": {
+        "var": "session", "ids": (),
+        "links": {"handle": "janus_plugin_session", "mountpoint": "janus_streaming_mountpoint"},
+    },
+    # janus_audiobridge.c (1.1.x): the code calls a room ``audiobridge``
+    "janus_audiobridge_room": {
+        "var": "audiobridge", "ids": ("room_id", "*room_id_str", "*room_name"), "links": {},
+    },
+    "janus_audiobridge_participant": {
+        "var": "participant", "ids": ("user_id", "*user_id_str", "*display"),
+        "links": {"room": "janus_audiobridge_room", "session": "janus_audiobridge_session"},
+    },
+    "janus_audiobridge_session": {
+        "var": "session", "ids": (),
+        "links": {"handle": "janus_plugin_session",
+                  "participant": "janus_audiobridge_participant"},
+    },
 }
 
 # Global hash tables of Janus objects: (source file or None for any file,
@@ -55,12 +72,17 @@ OBJECT_TYPES = {
 GLOBAL_TABLES = {
     ("janus.c", "sessions"): "janus_session",
     (None, "rooms"): "janus_videoroom",
+    # AudioBridge's own ``rooms``: a (None, var) entry never takes a file
+    # that has an entry of its own
+    ("janus_audiobridge.c", "rooms"): "janus_audiobridge_room",
+    (None, "mountpoints"): "janus_streaming_mountpoint",
 }
 
 # Hash-table fields of objects: struct -> {field: value type}.
 TABLE_FIELDS = {
     "janus_session": {"ice_handles": "janus_ice_handle"},
     "janus_videoroom": {"participants": "janus_videoroom_publisher"},
+    "janus_audiobridge_room": {"participants": "janus_audiobridge_participant"},
 }
 
 # The field of a table's value that points back to the table's owner (Janus
@@ -69,6 +91,7 @@ TABLE_FIELDS = {
 TABLE_BACK_LINKS = {
     ("janus_session", "ice_handles"): "session",
     ("janus_videoroom", "participants"): "room",
+    ("janus_audiobridge_room", "participants"): "room",
 }
 
 # janus_videoroom_session.participant_type -> struct of .participant
@@ -89,6 +112,13 @@ ENTRY_ROLES = {
     "janus_http_timer": "http timer",
     "janus_streaming_relay_thread": "streaming relay",
     "janus_streaming_handler": "streaming handler",
+    "janus_streaming_ondemand_thread": "streaming on-demand",
+    "janus_streaming_filesource_thread": "streaming file source",
+    "janus_streaming_helper_thread": "streaming helper",
+    "janus_audiobridge_handler": "audiobridge handler",
+    "janus_audiobridge_mixer_thread": "audiobridge mixer",
+    "janus_audiobridge_participant_thread": "audiobridge participant",
+    "janus_audiobridge_plainrtp_relay_thread": "audiobridge plain rtp relay",
     "main": "main",
 }
 
@@ -103,6 +133,8 @@ NAME_ROLES = (
     (re.compile(r"^pool-"), "request worker"),
     (re.compile(r"^videoroom handler"), "videoroom handler"),
     (re.compile(r"^videoroom rtcpfw"), "videoroom rtcp forwarder"),
+    (re.compile(r"^audiobridge handler"), "audiobridge handler"),
+    (re.compile(r"^streaming handler"), "streaming handler"),
     (re.compile(r"^janus events"), "events"),
     (re.compile(r"^http timer"), "http timer"),
     (re.compile(r"^(log|janus-log)$"), "log"),
@@ -194,6 +226,10 @@ def lock_path(type_name, field):
     var = spec["var"] if spec else "obj"
     if type_name == "janus_videoroom_session":
         var = "videoroom session"
+    elif type_name == "janus_audiobridge_session":
+        var = "audiobridge session"
+    elif type_name == "janus_streaming_session":
+        var = "streaming session"
     return "%s->%s" % (var, field)
 
 
@@ -238,6 +274,22 @@ def label(type_name, fields, linked):
         return "videoroom session"
     if type_name == "janus_streaming_mountpoint":
         return "mountpoint %s%s" % (f.get("id_str") or _id(f.get("id")), _q(f.get("name")))
+    if type_name == "janus_audiobridge_room":
+        return "AudioBridge room %s%s" % (_room(f), _q(f.get("room_name")))
+    if type_name == "janus_audiobridge_participant":
+        user = f.get("user_id_str") or _id(f.get("user_id"))
+        room = linked.get("room")
+        where = ""
+        if room and (room[1].get("room_id") or room[1].get("room_id_str")):
+            where = " in AudioBridge room %s" % _room(room[1])
+        return "participant %s%s%s" % (user, _q(f.get("display")), where)
+    if type_name in ("janus_audiobridge_session", "janus_streaming_session"):
+        what = "audiobridge" if type_name == "janus_audiobridge_session" else "streaming"
+        h = linked.get("handle")
+        if h and h[2] and h[2].get("gateway_handle"):
+            gw = h[2]["gateway_handle"]
+            return "%s session of %s" % (what, label(gw[0], gw[1], {}))
+        return "%s session" % what
     return None
 
 

@@ -265,10 +265,14 @@ class Objects(object):
 
 def _global_address(filename, name):
     """Address of the file-static or global variable NAME of FILENAME (any
-    file when FILENAME is None)."""
+    file when FILENAME is None, except the files that have an entry of their
+    own for NAME in janusdb.GLOBAL_TABLES)."""
+    own = set(f for (f, var) in janusdb.GLOBAL_TABLES if f is not None and var == name)
     for sym in names.variables(name):
-        if sym.symtab is not None and (
-                filename is None or os.path.basename(sym.symtab.filename) == filename):
+        if sym.symtab is None:
+            continue
+        base = os.path.basename(sym.symtab.filename)
+        if (filename is None and base not in own) or base == filename:
             addr = names.variable_address(sym)
             if addr is not None:
                 return addr
