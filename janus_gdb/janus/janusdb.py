@@ -122,6 +122,24 @@ ENTRY_ROLES = {
     "main": "main",
 }
 
+# Entry functions whose argument is the object the thread serves -> (struct,
+# variables that hold it, strongest first; ``data`` is the entry's argument,
+# link field to follow or None): the role's detail is the object's label
+# (``audiobridge mixer (AudioBridge room 4321 "lobby")``).  As in
+# janus_audiobridge.c and janus_streaming.c (1.1.x).
+THREAD_OBJECTS = {
+    "janus_audiobridge_mixer_thread": ("janus_audiobridge_room", ("audiobridge", "data"), None),
+    "janus_audiobridge_participant_thread": ("janus_audiobridge_participant",
+                                             ("participant", "data"), None),
+    "janus_audiobridge_plainrtp_relay_thread": ("janus_audiobridge_participant",
+                                                ("participant", "data"), None),
+    "janus_streaming_relay_thread": ("janus_streaming_mountpoint", ("mountpoint", "data"), None),
+    "janus_streaming_filesource_thread": ("janus_streaming_mountpoint",
+                                          ("mountpoint", "data"), None),
+    "janus_streaming_ondemand_thread": ("janus_streaming_session", ("session", "data"),
+                                        "mountpoint"),
+}
+
 # Thread names Janus and glib give (live processes only) -> role.  Not the
 # program's own name ("janus"): every thread whose name glib could not set
 # (16+ characters before glib 2.86: "sessions requests", "timeout watchdog")
