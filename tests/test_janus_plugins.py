@@ -1,0 +1,217 @@
+"""AudioBridge and Streaming locks and threads named by their objects
+(tests/fixtures/janus_plugins.c, issue 13 point 1).
+
+The fixture has Janus 1.1.2's struct and field names (janus_audiobridge_room,
+janus_audiobridge_participant, janus_audiobridge_session,
+janus_streaming_mountpoint, janus_streaming_session) and its thread entry
+functions; each scenario is built with GMutex and with pthread mutexes and
+analysed live and from a core.  Ids, names and addresses come from the
+fixture's ground truth, lines from its SITE markers.
+"""
+
+import os
+
+import pytest
+
+import gdbrun
+
+SRC = os.path.join(gdbrun.FIXTURES, "janus_plugins.c")
+VARIANTS = ["gmutex", "pthread"]
+MODES = ["live", "core"]
+CFLAGS = ["-fno-omit-frame-pointer", "-fmacro-prefix-map=%s/=" % gdbrun.FIXTURES]
+DEFINES = {"gmutex": [], "pthread": ["-DUSE_PTHREAD_MUTEX"]}
+SITES = gdbrun.site_lines(SRC)
+
+
+class Plugins(object):
+    """Both builds, their hung processes, cores and gdb outputs, once per module."""
+
+    def __init__(self, build_dir):
+        self.dir = build_dir
+        self.exes = {}
+        for variant in VARIANTS:
+            out = os.path.join(build_dir, "janus_plugins_%s" % variant)
+            self.exes[variant] = gdbrun.compile_c(SRC, out, defines=CFLAGS + DEFINES[variant])
+        self.running = {}
+        self.cores = {}
+        self.outputs = {}
+
+    def get(self, name, variant):
+        key = (name, variant)
+        if key not in self.running:
+            self.running[key] = gdbrun.Scenario(self.exes[variant], [name])
+        return self.running[key]
+
+    def core(self, name, variant):
+        key = (name, variant)
+        if key not in self.cores:
+            path = os.path.join(self.dir, "core.plugins.%s.%s" % (name, variant))
+            self.cores[key] = self.get(name, variant).gcore(path)
+        return self.cores[key]
+
+    def run(self, name, variant, mode, command):
+        key = (name, variant, mode, command)
+        if key not in self.outputs:
+            sc = self.get(name, variant)
+            if mode == "live":
+                res = gdbrun.gdb([command], pid=sc.pid)
+            else:
+                res = gdbrun.gdb([command], exe=self.exes[variant], core=self.core(name, variant))
+            both = res.stdout + res.stderr
+            assert "Traceback" not in both, both
+            assert "Python Exception" not in both, both
+            self.outputs[key] = res.stdout
+        return self.outputs[key]
+
+    def result(self, name, variant, mode):
+        out = self.run(name, variant, mode, "janus-waitgraph --format json")
+        return gdbrun.Result(gdbrun.extract_json(out)), self.get(name, variant).truth
+
+    def text(self, name, variant, mode):
+        out = self.run(name, variant, mode, "janus-waitgraph")
+        text = gdbrun.extract_report(out)
+        assert text is not None, out
+        return text
+
+    def close(self):
+        gdbrun.close_fixtures(self.running.values(), self.cores.values())
+
+
+@pytest.fixture(scope="module")
+def plugins(build_dir):
+    p = Plugins(build_dir)
+    yield p
+    p.close()
+
+
+def check_held(r, addr, lwp, variant, site, function):
+    """LWP holds the lock at ADDR: exact with pthread mutexes, inferred from
+    the lock call at SITE with GMutex."""
+    assert addr in r.locks, "lock 0x%x not reported" % addr
+    lock = r.locks[addr]
+    owner = lock["owner"]
+    assert owner["lwp"] == lwp, lock
+    if variant == "pthread":
+        assert owner["evidence"] == "exact", lock
+    else:
+        assert owner["evidence"] == "inferred", lock
+        assert function in owner["detail"], lock
+        if owner["source"] == "lockset":
+            assert "locked at janus_plugins.c:%d" % SITES[site] in owner["detail"], lock
+    return lock
+
+
+def truth_info(t, key):
+    """{word: value} of the fixture's ``info KEY V1 k2 v2 ...`` line."""
+    words = [key] + t.info[key]
+    return dict(zip(words[0::2], words[1::2]))
+
+
+# ---------------------------------------------------------------------------
+# AudioBridge, #3570: the hangup path holds sessions_mutex, rooms_mutex, the
+# room's mutex and the participant's qmutex, blocked on an empty queue
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_audiobridge_hangup(plugins, variant, mode):
+    r, t = plugins.result("audiobridge_hangup", variant, mode)
+    text = plugins.text("audiobridge_hangup", variant, mode)
+    info = truth_info(t, "room")
+    room_id, room_name = info["room"], info["name"]
+    user_id, display = info["participant"], info["display"]
+    hangup = t.lwp("hangup")
+    assert r.data["cycles"] == []
+    sessions = check_held(r, t.lock("sessions_mutex"), hangup, variant,
+                          "ab_hangup_sessions", "janus_audiobridge_hangup_media")
+    rooms = check_held(r, t.lock("rooms_mutex"), hangup, variant,
+                       "ab_hangup_rooms", "janus_audiobridge_hangup_media_internal")
+    room = check_held(r, t.lock("room_mutex"), hangup, variant,
+                      "ab_hangup_room", "janus_audiobridge_hangup_media_internal")
+    qmutex = check_held(r, t.lock("qmutex"), hangup, variant,
+                        "ab_hangup_qmutex", "janus_audiobridge_hangup_media_internal")
+    # names: the globals by file, the room and participant by their ids and names
+    assert sessions["name"] == "janus_plugins.c: sessions_mutex", sessions
+    assert rooms["name"] == "janus_plugins.c: rooms_mutex", rooms
+    room_label = 'AudioBridge room %s "%s"' % (room_id, room_name)
+    assert room["name"] == "audiobridge->mutex of " + room_label, room
+    assert room["object"]["type"] == "janus_audiobridge_room"
+    assert room["object"]["field"] == "mutex"
+    part_label = 'participant %s "%s" in AudioBridge room %s' % (user_id, display, room_id)
+    assert qmutex["name"] == "participant->qmutex of " + part_label, qmutex
+    assert qmutex["object"]["type"] == "janus_audiobridge_participant"
+    assert qmutex["object"]["field"] == "qmutex"
+    for lock in (sessions, rooms, room, qmutex):
+        assert lock["name"] in text
+    # who waits for what
+    mixer, handler, loop = t.lwp("mixer"), t.lwp("ab_handler"), t.lwp("event_loop")
+    assert r.waiter_lwps(t.lock("room_mutex")) == {mixer}
+    assert r.waiter_lwps(t.lock("sessions_mutex")) == {handler}
+    assert r.waiter_lwps(t.lock("qmutex")) == {loop}
+    assert r.waiter_lwps(t.lock("rooms_mutex")) == t.lwps("worker")
+    assert len(t.lwps("worker")) == 4
+    hung = r.by_lwp[hangup]
+    assert hung["state"] == "waiting" and hung["wait"]["kind"] == "queue", hung
+    # roles from the entry functions (a core has no thread names), with the
+    # object the thread serves
+    roles = dict((lwp, (r.by_lwp[lwp]["role"], r.by_lwp[lwp]["role_detail"]))
+                 for lwp in r.by_lwp)
+    assert roles[mixer] == ("audiobridge mixer", room_label), roles[mixer]
+    assert roles[t.lwp("ab_participant")] == ("audiobridge participant", part_label)
+    assert roles[handler][0] == "audiobridge handler"
+    assert roles[hangup] == ("hloop", "handle 5555")
+    assert roles[loop][0] == "event loop"
+    for lwp in t.lwps("worker"):
+        assert roles[lwp][0] == "request worker"
+    assert "audiobridge mixer (%s)" % room_label in text, text
+
+
+# ---------------------------------------------------------------------------
+# Streaming: a relay thread sleeps holding its mountpoint's mutex
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_mountpoint_held(plugins, variant, mode):
+    r, t = plugins.result("mountpoint_held", variant, mode)
+    text = plugins.text("mountpoint_held", variant, mode)
+    info = truth_info(t, "mountpoint")
+    mp_label = 'mountpoint %s "%s"' % (info["mountpoint"], info["name"])
+    relay = t.lwp("relay")
+    assert r.data["cycles"] == []
+    assert r.data["verdict"].startswith("No deadlock found")
+    mp = check_held(r, t.lock("mountpoint_mutex"), relay, variant,
+                    "mp_relay_mutex", "janus_streaming_relay_thread")
+    assert mp["name"] == "mountpoint->mutex of " + mp_label, mp
+    assert mp["object"]["type"] == "janus_streaming_mountpoint"
+    assert mp["name"] in text
+    assert r.state(relay) == "sleep", r.by_lwp[relay]
+    ondemand, helper = t.lwp("ondemand"), t.lwp("helper")
+    assert r.waiter_lwps(t.lock("mountpoint_mutex")) == {ondemand, helper}
+    roles = dict((lwp, (r.by_lwp[lwp]["role"], r.by_lwp[lwp]["role_detail"]))
+                 for lwp in r.by_lwp)
+    assert roles[relay] == ("streaming relay", mp_label), roles[relay]
+    assert roles[ondemand] == ("streaming on-demand", mp_label), roles[ondemand]
+    assert roles[helper][0] == "streaming helper"
+    assert roles[t.lwp("st_handler")][0] == "streaming handler"
+    assert "streaming relay (%s)" % mp_label in text, text
+    # mountpoints_mutex is free: never reported as held
+    free = r.locks.get(t.lock("mountpoints_mutex"))
+    assert free is None or not free["owner"] or free["owner"].get("lwp") is None, free
+
+
+# ---------------------------------------------------------------------------
+# janus-locks names the same locks, text and JSON
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_locks_command_names_plugin_locks(plugins, variant):
+    out = plugins.run("audiobridge_hangup", variant, "core", "janus-locks --format json")
+    locks = gdbrun.Result(gdbrun.extract_json(out))
+    wg, t = plugins.result("audiobridge_hangup", variant, "core")
+    assert locks.data["locks"] == wg.data["locks"]
+    text = plugins.run("audiobridge_hangup", variant, "core", "janus-locks")
+    for name in ("room_mutex", "qmutex", "rooms_mutex", "sessions_mutex"):
+        addr = t.lock(name)
+        assert "0x%x" % addr in text
+        assert locks.locks[addr]["name"] in text
