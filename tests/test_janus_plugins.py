@@ -164,6 +164,16 @@ def test_audiobridge_hangup(plugins, variant, mode):
     for lwp in t.lwps("worker"):
         assert roles[lwp][0] == "request worker"
     assert "audiobridge mixer (%s)" % room_label in text, text
+    # a remote client's display name: bounded, no terminal bytes in the text
+    role, detail = roles[t.lwp("ab_hostile")]
+    assert role == "audiobridge participant"
+    assert detail.startswith("participant %s " % t.info["hostile"][0]), detail
+    assert "mallory" in detail and detail.endswith(" in AudioBridge room %s" % room_id), detail
+    assert len(detail) < 120, detail
+    out = plugins.run("audiobridge_hangup", variant, mode, "janus-waitgraph --all")
+    assert "\x1b" not in out and "\x07" not in out
+    assert "audiobridge participant (participant %s " % t.info["hostile"][0] in out, out
+    assert "audiobridge participant (%s)" % part_label in out, out
 
 
 # ---------------------------------------------------------------------------
