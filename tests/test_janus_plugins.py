@@ -225,3 +225,44 @@ def test_locks_command_names_plugin_locks(plugins, variant):
         addr = t.lock(name)
         assert "0x%x" % addr in text
         assert locks.locks[addr]["name"] in text
+
+
+# ---------------------------------------------------------------------------
+# Pure logic: labels and roles (janusdb), no gdb
+# ---------------------------------------------------------------------------
+
+def test_plugin_labels_and_roles():
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from janus_gdb.janus import janusdb
+    room = {"room_id": 4321, "room_id_str": None, "room_name": "lobby"}
+    assert janusdb.label("janus_audiobridge_room", room, {}) == 'AudioBridge room 4321 "lobby"'
+    # string room ids win over the numeric one (Janus's string_ids)
+    assert janusdb.label("janus_audiobridge_room", {"room_id": 0, "room_id_str": "hall"},
+                         {}) == "AudioBridge room hall"
+    part = {"user_id": 77, "display": "bob"}
+    linked = {"room": ("janus_audiobridge_room", room, {})}
+    assert janusdb.label("janus_audiobridge_participant", part, linked) == (
+        'participant 77 "bob" in AudioBridge room 4321')
+    assert janusdb.label("janus_audiobridge_participant", part, {}) == 'participant 77 "bob"'
+    long_name = "x" * 300
+    got = janusdb.label("janus_audiobridge_participant", {"user_id": 1, "display": long_name}, {})
+    assert len(got) < 90 and got.endswith('..."'), got
+    assert janusdb.object_name("janus_audiobridge_participant", "qmutex",
+                               'participant 77 "bob" in AudioBridge room 4321', 0x10) == (
+        'participant->qmutex of participant 77 "bob" in AudioBridge room 4321')
+    assert janusdb.object_name("janus_audiobridge_room", "mutex", 'AudioBridge room 4321 "lobby"',
+                               0x10) == 'audiobridge->mutex of AudioBridge room 4321 "lobby"'
+    assert janusdb.object_name("janus_streaming_session", "mutex", None, 0x10) == (
+        "streaming session->mutex of janus_streaming_session 0x10")
+    for entry, role in (("janus_audiobridge_handler", "audiobridge handler"),
+                        ("janus_audiobridge_mixer_thread", "audiobridge mixer"),
+                        ("janus_audiobridge_participant_thread", "audiobridge participant"),
+                        ("janus_streaming_relay_thread", "streaming relay"),
+                        ("janus_streaming_ondemand_thread", "streaming on-demand"),
+                        ("janus_streaming_helper_thread", "streaming helper")):
+        assert janusdb.role_of(entry, None) == role
+        if entry in janusdb.THREAD_OBJECTS:
+            assert janusdb.THREAD_OBJECTS[entry][0] in janusdb.OBJECT_TYPES
+    assert janusdb.role_of(None, "audiobridge han") == "audiobridge handler"
+    assert janusdb.role_of(None, "streaming handl") == "streaming handler"

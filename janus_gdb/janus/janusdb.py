@@ -151,8 +151,9 @@ NAME_ROLES = (
     (re.compile(r"^pool-"), "request worker"),
     (re.compile(r"^videoroom handler"), "videoroom handler"),
     (re.compile(r"^videoroom rtcpfw"), "videoroom rtcp forwarder"),
-    (re.compile(r"^audiobridge handler"), "audiobridge handler"),
-    (re.compile(r"^streaming handler"), "streaming handler"),
+    # 16+ characters: unset before glib 2.86, cut to 15 after
+    (re.compile(r"^audiobridge han"), "audiobridge handler"),
+    (re.compile(r"^streaming handl"), "streaming handler"),
     (re.compile(r"^janus events"), "events"),
     (re.compile(r"^http timer"), "http timer"),
     (re.compile(r"^(log|janus-log)$"), "log"),
