@@ -10,6 +10,7 @@ fixture's ground truth, lines from its SITE markers.
 """
 
 import os
+import shutil
 
 import pytest
 
@@ -29,9 +30,15 @@ class Plugins(object):
     def __init__(self, build_dir):
         self.dir = build_dir
         self.exes = {}
+        # compiled as janus_audiobridge.c: AudioBridge's rooms table is
+        # read only from a file of that name (VideoRoom has a rooms too)
+        src = os.path.join(build_dir, "janus_audiobridge.c")
+        shutil.copy(SRC, src)
         for variant in VARIANTS:
             out = os.path.join(build_dir, "janus_plugins_%s" % variant)
-            self.exes[variant] = gdbrun.compile_c(SRC, out, defines=CFLAGS + DEFINES[variant])
+            self.exes[variant] = gdbrun.compile_c(
+                src, out, defines=CFLAGS + ["-I" + gdbrun.FIXTURES, "-fmacro-prefix-map=%s/="
+                                            % build_dir] + DEFINES[variant])
         self.running = {}
         self.cores = {}
         self.outputs = {}
@@ -97,7 +104,7 @@ def check_held(r, addr, lwp, variant, site, function):
         assert owner["evidence"] == "inferred", lock
         assert function in owner["detail"], lock
         if owner["source"] == "lockset":
-            assert "locked at janus_plugins.c:%d" % SITES[site] in owner["detail"], lock
+            assert "locked at janus_audiobridge.c:%d" % SITES[site] in owner["detail"], lock
     return lock
 
 
@@ -131,8 +138,8 @@ def test_audiobridge_hangup(plugins, variant, mode):
     qmutex = check_held(r, t.lock("qmutex"), hangup, variant,
                         "ab_hangup_qmutex", "janus_audiobridge_hangup_media_internal")
     # names: the globals by file, the room and participant by their ids and names
-    assert sessions["name"] == "janus_plugins.c: sessions_mutex", sessions
-    assert rooms["name"] == "janus_plugins.c: rooms_mutex", rooms
+    assert sessions["name"] == "janus_audiobridge.c: sessions_mutex", sessions
+    assert rooms["name"] == "janus_audiobridge.c: rooms_mutex", rooms
     room_label = 'AudioBridge room %s "%s"' % (room_id, room_name)
     assert room["name"] == "audiobridge->mutex of " + room_label, room
     assert room["object"]["type"] == "janus_audiobridge_room"
@@ -170,6 +177,14 @@ def test_audiobridge_hangup(plugins, variant, mode):
     assert detail.startswith("participant %s " % t.info["hostile"][0]), detail
     assert "mallory" in detail and detail.endswith(" in AudioBridge room %s" % room_id), detail
     assert len(detail) < 120, detail
+    # a lock no frame points to, named through AudioBridge's rooms table
+    leaked = r.locks[t.lock("hostile_qmutex")]
+    assert leaked["name"].startswith("participant->qmutex of participant %s "
+                                     % t.info["hostile"][0]), leaked
+    assert leaked["name"].endswith(" in AudioBridge room %s" % room_id), leaked
+    assert leaked["object"]["type"] == "janus_audiobridge_participant"
+    if variant == "pthread":
+        assert leaked["owner"]["lwp"] == t.lwp("main") and leaked["owner"]["evidence"] == "exact"
     out = plugins.run("audiobridge_hangup", variant, mode, "janus-waitgraph --all")
     assert "\x1b" not in out and "\x07" not in out
     assert "audiobridge participant (participant %s " % t.info["hostile"][0] in out, out
