@@ -217,7 +217,7 @@ def test_mountpoint_held(plugins, variant, mode):
                  for lwp in r.by_lwp)
     assert roles[relay] == ("streaming relay", mp_label), roles[relay]
     assert roles[ondemand] == ("streaming on-demand", mp_label), roles[ondemand]
-    assert roles[helper][0] == "streaming helper"
+    assert roles[helper] == ("streaming helper", "helper #1 of " + mp_label), roles[helper]
     assert roles[t.lwp("st_handler")][0] == "streaming handler"
     assert "streaming relay (%s)" % mp_label in text, text
     # mountpoints_mutex is free: never reported as held
@@ -279,5 +279,11 @@ def test_plugin_labels_and_roles():
         assert janusdb.role_of(entry, None) == role
         if entry in janusdb.THREAD_OBJECTS:
             assert janusdb.THREAD_OBJECTS[entry][0] in janusdb.OBJECT_TYPES
+    mp = {"id": 1, "name": "live"}
+    assert janusdb.label("janus_streaming_helper", {"id": 2},
+                         {"mp": ("janus_streaming_mountpoint", mp, {})}) == (
+        'helper #2 of mountpoint 1 "live"')
+    assert janusdb.object_name("janus_streaming_helper", "mutex", 'helper #2', 0x10) == (
+        "helper->mutex of helper #2")
     assert janusdb.role_of(None, "audiobridge han") == "audiobridge handler"
     assert janusdb.role_of(None, "streaming handl") == "streaming handler"

@@ -46,6 +46,9 @@ OBJECT_TYPES = {
     "janus_streaming_mountpoint": {
         "var": "mountpoint", "ids": ("id", "*id_str", "*name"), "links": {},
     },
+    "janus_streaming_helper": {
+        "var": "helper", "ids": ("id",), "links": {"mp": "janus_streaming_mountpoint"},
+    },
     "janus_streaming_session": {
         "var": "session", "ids": (),
         "links": {"handle": "janus_plugin_session", "mountpoint": "janus_streaming_mountpoint"},
@@ -138,6 +141,7 @@ THREAD_OBJECTS = {
                                           ("mountpoint", "data"), None),
     "janus_streaming_ondemand_thread": ("janus_streaming_session", ("session", "data"),
                                         "mountpoint"),
+    "janus_streaming_helper_thread": ("janus_streaming_helper", ("helper", "data"), None),
 }
 
 # Thread names Janus and glib give (live processes only) -> role.  Not the
@@ -293,6 +297,12 @@ def label(type_name, fields, linked):
         return "videoroom session"
     if type_name == "janus_streaming_mountpoint":
         return "mountpoint %s%s" % (f.get("id_str") or _id(f.get("id")), _q(f.get("name")))
+    if type_name == "janus_streaming_helper":
+        text = "helper #%s" % _id(f.get("id"))
+        mp = linked.get("mp")
+        if mp:
+            text += " of " + label(mp[0], mp[1], {})
+        return text
     if type_name == "janus_audiobridge_room":
         return "AudioBridge room %s%s" % (_room(f), _q(f.get("room_name")))
     if type_name == "janus_audiobridge_participant":
