@@ -211,6 +211,14 @@ def test_mountpoint_held(plugins, variant, mode):
     assert mp["object"]["type"] == "janus_streaming_mountpoint"
     assert mp["name"] in text
     assert r.state(relay) == "sleep", r.by_lwp[relay]
+    # the RTP source's lock, named by the mountpoint that points to it (the
+    # waiting frame has only the source)
+    rtsp = check_held(r, t.lock("rtsp_mutex"), relay, variant,
+                      "mp_relay_rtsp", "janus_streaming_relay_thread")
+    assert rtsp["name"] == "source->rtsp_mutex of RTP source of " + mp_label, rtsp
+    assert rtsp["object"]["type"] == "janus_streaming_rtp_source"
+    assert r.waiter_lwps(t.lock("rtsp_mutex")) == {t.lwp("rtsp_play")}
+    assert rtsp["name"] in text
     ondemand, helper = t.lwp("ondemand"), t.lwp("helper")
     assert r.waiter_lwps(t.lock("mountpoint_mutex")) == {ondemand, helper}
     roles = dict((lwp, (r.by_lwp[lwp]["role"], r.by_lwp[lwp]["role_detail"]))
@@ -285,5 +293,8 @@ def test_plugin_labels_and_roles():
         'helper #2 of mountpoint 1 "live"')
     assert janusdb.object_name("janus_streaming_helper", "mutex", 'helper #2', 0x10) == (
         "helper->mutex of helper #2")
+    assert janusdb.label("janus_streaming_rtp_source", {}, {}) is None
+    assert janusdb.label("janus_streaming_rtp_source", {}, {
+        "mountpoint": ("janus_streaming_mountpoint", mp, {})}) == 'RTP source of mountpoint 1 "live"'
     assert janusdb.role_of(None, "audiobridge han") == "audiobridge handler"
     assert janusdb.role_of(None, "streaming handl") == "streaming handler"

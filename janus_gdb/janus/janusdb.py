@@ -44,7 +44,14 @@ OBJECT_TYPES = {
         "links": {"publisher": "janus_videoroom_publisher"},
     },
     "janus_streaming_mountpoint": {
-        "var": "mountpoint", "ids": ("id", "*id_str", "*name"), "links": {},
+        "var": "mountpoint", "ids": ("id", "*id_str", "*name", "streaming_source"),
+        "links": {"source": None},
+    },
+    # mountpoint->source when mountpoint->streaming_source is RTP; named by
+    # the mountpoint that points to it ("parent": struct, its link field)
+    "janus_streaming_rtp_source": {
+        "var": "source", "ids": (), "links": {},
+        "parent": ("janus_streaming_mountpoint", "source"),
     },
     "janus_streaming_helper": {
         "var": "helper", "ids": ("id",), "links": {"mp": "janus_streaming_mountpoint"},
@@ -96,6 +103,10 @@ TABLE_BACK_LINKS = {
     ("janus_videoroom", "participants"): "room",
     ("janus_audiobridge_room", "participants"): "room",
 }
+
+# janus_streaming_mountpoint.streaming_source -> struct of .source
+# (janus_streaming_source_rtp; a file source has no lock)
+STREAMING_SOURCES = {2: "janus_streaming_rtp_source"}
 
 # janus_videoroom_session.participant_type -> struct of .participant
 PARTICIPANT_TYPES = {1: "janus_videoroom_subscriber", 2: "janus_videoroom_publisher"}
@@ -297,6 +308,11 @@ def label(type_name, fields, linked):
         return "videoroom session"
     if type_name == "janus_streaming_mountpoint":
         return "mountpoint %s%s" % (f.get("id_str") or _id(f.get("id")), _q(f.get("name")))
+    if type_name == "janus_streaming_rtp_source":
+        mp = linked.get("mountpoint")
+        if mp:
+            return "RTP source of " + label(mp[0], mp[1], {})
+        return None
     if type_name == "janus_streaming_helper":
         text = "helper #%s" % _id(f.get("id"))
         mp = linked.get("mp")

@@ -198,6 +198,8 @@ def _links(types, name, addr, fields):
 def _dynamic_link(name, field, fields):
     if name == "janus_videoroom_session" and field == "participant":
         return janusdb.PARTICIPANT_TYPES.get(fields.get("participant_type"))
+    if name == "janus_streaming_mountpoint" and field == "source":
+        return janusdb.STREAMING_SOURCES.get(fields.get("streaming_source"))
     if name == "janus_plugin_session" and field == "plugin_handle":
         return "janus_videoroom_session"
     return None
@@ -257,10 +259,31 @@ class Objects(object):
             out[field] = (tname, self._fields(k), self.linked(k, depth - 1))
         return out
 
+    def parent(self, key):
+        """(struct, address) of the object whose link points to KEY, for
+        types named by their owner (janusdb "parent"), among the objects
+        expanded; else None."""
+        spec = janusdb.OBJECT_TYPES.get(key[0], {}).get("parent")
+        if spec is None:
+            return None
+        ptype, pfield = spec
+        for pkey, links in self.links.items():
+            if pkey[0] != ptype:
+                continue
+            for field, tname, taddr in links:
+                if field == pfield and (tname, taddr) == key:
+                    return pkey
+        return None
+
     def label(self, key):
         if key[0] not in janusdb.OBJECT_TYPES:
             return None
-        return janusdb.label(key[0], self._fields(key), self.linked(key))
+        linked = self.linked(key)
+        pkey = self.parent(key)
+        if pkey is not None:
+            var = janusdb.OBJECT_TYPES[pkey[0]]["var"]
+            linked[var] = (pkey[0], self._fields(pkey), self.linked(pkey, 1))
+        return janusdb.label(key[0], self._fields(key), linked)
 
 
 def _global_address(filename, name):
