@@ -385,6 +385,11 @@ def name_locks(locks, refs, types, mem, warnings, tables=None):
     _match(objects.expand(refs), types, wanted, found)
     if len(found) < len(wanted) and tables:
         _match(objects.expand(tables), types, wanted, found)
+    # objects named by their owner (an RTP source by its mountpoint): the
+    # owner may be reachable only through the global tables
+    if tables and any(objects.parent(key) is None and "parent" in
+                      janusdb.OBJECT_TYPES.get(key[0], {}) for key, _f in found.values()):
+        objects.expand(tables)
     if objects.truncated:
         warnings.append("object naming stopped after %d objects" % MAX_OBJECTS)
     for laddr, (key, field) in found.items():
