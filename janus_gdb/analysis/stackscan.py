@@ -7,7 +7,9 @@ only valid then); stores plain data on the ``model.Snapshot``.
 import gdb  # pylint: disable=import-error
 
 from ..target import codereader
+from ..target import gdbtarget
 from . import lockset
+from ..janus import janusdb
 from ..janus import objects
 from ..target import logname
 
@@ -29,6 +31,7 @@ class Scanner(object):
         self.frame_cache = {}
         self.code = codereader.CodeReader()
         self.namer = logname.Namer(self.code)
+        self._mem = None
 
     def __call__(self, snap, gframes):
         claims = []
@@ -72,6 +75,8 @@ class Scanner(object):
                 ref_frames.append((frame, info.level))
             if info.function == "janus_ice_handle_thread":
                 snap.role_detail = self._handle_of(frame)
+            elif info.function in janusdb.THREAD_OBJECTS:
+                snap.role_detail = self._object_of(frame, info.function)
         if sysno in (FUTEX_SYSCALL, RESTART_SYSCALL, None):
             snap.lock_call = self._rwlock_call(snap.frames, gframes)
         if claims or sysno is None:
@@ -131,6 +136,38 @@ class Scanner(object):
                 return "handle %d" % hid
             except (gdb.error, RuntimeError, ValueError, OverflowError, TypeError):
                 continue
+        return None
+
+
+    def _object_of(self, frame, entry):
+        """The label of the object a plugin thread serves (its entry's
+        argument, per janusdb.THREAD_OBJECTS), e.g. ``AudioBridge room 4321
+        "lobby"``; None when it cannot be read."""
+        struct, var_names, via = janusdb.THREAD_OBJECTS[entry]
+        t = self.types.get(struct)
+        if t is None:
+            return None
+        if self._mem is None:
+            self._mem = gdbtarget.Memory(gdb.selected_inferior())
+        for var in var_names:
+            try:
+                v = frame.read_var(var)
+                if v.is_optimized_out:
+                    continue
+                addr = int(v.cast(t.pointer())) & ((1 << 64) - 1)
+            except (gdb.error, RuntimeError, ValueError, OverflowError, TypeError):
+                continue
+            if not addr:
+                continue
+            objs = objects.Objects(self.types, self._mem)
+            key = (struct, addr)
+            if via is not None:
+                objs.expand({key: 0})
+                linked = [(n, a) for f, n, a in objs.links.get(key, ()) if f == via]
+                if not linked:
+                    continue
+                key = linked[0]
+            return objs.label(key)
         return None
 
 

@@ -44,7 +44,34 @@ OBJECT_TYPES = {
         "links": {"publisher": "janus_videoroom_publisher"},
     },
     "janus_streaming_mountpoint": {
-        "var": "mountpoint", "ids": ("id", "*id_str", "*name"), "links": {},
+        "var": "mountpoint", "ids": ("id", "*id_str", "*name", "streaming_source"),
+        "links": {"source": None},
+    },
+    # mountpoint->source when mountpoint->streaming_source is RTP; named by
+    # the mountpoint that points to it ("parent": struct, its link field)
+    "janus_streaming_rtp_source": {
+        "var": "source", "ids": (), "links": {},
+        "parent": ("janus_streaming_mountpoint", "source"),
+    },
+    "janus_streaming_helper": {
+        "var": "helper", "ids": ("id",), "links": {"mp": "janus_streaming_mountpoint"},
+    },
+    "janus_streaming_session": {
+        "var": "session", "ids": (),
+        "links": {"handle": "janus_plugin_session", "mountpoint": "janus_streaming_mountpoint"},
+    },
+    # janus_audiobridge.c (1.1.x): the code calls a room ``audiobridge``
+    "janus_audiobridge_room": {
+        "var": "audiobridge", "ids": ("room_id", "*room_id_str", "*room_name"), "links": {},
+    },
+    "janus_audiobridge_participant": {
+        "var": "participant", "ids": ("user_id", "*user_id_str", "*display"),
+        "links": {"room": "janus_audiobridge_room", "session": "janus_audiobridge_session"},
+    },
+    "janus_audiobridge_session": {
+        "var": "session", "ids": (),
+        "links": {"handle": "janus_plugin_session",
+                  "participant": "janus_audiobridge_participant"},
     },
 }
 
@@ -55,12 +82,17 @@ OBJECT_TYPES = {
 GLOBAL_TABLES = {
     ("janus.c", "sessions"): "janus_session",
     (None, "rooms"): "janus_videoroom",
+    # AudioBridge's own ``rooms``: a (None, var) entry never takes a file
+    # that has an entry of its own
+    ("janus_audiobridge.c", "rooms"): "janus_audiobridge_room",
+    (None, "mountpoints"): "janus_streaming_mountpoint",
 }
 
 # Hash-table fields of objects: struct -> {field: value type}.
 TABLE_FIELDS = {
     "janus_session": {"ice_handles": "janus_ice_handle"},
     "janus_videoroom": {"participants": "janus_videoroom_publisher"},
+    "janus_audiobridge_room": {"participants": "janus_audiobridge_participant"},
 }
 
 # The field of a table's value that points back to the table's owner (Janus
@@ -69,7 +101,12 @@ TABLE_FIELDS = {
 TABLE_BACK_LINKS = {
     ("janus_session", "ice_handles"): "session",
     ("janus_videoroom", "participants"): "room",
+    ("janus_audiobridge_room", "participants"): "room",
 }
+
+# janus_streaming_mountpoint.streaming_source -> struct of .source
+# (janus_streaming_source_rtp; a file source has no lock)
+STREAMING_SOURCES = {2: "janus_streaming_rtp_source"}
 
 # janus_videoroom_session.participant_type -> struct of .participant
 PARTICIPANT_TYPES = {1: "janus_videoroom_subscriber", 2: "janus_videoroom_publisher"}
@@ -89,7 +126,33 @@ ENTRY_ROLES = {
     "janus_http_timer": "http timer",
     "janus_streaming_relay_thread": "streaming relay",
     "janus_streaming_handler": "streaming handler",
+    "janus_streaming_ondemand_thread": "streaming on-demand",
+    "janus_streaming_filesource_thread": "streaming file source",
+    "janus_streaming_helper_thread": "streaming helper",
+    "janus_audiobridge_handler": "audiobridge handler",
+    "janus_audiobridge_mixer_thread": "audiobridge mixer",
+    "janus_audiobridge_participant_thread": "audiobridge participant",
+    "janus_audiobridge_plainrtp_relay_thread": "audiobridge plain rtp relay",
     "main": "main",
+}
+
+# Entry functions whose argument is the object the thread serves -> (struct,
+# variables that hold it, strongest first; ``data`` is the entry's argument,
+# link field to follow or None): the role's detail is the object's label
+# (``audiobridge mixer (AudioBridge room 4321 "lobby")``).  As in
+# janus_audiobridge.c and janus_streaming.c (1.1.x).
+THREAD_OBJECTS = {
+    "janus_audiobridge_mixer_thread": ("janus_audiobridge_room", ("audiobridge", "data"), None),
+    "janus_audiobridge_participant_thread": ("janus_audiobridge_participant",
+                                             ("participant", "data"), None),
+    "janus_audiobridge_plainrtp_relay_thread": ("janus_audiobridge_participant",
+                                                ("participant", "data"), None),
+    "janus_streaming_relay_thread": ("janus_streaming_mountpoint", ("mountpoint", "data"), None),
+    "janus_streaming_filesource_thread": ("janus_streaming_mountpoint",
+                                          ("mountpoint", "data"), None),
+    "janus_streaming_ondemand_thread": ("janus_streaming_session", ("session", "data"),
+                                        "mountpoint"),
+    "janus_streaming_helper_thread": ("janus_streaming_helper", ("helper", "data"), None),
 }
 
 # Thread names Janus and glib give (live processes only) -> role.  Not the
@@ -103,6 +166,9 @@ NAME_ROLES = (
     (re.compile(r"^pool-"), "request worker"),
     (re.compile(r"^videoroom handler"), "videoroom handler"),
     (re.compile(r"^videoroom rtcpfw"), "videoroom rtcp forwarder"),
+    # 16+ characters: unset before glib 2.86, cut to 15 after
+    (re.compile(r"^audiobridge han"), "audiobridge handler"),
+    (re.compile(r"^streaming handl"), "streaming handler"),
     (re.compile(r"^janus events"), "events"),
     (re.compile(r"^http timer"), "http timer"),
     (re.compile(r"^(log|janus-log)$"), "log"),
@@ -194,6 +260,10 @@ def lock_path(type_name, field):
     var = spec["var"] if spec else "obj"
     if type_name == "janus_videoroom_session":
         var = "videoroom session"
+    elif type_name == "janus_audiobridge_session":
+        var = "audiobridge session"
+    elif type_name == "janus_streaming_session":
+        var = "streaming session"
     return "%s->%s" % (var, field)
 
 
@@ -238,6 +308,33 @@ def label(type_name, fields, linked):
         return "videoroom session"
     if type_name == "janus_streaming_mountpoint":
         return "mountpoint %s%s" % (f.get("id_str") or _id(f.get("id")), _q(f.get("name")))
+    if type_name == "janus_streaming_rtp_source":
+        mp = linked.get("mountpoint")
+        if mp:
+            return "RTP source of " + label(mp[0], mp[1], {})
+        return None
+    if type_name == "janus_streaming_helper":
+        text = "helper #%s" % _id(f.get("id"))
+        mp = linked.get("mp")
+        if mp:
+            text += " of " + label(mp[0], mp[1], {})
+        return text
+    if type_name == "janus_audiobridge_room":
+        return "AudioBridge room %s%s" % (_room(f), _q(f.get("room_name")))
+    if type_name == "janus_audiobridge_participant":
+        user = f.get("user_id_str") or _id(f.get("user_id"))
+        room = linked.get("room")
+        where = ""
+        if room and (room[1].get("room_id") or room[1].get("room_id_str")):
+            where = " in AudioBridge room %s" % _room(room[1])
+        return "participant %s%s%s" % (user, _q(f.get("display")), where)
+    if type_name in ("janus_audiobridge_session", "janus_streaming_session"):
+        what = "audiobridge" if type_name == "janus_audiobridge_session" else "streaming"
+        h = linked.get("handle")
+        if h and h[2] and h[2].get("gateway_handle"):
+            gw = h[2]["gateway_handle"]
+            return "%s session of %s" % (what, label(gw[0], gw[1], {}))
+        return "%s session" % what
     return None
 
 

@@ -198,6 +198,8 @@ def _links(types, name, addr, fields):
 def _dynamic_link(name, field, fields):
     if name == "janus_videoroom_session" and field == "participant":
         return janusdb.PARTICIPANT_TYPES.get(fields.get("participant_type"))
+    if name == "janus_streaming_mountpoint" and field == "source":
+        return janusdb.STREAMING_SOURCES.get(fields.get("streaming_source"))
     if name == "janus_plugin_session" and field == "plugin_handle":
         return "janus_videoroom_session"
     return None
@@ -257,18 +259,43 @@ class Objects(object):
             out[field] = (tname, self._fields(k), self.linked(k, depth - 1))
         return out
 
+    def parent(self, key):
+        """(struct, address) of the object whose link points to KEY, for
+        types named by their owner (janusdb "parent"), among the objects
+        expanded; else None."""
+        spec = janusdb.OBJECT_TYPES.get(key[0], {}).get("parent")
+        if spec is None:
+            return None
+        ptype, pfield = spec
+        for pkey, links in self.links.items():
+            if pkey[0] != ptype:
+                continue
+            for field, tname, taddr in links:
+                if field == pfield and (tname, taddr) == key:
+                    return pkey
+        return None
+
     def label(self, key):
         if key[0] not in janusdb.OBJECT_TYPES:
             return None
-        return janusdb.label(key[0], self._fields(key), self.linked(key))
+        linked = self.linked(key)
+        pkey = self.parent(key)
+        if pkey is not None:
+            var = janusdb.OBJECT_TYPES[pkey[0]]["var"]
+            linked[var] = (pkey[0], self._fields(pkey), self.linked(pkey, 1))
+        return janusdb.label(key[0], self._fields(key), linked)
 
 
 def _global_address(filename, name):
     """Address of the file-static or global variable NAME of FILENAME (any
-    file when FILENAME is None)."""
+    file when FILENAME is None, except the files that have an entry of their
+    own for NAME in janusdb.GLOBAL_TABLES)."""
+    own = set(f for (f, var) in janusdb.GLOBAL_TABLES if f is not None and var == name)
     for sym in names.variables(name):
-        if sym.symtab is not None and (
-                filename is None or os.path.basename(sym.symtab.filename) == filename):
+        if sym.symtab is None:
+            continue
+        base = os.path.basename(sym.symtab.filename)
+        if (filename is None and base not in own) or base == filename:
             addr = names.variable_address(sym)
             if addr is not None:
                 return addr
@@ -358,6 +385,11 @@ def name_locks(locks, refs, types, mem, warnings, tables=None):
     _match(objects.expand(refs), types, wanted, found)
     if len(found) < len(wanted) and tables:
         _match(objects.expand(tables), types, wanted, found)
+    # objects named by their owner (an RTP source by its mountpoint): the
+    # owner may be reachable only through the global tables
+    if tables and any(objects.parent(key) is None and "parent" in
+                      janusdb.OBJECT_TYPES.get(key[0], {}) for key, _f in found.values()):
+        objects.expand(tables)
     if objects.truncated:
         warnings.append("object naming stopped after %d objects" % MAX_OBJECTS)
     for laddr, (key, field) in found.items():
