@@ -139,40 +139,11 @@ class JanusServer(object):
         for path in glob.glob(os.path.join(src, "*.jcfg")):
             shutil.copy(path, self.confdir)
         lib = os.path.join(self.prefix, "lib", "janus")
-        with open(os.path.join(self.confdir, "janus.jcfg"), "w") as f:
-            f.write("""general: {
-	configs_folder = "%(conf)s"
-	plugins_folder = "%(lib)s/plugins"
-	transports_folder = "%(lib)s/transports"
-	events_folder = "%(lib)s/events"
-	loggers_folder = "%(lib)s/loggers"
-	debug_level = 4
-	admin_secret = "%(secret)s"
-	session_timeout = %(timeout)d
-	protected_folders = [ "/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/sbin", "/sys", "/usr", "/var" ]
-}
-certificates: {
-}
-media: {
-}
-nat: {
-	nice_debug = false
-	full_trickle = true
-	ice_ignore_list = "vmnet"
-}
-plugins: {
-%(disable)s
-}
-transports: {
-}
-loggers: {
-}
-events: {
-	broadcast = false
-}
-""" % {"conf": self.confdir, "lib": lib, "secret": ADMIN_SECRET,
-                "timeout": self.session_timeout,
-                "disable": "" if self.nosip else '\tdisable = "libjanus_nosip.so"'})
+        write_janus_jcfg(self.confdir, dict(
+            (kind, os.path.join(lib, kind))
+            for kind in ("plugins", "transports", "events", "loggers")),
+            self.session_timeout,
+            "" if self.nosip else '\tdisable = "libjanus_nosip.so"')
         if self.nosip:
             self._write_nosip_config()
         self._write_http_config()
@@ -562,8 +533,12 @@ class DebianJanus(JanusServer):
             link = os.path.join(folders[kind], os.path.basename(self.package[key]))
             if not os.path.lexists(link):
                 os.symlink(os.path.realpath(self.package[key]), link)
-        with open(os.path.join(self.confdir, "janus.jcfg"), "w") as f:
-            f.write("""general: {
+        write_janus_jcfg(self.confdir, folders, self.session_timeout, "")
+        self._write_nosip_config()
+        self._write_http_config()
+
+
+JANUS_JCFG = """general: {
 	configs_folder = "%(conf)s"
 	plugins_folder = "%(plugins)s"
 	transports_folder = "%(transports)s"
@@ -584,6 +559,7 @@ nat: {
 	ice_ignore_list = "vmnet"
 }
 plugins: {
+%(disable)s
 }
 transports: {
 }
@@ -592,9 +568,15 @@ loggers: {
 events: {
 	broadcast = false
 }
-""" % dict(folders, conf=self.confdir, secret=ADMIN_SECRET, timeout=self.session_timeout))
-        self._write_nosip_config()
-        self._write_http_config()
+"""
+
+
+def write_janus_jcfg(confdir, folders, session_timeout, disable):
+    """janus.jcfg in CONFDIR: module FOLDERS ({plugins, transports, events,
+    loggers: path}), the session timeout, DISABLE (a plugins-section line or "")."""
+    with open(os.path.join(confdir, "janus.jcfg"), "w") as f:
+        f.write(JANUS_JCFG % dict(folders, conf=confdir, secret=ADMIN_SECRET,
+                                  timeout=session_timeout, disable=disable))
 
 
 class Background(object):
