@@ -1634,15 +1634,9 @@ class _Walker(object):
                 return "".join(tv[i + 2:k])
             pos = m.start()
         start = text.find("(", pos)
-        depth = 0
-        for c in range(start, len(text)):
-            ch = text[c]
-            if ch == "(":
-                depth += 1
-            elif ch == ")":
-                depth -= 1
-                if depth == 0:
-                    return " ".join(text[start + 1:c].split())
+        c = _closing(text, start)
+        if c >= 0:
+            return " ".join(text[start + 1:c].split())
         return "".join(tv[i + 2:k])
 
 
