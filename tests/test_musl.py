@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import gdbrun  # noqa: E402
 from janus_gdb.analysis import analyze, classify  # noqa: E402
 from janus_gdb.target import layouts  # noqa: E402
-from janus_gdb.model import FrameInfo, Snapshot  # noqa: E402
+from janus_gdb.model import FrameInfo, Snapshot, StackCall  # noqa: E402
 from test_logic import FakeMemory  # noqa: E402
 
 ARCH = "i386:x86-64"
@@ -79,9 +79,20 @@ MUSL_FRAMES = [FrameInfo(0, 0x405de9, "__syscall_cp_c", None, None, None, True),
                FrameInfo(2, 0, None, None, None, None, False)]
 
 
-def waiter(num, lwp, futex, val, frames=MUSL_FRAMES):
-    return Snapshot(num, lwp, regs={"sysno": FUTEX, "args": (futex, FUTEX_WAIT_PRIVATE, val)},
-                    frames=list(frames))
+# return addresses a stack scan finds above a static musl wait (stackwords)
+MUTEX_CALLS = [StackCall(0x7ff0e48, 0x405fce, "__timedwait", "__timedwait_cp"),
+               StackCall(0x7ff0e88, 0x402ae1, "pthread_mutex_timedlock", "__timedwait"),
+               StackCall(0x7ff0ec8, 0x401761, "abba_first", "pthread_mutex_lock",
+                         "musl_locks.c", 65)]
+
+
+def waiter(num, lwp, futex, val, frames=MUSL_FRAMES, calls=MUTEX_CALLS, sp=None):
+    regs = {"sysno": FUTEX, "args": (futex, FUTEX_WAIT_PRIVATE, val)}
+    if sp is not None:
+        regs["sp"] = sp
+    snap = Snapshot(num, lwp, regs=regs, frames=list(frames))
+    snap.stack_calls = list(calls)
+    return snap
 
 
 def test_musl_wait_is_placed_on_the_mutex_with_exact_owner():
@@ -111,6 +122,24 @@ def test_musl_normal_mutex_owner_is_never_exact():
     assert lock.state == "locked, contended" and lock.evidence != "exact"
     assert lock.owner_num is None
     assert rep.target["owners"] == "inferred"
+    t = rep.thread(2)
+    assert "under pthread_mutex_lock (a return address into pthread_mutex_timedlock" in t.wait.how
+    assert "called from abba_first (musl_locks.c:65) by the return address 0x401761" in t.wait.how
+
+
+def test_musl_mutex_or_rwlock_undecided_without_a_call():
+    """EBUSY | bit 31 at +4 of a zeroed normal mutex also reads as a rwlock
+    with 16 readers and a writer waiting: with no frame and no return
+    address naming the call, no lock is claimed."""
+    mem = FakeMemory()
+    musl_mutex(mem, 0x9000, 0, 16 | BIT31, waiters=1)
+    snaps = [Snapshot(1, 101, regs={"sysno": 230}, frames=[]),
+             waiter(2, 102, 0x9004, 16 | BIT31, calls=[])]
+    rep = analyze.build_report(snaps, ARCH, mem, {"kind": "core", "libc": "musl"}, [])
+    assert not rep.locks
+    t = rep.thread(2)
+    assert t.state == "futex-wait"
+    assert "pthread_mutex_t at 0x9000 and a musl pthread_rwlock_t at 0x9004" in t.wait.how
 
 
 @pytest.mark.parametrize("val, mtype, word, waiters", [
@@ -122,8 +151,8 @@ def test_musl_normal_mutex_owner_is_never_exact():
 def test_other_futex_waits_are_not_musl_mutexes(val, mtype, word, waiters):
     mem = FakeMemory()
     musl_mutex(mem, 0x9000, mtype, word, waiters=waiters)
-    w = classify.musl_futex(MUSL_FRAMES, mem, {101, 102}, 0x9004, 0, 128, val)
-    assert w is None
+    w = classify.musl_futex(MUSL_FRAMES, mem, {101, 102}, 0x9004, 0, 128, val, MUTEX_CALLS)
+    assert w is None or w.kind != "mutex"
 
 
 # ---------------------------------------------------------------------------

@@ -16,7 +16,8 @@ SCHEMA = "janus-gdb/1"
 
 LOCK_KIND_OF_WAIT = {
     "mutex": "pthread_mutex", "gmutex": "gmutex", "rwlock-read": "pthread_rwlock",
-    "rwlock-write": "pthread_rwlock", "lock": "lock", "libc-lock": "libc-lock",
+    "rwlock-write": "pthread_rwlock", "rwlock": "pthread_rwlock", "lock": "lock",
+    "libc-lock": "libc-lock",
 }
 
 
@@ -364,11 +365,13 @@ def _decode(lock, mem, by_lwp, libc=None):
     addr = lock.addr
     if libc == "musl" and lock.kind == "pthread_mutex":
         _decode_musl_mutex(lock, mem, by_lwp)
+    elif libc == "musl" and lock.kind == "pthread_rwlock":
+        _decode_musl_rwlock(lock, mem)
     elif libc == "musl" and lock.kind in RWLOCK_KINDS:
         lock.details = {"libc": "musl"}
         lock.state = "not decoded"
         lock.evidence = UNKNOWN
-        lock.evidence_detail = "musl's rwlock layout is not decoded"
+        lock.evidence_detail = "a GRWLock on musl is not decoded"
     elif lock.kind == "pthread_mutex":
         d = layouts.decode_pthread_mutex(mem, addr)
         lock.details = d
@@ -419,6 +422,28 @@ def _decode_musl_mutex(lock, mem, by_lwp):
         lock.evidence = UNKNOWN
         lock.evidence_detail = ("a normal musl mutex records no owner (_m_lock = 0x%x: "
                                 "EBUSY)" % d["word"])
+
+
+def _decode_musl_rwlock(lock, mem):
+    """A musl pthread_rwlock_t: state and reader count from _rw_lock; musl
+    records neither the writer nor the readers (inferred later from the
+    source, like glibc's readers)."""
+    d = layouts.decode_musl_rwlock(mem, lock.addr)
+    lock.details = d
+    lock.word = d["word"]
+    lock.state = d["state"]
+    lock.readers = d["readers"]
+    lock.evidence = UNKNOWN
+    if lock.state == "free":
+        lock.evidence_detail = "free now: the waiter is about to be woken"
+    elif d["write_locked"]:
+        lock.evidence_detail = ("write-locked (musl _rw_lock = 0x%x); musl records no writer"
+                                % d["word"])
+    elif d["readers"]:
+        lock.evidence_detail = ("read-locked by %d thread%s (musl _rw_lock = 0x%x); musl does "
+                                "not record readers" % (d["readers"],
+                                                        "" if d["readers"] == 1 else "s",
+                                                        d["word"]))
 
 
 def _decode_rwlock(lock, mem, by_lwp):

@@ -227,7 +227,8 @@ def classify(snap, arch, mem, lwps, libc=None):
     cmd, private, cmd_name = syscalls.decode_futex(op)
     wait = None
     if libc == "musl":
-        wait = musl_futex(snap.frames, mem, lwps, uaddr, cmd, private, val)
+        wait = musl_futex(snap.frames, mem, lwps, uaddr, cmd, private, val,
+                          snap.stack_calls, regs.get("sp"))
     if wait is None:
         wait = classify_futex(snap.frames, mem, lwps, uaddr, cmd, private, val, libc)
     return (STATE_OF_WAIT[wait.kind], describe_wait_kind(wait), wait, name)
@@ -239,26 +240,126 @@ MUSL_WAIT_FUNCS = ("__timedwait_cp", "__timedwait", "__wait", "__futexwait")
 MUSL_SYSCALL_FUNCS = ("__syscall_cp_c", "__syscall_cp_asm", "__syscall_cp")
 
 
-def musl_unwind_note(frames):
+def musl_unwind_note(frames, caller_found=False):
     """A sentence when the stack ends inside musl's wait functions (gdb
-    cannot unwind through them: static musl has no unwind tables), else ''."""
+    cannot unwind through them: static musl has no unwind tables), else ''.
+    CALLER_FOUND: a return address on the stack names the caller."""
     names = [fr.function or "" for fr in frames[:HINT_DEPTH]]
     inside = [n for n in names if n in MUSL_WAIT_FUNCS]
     if not inside or any(not fr.system and fr.function not in MUSL_WAIT_FUNCS + MUSL_SYSCALL_FUNCS
                          and fr.function for fr in frames[:HINT_DEPTH]):
         return ""
+    if caller_found:
+        return ("gdb cannot unwind past musl's %s (no unwind tables in musl): no frame "
+                "shows the caller, the registers and the stack words do" % inside[-1])
     return ("gdb cannot unwind past musl's %s (no unwind tables in musl): the caller "
             "and its source line are not known, the registers are" % inside[-1])
 
 
-def musl_futex(frames, mem, lwps, uaddr, cmd, private, val):
-    """A futex wait of musl's pthread_mutex_lock/timedlock: it sleeps on
-    _m_lock (the mutex + 4) for the lock word with bit 31 set, after
-    counting itself in _m_waiters.  The words around UADDR must decode as
-    that musl mutex (layouts.decode_musl_mutex) and the value must be what
-    its kind stores (EBUSY for a normal mutex, a thread's TID otherwise);
-    else None (another futex: the caller goes on)."""
-    if cmd not in syscalls.FUTEX_WAIT_CMDS or not val & layouts.FUTEX_WAITERS:
+def musl_futex(frames, mem, lwps, uaddr, cmd, private, val, stack_calls=(), sp=None):
+    """A futex wait of musl's pthread mutexes, rwlocks or condition
+    variables, told by the futex words and value (the registers) and, where
+    the shapes overlap, by the musl function under the wait: named in gdb's
+    frames, else by a return address found on the stack (STACK_CALLS,
+    ``target.stackwords``).  SP: the thread's stack pointer (a condition
+    variable's waiter sleeps on a node on its own stack).  None when no
+    musl shape fits and nothing names the call (the caller goes on)."""
+    if cmd not in syscalls.FUTEX_WAIT_CMDS:
+        return None
+    hint, hint_text = musl_call_hint(frames, stack_calls)
+    mutex = _musl_mutex(mem, lwps, uaddr, private, val)
+    rwlock = _musl_rwlock(mem, uaddr, private, val, len(lwps))
+    cond = _musl_cond(mem, uaddr, private, val, sp, hint == "condvar")
+    wait = None
+    if hint == "mutex" and mutex is not None:
+        wait = mutex
+    elif hint in ("rwlock-read", "rwlock-write") and rwlock is not None:
+        wait = _musl_rwlock_wait(rwlock, hint, uaddr, val)
+    elif hint == "condvar" and cond is not None:
+        wait = cond
+    elif hint is None or hint_text.startswith("a return address"):
+        # nothing names the call (or only a word on the stack, which may be
+        # stale): the words alone, when exactly one shape fits
+        fits = [name for name, got in (
+            ("a musl pthread_mutex_t at 0x%x" % (uaddr - layouts.MUSL_MUTEX["lock"]), mutex),
+            ("a musl pthread_rwlock_t at 0x%x" % uaddr, rwlock),
+            ("a musl condition variable waiter", cond)) if got is not None]
+        if len(fits) == 1 and rwlock is not None:
+            wait = _musl_rwlock_wait(rwlock, None, uaddr, val)
+        elif len(fits) == 1:
+            wait = mutex or cond
+        elif len(fits) > 1:
+            return Wait("futex", uaddr, how="futex wait (value 0x%x) on musl whose words fit "
+                        "%s: which one is not known (no frame or return address on the stack "
+                        "names the call)%s" % (val, " and ".join(fits),
+                                               _musl_notes(frames, stack_calls)), frame=0)
+    if wait is None:
+        if hint in ("join", "semaphore", "queue") or hint is None:
+            return None     # classify_futex goes on from gdb's frames
+        return Wait("futex", uaddr, how="futex wait (value 0x%x) on musl under %s (%s), but the "
+                    "words at 0x%x do not decode as what it waits for%s" % (
+                        val, _HINT_CALLS.get(hint, hint), hint_text, uaddr,
+                        _musl_notes(frames, stack_calls)), frame=0)
+    if hint is not None and _HINT_KINDS.get(wait.kind) == _HINT_KINDS.get(hint):
+        wait.how += ", under %s (%s)" % (_HINT_CALLS.get(hint, hint), hint_text)
+    wait.how += _musl_notes(frames, stack_calls)
+    return wait
+
+
+_HINT_CALLS = {"mutex": "pthread_mutex_lock", "rwlock-read": "pthread_rwlock_rdlock",
+               "rwlock-write": "pthread_rwlock_wrlock", "condvar": "pthread_cond_wait"}
+
+_HINT_KINDS = {"mutex": "mutex", "rwlock-read": "rwlock", "rwlock-write": "rwlock",
+               "rwlock": "rwlock", "condvar": "condvar"}
+
+# How many return addresses found on the stack are looked at for the call.
+STACK_HINT_DEPTH = 6
+
+
+def musl_call_hint(frames, stack_calls):
+    """(kind, how it is known) of the libc call a musl thread waits in: the
+    first recognised function in gdb's frames, else the innermost return
+    address found on the stack into a recognised function; (None, '')."""
+    kind, idx, fname = frame_hint(frames)
+    if kind is not None:
+        return kind, "frame #%d %s" % (idx, fname)
+    for c in list(stack_calls)[:STACK_HINT_DEPTH]:
+        kind = FRAME_HINTS.get(normalize(c.function))
+        if kind is not None:
+            return kind, "a return address into %s found on the stack at 0x%x" % (
+                c.function, c.slot)
+    return None, ""
+
+
+def stack_caller(stack_calls):
+    """The innermost return address on the stack into a function with a
+    source line (the application's caller), or None."""
+    for c in list(stack_calls)[:STACK_HINT_DEPTH + 4]:
+        if c.file and c.line:
+            return c
+    return None
+
+
+def _musl_notes(frames, stack_calls):
+    """'; called from ... ; gdb cannot unwind ...' for a musl wait's how."""
+    out = ""
+    caller = stack_caller(stack_calls)
+    if caller is not None:
+        out += ("; called from %s by the return address 0x%x found on the stack (not an "
+                "unwound frame)" % (caller.where(), caller.pc))
+    note = musl_unwind_note(frames, caller is not None)
+    if note:
+        out += "; " + note
+    return out
+
+
+def _musl_mutex(mem, lwps, uaddr, private, val):
+    """musl's pthread_mutex_lock/timedlock sleeps on _m_lock (the mutex + 4)
+    for the lock word with bit 31 set, after counting itself in
+    _m_waiters.  The words around UADDR must decode as that musl mutex
+    (layouts.decode_musl_mutex) and the value must be what its kind stores
+    (EBUSY for a normal mutex, a thread's TID otherwise); else None."""
+    if not val & layouts.FUTEX_WAITERS:
         return None
     base = uaddr - layouts.MUSL_MUTEX["lock"]
     d = layouts.decode_musl_mutex(mem, base)
@@ -273,15 +374,93 @@ def musl_futex(frames, mem, lwps, uaddr, cmd, private, val):
     if bool(private) == bool(d["type"] & layouts.MUSL_TYPE_PSHARED):
         return None     # musl waits privately unless the mutex is process-shared
     how = ("futex wait (value 0x%x) on _m_lock (+4) of a musl pthread_mutex_t at 0x%x "
-           "(%s, _m_waiters %d; from the registers: futex address in rdi, value in rdx)"
+           "(%s, _m_waiters %d; from the registers: futex address and value)"
            % (val, base, layouts.musl_mutex_kind_name(d["type"]), d["waiters"]))
-    named = [fr.function for fr in frames[:HINT_DEPTH] if fr.function in MUSL_WAIT_FUNCS]
-    if named:
-        how += ", in %s" % named[0]
-    note = musl_unwind_note(frames)
-    if note:
-        how += "; " + note
     return Wait("mutex", uaddr, base, how=how, frame=0)
+
+
+def _musl_rwlock(mem, uaddr, private, val, nthreads):
+    """The decoded musl rwlock at UADDR when a rwlock waiter could sleep
+    there for VAL (layouts.musl_rwlock_wait_path: a writer for the readers'
+    count | bit 31, anyone for 0xffffffff while a writer holds it), with
+    _rw_waiters counting it; else None.  A count of readers far beyond the
+    NTHREADS threads (a thread's TID in a mutex's lock word) is no rwlock."""
+    path = layouts.musl_rwlock_wait_path(val)
+    if path == "":
+        return None
+    if path and val & 0x7FFFFFFF > max(MUSL_PLAUSIBLE_READERS, 4 * nthreads):
+        return None
+    d = layouts.decode_musl_rwlock(mem, uaddr)
+    if d["state"] in ("unreadable", "corrupt", "free") or not d["waiters"]:
+        return None
+    if bool(private) != (d["shared"] == 0):
+        return None     # musl waits privately unless the rwlock is process-shared
+    if path is None and not d["write_locked"]:
+        return None     # waiting for a writer: a writer still holds it
+    if path == "write-for-readers" and not d["readers"]:
+        return None
+    return d
+
+
+def _musl_rwlock_wait(d, hint, uaddr, val):
+    """The Wait on the musl rwlock D at UADDR for VAL; HINT the call
+    (rwlock-read / rwlock-write) when known."""
+    path = layouts.musl_rwlock_wait_path(val)
+    if path == "write-for-readers":
+        kind, phrase = "rwlock-write", "a writer waiting for %s to leave" % (
+            "the %d readers" % d["readers"] if d["readers"] != 1 else "the reader")
+    elif hint == "rwlock-read":
+        kind, path, phrase = "rwlock-read", "read-for-writer", "a reader waiting for the writer"
+    elif hint == "rwlock-write":
+        kind, path, phrase = "rwlock-write", "write-for-writer", \
+            "a writer waiting for the writer"
+    else:
+        kind, path, phrase = "rwlock", "any-for-writer", \
+            "waiting for the writer (a read or a write lock: not known)"
+    how = ("futex wait (value 0x%x) on _rw_lock (+0) of a musl pthread_rwlock_t at 0x%x "
+           "(%s, _rw_waiters %d; from the registers: futex address and value): %s"
+           % (val, uaddr, d["state"], d["waiters"], phrase))
+    w = Wait(kind, uaddr, uaddr, how=how, frame=0)
+    w.rwlock = path
+    return w
+
+
+# Readers a musl rwlock plausibly has (at least; 4 per thread beyond that).
+MUSL_PLAUSIBLE_READERS = 64
+
+# A condition-variable waiter's node lies this close above its stack pointer
+# (in pthread_cond_timedwait's frame, a few calls up).
+MUSL_COND_STACK_WINDOW = 16384
+
+
+def _musl_cond(mem, uaddr, private, val, sp, named):
+    """A private musl condition-variable wait: on the barrier of a waiter
+    node on the thread's own stack (UADDR within MUSL_COND_STACK_WINDOW
+    above SP, or NAMED by a pthread_cond_* frame), for 2, with the node's
+    words as a sleeping waiter leaves them (layouts.decode_musl_cond_node).
+    A process-shared one waits on _c_seq for a sequence number: taken only
+    when NAMED.  Else None."""
+    if not private:
+        if not named:
+            return None
+        return Wait("condvar", uaddr, how="futex wait (value 0x%x, process-shared) on _c_seq "
+                    "(+8) of a musl pthread_cond_t at 0x%x" % (val, uaddr - 8), frame=0)
+    on_stack = sp is not None and 0 <= uaddr - sp < MUSL_COND_STACK_WINDOW
+    if val != layouts.MUSL_COND_BARRIER or not (on_stack or named):
+        return None
+    node = layouts.decode_musl_cond_node(mem, uaddr)
+    if not node["plausible"]:
+        return None
+    where = ("on its own stack (sp + 0x%x)" % (uaddr - sp)) if on_stack else "on its stack"
+    if node["state"] == layouts.MUSL_COND_SIGNALED:
+        return Wait("futex", uaddr, how="futex wait (value 2) on the barrier of a musl condition "
+                    "variable waiter node at 0x%x %s: it was signalled (state 1) and waits "
+                    "for the waiter signalled before it to let it relock the mutex"
+                    % (node["node"], where), frame=0)
+    return Wait("condvar", uaddr, how="futex wait (value 2) on the barrier (+20) of a musl "
+                "condition variable waiter node at 0x%x %s, state 0 (waiting): "
+                "pthread_cond_wait's shape; the condition variable's address is not in the "
+                "node" % (node["node"], where), frame=0)
 
 
 # Waits whose timed variants (pthread_mutex_timedlock, pthread_rwlock_timed*,
@@ -347,7 +526,7 @@ def classify_restart(frames):
 
 STATE_OF_WAIT = {
     "mutex": "lock-wait", "gmutex": "lock-wait", "rwlock-read": "lock-wait",
-    "rwlock-write": "lock-wait", "lock": "lock-wait", "libc-lock": "lock-wait",
+    "rwlock-write": "lock-wait", "rwlock": "lock-wait", "lock": "lock-wait", "libc-lock": "lock-wait",
     "join": "join", "condvar": "idle", "gcond": "idle", "queue": "idle",
     "semaphore": "idle", "futex": "futex-wait",
 }
@@ -355,6 +534,7 @@ STATE_OF_WAIT = {
 _WAIT_PHRASES = {
     "mutex": "waiting for a pthread mutex", "gmutex": "waiting for a GMutex",
     "rwlock-read": "waiting to read-lock a rwlock", "rwlock-write": "waiting to write-lock a rwlock",
+    "rwlock": "waiting to lock a rwlock",
     "lock": "waiting for a futex lock", "libc-lock": "waiting for a libc internal lock",
     "join": "joining a thread", "condvar": "idle: waiting on a condition variable",
     "gcond": "idle: waiting on a GCond", "queue": "idle: waiting on a queue",
@@ -367,6 +547,7 @@ _RW_WAIT_PHRASES = {
     "write-for-writer": "waiting to write-lock a rwlock behind another writer",
     "read-for-writer": "waiting to read-lock a rwlock held by a writer",
     "read-for-pending-writer": "waiting to read-lock a rwlock behind a waiting writer",
+    "any-for-writer": "waiting to lock a rwlock held by a writer (read or write: not known)",
 }
 
 

@@ -46,7 +46,7 @@ MAX_CANDIDATES = 8
 # Library functions whose futex waits are lock waits (where a waiter's lock call is).
 _LOCK_WAIT_FUNCS = frozenset(name for name, kind in classify.FRAME_HINTS.items()
                              if kind in ("mutex", "gmutex", "libc-lock", "rwlock-read",
-                                         "rwlock-write"))
+                                         "rwlock-write", "rwlock"))
 
 def net_claims(thread):
     """The thread's claims still in force: inner frames' unlocks of locks
@@ -574,7 +574,9 @@ def _readers(lock, reads, times):
         if lock not in t.holds:
             t.holds.append(lock)
     lock.readers_unknown = max(0, n - shown)
-    text = "read-locked by %d reader%s (glibc records no readers)" % (n, "" if n == 1 else "s")
+    text = "read-locked by %d reader%s (%s records no readers)" % (
+        n, "" if n == 1 else "s",
+        "musl" if (lock.details or {}).get("libc") == "musl" else "glibc")
     if chosen:
         text += "; the source shows %s" % ", ".join("T%d" % i.num for i in lock.reader_infs)
     if lock.readers_unknown:

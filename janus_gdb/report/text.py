@@ -78,7 +78,7 @@ def rwlock_lines(lock, report, t=None):
         text = "%s not shown by any frame's source" % plural(missing, "reader")
         if lock.candidates:
             text += " (candidates: %s)" % ", ".join("T%d" % n for n in lock.candidates)
-        out.append("%s  [%s: glibc records no readers]" % (text, UNKNOWN))
+        out.append("%s  [%s: %s records no readers]" % (text, UNKNOWN, _libc_of(lock)))
     for num in lock.pending:
         if t is not None and num == t.num and t.wait.rwlock == "write-for-readers":
             continue
@@ -211,7 +211,16 @@ def target_line(report):
         parts.append("pthread mutexes: exact owners")
         if tgt.get("also_gmutex"):
             parts.append(gmutex)
+    if tgt.get("libc") == "musl" and any(l.kind == "pthread_rwlock" for l in report.locks):
+        parts.append("musl rwlocks: no writer or readers recorded")
+    elif tgt.get("libc") == "musl" and not (impl == "pthread"):
+        parts.append("musl")
     return "[%s]" % ", ".join(parts)
+
+
+def _libc_of(lock):
+    """The C library whose layout decoded LOCK (what records what)."""
+    return "musl" if (lock.details or {}).get("libc") == "musl" else "glibc"
 
 
 TIP_GMUTEX = ("Tip: GMutex records no owner, so owners are inferred from the source and "
@@ -476,7 +485,7 @@ def locks(report, show_all=False):
         out.append(lock_ref(lock))
         out.append("    state    %s" % state_text(lock))
         if lock.readers:
-            out.append("    readers  %d (glibc records no readers)" % lock.readers)
+            out.append("    readers  %d (%s records no readers)" % (lock.readers, _libc_of(lock)))
             out.extend("             " + line for line in rwlock_lines(lock, report))
         elif lock.pending:
             out.extend("    " + line for line in rwlock_lines(lock, report))

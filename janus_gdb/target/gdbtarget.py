@@ -12,6 +12,7 @@ import struct
 
 import gdb  # pylint: disable=import-error
 
+from . import stackwords
 from . import syscalls
 from ..model import FrameInfo, Snapshot
 
@@ -426,6 +427,28 @@ def read_frames(max_frames, symtabs=None, gframes=None, newest=None, cache=None)
     return frames, False, None
 
 
+# Threads whose stack words are scanned (stuck_in_musl), per analysis.
+MAX_STACK_SCANS = 256
+
+
+def stuck_in_musl(frames):
+    """Whether gdb's unwinding stopped right above musl's internal functions
+    (a static musl has no unwind tables for them): the last frame has no
+    symbol and a frame before it is one of MUSL_STATIC_INTERNALS (or in
+    musl's dynamic loader)."""
+    if len(frames) < 2 or frames[-1].function is not None:
+        return False
+    return any(f.function in MUSL_STATIC_INTERNALS or (f.lib or "").startswith("ld-musl")
+               for f in frames[:-1])
+
+
+def _read_reg(frame, name):
+    try:
+        return frame.read_register(name)
+    except (gdb.error, ValueError):
+        return None
+
+
 # Threads read per nested gdb command: gdb frees the values it creates while
 # unwinding only when a command ends, so reading 10,000 threads in one
 # command holds them all; a nested command per batch frees them as it goes
@@ -446,6 +469,7 @@ class _Reader(object):
         self.frame_cache = {}
         self.batch = ()
         self.error = None
+        self.scanned = 0
 
     def run_batch(self):
         """Read self.batch; exceptions are kept for the caller (a nested
@@ -485,6 +509,13 @@ class _Reader(object):
             pass
         snap = Snapshot(th.num, th.ptid[1] or th.ptid[2], name, regs, frames,
                         truncated, getattr(th, "global_num", None))
+        if stuck_in_musl(frames) and self.scanned < MAX_STACK_SCANS:
+            # gdb cannot unwind past musl's wait functions: the stack pointer
+            # and the return addresses on the stack say what the frames cannot
+            self.scanned += 1
+            sp = _int(_read_reg(newest, "sp"))
+            regs["sp"] = sp
+            snap.stack_calls = stackwords.scan(newest, self.arch, sp)
         if self.scanner is not None:
             self.scanner(snap, gframes)
         self.snaps.append(snap)
