@@ -189,7 +189,7 @@ class Thread(object):
     __slots__ = ("num", "global_num", "lwp", "name", "frames", "frames_truncated", "entry",
                  "state", "detail", "wait", "syscall", "holds", "site", "role", "role_detail",
                  "claims", "held_claims", "refs", "refs_deferred", "unanalysed", "analysed",
-                 "analysed_levels", "lock_call")
+                 "analysed_levels", "lock_call", "stack_calls")
 
     def __init__(self, snap):
         self.num = snap.num
@@ -215,6 +215,7 @@ class Thread(object):
         self.analysed = snap.analysed  # some frame's source was read
         self.analysed_levels = snap.analysed_levels
         self.lock_call = snap.lock_call
+        self.stack_calls = snap.stack_calls  # return addresses found on the stack (musl)
 
     def label(self):
         return "T%d" % self.num

@@ -325,3 +325,144 @@ def test_musl_join_value_is_not_a_tid():
     assert w.kind == "join" and w.target_lwp is None
     w = classify.classify_futex(frames, mem, {1, 2}, 0x7000, 0, 128, 1)
     assert w.kind == "join" and w.target_lwp == 1
+
+
+# ---------------------------------------------------------------------------
+# musl rwlocks and condition variables (real programs)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["live", "core"])
+def test_rwlocks_at_their_own_address(runs, musl_exe, build_dir, mode):
+    """rw_w write-locked by a sleeping writer, a reader and a writer wait;
+    rw_r read-locked by two sleeping readers, a writer waits: each lock at
+    its own address with its real state, no writer claimed (musl records
+    none), the waiters' calls named from return addresses on the stack."""
+    sc, stdout = analyse(runs, musl_exe, build_dir, "rwlock", mode,
+                         "janus-waitgraph --format json")
+    res = gdbrun.Result(gdbrun.extract_json(stdout))
+    truth = sc.truth
+    w, r = truth.lock("rw_w"), truth.lock("rw_r")
+    assert w in res.locks and r in res.locks, sorted(res.locks)
+    lw, lr = res.locks[w], res.locks[r]
+    assert lw["kind"] == lr["kind"] == "pthread_rwlock"
+    assert lw["state"] == "write-locked, contended" and lw["readers"] == 0
+    assert lw["owner"]["evidence"] != "exact" and lw["owner"]["lwp"] in (None,
+                                                                         truth.lwp("wr_holder"))
+    assert lr["state"] == "read-locked by 2 readers, contended" and lr["readers"] == 2
+    assert lr["owner"]["evidence"] != "exact"
+    assert res.waiter_lwps(w) == {truth.lwp("rd_waiter"), truth.lwp("wr_waiter")}
+    assert res.waiter_lwps(r) == {truth.lwp("wr_readers_waiter")}
+    by_lwp = dict((t["lwp"], t) for t in res.data["threads"])
+    expect = {"rd_waiter": ("rwlock-read", "read-for-writer", "rd_waits"),
+              "wr_waiter": ("rwlock-write", "write-for-writer", "wr_waits"),
+              "wr_readers_waiter": ("rwlock-write", "write-for-readers", "wr_readers_waits")}
+    for role, (kind, path, site) in expect.items():
+        t = by_lwp[truth.lwp(role)]
+        assert t["state"] == "lock-wait", (role, t["detail"])
+        assert t["wait"]["kind"] == kind and t["wait"]["rwlock"] == path, (role, t["wait"])
+        line = gdbrun.site_lines(SRC)[site]
+        assert "called from %s (musl_locks.c:%d)" % (role, line) in t["wait"]["how"], \
+            t["wait"]["how"]
+        assert any(c["function"] == role and c["line"] == line for c in t["stack_calls"])
+    assert res.data["deadlocks"] == 0
+    assert not any(t["state"] == "futex-wait" for t in res.data["threads"])
+    _sc, text = analyse(runs, musl_exe, build_dir, "rwlock", mode, "janus-locks")
+    assert "not decoded" not in text and "unrecognised futex wait" not in text
+    assert "glibc" not in text
+    assert "musl rwlocks: no writer or readers recorded" in text
+    block = re.search(r"M\d musl_locks\.c: rw_r \(0x%x\).*?waiters[^\n]*" % r, text, re.S)
+    assert block and "readers  2 (musl records no readers)" in block.group(0), text
+
+
+@pytest.mark.parametrize("mode", ["live", "core"])
+def test_condition_variable_waits(runs, musl_exe, build_dir, mode):
+    """Waiters in pthread_cond_wait/timedwait are waiting on a condition
+    (idle), not for a lock and not unrecognised: the private ones on a node
+    on their own stack, the process-shared one on the condvar's _c_seq."""
+    sc, stdout = analyse(runs, musl_exe, build_dir, "cond", mode,
+                         "janus-waitgraph --format json")
+    res = gdbrun.Result(gdbrun.extract_json(stdout))
+    truth = sc.truth
+    by_lwp = dict((t["lwp"], t) for t in res.data["threads"])
+    for role in ("cond_waiter", "cond_timed", "cond_shared_waiter"):
+        t = by_lwp[truth.lwp(role)]
+        assert t["state"] == "idle" and t["wait"]["kind"] == "condvar", (role, t["detail"])
+        assert t["wait"]["lock"] is None
+    assert "on its own stack" in by_lwp[truth.lwp("cond_waiter")]["wait"]["how"]
+    shared = by_lwp[truth.lwp("cond_shared_waiter")]["wait"]
+    assert shared["futex"] == truth.lock("cond_shared") + 8
+    assert "pthread_cond_t at 0x%x" % truth.lock("cond_shared") in shared["how"]
+    assert not res.data["locks"] and res.data["deadlocks"] == 0
+
+
+def cond_waiter_snap(mem, node, state=0, sp=None, calls=()):
+    for off in range(0, 32, 4):
+        mem.put32(node + off, 0)       # prev, next, notify: NULL
+    mem.put32(node + 16, state)
+    mem.put32(node + 20, 2)
+    return waiter(2, 102, node + 20, 2, calls=calls, sp=sp)
+
+
+def test_musl_cond_needs_its_own_stack_or_a_call():
+    """A private wait for 2 on a node-shaped word is a condition wait only
+    on the thread's own stack (just above its sp) or under
+    pthread_cond_timedwait; elsewhere (a lock word for 2 in a global) it is
+    not claimed; a signalled waiter (state 1) is not idle."""
+    mem = FakeMemory()
+    snaps = [Snapshot(1, 101, regs={"sysno": 230}, frames=[]),
+             cond_waiter_snap(mem, 0x7f0000001000, sp=0x7f0000000f00)]
+    t = analyze.build_report(snaps, ARCH, mem, {"kind": "core", "libc": "musl"}, []).thread(2)
+    assert t.state == "idle" and t.wait.kind == "condvar" and "own stack" in t.wait.how
+    snaps[1] = cond_waiter_snap(mem, 0x600000, sp=0x7f0000000f00)
+    t = analyze.build_report(snaps, ARCH, mem, {"kind": "core", "libc": "musl"}, []).thread(2)
+    assert t.wait.kind != "condvar"
+    calls = [StackCall(0x7f0000000f40, 0x401234, "pthread_cond_timedwait", "__timedwait_cp")]
+    snaps[1] = cond_waiter_snap(mem, 0x600000, calls=calls)
+    t = analyze.build_report(snaps, ARCH, mem, {"kind": "core", "libc": "musl"}, []).thread(2)
+    assert t.wait.kind == "condvar"
+    snaps[1] = cond_waiter_snap(mem, 0x7f0000001000, state=1, sp=0x7f0000000f00)
+    t = analyze.build_report(snaps, ARCH, mem, {"kind": "core", "libc": "musl"}, []).thread(2)
+    assert t.state != "idle" and "signalled" in t.wait.how
+
+
+def musl_rwlock(mem, base, word, waiters=1, shared=0):
+    for off in range(0, 56, 4):
+        mem.put32(base + off, 0)
+    mem.put32(base, word)
+    mem.put32(base + 4, waiters)
+    mem.put32(base + 8, shared)
+
+
+@pytest.mark.parametrize("word, state, readers, write_locked", [
+    (0, "free", 0, False),
+    (0x7FFFFFFF, "write-locked", 0, True),
+    (0xFFFFFFFF, "write-locked, contended", 0, True),
+    (3, "read-locked by 3 readers", 3, False),
+    (0x80000001, "read-locked by 1 reader, contended", 1, False),
+    (0x80000000, "corrupt", None, None),        # a waiter bit and no holder
+])
+def test_decode_musl_rwlock(word, state, readers, write_locked):
+    mem = FakeMemory()
+    musl_rwlock(mem, 0x9000, word)
+    d = layouts.decode_musl_rwlock(mem, 0x9000)
+    assert d["state"] == state and d["readers"] == readers
+    assert d["write_locked"] == write_locked and d["writer"] is None
+    musl_rwlock(mem, 0x9000, word, shared=5)
+    assert layouts.decode_musl_rwlock(mem, 0x9000)["state"] == "corrupt"
+
+
+def test_musl_rwlock_wait_without_a_call_is_read_or_write():
+    """0xffffffff is slept for by readers and writers alike: with nothing
+    naming the call the kind is 'rwlock' (not known), never a guess."""
+    mem = FakeMemory()
+    mem.put32(0x8ffc, 0x55555)        # no musl mutex type before it
+    musl_rwlock(mem, 0x9000, 0xFFFFFFFF)
+    snaps = [Snapshot(1, 101, regs={"sysno": 230}, frames=[]),
+             waiter(2, 102, 0x9000, 0xFFFFFFFF, calls=[])]
+    rep = analyze.build_report(snaps, ARCH, mem, {"kind": "core", "libc": "musl"}, [])
+    t = rep.thread(2)
+    assert t.wait.kind == "rwlock" and t.wait.rwlock == "any-for-writer"
+    assert t.state == "lock-wait" and t.wait.lock_addr == 0x9000
+    (lock,) = rep.locks
+    assert lock.kind == "pthread_rwlock" and lock.state == "write-locked, contended"
+    assert lock.evidence != "exact"

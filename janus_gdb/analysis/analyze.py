@@ -157,9 +157,10 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
         if stuck:
             warnings.append(
                 "musl: gdb cannot unwind past musl's wait functions (no unwind tables in "
-                "musl) in %d thread%s (T%s): their callers and source lines are not known; "
-                "their locks are read from the registers (futex address, value) and the "
-                "lock words" % (len(stuck), "" if len(stuck) == 1 else "s",
+                "musl) in %d thread%s (T%s): no frame shows their callers (return addresses "
+                "found on the stack are shown as evidence, not as frames); their locks are "
+                "read from the registers (futex address, value) and the lock words" % (
+                    len(stuck), "" if len(stuck) == 1 else "s",
                                 ", T".join(str(n) for n in stuck[:8])))
     if arch not in syscalls.ARCH_REGISTERS:
         warnings.append("architecture %s: system-call registers are not decoded, "

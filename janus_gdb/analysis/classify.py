@@ -206,8 +206,9 @@ def classify(snap, arch, mem, lwps, libc=None):
     if regs.get("eintr"):
         return interrupted_call(snap.frames, name)
     if state == "restart":
-        # (glibc's lock words; on musl the frames decide alone)
-        got = restarted_futex(snap, mem, lwps) if libc != "musl" else None
+        # (glibc's lock words; musl's read by musl_futex)
+        got = (restarted_futex(snap, mem, lwps) if libc != "musl"
+               else restarted_musl_futex(snap, mem, lwps))
         if got is not None:
             return (STATE_OF_WAIT[got.kind], describe_wait_kind(got), got, name)
         state, detail = classify_restart(snap.frames)
@@ -484,6 +485,25 @@ def restarted_futex(snap, mem, lwps):
         return None
     wait = classify_futex(snap.frames, mem, lwps, uaddr, cmd, private, val)
     if wait.kind != kind:
+        return None
+    wait.how += ("; resumed as restart_syscall after an interruption (an earlier attach): "
+                 "the futex arguments are still in the registers")
+    return wait
+
+
+def restarted_musl_futex(snap, mem, lwps):
+    """restarted_futex on musl: the argument registers of a timed musl wait
+    resumed as restart_syscall still hold the futex address, op and value;
+    taken only when they decode as a musl mutex, rwlock or condition wait
+    (musl_futex), else None."""
+    args = snap.regs.get("args")
+    if not args or None in args:
+        return None
+    uaddr, op, val = args[0], args[1] & 0xFFFFFFFF, args[2] & 0xFFFFFFFF
+    cmd, private, _cmd_name = syscalls.decode_futex(op)
+    wait = musl_futex(snap.frames, mem, lwps, uaddr, cmd, private, val, snap.stack_calls,
+                      snap.regs.get("sp"))
+    if wait is None or wait.kind == "futex":
         return None
     wait.how += ("; resumed as restart_syscall after an interruption (an earlier attach): "
                  "the futex arguments are still in the registers")

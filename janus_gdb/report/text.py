@@ -107,7 +107,12 @@ def site(t, depth=3):
     else:
         picked = [fr for fr in frames[t.site:] if not fr.system][:depth]
     # a name from log strings keeps its mark (docs/evidence.md)
-    return ARROW.join(escape(fr.where(), 140 if fr.log_name else 100) for fr in picked)
+    text = ARROW.join(escape(fr.where(), 140 if fr.log_name else 100) for fr in picked)
+    caller = next((c for c in t.stack_calls[:10] if c.file and c.line), None)
+    if caller is not None and all(fr.function is None for fr in picked):
+        text += "  [on the stack: a return address in %s, not an unwound frame]" % escape(
+            caller.where(), 100)
+    return text
 
 
 def owner_text(lock, report):
