@@ -109,7 +109,7 @@ def site(t, depth=3):
     # a name from log strings keeps its mark (docs/evidence.md)
     text = ARROW.join(escape(fr.where(), 140 if fr.log_name else 100) for fr in picked)
     caller = next((c for c in t.stack_calls[:10] if c.file and c.line), None)
-    if caller is not None and all(fr.function is None for fr in picked):
+    if caller is not None and all(fr.line is None for fr in picked):
         text += "  [on the stack: a return address in %s, not an unwound frame]" % escape(
             caller.where(), 100)
     return text

@@ -29,7 +29,15 @@ SYSTEM_LIB_RE = re.compile(
 MUSL_STATIC_INTERNALS = frozenset((
     "__syscall_cp_c", "__syscall_cp_asm", "__syscall_cp", "__timedwait_cp", "__timedwait",
     "__wait", "__futexwait", "__lock", "__pthread_mutex_timedlock", "__pthread_mutex_lock",
-    "__clock_nanosleep", "__cp_begin", "__cp_end"))
+    "__clock_nanosleep", "__cp_begin", "__cp_end",
+    # the lock and wait calls above them, by the names gdb gives their frames
+    # where it can unwind (aarch64): musl's weak aliases
+    "pthread_mutex_timedlock", "pthread_mutex_lock", "pthread_rwlock_timedrdlock",
+    "pthread_rwlock_timedwrlock", "pthread_rwlock_rdlock", "pthread_rwlock_wrlock",
+    "__pthread_rwlock_timedrdlock", "__pthread_rwlock_timedwrlock",
+    "pthread_cond_timedwait", "pthread_cond_wait", "__pthread_cond_timedwait",
+    "pthread_join", "__pthread_join", "pthread_timedjoin_np", "clock_nanosleep", "nanosleep",
+    "sem_timedwait", "sem_wait", "__clone"))
 
 CXX_STD_HEADER_RE = re.compile(r"/c\+\+/(?:v1|\d[\w.]*)/")
 
@@ -423,8 +431,32 @@ def read_frames(max_frames, symtabs=None, gframes=None, newest=None, cache=None)
             # identical to this frame"); max_frames bounds the rest.
             frame = frame.older()
         except gdb.error as exc:
-            return frames, True, "unwinding stopped at frame #%d: %s" % (level, exc)
-    return frames, False, None
+            return _musl_plumbing(frames), True, "unwinding stopped at frame #%d: %s" % (
+                level, exc)
+    return _musl_plumbing(frames), False, None
+
+
+MUSL_THREAD_START = ("start", "start_c")    # src/thread/pthread_create.c, thrd_create
+
+
+def _musl_plumbing(frames):
+    """Mark musl's plumbing in a static executable as system frames (new
+    FrameInfo objects: the cached ones are shared): its thread start
+    function ``start`` (a common name, so only without line info and right
+    under ``__clone``)."""
+    out = frames
+    for i, fr in enumerate(frames):
+        fix = False
+        if fr.system or fr.line is not None or fr.lib is not None:
+            continue
+        if fr.function in MUSL_THREAD_START and i + 1 < len(frames) and \
+                frames[i + 1].function == "__clone":
+            fix = True
+        if fix:
+            if out is frames:
+                out = list(frames)
+            out[i] = FrameInfo(fr.level, fr.pc, fr.function, fr.file, fr.line, fr.lib, True)
+    return out
 
 
 # Threads whose stack words are scanned (stuck_in_musl), per analysis.
