@@ -466,3 +466,19 @@ def test_musl_rwlock_wait_without_a_call_is_read_or_write():
     (lock,) = rep.locks
     assert lock.kind == "pthread_rwlock" and lock.state == "write-locked, contended"
     assert lock.evidence != "exact"
+
+
+@pytest.mark.parametrize("mode", ["live", "core"])
+def test_printer_follows_musl_rwlock_layout(runs, musl_exe, build_dir, mode):
+    """print of a musl rwlock: its real state from _rw_lock (glibc's layout
+    would read it as free), no writer claimed, its waiters."""
+    sc, stdout = analyse(runs, musl_exe, build_dir, "rwlock", mode, "print rw_w")
+    line = stdout.split("$1 = ", 1)[1].splitlines()[0]
+    assert line.startswith("pthread rwlock (musl) write-locked, contended;"), line
+    assert "writer not recorded" in line and "exact" not in line, line
+    nums = re.search(r"2 waiters \(Threads (\d+), (\d+)\)", line)
+    assert nums, line
+    sc, stdout = analyse(runs, musl_exe, build_dir, "rwlock", mode, "print rw_r")
+    line = stdout.split("$1 = ", 1)[1].splitlines()[0]
+    assert line.startswith("pthread rwlock (musl) read-locked by 2 readers, contended;"), line
+    assert "1 waiter (Thread" in line, line
