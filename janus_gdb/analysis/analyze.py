@@ -20,6 +20,9 @@ LOCK_KIND_OF_WAIT = {
     "libc-lock": "libc-lock",
 }
 
+# Threads named in the musl unwinding warning.
+MAX_NAMED_STUCK = 16
+
 
 class Report(object):
     """Everything one analysis found, ready for rendering."""
@@ -152,16 +155,18 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
         t.role, t.role_detail = thread_role(t, s, info.get("pid"))
         threads.append(t)
     if info.get("libc") == "musl":
-        stuck = [t.num for t in threads if t.wait is not None and t.wait.how
-                 and "cannot unwind past musl" in t.wait.how]
+        stuck = [t.num for t in threads if classify.musl_stack_stops(t.frames)]
         if stuck:
+            named = ", T".join(str(n) for n in stuck[:MAX_NAMED_STUCK])
+            if len(stuck) > MAX_NAMED_STUCK:
+                named += " and %d more" % (len(stuck) - MAX_NAMED_STUCK)
             warnings.append(
-                "musl: gdb cannot unwind past musl's wait functions (no unwind tables in "
-                "musl) in %d thread%s (T%s): no frame shows their callers (return addresses "
-                "found on the stack are shown as evidence, not as frames); their locks are "
-                "read from the registers (futex address, value) and the lock words" % (
-                    len(stuck), "" if len(stuck) == 1 else "s",
-                                ", T".join(str(n) for n in stuck[:8])))
+                "musl: gdb cannot unwind past musl's system-call and wait functions (no unwind "
+                "tables in musl) in %d thread%s (T%s): no frame shows their callers (return "
+                "addresses found on the stack are shown as evidence, not as frames) nor the "
+                "locks those hold; their waits are read from the registers (futex address, "
+                "value) and the lock words" % (len(stuck), "" if len(stuck) == 1 else "s",
+                                               named))
     if arch not in syscalls.ARCH_REGISTERS:
         warnings.append("architecture %s: system-call registers are not decoded, "
                         "thread states are unknown" % arch)

@@ -241,6 +241,14 @@ MUSL_WAIT_FUNCS = ("__timedwait_cp", "__timedwait", "__wait", "__futexwait")
 MUSL_SYSCALL_FUNCS = ("__syscall_cp_c", "__syscall_cp_asm", "__syscall_cp")
 
 
+def musl_stack_stops(frames):
+    """Whether gdb's unwinding of a musl thread stopped inside musl's system
+    call or wait functions (the last frame a made-up pc 0 above them)."""
+    if len(frames) < 2 or frames[-1].function is not None or frames[-1].pc != 0:
+        return False
+    return any(fr.function in MUSL_WAIT_FUNCS + MUSL_SYSCALL_FUNCS for fr in frames[:-1])
+
+
 def musl_unwind_note(frames, caller_found=False):
     """A sentence when the stack ends inside musl's wait functions (gdb
     cannot unwind through them: static musl has no unwind tables), else ''.
