@@ -148,8 +148,10 @@ class Claim(object):
         self.why = why                # why addr is None
         self.at_line = at_line        # the frame's current line (not unlocked before it)
         self.mode = mode              # "read" for a reader lock (rwlock, shared_mutex), else None
-        self.origin = origin          # "source" (C/C++ text) or "machine-code" (no line info)
-        self.code = code              # machine-code evidence: {"module", "call_at", "at", "func"}
+        self.origin = origin          # "source" (C/C++ text), "machine-code" (no line info)
+        #                               or "stack-word" (source of a caller found on the stack)
+        self.code = code              # machine-code evidence: {"module", "call_at", "at", "func"};
+        #                               stack-word: {"pc", "slot", "callee"}
 
     def site(self):
         return "%s:%d in %s (frame #%d)" % (self.file, self.line, self.function, self.level)

@@ -240,35 +240,51 @@ def test_owned_recursive_and_errorcheck_exact(runs, musl_exe, build_dir, mode):
 
 
 @pytest.mark.parametrize("mode", ["live", "core"])
-def test_abba_default_mutexes_no_false_exact(runs, musl_exe, build_dir, mode):
+def test_abba_default_mutexes_cycle_from_stack_words(runs, musl_exe, build_dir, mode):
+    """Two normal musl mutexes taken in opposite orders: musl records no
+    owner and gdb cannot unwind to the callers, but each waiter's caller is
+    found on its stack (the return address after its call of
+    pthread_mutex_lock) and its source says which lock it holds there: the
+    cycle is shown, its owners inferred (never exact), with that evidence."""
     sc, stdout = analyse(runs, musl_exe, build_dir, "abba", mode,
                          "janus-waitgraph --format json")
     res = gdbrun.Result(gdbrun.extract_json(stdout))
     truth = sc.truth
     first, second = truth.lwp("first"), truth.lwp("second")
     expect = {"lock_b": (first, second), "lock_a": (second, first)}   # waiter, holder
+    sites = gdbrun.site_lines(SRC)
     for lock, (waits, holds) in expect.items():
         addr = truth.lock(lock)
         assert addr in res.locks, "%s not listed" % lock
         l = res.locks[addr]
         assert l["state"] == "locked, contended"
         assert res.waiter_lwps(addr) == {waits}
-        ev = l["owner"]["evidence"]
-        assert ev != "exact"
-        if ev == "inferred":
-            assert l["owner"]["lwp"] == holds
-        else:
-            # unknown: the true holder is among the candidates
-            assert holds in set(res.by_num[n]["lwp"] for n in l["possible_owners"])
-    if res.data["cycles"]:
-        assert res.cycle_lwp_sets() == [{first, second}]
-    _sc, text = analyse(runs, musl_exe, build_dir, "abba", mode, "janus-locks")
+        assert l["owner"]["evidence"] == "inferred" and l["owner"]["lwp"] == holds, l["owner"]
+        assert "not an unwound frame: found on the stack" in l["owner"]["detail"]
+        assert "after its call of pthread_mutex_lock" in l["owner"]["detail"]
+    assert res.cycle_lwp_sets() == [{first, second}]
+    assert res.data["verdict"].startswith("Found 1 deadlock"), res.data["verdict"]
+    _sc, text = analyse(runs, musl_exe, build_dir, "abba", mode, "janus-waitgraph")
     assert "musl pthread mutexes: exact owners except normal mutexes" in text
-    for lock in ("lock_a", "lock_b"):
-        block = re.search(r"M\d musl_locks\.c: %s \(0x%x\).*?waiters[^\n]*" % (
-            lock, truth.lock(lock)), text, re.S)
-        assert block, text
-        assert "exact" not in block.group(0) and "free" not in block.group(0)
+    for role, site in (("first", "first_waits"), ("second", "second_waits")):
+        fn = "abba_" + role
+        assert ("a return address in %s (musl_locks.c:%d), not an unwound frame"
+                % (fn, sites[site])) in text, text
+    body = text.split("Found 1 deadlock", 1)[1].split("\n", 1)[1].split("Stacks:")[0]
+    assert "exact" not in body and "inferred: locked at musl_locks.c" in body, body
+
+
+def test_stack_lock_caller_needs_a_lock_call():
+    """Only the innermost application return address counts, and only when
+    its call instruction calls a lock function."""
+    assert classify.stack_lock_caller(MUTEX_CALLS, "mutex") is MUTEX_CALLS[2]
+    assert classify.stack_lock_caller(MUTEX_CALLS, "rwlock-read") is None
+    other = MUTEX_CALLS[:2] + [StackCall(0x7ff0ec8, 0x401761, "abba_first", "sleep_ms",
+                                         "musl_locks.c", 65)] + MUTEX_CALLS[2:]
+    assert classify.stack_lock_caller(other) is None
+    unknown = MUTEX_CALLS[:2] + [StackCall(0x7ff0ec8, 0x401761, "abba_first", None,
+                                           "musl_locks.c", 65)]
+    assert classify.stack_lock_caller(unknown) is None
 
 
 @pytest.mark.parametrize("mode", ["live", "core"])

@@ -7,7 +7,8 @@ the fixture's truth and with the x86_64 musl run of the same scenario.
 
 On aarch64 gdb unwinds through musl's wait functions (their frames are
 found without unwind tables), so the ABBA of two normal mutexes is a cycle
-with inferred owners there, where x86_64 can only show the waits.
+with inferred owners from the waiters' frames; on x86_64 the same cycle
+comes from the callers found as return addresses on the stack.
 
 Skips, saying why, without the cross compiler, musl-dev:arm64, qemu-user or
 gdb-multiarch (scripts/install-prereqs --tests installs them).
@@ -28,7 +29,7 @@ from test_musl import analyse, musl_exe, runs  # noqa: F401 (fixtures)
 
 SRC = os.path.join(gdbrun.FIXTURES, "musl_locks.c")
 SPECS = "/usr/lib/aarch64-linux-musl/musl-gcc.specs"
-COMPARED = ("owned", "rwlock", "cond", "healthy")
+COMPARED = ("abba", "owned", "rwlock", "cond", "healthy")
 
 
 class MuslA64(object):

@@ -162,11 +162,12 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
                 named += " and %d more" % (len(stuck) - MAX_NAMED_STUCK)
             warnings.append(
                 "musl: gdb cannot unwind past musl's system-call and wait functions (no unwind "
-                "tables in musl) in %d thread%s (T%s): no frame shows their callers (return "
-                "addresses found on the stack are shown as evidence, not as frames) nor the "
-                "locks those hold; their waits are read from the registers (futex address, "
-                "value) and the lock words" % (len(stuck), "" if len(stuck) == 1 else "s",
-                                               named))
+                "tables in musl) in %d thread%s (T%s): no frame shows their callers; a lock "
+                "function's caller found as a return address on the stack is read as "
+                "evidence (its source, static lock variables only), other callers and the "
+                "locks they hold are not seen; their waits are read from the registers "
+                "(futex address, value) and the lock words" % (
+                    len(stuck), "" if len(stuck) == 1 else "s", named))
     if arch not in syscalls.ARCH_REGISTERS:
         warnings.append("architecture %s: system-call registers are not decoded, "
                         "thread states are unknown" % arch)

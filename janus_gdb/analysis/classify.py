@@ -340,6 +340,30 @@ def musl_call_hint(frames, stack_calls):
     return None, ""
 
 
+# Lock call kinds, by family: a caller found on the stack must call one.
+_LOCK_FAMILY = {"mutex": "mutex", "rwlock-read": "rwlock", "rwlock-write": "rwlock",
+                "rwlock": "rwlock", "gmutex": "gmutex"}
+
+
+def stack_lock_caller(stack_calls, wait_kind=None):
+    """The innermost return address on the stack into a function with a
+    source line, when its call instruction calls a lock function directly
+    (of WAIT_KIND's family when given): the caller of the lock function a
+    thread waits in; None otherwise (it calls something else, or no callee
+    is known: a stale word is not taken)."""
+    family = _LOCK_FAMILY.get(wait_kind)
+    if wait_kind is not None and family is None:
+        return None
+    for c in list(stack_calls)[:STACK_HINT_DEPTH + 4]:
+        if not (c.file and c.line):
+            continue
+        got = _LOCK_FAMILY.get(FRAME_HINTS.get(normalize(c.callee)))
+        if got is not None and (family is None or got == family):
+            return c
+        return None
+    return None
+
+
 def stack_caller(stack_calls):
     """The innermost return address on the stack into a function with a
     source line (the application's caller), or None."""

@@ -97,8 +97,15 @@ def _code_detail(claim, lock=None):
 def _detail(claim, prefix="locked at", lock=None):
     if claim.origin == "machine-code":
         return _code_detail(claim, lock)
-    text = "%s %s:%d in %s (frame #%d)" % (prefix, claim.file, claim.line, claim.function,
-                                           claim.level)
+    if claim.origin == "stack-word":
+        c = claim.code or {}
+        text = ("%s %s:%d in %s (not an unwound frame: found on the stack, the return address "
+                "0x%x at 0x%x after its call of %s)" % (
+                    prefix, claim.file, claim.line, claim.function, c.get("pc", 0),
+                    c.get("slot", 0), c.get("callee") or "a lock function"))
+    else:
+        text = "%s %s:%d in %s (frame #%d)" % (prefix, claim.file, claim.line, claim.function,
+                                               claim.level)
     if claim.at_line and claim.at_line != claim.line:
         text += ", not unlocked before line %d" % claim.at_line
     if claim.conditional:

@@ -9,6 +9,7 @@ import gdb  # pylint: disable=import-error
 from ..target import codereader
 from ..target import gdbtarget
 from . import lockset
+from . import stackframes
 from ..janus import janusdb
 from ..janus import objects
 from ..target import logname
@@ -77,6 +78,12 @@ class Scanner(object):
                 snap.role_detail = self._handle_of(frame)
             elif info.function in janusdb.THREAD_OBJECTS:
                 snap.role_detail = self._object_of(frame, info.function)
+        if snap.stack_calls:
+            # gdb could not unwind to the caller of the lock function (musl):
+            # its return address on the stack names it, its source what it holds
+            got, _info = stackframes.stack_claims(snap, None, self.sources, self.kind_of_type)
+            if got:
+                claims.extend(got)
         if sysno in (FUTEX_SYSCALL, RESTART_SYSCALL, None):
             snap.lock_call = self._rwlock_call(snap.frames, gframes)
         if claims or sysno is None:

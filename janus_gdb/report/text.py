@@ -309,6 +309,11 @@ def _cycle(report, i, cyc):
             out.append("      #%-2d %s" % (fr.level, escape(fr.where(), 140)))
         if len(t.frames) > STACK_LINES:
             out.append("      ... %s more" % plural(len(t.frames) - STACK_LINES, "frame"))
+        calls = [c for c in t.stack_calls[:STACK_LINES] if c.file and c.line]
+        if calls:
+            out.append("      return addresses found on the stack above (not unwound frames):")
+            for c in calls[:4]:
+                out.append("        0x%x %s" % (c.pc, escape(c.where(), 140)))
     out.append("")
     return out
 
