@@ -333,6 +333,22 @@ def test_dynamic_musl_by_interpreter(musl_exe, build_dir):
         l = data.locks[sc.truth.lock(lock)]
         assert l["owner"]["lwp"] == sc.truth.lwp("owner") and l["owner"]["evidence"] == "exact"
         assert data.waiter_lwps(sc.truth.lock(lock)) == {sc.truth.lwp(role)}
+    # the ABBA of normal mutexes: musl's library has no symbols here, the
+    # callers' return addresses (after their calls through the PLT) do
+    sc = gdbrun.Scenario(out, ["abba"])
+    try:
+        got = gdbrun.gdb(["janus-waitgraph --format json"], pid=sc.pid, exe=out)
+    finally:
+        sc.kill()
+    data = gdbrun.Result(gdbrun.extract_json(got.stdout))
+    first, second = sc.truth.lwp("first"), sc.truth.lwp("second")
+    assert data.cycle_lwp_sets() == [{first, second}], data.data["verdict"]
+    for lock, holder in (("lock_a", first), ("lock_b", second)):
+        owner = data.locks[sc.truth.lock(lock)]["owner"]
+        assert owner["lwp"] == holder and owner["evidence"] == "inferred", owner
+    (warning,) = [w for w in data.data["warnings"] if "cannot unwind past musl" in w]
+    for lwp in (first, second):
+        assert re.search(r"\bT%d\b" % data.by_lwp[lwp]["num"], warning), warning
 
 
 def test_musl_join_value_is_not_a_tid():

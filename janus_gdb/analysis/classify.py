@@ -243,10 +243,12 @@ MUSL_SYSCALL_FUNCS = ("__syscall_cp_c", "__syscall_cp_asm", "__syscall_cp")
 
 def musl_stack_stops(frames):
     """Whether gdb's unwinding of a musl thread stopped inside musl's system
-    call or wait functions (the last frame a made-up pc 0 above them)."""
+    call or wait functions (the last frame a made-up pc 0 above them, or
+    above musl's dynamic library without symbols)."""
     if len(frames) < 2 or frames[-1].function is not None or frames[-1].pc != 0:
         return False
-    return any(fr.function in MUSL_WAIT_FUNCS + MUSL_SYSCALL_FUNCS for fr in frames[:-1])
+    return any(fr.function in MUSL_WAIT_FUNCS + MUSL_SYSCALL_FUNCS
+               or (fr.lib or "").startswith("ld-musl") for fr in frames[:-1])
 
 
 def musl_unwind_note(frames, caller_found=False):
@@ -255,6 +257,9 @@ def musl_unwind_note(frames, caller_found=False):
     CALLER_FOUND: a return address on the stack names the caller."""
     names = [fr.function or "" for fr in frames[:HINT_DEPTH]]
     inside = [n for n in names if n in MUSL_WAIT_FUNCS]
+    if not inside and musl_stack_stops(frames):
+        inside = ["functions (%s, no symbols)" % frames[0].lib if frames[0].lib
+                  else "functions"]
     if not inside or any(not fr.system and fr.function not in MUSL_WAIT_FUNCS + MUSL_SYSCALL_FUNCS
                          and fr.function for fr in frames[:HINT_DEPTH]):
         return ""
@@ -337,6 +342,14 @@ def musl_call_hint(frames, stack_calls):
         if kind is not None:
             return kind, "a return address into %s found on the stack at 0x%x" % (
                 c.function, c.slot)
+    # musl's own functions without symbols (a stripped libc.so): the
+    # application's call of the lock function, right after which the
+    # innermost return address with a source line points
+    c = stack_lock_caller(stack_calls)
+    if c is not None:
+        return FRAME_HINTS[normalize(c.callee)], (
+            "a return address found on the stack at 0x%x, in %s right after its call of %s"
+            % (c.slot, c.where(), c.callee))
     return None, ""
 
 
