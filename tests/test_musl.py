@@ -222,6 +222,13 @@ def test_owned_recursive_and_errorcheck_exact(runs, musl_exe, build_dir, mode):
         assert l["owner"]["lwp"] == owner and l["owner"]["evidence"] == "exact"
         assert res.waiter_lwps(addr) == {truth.lwp(role)}
         assert res.state(truth.lwp(role)) == "lock-wait"
+    # the owner sleeps: its frames stop in musl, its callers' return
+    # addresses (one call chain) and their source show where it took them
+    claims = res.by_lwp[owner]["claims"]
+    assert set(c["address"] for c in claims) == {truth.lock("rec_lock"),
+                                                 truth.lock("check_lock")}, claims
+    assert all(c["function"] == "owner_thread" for c in claims), claims
+    assert res.by_lwp[owner]["entry"] == "owner_thread"
     # every thread whose stack stops in musl's functions is named: the
     # waiters and the sleeping owner (its frames, and the locks they take,
     # are as invisible)
@@ -383,10 +390,16 @@ def test_rwlocks_at_their_own_address(runs, musl_exe, build_dir, mode):
     lw, lr = res.locks[w], res.locks[r]
     assert lw["kind"] == lr["kind"] == "pthread_rwlock"
     assert lw["state"] == "write-locked, contended" and lw["readers"] == 0
-    assert lw["owner"]["evidence"] != "exact" and lw["owner"]["lwp"] in (None,
-                                                                         truth.lwp("wr_holder"))
+    # musl records no writer and no readers: both inferred from the source
+    # of the holders' callers found on their stacks (they sleep in musl)
+    assert lw["owner"]["evidence"] == "inferred", lw["owner"]
+    assert lw["owner"]["lwp"] == truth.lwp("wr_holder")
+    assert "not an unwound frame: found on the stack" in lw["owner"]["detail"]
     assert lr["state"] == "read-locked by 2 readers, contended" and lr["readers"] == 2
     assert lr["owner"]["evidence"] != "exact"
+    assert set(i["lwp"] for i in lr["rwlock"]["reader_threads"]) == \
+        set(truth.lwps("rd_holder")), lr["rwlock"]
+    assert lr["rwlock"]["readers_unknown"] == 0
     assert res.waiter_lwps(w) == {truth.lwp("rd_waiter"), truth.lwp("wr_waiter")}
     assert res.waiter_lwps(r) == {truth.lwp("wr_readers_waiter")}
     by_lwp = dict((t["lwp"], t) for t in res.data["threads"])
@@ -519,3 +532,62 @@ def test_printer_follows_musl_rwlock_layout(runs, musl_exe, build_dir, mode):
     line = stdout.split("$1 = ", 1)[1].splitlines()[0]
     assert line.startswith("pthread rwlock (musl) read-locked by 2 readers, contended;"), line
     assert "1 waiter (Thread" in line, line
+
+
+@pytest.mark.parametrize("arch, insn, is_call, target", [
+    ("i386:x86-64", [0xE8, 0xFB, 0xFF, 0xFF, 0xFF], True, 0x1000 - 5),   # call rel32
+    ("i386:x86-64", [0xFF, 0x13], True, None),                  # call *(%rbx)
+    ("i386:x86-64", [0xFF, 0xD0], True, None),                  # call *%rax
+    ("i386:x86-64", [0x41, 0xFF, 0xD4], True, None),            # call *%r12
+    ("i386:x86-64", [0xFF, 0x15, 1, 2, 3, 4], True, None),      # call *disp32(%rip)
+    ("i386:x86-64", [0xFF, 0x54, 0x24, 0x08], True, None),      # call *8(%rsp)
+    ("i386:x86-64", [0xFF, 0x23], False, None),                 # jmp *(%rbx)
+    ("i386:x86-64", [0x48, 0x89, 0xC7], False, None),           # mov %rax,%rdi
+    ("aarch64", [0xFF, 0xFF, 0xFF, 0x97], True, 0x1000 - 8),    # bl .-4
+    ("aarch64", [0x00, 0x00, 0x3F, 0xD6], True, None),          # blr x0
+    ("aarch64", [0x00, 0x00, 0x1F, 0xD6], False, None),         # br x0
+])
+def test_call_before_return_address(arch, insn, is_call, target):
+    """A stack word is a return address only right after a call instruction."""
+    from janus_gdb.target import callinsn
+    code = bytes(8 - len(insn)) + bytes(insn)
+    assert callinsn.call_target(arch, 0x1000, code) == (is_call, target)
+
+
+def test_entry_from_stack():
+    """The thread's entry: the application function whose return address
+    lies just inside musl's thread start (start, under __clone)."""
+    calls = MUTEX_CALLS + [StackCall(0x7ff0ed8, 0x4021fe, "start", None),
+                           StackCall(0x7ff0ef8, 0x402f70, "__clone", None)]
+    assert classify.entry_from_stack(calls) == "abba_first"
+    assert classify.entry_from_stack(MUTEX_CALLS) is None
+    # a function called start elsewhere (with a source line) is no thread start
+    calls[3] = StackCall(0x7ff0ed8, 0x4021fe, "start", None, "app.c", 3)
+    assert classify.entry_from_stack(calls) is None
+
+
+def test_stack_chain_follows_direct_calls_only():
+    """The stack words continue gdb's frames only as one call chain: each
+    word's call calls the function below it; a stale word (here a return
+    address into nanosleep after a call of __syscall_ret) is skipped, and
+    a call of a lock function continues a chain left in a lock function
+    (musl's pthread_mutex_lock tail-calls pthread_mutex_timedlock)."""
+    sleeper = [FrameInfo(0, 0x405de9, "__syscall_cp_c", None, None, None, True),
+               FrameInfo(1, 0x40624e, "clock_nanosleep", None, None, None, True),
+               FrameInfo(2, 0, None, None, None, None, False)]
+    calls = [StackCall(0x10, 0x40624e, "clock_nanosleep", "__syscall_cp"),
+             StackCall(0x18, 0x406300, "nanosleep", "__syscall_ret"),        # stale
+             StackCall(0x20, 0x406310, "nanosleep", "clock_nanosleep"),
+             StackCall(0x28, 0x401100, "sleep_forever", "nanosleep", "f.h", 24),
+             StackCall(0x30, 0x401200, "owner_thread", "sleep_forever", "m.c", 105),
+             StackCall(0x38, 0x401300, "unrelated", "memcpy", "m.c", 7),      # stale
+             StackCall(0x40, 0x4021fe, "start", None)]
+    got = [c.function for c in classify.stack_chain(sleeper, calls)]
+    assert got == ["nanosleep", "sleep_forever", "owner_thread"]
+    got = [c.function for c in classify.stack_chain(MUSL_FRAMES, MUTEX_CALLS)]
+    assert got == ["__timedwait", "pthread_mutex_timedlock", "abba_first"]
+    # no named frame to start from: the lock function's caller alone
+    unnamed = [FrameInfo(0, 0x7f0000001000, None, None, None, "ld-musl-x86_64.so.1", True),
+               FrameInfo(1, 0, None, None, None, None, False)]
+    got = [c.function for c in classify.stack_chain(unnamed, MUTEX_CALLS)]
+    assert got == ["abba_first"]

@@ -152,6 +152,11 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
                                                                  info.get("libc"))
         t.site = classify.first_app_frame(s.frames)
         t.entry = classify.entry_function(s.frames, s.frames_truncated, s.lambda_lines)
+        if s.stack_calls and (t.entry is None or t.entry.startswith("?? (")
+                              or classify.musl_stack_stops(s.frames)):
+            # gdb could not unwind to it (musl): the return address in the
+            # thread start function, on the stack, names it
+            t.entry = classify.entry_from_stack(s.stack_calls) or t.entry
         t.role, t.role_detail = thread_role(t, s, info.get("pid"))
         threads.append(t)
     if info.get("libc") == "musl":
@@ -269,7 +274,10 @@ def thread_role(t, snap, pid=None):
         if (fr.function or "?? (0x%x)" % fr.pc) == t.entry:
             entry_lib = fr.lib
             break
-    all_system = bool(t.frames) and all(fr.system for fr in t.frames)
+    # (a stack that gdb could not unwind past musl's functions is not all
+    # system libraries: its application frames are only not shown)
+    all_system = (bool(t.frames) and all(fr.system for fr in t.frames)
+                  and not classify.musl_stack_stops(t.frames))
     idle_pool = all_system and t.wait is not None and t.wait.kind == "queue"
     # LWP == PID, unless its stack says a thread starter created it (a core
     # without NT_PRPSINFO takes the first thread's LWP for the PID)

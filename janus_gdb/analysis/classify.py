@@ -245,10 +245,19 @@ def musl_stack_stops(frames):
     """Whether gdb's unwinding of a musl thread stopped inside musl's system
     call or wait functions (the last frame a made-up pc 0 above them, or
     above musl's dynamic library without symbols)."""
-    if len(frames) < 2 or frames[-1].function is not None or frames[-1].pc != 0:
+    if len(frames) < 2:
+        return False
+    if frames[-1].function is not None:
+        # gdb gave up inside musl's sleep (aarch64: "previous frame identical")
+        return frames[-1].function in MUSL_STOPS and frames[0].function in MUSL_SYSCALL_FUNCS
+    if frames[-1].pc != 0:
         return False
     return any(fr.function in MUSL_WAIT_FUNCS + MUSL_SYSCALL_FUNCS
                or (fr.lib or "").startswith("ld-musl") for fr in frames[:-1])
+
+
+# musl functions where gdb's unwinding was seen to stop (aarch64)
+MUSL_STOPS = ("clock_nanosleep", "nanosleep", "__clock_nanosleep")
 
 
 def musl_unwind_note(frames, caller_found=False):
@@ -375,6 +384,75 @@ def stack_lock_caller(stack_calls, wait_kind=None):
             return c
         return None
     return None
+
+
+# musl's thread start (src/thread/pthread_create.c), called by __clone
+MUSL_THREAD_START = ("start", "start_c")
+# what calls main (musl's src/env/__libc_start_main.c, glibc's)
+MAIN_STARTERS = ("libc_start_main", "libc_start_main_stage2", "libc_start_call_main")
+
+
+def entry_from_stack(stack_calls):
+    """The thread's entry function from return addresses found on the stack:
+    the application function (with a source line) whose return address lies
+    right inside the thread start function's (musl's ``start`` under
+    ``__clone``, or a thread starter of THREAD_STARTERS); None otherwise."""
+    calls = list(stack_calls)
+    for i in range(1, len(calls)):
+        c, prev = calls[i], calls[i - 1]
+        name = normalize(c.function)
+        nxt = normalize(calls[i + 1].function) if i + 1 < len(calls) else ""
+        starter = (name in THREAD_STARTERS and name not in ("clone", "clone3")
+                   or name in MAIN_STARTERS
+                   or (c.function in MUSL_THREAD_START and not c.file and nxt == "clone"))
+        if starter:
+            # the application function just inside it (a word or two left
+            # by calls it made before may lie between: skipped)
+            for inner in reversed(calls[max(0, i - 3):i]):
+                if inner.file and inner.line:
+                    return inner.function
+            return None
+    return None
+
+
+# Calls followed through the stack words (stack_chain).
+MAX_CHAIN = 16
+
+
+def stack_chain(frames, stack_calls):
+    """The return addresses on the stack that continue gdb's frames as one
+    call chain, innermost first: each one's call instruction calls the
+    function of the one before it (directly: the callee is known), starting
+    from the last function gdb named; a call of a lock function where a
+    lock function was left (musl's pthread_mutex_lock tail-calls
+    pthread_mutex_timedlock) also continues it.  Other words (stale, or
+    indirect calls that cannot be checked) are skipped.  Without a named
+    frame to start from, only the lock function's caller (stack_lock_caller)
+    is taken."""
+    cur = None
+    for fr in reversed(frames):
+        if fr.function:
+            cur = normalize(fr.function)
+            break
+    if cur is None:
+        c = stack_lock_caller(stack_calls)
+        return [c] if c is not None else []
+    chain = []
+    for c in list(stack_calls)[:MAX_CHAIN * 2]:
+        fn, callee = normalize(c.function), normalize(c.callee)
+        if not callee:
+            continue
+        in_lock = cur in FRAME_HINTS or cur in _MUSL_LOCK_PLUMBING
+        if callee == cur or (in_lock and _LOCK_FAMILY.get(FRAME_HINTS.get(callee))):
+            chain.append(c)
+            cur = fn
+            if len(chain) >= MAX_CHAIN:
+                break
+    return chain
+
+
+# musl's functions under its lock calls (normalized names)
+_MUSL_LOCK_PLUMBING = frozenset(normalize(n) for n in MUSL_WAIT_FUNCS + MUSL_SYSCALL_FUNCS)
 
 
 def stack_caller(stack_calls):

@@ -1,13 +1,13 @@
 """Lock claims of a caller found on the stack, where gdb cannot unwind.
 
 On x86_64 gdb stops unwinding inside musl's wait functions (no unwind
-tables), so the application frame that called the lock function is not a
-frame.  ``target.stackwords`` finds return addresses among the stack words
-above the wait; the innermost one that has a source line and whose call
-instruction calls a lock function directly (``pthread_mutex_lock`` under a
-mutex wait) is that caller, with good evidence: a stale word would have to
-be the innermost application return address and point right after a call
-of a lock function.  Its source is read like a frame's (``lockset``), but
+tables), so the application frames are not frames.  ``target.stackwords``
+finds return addresses among the stack words above the stack pointer;
+those that continue gdb's frames as one call chain (``classify.
+stack_chain``: each word's call instruction calls the function of the one
+before it, directly) are the callers, with good evidence: a stale word
+would have to point right after a call of exactly the function below it.
+Each caller's source is read like a frame's (``lockset``), but
 with no registers a lock expression is evaluated only when it is a plain
 name of static storage (``&lock_a``, a global or file-static variable, or
 a function's static), looked up in the caller's own scope; anything else
@@ -101,25 +101,28 @@ def static_evaluate(frame, expr, kind_of_type):
         return None, None, str(exc).split("\n")[0][:80]
 
 
-def stack_claims(snap, wait_kind, sources, kind_of_type):
-    """(claims, FrameInfo) of the lock caller found on SNAP's stack, or
-    (None, None): its source read like a frame's, its lock expressions
-    evaluated statically (claims whose expression could not be are left
-    out).  The FrameInfo's level follows the unwound frames."""
-    c = classify.stack_lock_caller(snap.stack_calls, wait_kind)
-    if c is None:
-        return None, None
-    try:
-        frame = StackFrame(c.pc, c.slot, c.callee)
-    except (gdb.error, RuntimeError):
-        return None, None
-    if frame.function() is None:
-        return None, None
-    info = FrameInfo(len(snap.frames), c.pc, c.function, c.file, c.line, c.lib, False)
-    got = lockset.frame_claims(frame, info, sources, kind_of_type, evaluator=static_evaluate)
-    if got is None:
-        return None, info
-    claims = [cl for cl in got if cl.addr is not None]
-    for cl in claims:
-        cl.code = {"pc": c.pc, "slot": c.slot, "callee": c.callee}
-    return claims, info
+def stack_claims(snap, sources, kind_of_type):
+    """Claims of the application callers found on SNAP's stack
+    (classify.stack_chain: the return addresses that continue gdb's frames
+    as one call chain), each caller's source read like a frame's and its
+    lock expressions evaluated statically (claims whose expression could
+    not be are left out).  Their levels follow the unwound frames."""
+    claims = []
+    chain = classify.stack_chain(snap.frames, snap.stack_calls)
+    for k, c in enumerate(chain):
+        if not (c.file and c.line):
+            continue
+        try:
+            frame = StackFrame(c.pc, c.slot, c.callee)
+        except (gdb.error, RuntimeError):
+            continue
+        if frame.function() is None:
+            continue
+        info = FrameInfo(len(snap.frames) + k, c.pc, c.function, c.file, c.line, c.lib, False)
+        got = lockset.frame_claims(frame, info, sources, kind_of_type,
+                                   evaluator=static_evaluate)
+        for cl in got or ():
+            if cl.addr is not None:
+                cl.code = {"pc": c.pc, "slot": c.slot, "callee": c.callee}
+                claims.append(cl)
+    return claims

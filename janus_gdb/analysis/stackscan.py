@@ -79,11 +79,9 @@ class Scanner(object):
             elif info.function in janusdb.THREAD_OBJECTS:
                 snap.role_detail = self._object_of(frame, info.function)
         if snap.stack_calls:
-            # gdb could not unwind to the caller of the lock function (musl):
-            # its return address on the stack names it, its source what it holds
-            got, _info = stackframes.stack_claims(snap, None, self.sources, self.kind_of_type)
-            if got:
-                claims.extend(got)
+            # gdb could not unwind to the application's frames (musl): their
+            # return addresses on the stack name them, their source what they hold
+            claims.extend(stackframes.stack_claims(snap, self.sources, self.kind_of_type))
         if sysno in (FUTEX_SYSCALL, RESTART_SYSCALL, None):
             snap.lock_call = self._rwlock_call(snap.frames, gframes)
         if claims or sysno is None:

@@ -467,9 +467,14 @@ def stuck_in_musl(frames):
     """Whether gdb's unwinding stopped right above musl's internal functions
     (a static musl has no unwind tables for them): the last frame has no
     symbol and a frame before it is one of MUSL_STATIC_INTERNALS (or in
-    musl's dynamic loader)."""
-    if len(frames) < 2 or frames[-1].function is not None:
+    musl's dynamic loader), or the last frame is one of them."""
+    if len(frames) < 2:
         return False
+    last = frames[-1]
+    if last.function is not None:
+        # aarch64: gdb stops at musl's clock_nanosleep ("previous frame
+        # identical to this frame")
+        return last.function in MUSL_STATIC_INTERNALS and last.function != "__clone"
     return any(f.function in MUSL_STATIC_INTERNALS or (f.lib or "").startswith("ld-musl")
                for f in frames[:-1])
 

@@ -16,6 +16,7 @@ import struct
 import gdb  # pylint: disable=import-error
 
 from ..model import StackCall
+from .callinsn import call_target
 
 # Bytes of stack read above the stack pointer, and calls kept per thread.
 SCAN_BYTES = 2048
@@ -37,32 +38,21 @@ def _read(addr, size):
     return data if len(data) == size else None
 
 
-def call_target(arch, pc, code):
-    """Whether the bytes CODE, which end at PC, end with a call instruction
-    of ARCH: (True, target address or None for an indirect call), or
-    (False, None).  CODE holds the 8 bytes before PC."""
-    if code is None or len(code) < 8:
-        return False, None
-    if arch == "aarch64":
-        word = struct.unpack("<I", code[4:8])[0]
-        if word & 0xFC000000 == 0x94000000:          # bl imm26
-            imm = word & 0x03FFFFFF
-            if imm & 0x02000000:
-                imm -= 0x04000000
-            return True, (pc - 4 + imm * 4) & ADDR_MAX
-        if word & 0xFFFFFC1F == 0xD63F0000:          # blr xN
-            return True, None
-        return False, None
-    if code[3] == 0xE8:                              # call rel32
-        rel = struct.unpack("<i", code[4:8])[0]
-        return True, (pc + rel) & ADDR_MAX
-    if code[6] == 0xFF and 0xD0 <= code[7] <= 0xD7:  # call *%reg
-        return True, None
-    if code[2] == 0xFF and code[3] in (0x15, 0x90, 0x91, 0x92, 0x93, 0x95, 0x96, 0x97):
-        return True, None                            # call *disp32(%rip / %reg)
-    if code[5] == 0xFF and code[6] in (0x50, 0x51, 0x52, 0x53, 0x55, 0x56, 0x57):
-        return True, None                            # call *disp8(%reg)
-    return False, None
+def _read_up_to(addr, size):
+    """Up to SIZE bytes from ADDR, page by page until one cannot be read
+    (a thread's stack may end a few bytes above its stack pointer)."""
+    out = b""
+    while len(out) < size:
+        at = addr + len(out)
+        n = min(size - len(out), PAGE - at % PAGE)
+        got = _read(at, n)
+        if got is None:
+            break
+        out += got
+    return out
+
+
+PAGE = 4096
 
 
 def symbol_at(addr):
@@ -82,12 +72,9 @@ def scan(frame, arch, sp):
     """[StackCall] of the return addresses among the words from SP up
     (SCAN_BYTES), innermost first, at most MAX_CALLS; [] when SP or the
     stack cannot be read."""
-    data = _read(sp, SCAN_BYTES) if sp else None
-    if data is None:
-        # near the top of the stack mapping: read what there is
-        data = _read(sp, 512) if sp else None
-        if data is None:
-            return []
+    data = _read_up_to(sp, SCAN_BYTES) if sp else b""
+    if not data:
+        return []
     out = []
     seen = set()
     for off in range(0, len(data) - 7, 8):
