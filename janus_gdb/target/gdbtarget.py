@@ -474,7 +474,8 @@ def stuck_in_musl(frames):
     if last.function is not None:
         # aarch64: gdb stops at musl's clock_nanosleep ("previous frame
         # identical to this frame")
-        return last.function in MUSL_STATIC_INTERNALS and last.function != "__clone"
+        return (last.function in MUSL_STATIC_INTERNALS and last.function != "__clone"
+                and (last.lib is None or last.lib.startswith("ld-musl")))
     return any(f.function in MUSL_STATIC_INTERNALS or (f.lib or "").startswith("ld-musl")
                for f in frames[:-1])
 
