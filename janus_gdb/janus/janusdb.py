@@ -1,7 +1,9 @@
 """What janus-gdb knows about Janus: its objects, their locks, its threads.
 
-Pure tables and formatting, no gdb.  Checked against Janus 1.1.x-1.3.x
-(src/ice.h, src/janus.h, src/plugins/plugin.h, src/plugins/janus_videoroom.c).
+Pure tables and formatting, no gdb.  Checked against Janus 1.1.2 and 1.4.1
+(src/ice.h, src/janus.h, src/plugins/plugin.h, the VideoRoom, AudioBridge and
+Streaming plugins): tests/test_janus_versions.py compares these tables with
+the DWARF of both builds.
 """
 
 import re
@@ -120,6 +122,10 @@ ENTRY_ROLES = {
     "janus_sessions_watchdog": "session watchdog",
     "janus_videoroom_handler": "videoroom handler",
     "janus_videoroom_rtp_forwarder_rtcp_thread": "videoroom rtcp forwarder",
+    # 1.2+: the RTP forwarders' RTCP loop moved to the core (rtpfwd.c), and
+    # VideoRoom publishers may have helper threads (room "threads" setting)
+    "janus_rtp_forwarder_rtcp_thread": "rtcp forwarder",
+    "janus_videoroom_helper_thread": "videoroom helper",
     "janus_videoroom_remote_publisher_thread": "videoroom remote publisher",
     "janus_log_thread": "log",
     "janus_events_thread": "events",
@@ -166,6 +172,8 @@ NAME_ROLES = (
     (re.compile(r"^pool-"), "request worker"),
     (re.compile(r"^videoroom handler"), "videoroom handler"),
     (re.compile(r"^videoroom rtcpfw"), "videoroom rtcp forwarder"),
+    (re.compile(r"^rtcpfwd$"), "rtcp forwarder"),
+    (re.compile(r"^vhelp \d"), "videoroom helper"),
     # 16+ characters: unset before glib 2.86, cut to 15 after
     (re.compile(r"^audiobridge han"), "audiobridge handler"),
     (re.compile(r"^streaming handl"), "streaming handler"),
