@@ -45,6 +45,10 @@ OBJECT_TYPES = {
         "var": "ps", "ids": ("mindex", "*mid"),
         "links": {"publisher": "janus_videoroom_publisher"},
     },
+    # 1.2+: a VideoRoom room's helper threads (room setting "threads")
+    "janus_videoroom_helper": {
+        "var": "helper", "ids": ("id",), "links": {"room": "janus_videoroom"},
+    },
     "janus_streaming_mountpoint": {
         "var": "mountpoint", "ids": ("id", "*id_str", "*name", "streaming_source"),
         "links": {"source": None},
@@ -159,6 +163,7 @@ THREAD_OBJECTS = {
     "janus_streaming_ondemand_thread": ("janus_streaming_session", ("session", "data"),
                                         "mountpoint"),
     "janus_streaming_helper_thread": ("janus_streaming_helper", ("helper", "data"), None),
+    "janus_videoroom_helper_thread": ("janus_videoroom_helper", ("helper", "data"), None),
 }
 
 # Thread names Janus and glib give (live processes only) -> role.  Not the
@@ -326,6 +331,12 @@ def label(type_name, fields, linked):
         mp = linked.get("mp")
         if mp:
             text += " of " + label(mp[0], mp[1], {})
+        return text
+    if type_name == "janus_videoroom_helper":
+        text = "VideoRoom helper #%s" % _id(f.get("id"))
+        room = linked.get("room")
+        if room:
+            text += " of " + label(room[0], room[1], {})
         return text
     if type_name == "janus_audiobridge_room":
         return "AudioBridge room %s%s" % (_room(f), _q(f.get("room_name")))

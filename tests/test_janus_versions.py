@@ -1,0 +1,434 @@
+"""What janus-gdb knows about Janus, checked against two real Janus versions.
+
+janus_gdb/janus/janusdb.py names Janus's objects, locks and threads from
+struct, field, global and function names (Janus 1.1.2 and 1.4.1).  A new
+Janus that renames a field, moves a table or adds a lock must fail a test
+here, not silently lose a name.  A batch gdb reads the DWARF of each build
+(scripts/build-janus JANUS_VERSION=...: Debian bookworm's 1.1.2, sid's
+1.4.1) for the core (bin/janus), the VideoRoom, AudioBridge and Streaming
+plugins and the HTTP transport:
+
+- every struct, identifying field, link, global table, table field, enum
+  value, thread entry function and its object variable janusdb uses exists,
+  with the type janusdb expects, in each version;
+- every thread the sources of these modules start has a role;
+- the locks (lock-typed struct fields and global lock variables of Janus's
+  own janus_* structs and files) differ between the versions by exactly
+  LOCK_CHANGES: a new lock, a renamed or removed one, shows up as a failure
+  listing it (then janusdb and docs/platforms.md "Janus versions" follow).
+
+The other plugins and transports (TextRoom, SIP, ...) are checked on 1.1.2
+by their own test.  Each version's tests skip (with the reason) when its
+build is missing: tests/run.sh builds both.
+"""
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+import gdbrun
+import janusd
+
+import sys
+sys.path.insert(0, gdbrun.ROOT)
+from janus_gdb.janus import janusdb  # noqa: E402  (pure tables, no gdb)
+
+# module -> its file in a build's prefix
+MODULES = {
+    "core": "bin/janus",
+    "videoroom": "lib/janus/plugins/libjanus_videoroom.so",
+    "audiobridge": "lib/janus/plugins/libjanus_audiobridge.so",
+    "streaming": "lib/janus/plugins/libjanus_streaming.so",
+    "http": "lib/janus/transports/libjanus_http.so",
+}
+# module -> its source files (under PREFIX.src/src) whose threads need a role
+MODULE_SOURCES = {
+    "core": "*.c",
+    "videoroom": "plugins/janus_videoroom.c",
+    "audiobridge": "plugins/janus_audiobridge.c",
+    "streaming": "plugins/janus_streaming.c",
+    "http": "transports/janus_http.c",
+}
+# janusdb's tables name files; the file's module
+FILE_MODULES = {"janus.c": "core", "janus_videoroom.c": "videoroom",
+                "janus_audiobridge.c": "audiobridge", "janus_streaming.c": "streaming"}
+# janusdb's (None, var) global tables: the module whose var it is
+ANY_FILE_TABLES = {"rooms": "janus_videoroom.c", "mountpoints": "janus_streaming.c"}
+
+# Thread entry functions of janusdb.ENTRY_ROLES that only one version has.
+ENTRY_VERSIONS = {
+    # the RTP forwarders' RTCP loop: VideoRoom's own in 1.1.2, the core's (rtpfwd.c) later
+    "janus_videoroom_rtp_forwarder_rtcp_thread": ("1.1.2",),
+    "janus_rtp_forwarder_rtcp_thread": ("1.4.1",),
+    # VideoRoom helper threads (room "threads" setting), 1.2+
+    "janus_videoroom_helper_thread": ("1.4.1",),
+}
+
+# janusdb.OBJECT_TYPES structs that only one version has.
+STRUCT_VERSIONS = {
+    "janus_videoroom_helper": ("1.4.1",),
+}
+
+# The lock changes from 1.1.2 to 1.4.1 in these modules ("+": only in 1.4.1,
+# "-": only in 1.1.2): module, struct.field or file:variable, lock type.
+# Read from the DWARF by test_lock_changes_between_versions; each is named by
+# janus-gdb on both versions (lock fields are found from the types).
+LOCK_CHANGES = set([
+    # VideoRoom: a publisher's own mutex; helper threads (new object
+    # janus_videoroom_helper, named "VideoRoom helper #N of room R")
+    ("+", "videoroom", "janus_videoroom_publisher.mutex", "janus_mutex"),
+    ("+", "videoroom", "janus_videoroom_helper.mutex", "janus_mutex"),
+    # AudioBridge: a participant's suspend/resume wait
+    ("+", "audiobridge", "janus_audiobridge_participant.suspend_cond_mutex", "janus_mutex"),
+    ("+", "audiobridge", "janus_audiobridge_participant.suspend_cond", "GCond"),
+    # the core: RTP forwarders moved to rtpfwd.c with a global lock of their own
+    ("+", "core", "rtpfwd.c:rtpfwds_mutex", "janus_mutex"),
+    # the core: log.c's buffer list under GMutex lock / GCond cond became a
+    # GAsyncQueue (the log thread now idles in g_async_queue_pop)
+    ("-", "core", "log.c:lock", "GMutex"),
+    ("-", "core", "log.c:cond", "GCond"),
+])
+
+LOCK_TYPES = ("janus_mutex", "GMutex", "GRecMutex", "GRWLock", "pthread_mutex_t",
+              "pthread_rwlock_t", "pthread_spinlock_t", "janus_condition", "GCond",
+              "pthread_cond_t")
+
+# Runs inside gdb (its Python); the file to read is gdb's executable.
+DUMP_SCRIPT = r'''
+import json
+import os
+
+import gdb
+
+LOCK_TYPES = %(lock_types)r
+
+
+def fields_of(t, out, depth=0):
+    for f in t.strip_typedefs().fields():
+        if not f.name:
+            if depth < 4:
+                fields_of(f.type, out, depth + 1)   # anonymous union or struct
+            continue
+        out[f.name] = str(f.type)
+
+
+def struct_names():
+    text = gdb.execute("info types -q ^janus_", to_string=True)
+    names = set()
+    for line in text.splitlines():
+        parts = line.strip().split(":", 1)
+        decl = parts[-1].strip()
+        if decl.startswith("struct ") and decl.endswith(";") and "{" not in decl:
+            names.add(decl[7:-1].strip())
+    return sorted(names)
+
+
+def main():
+    with open(os.environ["JGDB_SPEC"]) as f:
+        spec = json.load(f)
+    res = {"structs": {}, "globals": {}, "functions": {}, "enums": {}, "global_locks": {}}
+    for name in sorted(set(spec["structs"]) | set(struct_names())):
+        try:
+            t = gdb.lookup_type("struct " + name)
+            out = {}
+            fields_of(t, out)
+        except gdb.error:
+            out = None
+        res["structs"][name] = out
+    for filename, var in spec["globals"]:
+        syms = []
+        if hasattr(gdb, "lookup_static_symbols"):
+            syms = list(gdb.lookup_static_symbols(var))
+        g = gdb.lookup_global_symbol(var)
+        if g is not None:
+            syms.append(g)
+        found = None
+        for s in syms:
+            if (s.is_variable and s.symtab is not None
+                    and os.path.basename(s.symtab.filename) == filename):
+                found = str(s.type)
+        res["globals"]["%%s:%%s" %% (filename, var)] = found
+    for fn in spec["functions"]:
+        s = gdb.lookup_global_symbol(fn) or gdb.lookup_static_symbol(fn)
+        if s is None or not s.is_function:
+            res["functions"][fn] = None
+            continue
+        text = gdb.execute("info scope %%s" %% fn, to_string=True)
+        res["functions"][fn] = [l.split()[1] for l in text.splitlines()
+                                if l.strip().startswith("Symbol ")]
+    for name in spec["enums"]:
+        try:
+            res["enums"][name] = int(gdb.parse_and_eval("(long) %%s" %% name))
+        except gdb.error:
+            res["enums"][name] = None
+    for typ in LOCK_TYPES:
+        text = gdb.execute("info variables -q -t ^%%s$" %% typ, to_string=True)
+        cur = None
+        for line in text.splitlines():
+            if line.startswith("File "):
+                cur = os.path.basename(line[5:].strip().rstrip(":"))
+            elif cur and ":" in line and line.strip().endswith(";"):
+                decl = line.split(":", 1)[1].strip().rstrip(";").split()
+                if decl and decl[-1].isidentifier():
+                    res["global_locks"]["%%s:%%s" %% (cur, decl[-1])] = typ
+    print("JGDB-JSON " + json.dumps(res, sort_keys=True))
+
+
+main()
+''' % {"lock_types": LOCK_TYPES}
+
+# enum constant -> value janusdb expects: PARTICIPANT_TYPES {1:
+# janus_videoroom_subscriber, ...} means janus_videoroom_p_type_subscriber == 1,
+# STREAMING_SOURCES {2: janus_streaming_rtp_source}: janus_streaming_source_rtp == 2
+ENUMS = {
+    "videoroom": dict(("janus_videoroom_p_type_" + v.split("_")[-1], k)
+                      for k, v in janusdb.PARTICIPANT_TYPES.items()),
+    "streaming": dict(("janus_streaming_source_" + v.split("_")[2], k)
+                      for k, v in janusdb.STREAMING_SOURCES.items()),
+}
+
+
+def struct_module(name):
+    for prefix in ("janus_videoroom", "janus_audiobridge", "janus_streaming"):
+        if name.startswith(prefix):
+            return prefix[len("janus_"):]
+    return "core"
+
+
+def function_module(fn):
+    for module in ("videoroom", "audiobridge", "streaming", "http"):
+        if fn.startswith("janus_%s_" % module):
+            return module
+    return "core"
+
+
+def spec_of(module):
+    """What janusdb uses in MODULE: {structs, globals, functions, enums}."""
+    structs = sorted(s for s in janusdb.OBJECT_TYPES if struct_module(s) == module)
+    globals_ = []
+    for (filename, var) in janusdb.GLOBAL_TABLES:
+        filename = filename or ANY_FILE_TABLES[var]
+        if FILE_MODULES[filename] == module:
+            globals_.append([filename, var])
+    functions = sorted(set(fn for fn in list(janusdb.ENTRY_ROLES) + list(janusdb.THREAD_OBJECTS)
+                           if function_module(fn) == module and fn != "main"))
+    return {"structs": structs, "globals": sorted(globals_), "functions": functions,
+            "enums": sorted(ENUMS.get(module, {}))}
+
+
+def dump(path, spec, workdir, timeout=300):
+    """The DWARF facts of the ELF file PATH (DUMP_SCRIPT's JSON)."""
+    script = os.path.join(workdir, "dump-dwarf.py")
+    with open(script, "w") as f:
+        f.write(DUMP_SCRIPT)
+    spec_path = os.path.join(workdir, "spec-%s.json" % os.path.basename(path))
+    with open(spec_path, "w") as f:
+        json.dump(spec, f)
+    env = dict(os.environ, JGDB_SPEC=spec_path, DEBUGINFOD_URLS="")
+    out = subprocess.run(["gdb", "-nx", "-batch", path, "-x", script], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True, env=env,
+                         timeout=timeout).stdout
+    m = re.search(r"^JGDB-JSON (.*)$", out, re.M)
+    assert m, "gdb did not read %s:\n%s" % (path, out[-3000:])
+    return json.loads(m.group(1))
+
+
+_DUMPS = {}
+
+
+def version_dump(version, tmp_path_factory):
+    """{module: dump} of the VERSION build, or pytest.skip with the reason."""
+    if version not in _DUMPS:
+        prefix, problem = janusd.usable_prefix(("gdb",), need_pexpect=False, version=version)
+        if problem:
+            _DUMPS[version] = (None, problem)
+        else:
+            workdir = str(tmp_path_factory.mktemp("dwarf-%s" % version))
+            _DUMPS[version] = (dict((m, dump(os.path.join(prefix, p), spec_of(m), workdir))
+                                    for m, p in sorted(MODULES.items())), prefix)
+    d, extra = _DUMPS[version]
+    if d is None:
+        pytest.skip(extra)
+    return d, extra
+
+
+@pytest.fixture(scope="module", params=janusd.VERSIONS)
+def dwarf(request, tmp_path_factory):
+    """(version, {module: DWARF facts}, prefix) of each Janus version in turn."""
+    d, prefix = version_dump(request.param, tmp_path_factory)
+    return request.param, d, prefix
+
+
+def bare(type_text):
+    """``janus_videoroom`` from ``struct janus_videoroom *`` (None: not a pointer)."""
+    t = type_text.replace("volatile ", "").replace("const ", "").strip()
+    if t == "gpointer":
+        return t
+    if not t.endswith("*"):
+        return None
+    t = t[:-1].strip()
+    return t[len("struct "):] if t.startswith("struct ") else t
+
+
+VOID_POINTERS = ("void", "gpointer")
+
+
+def test_object_types_match_dwarf(dwarf):
+    """OBJECT_TYPES: each struct, its identifying fields (strings are
+    char pointers) and its links (pointers to the linked struct, or void
+    pointers the code casts) exist in this version."""
+    version, d, _prefix = dwarf
+    problems = []
+    for name, spec in sorted(janusdb.OBJECT_TYPES.items()):
+        fields = d[struct_module(name)]["structs"].get(name)
+        expected = version in STRUCT_VERSIONS.get(name, janusd.VERSIONS)
+        if (fields is not None) != expected:
+            problems.append("struct %s: %s" % (name, "present" if fields else "missing"))
+        if fields is None:
+            continue
+        for fid in spec["ids"]:
+            field = fid.lstrip("*")
+            if field not in fields:
+                problems.append("%s.%s (id): missing" % (name, field))
+            elif fid.startswith("*") and bare(fields[field]) not in ("char", "gchar"):
+                problems.append("%s.%s (string id): is %s" % (name, field, fields[field]))
+        for field, target in sorted(spec["links"].items()):
+            if field not in fields:
+                problems.append("%s.%s (link): missing" % (name, field))
+                continue
+            pointee = bare(fields[field])
+            if pointee is None or (target is not None and pointee not in VOID_POINTERS
+                                   and pointee != target):
+                problems.append("%s.%s (link to %s): is %s" % (name, field, target,
+                                                               fields[field]))
+        if "parent" in spec:
+            pstruct, pfield = spec["parent"]
+            pfields = d[struct_module(pstruct)]["structs"].get(pstruct) or {}
+            if pfield not in pfields:
+                problems.append("%s (parent %s.%s): missing" % (name, pstruct, pfield))
+    assert not problems, "Janus %s: %s" % (version, problems)
+
+
+def test_tables_match_dwarf(dwarf):
+    """GLOBAL_TABLES, TABLE_FIELDS and TABLE_BACK_LINKS: the hash tables
+    janus-locks walks are GHashTable pointers, their values point back."""
+    version, d, _prefix = dwarf
+    problems = []
+    for (filename, var) in sorted(janusdb.GLOBAL_TABLES, key=str):
+        filename = filename or ANY_FILE_TABLES[var]
+        got = d[FILE_MODULES[filename]]["globals"].get("%s:%s" % (filename, var))
+        if got != "GHashTable *":
+            problems.append("%s: %s is %s" % (filename, var, got))
+    for owner, tables in sorted(janusdb.TABLE_FIELDS.items()):
+        fields = d[struct_module(owner)]["structs"].get(owner) or {}
+        for field, value in sorted(tables.items()):
+            if fields.get(field) != "GHashTable *":
+                problems.append("%s.%s is %s" % (owner, field, fields.get(field)))
+            back = janusdb.TABLE_BACK_LINKS.get((owner, field))
+            if back:
+                vfields = d[struct_module(value)]["structs"].get(value) or {}
+                if back not in vfields or bare(vfields[back]) not in (owner,) + VOID_POINTERS:
+                    problems.append("%s.%s (back link to %s) is %s" % (
+                        value, back, owner, vfields.get(back)))
+    assert not problems, "Janus %s: %s" % (version, problems)
+
+
+def test_enum_values_match_dwarf(dwarf):
+    """PARTICIPANT_TYPES and STREAMING_SOURCES: the enum values janusdb
+    maps to structs are the ones the plugins compile."""
+    version, d, _prefix = dwarf
+    for module, consts in sorted(ENUMS.items()):
+        assert consts, module
+        for const, value in sorted(consts.items()):
+            assert d[module]["enums"].get(const) == value, (version, const, value,
+                                                            d[module]["enums"])
+
+
+def test_thread_functions_match_dwarf(dwarf):
+    """ENTRY_ROLES and THREAD_OBJECTS: every entry function exists in this
+    version (or is listed in ENTRY_VERSIONS as another version's); the
+    variable that holds a thread's object is one of its locals or arguments."""
+    version, d, _prefix = dwarf
+    problems = []
+    for fn in sorted(set(janusdb.ENTRY_ROLES) | set(janusdb.THREAD_OBJECTS)):
+        if fn == "main":
+            continue
+        scope = d[function_module(fn)]["functions"].get(fn)
+        expected = version in ENTRY_VERSIONS.get(fn, janusd.VERSIONS)
+        if (scope is not None) != expected:
+            problems.append("%s: %s in %s" % (fn, "present" if scope is not None else "missing",
+                                              function_module(fn)))
+        if fn in janusdb.THREAD_OBJECTS and scope is not None:
+            struct, names, link = janusdb.THREAD_OBJECTS[fn]
+            if not set(names) & set(scope):
+                problems.append("%s: none of %s among %s" % (fn, names, scope))
+            if link and link not in (d[struct_module(struct)]["structs"].get(struct) or {}):
+                problems.append("%s: %s.%s missing" % (fn, struct, link))
+    assert not problems, "Janus %s: %s" % (version, problems)
+
+
+THREAD_START = re.compile(r"g_thread_(?:try_)?new\s*\([^;]*?,\s*&?\s*([A-Za-z_]\w*)\s*,", re.S)
+
+
+def test_every_thread_has_a_role(dwarf):
+    """Every thread entry the sources of these modules start
+    (g_thread_new/g_thread_try_new) has a role in ENTRY_ROLES."""
+    import glob
+    version, _d, prefix = dwarf
+    src = os.path.join(prefix + ".src", "src")
+    entries = {}
+    for module, pattern in sorted(MODULE_SOURCES.items()):
+        for path in sorted(glob.glob(os.path.join(src, pattern))):
+            with open(path, errors="replace") as f:
+                for fn in THREAD_START.findall(f.read()):
+                    entries[fn] = os.path.relpath(path, src)
+    assert len(entries) >= 15, entries
+    lacking = sorted("%s (%s)" % (fn, where) for fn, where in entries.items()
+                     if fn not in janusdb.ENTRY_ROLES)
+    assert not lacking, "Janus %s threads without a role: %s" % (version, lacking)
+
+
+def lock_inventory(d):
+    """{(module, "struct.field" or "file:var"): lock type} of a version's dump:
+    lock-typed fields of Janus's janus_* structs and global lock variables."""
+    out = {}
+    for module, facts in d.items():
+        for name, fields in facts["structs"].items():
+            for field, typ in (fields or {}).items():
+                if typ in LOCK_TYPES:
+                    out[(module, "%s.%s" % (name, field))] = typ
+        for key, typ in facts["global_locks"].items():
+            out[(module, key)] = typ
+    return out
+
+
+def test_lock_changes_between_versions(tmp_path_factory):
+    """The locks of 1.1.2 and 1.4.1 differ by exactly LOCK_CHANGES."""
+    old, _p = version_dump("1.1.2", tmp_path_factory)
+    new, _p = version_dump("1.4.1", tmp_path_factory)
+    a, b = lock_inventory(old), lock_inventory(new)
+    # the inventory found the locks janus-gdb's own tests rely on, in both
+    for inv in (a, b):
+        for key in (("core", "janus.c:sessions_mutex"), ("videoroom", "janus_videoroom.c:rooms_mutex"),
+                    ("audiobridge", "janus_audiobridge.c:rooms_mutex"),
+                    ("streaming", "janus_streaming.c:mountpoints_mutex"),
+                    ("core", "janus_ice_handle.mutex"), ("videoroom", "janus_videoroom.mutex"),
+                    ("audiobridge", "janus_audiobridge_participant.qmutex")):
+            assert key in inv, (key, sorted(inv))
+    changes = set()
+    for key in set(a) | set(b):
+        if key not in b:
+            changes.add(("-",) + key + (a[key],))
+        elif key not in a:
+            changes.add(("+",) + key + (b[key],))
+        elif a[key] != b[key]:
+            changes.add(("-",) + key + (a[key],))
+            changes.add(("+",) + key + (b[key],))
+    print("locks: 1.1.2 %d, 1.4.1 %d; changes: %s" % (len(a), len(b), sorted(changes)))
+    assert changes - LOCK_CHANGES == set(), "undocumented lock changes: %s" % sorted(
+        changes - LOCK_CHANGES)
+    assert LOCK_CHANGES - changes == set(), "documented changes not seen: %s" % sorted(
+        LOCK_CHANGES - changes)
