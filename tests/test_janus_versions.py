@@ -432,3 +432,54 @@ def test_lock_changes_between_versions(tmp_path_factory):
         changes - LOCK_CHANGES)
     assert LOCK_CHANGES - changes == set(), "documented changes not seen: %s" % sorted(
         LOCK_CHANGES - changes)
+
+
+# --- what 1.4.1 adds, named on a running Janus ------------------------------------------
+
+def test_videoroom_helper_label():
+    room = ("janus_videoroom", {"room_id": 1234, "room_name": "demo"}, {})
+    assert janusdb.label("janus_videoroom_helper", {"id": 2}, {"room": room}) == (
+        'VideoRoom helper #2 of room 1234 "demo"')
+    assert janusdb.label("janus_videoroom_helper", {"id": None}, {}) == "VideoRoom helper #?"
+    assert janusdb.object_name("janus_videoroom_helper", "mutex", "VideoRoom helper #2",
+                               0x10) == "helper->mutex of VideoRoom helper #2"
+    assert janusdb.role_of(None, "vhelp 2-1234") == "videoroom helper"
+    assert janusdb.role_of(None, "rtcpfwd") == "rtcp forwarder"
+
+
+def test_videoroom_helper_threads_live(tmp_path_factory):
+    """Janus 1.4.1: a room created with "threads": 2 runs two VideoRoom
+    helper threads; janus-waitgraph (live) gives each its role and names it
+    by its helper and room, as the thread names Janus gave them say."""
+    prefix, problem = janusd.usable_prefix(("gdb",), need_pexpect=False, version="1.4.1")
+    if problem:
+        pytest.skip(problem)
+    j = janusd.JanusServer(prefix, str(tmp_path_factory.mktemp("janus-helpers")))
+    j.start()
+    try:
+        s = j.create_session()
+        h = j.attach(s)
+        room = 777001
+        resp = j.message(s, h, {"request": "create", "room": room, "description": "helped",
+                                "threads": 2})
+        assert resp["plugindata"]["data"].get("videoroom") == "created", resp
+        # ground truth: Janus names them "vhelp <helper id>-<room>"
+        truth = janusd.wait_until(lambda: dict(
+            (lwp, n) for lwp, n in j.thread_names().items() if n.startswith("vhelp ")), 10)
+        assert len(truth) == 2, j.thread_names()
+        out = gdbrun.gdb(["janus-waitgraph --format json"], pid=j.pid)
+        assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
+        data = gdbrun.extract_json(out.stdout)
+        assert j.info()["janus"] == "server_info"
+        by_lwp = dict((t["lwp"], t) for t in data["threads"])
+        for lwp, name in sorted(truth.items()):
+            helper_id = re.match(r"^vhelp (\d+)-%d$" % room, name).group(1)
+            t = by_lwp[lwp]
+            assert t["entry"] == "janus_videoroom_helper_thread", t
+            assert t["role"] == "videoroom helper", t
+            assert t["role_detail"] == 'VideoRoom helper #%s of room %d "helped"' % (
+                helper_id, room), t
+        rtcp = [t for t in data["threads"] if t.get("entry") == "janus_rtp_forwarder_rtcp_thread"]
+        assert [t["role"] for t in rtcp] == ["rtcp forwarder"], rtcp
+    finally:
+        j.stop()
