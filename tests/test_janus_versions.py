@@ -483,3 +483,39 @@ def test_videoroom_helper_threads_live(tmp_path_factory):
         assert [t["role"] for t in rtcp] == ["rtcp forwarder"], rtcp
     finally:
         j.stop()
+
+
+def test_msid_leak_fixed_in_newer(tmp_path_factory):
+    """Janus 1.4.1: the NoSIP "Invalid msid" answer that leaks handle->mutex
+    in 1.1.2 (test_janus_real.py d) is rejected with the lock released
+    (fixed upstream in 1.3.1): the handle's next request is served, and
+    janus-locks on a core finds no lock held, leaked or otherwise."""
+    prefix, problem = janusd.usable_prefix(("gdb",), need_pexpect=False, version="1.4.1")
+    if problem:
+        pytest.skip(problem)
+    if not janusd.has_nosip(prefix):
+        pytest.skip(janusd.LEAK_SKIP_REASON)
+    workdir = str(tmp_path_factory.mktemp("janus-msid"))
+    j = janusd.JanusServer(prefix, workdir, nosip=True)
+    j.start()
+    core = os.path.join(workdir, "core.msid")
+    try:
+        s = j.create_session()
+        h = j.attach(s, "janus.plugin.nosip")
+        addrs = janusd.handle_mutex_addresses(j)
+        assert h in addrs, (h, addrs)
+        assert janusd.trigger_handle_mutex_leak(j, s, h), j.log_tail()
+        # the same handle's trickle needs handle->mutex: answered, nobody waits
+        assert j.trickle(s, h, {"completed": True}, timeout=10)["janus"] == "ack"
+        assert not j.futex_waiters(addrs[h])
+        janusd.gcore_all_stop(j, core)
+        out = gdbrun.gdb(["janus-locks --format json"], exe=j.exe, core=core)
+        assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
+        data = gdbrun.extract_json(out.stdout)
+        assert [l["address"] for l in data["locks"]] == [], data["locks"]
+        text = gdbrun.gdb(["janus-locks"], exe=j.exe, core=core).stdout
+        assert "leaked" not in text, text
+    finally:
+        j.stop()
+        if os.path.exists(core):
+            os.unlink(core)
