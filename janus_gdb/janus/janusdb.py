@@ -127,7 +127,7 @@ ENTRY_ROLES = {
     "janus_videoroom_handler": "videoroom handler",
     "janus_videoroom_rtp_forwarder_rtcp_thread": "videoroom rtcp forwarder",
     # 1.2+: the RTP forwarders' RTCP loop moved to the core (rtpfwd.c), and
-    # VideoRoom publishers may have helper threads (room "threads" setting)
+    # VideoRoom rooms may run helper threads (room setting "threads")
     "janus_rtp_forwarder_rtcp_thread": "rtcp forwarder",
     "janus_videoroom_helper_thread": "videoroom helper",
     "janus_videoroom_remote_publisher_thread": "videoroom remote publisher",
