@@ -60,10 +60,10 @@ ANY_FILE_TABLES = {"rooms": "janus_videoroom.c", "mountpoints": "janus_streaming
 
 # Thread entry functions of janusdb.ENTRY_ROLES that only one version has.
 ENTRY_VERSIONS = {
-    # the RTP forwarders' RTCP loop: VideoRoom's own in 1.1.2, the core's (rtpfwd.c) later
+    # the RTP forwarders' RTCP loop: VideoRoom's own in 1.1.2, the core's (rtpfwd.c) since 1.1.4
     "janus_videoroom_rtp_forwarder_rtcp_thread": ("1.1.2",),
     "janus_rtp_forwarder_rtcp_thread": ("1.4.1",),
-    # VideoRoom helper threads (room "threads" setting), 1.2+
+    # VideoRoom helper threads (room "threads" setting), since 1.2.3
     "janus_videoroom_helper_thread": ("1.4.1",),
 }
 

@@ -45,7 +45,7 @@ OBJECT_TYPES = {
         "var": "ps", "ids": ("mindex", "*mid"),
         "links": {"publisher": "janus_videoroom_publisher"},
     },
-    # 1.2+: a VideoRoom room's helper threads (room setting "threads")
+    # 1.2.3+: a VideoRoom room's helper threads (room setting "threads")
     "janus_videoroom_helper": {
         "var": "helper", "ids": ("id",), "links": {"room": "janus_videoroom"},
     },
@@ -126,8 +126,8 @@ ENTRY_ROLES = {
     "janus_sessions_watchdog": "session watchdog",
     "janus_videoroom_handler": "videoroom handler",
     "janus_videoroom_rtp_forwarder_rtcp_thread": "videoroom rtcp forwarder",
-    # 1.2+: the RTP forwarders' RTCP loop moved to the core (rtpfwd.c), and
-    # VideoRoom rooms may run helper threads (room setting "threads")
+    # the RTP forwarders' RTCP loop moved to the core (rtpfwd.c, 1.1.4), and
+    # VideoRoom rooms may run helper threads (room setting "threads", 1.2.3)
     "janus_rtp_forwarder_rtcp_thread": "rtcp forwarder",
     "janus_videoroom_helper_thread": "videoroom helper",
     "janus_videoroom_remote_publisher_thread": "videoroom remote publisher",
