@@ -12,10 +12,13 @@ plugins and the HTTP transport:
   value, thread entry function and its object variable janusdb uses exists,
   with the type janusdb expects, in each version;
 - every thread the sources of these modules start has a role;
+- on 1.4.1, what it adds is named on a running Janus or its core: VideoRoom
+  helper threads, a publisher's own mutex (held by a frozen "kick"); and
+  1.1.2's NoSIP msid leak is gone (no lock claimed);
 - the locks (lock-typed struct fields and global lock variables of Janus's
   own janus_* structs and files) differ between the versions by exactly
   LOCK_CHANGES: a new lock, a renamed or removed one, shows up as a failure
-  listing it (then janusdb and docs/platforms.md "Janus versions" follow).
+  listing it (then janusdb and docs/portability.md "Janus versions" follow).
 
 The other plugins and transports (TextRoom, SIP, ...) are checked on 1.1.2
 by their own test.  Each version's tests skip (with the reason) when its
@@ -26,6 +29,7 @@ import json
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -546,3 +550,121 @@ def test_msid_leak_fixed_in_newer(tmp_path_factory):
         j.stop()
         if os.path.exists(core):
             os.unlink(core)
+
+
+def kick_lock_line(source):
+    """(function, line of janus_mutex_lock(&participant->mutex) in the VideoRoom
+    function that removes a leaving publisher: a lock 1.1.2 does not have)."""
+    func = "janus_videoroom_leave_or_unpublish"
+    with open(source, errors="replace") as f:
+        lines = f.read().split("\n")
+    start = [i for i, l in enumerate(lines) if l.startswith("static void %s(" % func)]
+    assert start, "%s not in %s" % (func, source)
+    for i in range(start[0], min(start[0] + 120, len(lines))):
+        if "janus_mutex_lock(&participant->mutex)" in lines[i]:
+            return func, i + 1
+    raise AssertionError("no janus_mutex_lock(&participant->mutex) in %s" % func)
+
+
+class KickStall(object):
+    """Janus 1.4.1: a "kick" of publisher "alice" frozen (non-stop gdb
+    breakpoint) right after janus_videoroom_leave_or_unpublish locked the
+    publisher's own mutex, with room->mutex held; N "listparticipants"
+    requests of the same room pile up on room->mutex; then a core.  The
+    ground truth is what gdb and /proc showed."""
+
+    def __init__(self, j, workdir, n_waiters=3, timeout=60):
+        src = os.path.join(j.srcdir, "src", "plugins", "janus_videoroom.c")
+        self.function, self.lock_line = kick_lock_line(src)
+        self.room = 777002
+        s = j.create_session()
+        h0 = j.attach(s)
+        h1 = j.attach(s)
+        others = [j.attach(s) for _ in range(n_waiters)]
+        j.create_room(s, h0, self.room, "kickme")
+        self.publisher = j.join_publisher(s, h1, self.room, "alice")["id"]
+        self.core = os.path.join(workdir, "core.kick")
+        gdb = janusd.GdbSession(self.core + ".gdb.log")
+        bg = janusd.Background()
+        try:
+            for c in ("set pagination off", "set width 0", "set confirm off",
+                      "set non-stop on"):
+                gdb.cmd(c)
+            out = gdb.cmd("attach %d" % j.pid, timeout=timeout)
+            assert "not permitted" not in out, out
+            out = gdb.cmd("break janus_videoroom.c:%d" % (self.lock_line + 1))
+            assert "Breakpoint 1 at" in out, out
+            gdb.cmd("continue -a &")
+            bg.run(j.message, s, h0, {"request": "kick", "room": self.room,
+                                      "id": self.publisher}, timeout=timeout + 60)
+            m = gdb.expect(r'Thread (\d+) "[^"]*" hit Breakpoint 1(?:\.\d+)?, '
+                           r'(\w+) [^\r\n]*?janus_videoroom\.c:(\d+)', timeout=timeout)
+            thread, self.bp_function = int(m.group(1)), m.group(2)
+            gdb.cmd("thread %d" % thread)
+            self.frozen_lwp = int(re.search(r"\(LWP (\d+)\)", gdb.cmd("thread")).group(1))
+            self.participant_mutex = self._address(gdb, "&participant->mutex")
+            self.room_mutex = self._address(gdb, "&participant->room->mutex")
+            for h in others:
+                bg.run(j.message, s, h, {"request": "listparticipants", "room": self.room},
+                       timeout=timeout + 60)
+            janusd.wait_until(lambda: len(j.futex_waiters(self.room_mutex)) >= n_waiters,
+                              timeout)
+            time.sleep(0.3)
+            self.waiters = j.futex_waiters(self.room_mutex)
+            assert len(self.waiters) == n_waiters, self.waiters
+            assert not j.futex_waiters(self.participant_mutex)
+            gdb.cmd("interrupt -a")
+            assert janusd.wait_until(lambda: "(running)" not in gdb.cmd("info threads"), 30,
+                                     step=0.2)
+            gdb.cmd("gcore %s" % self.core, timeout=180)
+            assert os.path.exists(self.core), "gcore failed"
+            gdb.cmd("delete")
+            gdb.cmd("detach")
+        finally:
+            gdb.close()
+
+    @staticmethod
+    def _address(gdb, expr):
+        out = gdb.cmd("print %s" % expr)
+        m = re.search(r"\$\d+ = \([^)]*\) (0x[0-9a-f]+)", out)
+        assert m, (expr, out)
+        return int(m.group(1), 16)
+
+
+def test_publisher_mutex_named_on_newer(tmp_path_factory):
+    """Janus 1.4.1's new VideoRoom lock, found and named by its object on a
+    real core: a kick frozen holding the publisher's own mutex (which 1.1.2
+    does not have) and its room's mutex, requests piled up on the room."""
+    prefix, problem = janusd.usable_prefix(("gdb",), version="1.4.1")
+    if problem:
+        pytest.skip(problem)
+    workdir = str(tmp_path_factory.mktemp("janus-kick"))
+    j = janusd.JanusServer(prefix, workdir)
+    j.start()
+    try:
+        k = KickStall(j, workdir)
+    finally:
+        j.stop()
+    try:
+        assert k.bp_function == k.function
+        out = gdbrun.gdb(["janus-waitgraph --format json"], exe=j.exe, core=k.core)
+        assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
+        r = gdbrun.Result(gdbrun.extract_json(out.stdout))
+        assert r.data["verdict"].startswith("No deadlock found"), r.data["verdict"]
+        room = r.locks[k.room_mutex]
+        assert room["name"] == 'room->mutex of room %d "kickme"' % k.room, room
+        assert r.waiter_lwps(k.room_mutex) == k.waiters
+        assert room["owner"]["lwp"] == k.frozen_lwp, room["owner"]
+        assert k.participant_mutex in r.locks, [hex(a) for a in r.locks]
+        pub = r.locks[k.participant_mutex]
+        assert pub["name"] == 'participant->mutex of publisher %d "alice" in room %d' % (
+            k.publisher, k.room), pub
+        owner = pub["owner"]
+        assert owner["lwp"] == k.frozen_lwp and owner["evidence"] == "inferred", owner
+        assert "locked at janus_videoroom.c:%d" % k.lock_line in owner["detail"], owner
+        assert not pub.get("leaked") and pub["waiters"] == [], pub
+        text = gdbrun.gdb(["janus-locks"], exe=j.exe, core=k.core).stdout
+        assert 'participant->mutex of publisher %d "alice"' % k.publisher in text, text
+    finally:
+        if os.path.exists(k.core):
+            os.unlink(k.core)
