@@ -202,8 +202,11 @@ OTHER_MODULES = ("textroom", "sip", "nosip", "echotest", "videocall", "recordpla
 
 
 def struct_module(name):
-    """The module of janusdb's struct NAME here, None for the other plugins'."""
-    for module in ("videoroom", "audiobridge", "streaming") + OTHER_MODULES:
+    """The module of janusdb's struct NAME here, None for the other plugins'
+    (and for structs not named janus_*, like SIP's sofia types)."""
+    if not name.startswith("janus_"):
+        return None
+    for module in ("videoroom", "audiobridge", "streaming", "http") + OTHER_MODULES:
         if name.startswith("janus_%s_" % module) or name == "janus_%s" % module:
             return None if module in OTHER_MODULES else module
     return "core"
