@@ -1,7 +1,9 @@
 """What janus-gdb knows about Janus: its objects, their locks, its threads.
 
-Pure tables and formatting, no gdb.  Checked against Janus 1.1.x-1.3.x
-(src/ice.h, src/janus.h, src/plugins/plugin.h, src/plugins/janus_videoroom.c).
+Pure tables and formatting, no gdb.  Checked against Janus 1.1.2 and 1.4.1
+(src/ice.h, src/janus.h, src/plugins/plugin.h, the VideoRoom, AudioBridge and
+Streaming plugins): tests/test_janus_versions.py compares these tables with
+the DWARF of both builds.
 """
 
 import re
@@ -42,6 +44,10 @@ OBJECT_TYPES = {
     "janus_videoroom_publisher_stream": {
         "var": "ps", "ids": ("mindex", "*mid"),
         "links": {"publisher": "janus_videoroom_publisher"},
+    },
+    # 1.2.3+: a VideoRoom room's helper threads (room setting "threads")
+    "janus_videoroom_helper": {
+        "var": "helper", "ids": ("id",), "links": {"room": "janus_videoroom"},
     },
     "janus_streaming_mountpoint": {
         "var": "mountpoint", "ids": ("id", "*id_str", "*name", "streaming_source"),
@@ -120,6 +126,10 @@ ENTRY_ROLES = {
     "janus_sessions_watchdog": "session watchdog",
     "janus_videoroom_handler": "videoroom handler",
     "janus_videoroom_rtp_forwarder_rtcp_thread": "videoroom rtcp forwarder",
+    # the RTP forwarders' RTCP loop moved to the core (rtpfwd.c, 1.1.4), and
+    # VideoRoom rooms may run helper threads (room setting "threads", 1.2.3)
+    "janus_rtp_forwarder_rtcp_thread": "rtcp forwarder",
+    "janus_videoroom_helper_thread": "videoroom helper",
     "janus_videoroom_remote_publisher_thread": "videoroom remote publisher",
     "janus_log_thread": "log",
     "janus_events_thread": "events",
@@ -153,6 +163,7 @@ THREAD_OBJECTS = {
     "janus_streaming_ondemand_thread": ("janus_streaming_session", ("session", "data"),
                                         "mountpoint"),
     "janus_streaming_helper_thread": ("janus_streaming_helper", ("helper", "data"), None),
+    "janus_videoroom_helper_thread": ("janus_videoroom_helper", ("helper", "data"), None),
 }
 
 # Thread names Janus and glib give (live processes only) -> role.  Not the
@@ -166,6 +177,8 @@ NAME_ROLES = (
     (re.compile(r"^pool-"), "request worker"),
     (re.compile(r"^videoroom handler"), "videoroom handler"),
     (re.compile(r"^videoroom rtcpfw"), "videoroom rtcp forwarder"),
+    (re.compile(r"^rtcpfwd$"), "rtcp forwarder"),
+    (re.compile(r"^vhelp \d"), "videoroom helper"),
     # 16+ characters: unset before glib 2.86, cut to 15 after
     (re.compile(r"^audiobridge han"), "audiobridge handler"),
     (re.compile(r"^streaming handl"), "streaming handler"),
@@ -318,6 +331,12 @@ def label(type_name, fields, linked):
         mp = linked.get("mp")
         if mp:
             text += " of " + label(mp[0], mp[1], {})
+        return text
+    if type_name == "janus_videoroom_helper":
+        text = "VideoRoom helper #%s" % _id(f.get("id"))
+        room = linked.get("room")
+        if room:
+            text += " of " + label(room[0], room[1], {})
         return text
     if type_name == "janus_audiobridge_room":
         return "AudioBridge room %s%s" % (_room(f), _q(f.get("room_name")))
