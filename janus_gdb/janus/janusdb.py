@@ -343,13 +343,20 @@ NAME_ROLES = (
     (re.compile(r"^pool-spawner$"), "glib pool spawner"),
 )
 
+# Libraries whose threads inherit a name that is not theirs (Linux threads
+# start with their creator's name: libsofia-sip-ua's own threads are called
+# "sip <user>" like the sofia loop that starts them): their library decides
+# before the name.
+LIB_ROLES_FIRST = (
+    ("libsofia-sip", "sofia-sip"),
+)
+
 # Libraries whose own threads have a role of their own.
 LIB_ROLES = (
     ("libmicrohttpd", "http"),
     ("libglib", "glib"),
     ("libnice", "ice"),
     ("libcurl", "curl"),
-    ("libsofia-sip", "sofia-sip"),
     ("libwebsockets", "websockets"),
     ("libusrsctp", "sctp"),
 )
@@ -364,6 +371,10 @@ def role_of(entry, name, entry_lib=None, all_system=False, idle_pool=False, is_m
         return ENTRY_ROLES[entry]
     if idle_pool:
         return "request worker"  # an idle GThreadPool worker: its task returned
+    if entry_lib:
+        for prefix, role in LIB_ROLES_FIRST:
+            if entry_lib.startswith(prefix):
+                return role
     if name:
         for rx, role in NAME_ROLES:
             if rx.search(name):

@@ -1,0 +1,114 @@
+"""A real Janus 1.1.2 with every plugin and transport of the build: each
+plugin's session is read by the plugin its handle belongs to (the handle's
+``app``), never as a VideoRoom session, and each plugin's and transport's
+threads get their roles (issue 13 point 1).
+
+One handle per plugin is attached through the HTTP API; a SIP guest
+registration starts a sofia loop thread.  Skipped when the Janus build
+(JANUS_PREFIX, scripts/build-janus) is missing.
+"""
+
+import json
+import os
+import time
+
+import pytest
+
+import gdbrun
+import janusd
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROBE = os.path.join(HERE, "dispatch_probe.py")
+
+# plugin library -> (package to attach, struct of its sessions, label start)
+PLUGINS = {
+    "videoroom": ("janus.plugin.videoroom", "janus_videoroom_session", "videoroom session of "),
+    "audiobridge": ("janus.plugin.audiobridge", "janus_audiobridge_session",
+                    "audiobridge session of "),
+    "streaming": ("janus.plugin.streaming", "janus_streaming_session", "streaming session of "),
+    "textroom": ("janus.plugin.textroom", "janus_textroom_session", "TextRoom session of "),
+    "sip": ("janus.plugin.sip", "janus_sip_session", "SIP session of "),
+    "nosip": ("janus.plugin.nosip", "janus_nosip_session", "NoSIP session of "),
+    "videocall": ("janus.plugin.videocall", "janus_videocall_session", "VideoCall session of "),
+    "echotest": ("janus.plugin.echotest", "janus_echotest_session", "EchoTest session of "),
+    "recordplay": ("janus.plugin.recordplay", "janus_recordplay_session",
+                   "Record&Play session of "),
+    # the packages of the sample scripts the build installs (echotest.lua, echotest.js)
+    "lua": ("janus.plugin.echolua", "janus_lua_session", "Lua session "),
+    "duktape": ("janus.plugin.echojs", "janus_duktape_session", "Duktape session "),
+}
+# plugin or transport library -> roles its threads must show while idle
+ROLES = {
+    "textroom": ("textroom handler",), "sip": ("sip handler", "sip sofia loop"),
+    "nosip": ("nosip handler",), "videocall": ("videocall handler",),
+    "echotest": ("echotest handler",), "recordplay": ("recordplay handler",),
+    "lua": ("lua scheduler", "lua timer"), "duktape": ("duktape scheduler", "duktape timer"),
+    "http": ("http timer", "http"), "websockets": ("websockets",),
+}
+
+
+@pytest.fixture(scope="module")
+def janus(tmp_path_factory):
+    prefix, problem = janusd.usable_prefix(("gdb",), need_pexpect=False)
+    if problem:
+        pytest.skip(problem)
+    j = janusd.JanusServer(prefix, str(tmp_path_factory.mktemp("janus-dispatch")), nosip=True)
+    j.start()
+    yield j
+    j.stop()
+
+
+def built(janus, name):
+    lib = janus.prefix + "/lib/janus/%s/libjanus_%s.so"
+    return any(os.path.exists(lib % (kind, name)) for kind in ("plugins", "transports"))
+
+
+def test_plugin_sessions_and_roles(janus):
+    session = janus.create_session()
+    handles = {}
+    for name, (package, _struct, _label) in sorted(PLUGINS.items()):
+        if built(janus, name):
+            handles[name] = janus.attach(session, package)
+    assert "sip" in handles and "textroom" in handles, handles
+    resp = janus.request("/%d/%d" % (session, handles["sip"]), {
+        "janus": "message", "body": {"request": "register", "type": "guest",
+                                     "username": "sip:bob@127.0.0.1"}})
+    assert resp.get("janus") == "ack", resp
+    deadline = time.time() + 20
+    while True:  # the sofia loop thread starts after the ack
+        res = gdbrun.gdb(["python exec(open(%r).read())" % PROBE,
+                          "janus-waitgraph --all --format json"], pid=janus.pid)
+        both = res.stdout + res.stderr
+        assert "Traceback" not in both and "Python Exception" not in both, both
+        r = gdbrun.Result(gdbrun.extract_json(res.stdout))
+        roles = set(t["role"] for t in r.data["threads"])
+        if "sip sofia loop" in roles or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    got = {}
+    for line in res.stdout.splitlines():
+        if line.startswith("DISPATCH "):
+            hid, struct, label = json.loads(line[len("DISPATCH "):])
+            got[hid] = (struct, label)
+    problems = []
+    for name, hid in sorted(handles.items()):
+        _package, struct, label = PLUGINS[name]
+        have = got.get(hid)
+        if have is None or have[0] != struct or not (have[1] or "").startswith(label) or \
+                "handle %d" % hid not in have[1]:
+            problems.append("%s handle %d: read as %r, want %s %r..."
+                            % (name, hid, have, struct, label))
+    for name, want in sorted(ROLES.items()):
+        if not built(janus, name):
+            continue
+        for role in want:
+            if role not in roles:
+                problems.append("%s: no thread with role %r (roles: %s)"
+                                % (name, role, sorted(roles)))
+    sofia = [t for t in r.data["threads"] if t["role"] == "sip sofia loop"]
+    for t in sofia:
+        # only the thread that runs janus_sip_sofia_thread; its session by
+        # its account (sofia-sip's own threads inherit the name "sip bob")
+        if t["role_detail"] != 'SIP session of handle %d "sip:bob@127.0.0.1"' % handles["sip"]:
+            problems.append("sofia loop detail %r" % t["role_detail"])
+    assert not problems, "\n".join(problems)
