@@ -251,3 +251,108 @@ def test_plugins_and_transports(plugins2, variant, mode):
 def _obj_addr(lock):
     return lock["object"]["address"] if isinstance(lock.get("object"), dict) and isinstance(
         lock["object"].get("address"), int) else -1
+
+
+# ---------------------------------------------------------------------------
+# Pure logic: labels, roles and the plugin of a session (janusdb), no gdb
+# ---------------------------------------------------------------------------
+
+def _janusdb():
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from janus_gdb.janus import janusdb
+    return janusdb
+
+
+def _handle(hid):
+    gw = ("janus_ice_handle", {"handle_id": hid}, {})
+    return ("janus_plugin_session", {}, {"gateway_handle": gw})
+
+
+def test_plugin_session_type():
+    db = _janusdb()
+    assert db.plugin_session_type("janus_sip_plugin", None) == "janus_sip_session"
+    assert db.plugin_session_type("janus_videoroom_plugin", "libjanus_videoroom.so") == (
+        "janus_videoroom_session")
+    # the library decides when the symbol is not the plugin's variable
+    assert db.plugin_session_type(None, "libjanus_textroom.so.1.1.2") == "janus_textroom_session"
+    assert db.plugin_session_type("janus_sip_plugin+8", "libjanus_lua.so") == "janus_lua_session"
+    # unknown: never a guess (and never VideoRoom)
+    for symbol, lib in ((None, None), ("janus_sip_plugin+8", None), ("janus_voicemail_plugin",
+                                                                      "libjanus_voicemail.so"),
+                        ("some_plugin", "libfoo.so"), ("janus_plugin", None)):
+        assert db.plugin_session_type(symbol, lib) is None, (symbol, lib)
+    for package, struct in db.PLUGIN_SESSIONS.items():
+        assert struct in db.OBJECT_TYPES and db.OBJECT_TYPES[struct]["links"].get(
+            "handle") == "janus_plugin_session", package
+
+
+def test_plugin2_labels():
+    db = _janusdb()
+    room = {"room_id": 4321, "room_name": "lobby"}
+    assert db.label("janus_textroom_room", room, {}) == 'TextRoom room 4321 "lobby"'
+    part = {"username": "bob", "display": "Bob B"}
+    assert db.label("janus_textroom_participant", part,
+                    {"room": ("janus_textroom_room", room, {})}) == (
+        'participant "bob" (display "Bob B") in TextRoom room 4321')
+    assert db.label("janus_textroom_participant", {"username": "bob", "display": "bob"}, {}) == (
+        'participant "bob"')
+    assert db.label("janus_textroom_participant", {}, {}) == "participant ?"
+    sip = {"account.identity": "sip:bob@example.com", "account.username": "bob"}
+    label = db.label("janus_sip_session", sip, {"handle": _handle(77)})
+    assert label == 'SIP session of handle 77 "sip:bob@example.com"'
+    assert db.object_name("janus_sip_session", "mutex", label, 0) == (
+        'session->mutex of SIP session of handle 77 "sip:bob@example.com"')
+    assert db.label("janus_sip_session", {"account.username": "bob"}, {}) == 'SIP session "bob"'
+    assert db.label("ssip_s", {}, {"session": ("janus_sip_session", sip, {
+        "handle": _handle(77)})}) == 'SIP stack of SIP session of handle 77 "sip:bob@example.com"'
+    assert db.label("ssip_s", {}, {}) is None
+    assert db.label("janus_nosip_session", {}, {"handle": _handle(5)}) == (
+        "NoSIP session of handle 5")
+    assert db.label("janus_videocall_session", {"username": "alice"}, {}) == (
+        'VideoCall session "alice"')
+    assert db.label("janus_echotest_session", {}, {}) == "EchoTest session"
+    assert db.label("janus_recordplay_recording", {"id": 1234, "name": "demo"}, {}) == (
+        'Record&Play recording 1234 "demo"')
+    assert db.object_name("janus_recordplay_recording", "mutex",
+                          'Record&Play recording 1234 "demo"', 0) == (
+        'rec->mutex of Record&Play recording 1234 "demo"')
+    assert db.label("janus_lua_session", {"id": 3}, {"handle": _handle(9)}) == (
+        "Lua session 3 of handle 9")
+    assert db.label("janus_duktape_session", {"id": 3}, {}) == "Duktape session 3"
+    assert db.label("janus_http_session", {"session_id": 8888}, {}) == "HTTP session 8888"
+    assert db.label("janus_transport_session", {}, {}) is None
+    assert db.object_name("janus_transport_session", "mutex", None, 0x10) == (
+        "ts->mutex of janus_transport_session 0x10")
+    # client strings are cut
+    long_id = "sip:" + "x" * 300
+    assert len(db.label("janus_sip_session", {"account.identity": long_id}, {})) < 90
+
+
+def test_plugin2_roles():
+    db = _janusdb()
+    for entry, role in (("janus_textroom_handler", "textroom handler"),
+                        ("janus_sip_sofia_thread", "sip sofia loop"),
+                        ("janus_sip_relay_thread", "sip relay"),
+                        ("janus_nosip_relay_thread", "nosip relay"),
+                        ("janus_recordplay_playout_thread", "recordplay playout"),
+                        ("janus_lua_async_event_helper", "lua pushevent"),
+                        ("janus_duktape_scheduler", "duktape scheduler"),
+                        ("janus_websockets_thread", "websockets"),
+                        ("janus_pfunix_thread", "unix sockets")):
+        assert db.role_of(entry, None) == role
+    # thread names (live only), cut to 15 characters by newer glib
+    for name, role in (("textroom handle", "textroom handler"), ("sip bob", "sip sofia loop"),
+                       ("siprtp bob", "sip relay"), ("sip handler", "sip handler"),
+                       ("nosiprtp 0x55d0", "nosip relay"), ("videocall handl", "videocall handler"),
+                       ("recordplay play", "recordplay playout"),
+                       ("duktape pusheve", "duktape pushevent"), ("ws thread", "websockets"),
+                       ("pfunix thread", "unix sockets")):
+        assert db.role_of(None, name) == role, name
+    # libsofia-sip's own threads inherit "sip <user>": their library decides
+    assert db.role_of(None, "sip bob", entry_lib="libsofia-sip-ua.so.0") == "sofia-sip"
+    # but glib's pool threads stay request workers by their name
+    assert db.role_of(None, "pool-3", entry_lib="libglib-2.0.so.0") == "request worker"
+    for entry, (struct, _vars, via) in db.THREAD_OBJECTS.items():
+        assert struct in db.OBJECT_TYPES and entry in db.ENTRY_ROLES
+        assert via is None or via in db.OBJECT_TYPES[struct]["links"]
