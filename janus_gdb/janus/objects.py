@@ -30,6 +30,10 @@ class TypeCache(object):
         self.types = {}
         self._lock_fields = {}
         self.kind_of_type = kind_of_type
+        # a handle's ``app`` address -> the struct of its plugin's sessions
+        # (or None), looked up once per analysis: thousands of handles
+        # share a dozen plugins
+        self.plugin_sessions = {}
 
     def note(self, name, gtype):
         if name not in self.types:
@@ -220,12 +224,14 @@ def _plugin_session_type(types, value, addr):
     app = _pointer_field(handle, "app")
     if not app:
         return None
-    try:
-        lib = gdb.solib_name(app)
-    except (gdb.error, RuntimeError, OverflowError):
-        lib = None
-    return janusdb.plugin_session_type(names.data_symbol(app),
-                                       os.path.basename(lib) if lib else None)
+    if app not in types.plugin_sessions:
+        try:
+            lib = gdb.solib_name(app)
+        except (gdb.error, RuntimeError, OverflowError):
+            lib = None
+        types.plugin_sessions[app] = janusdb.plugin_session_type(
+            names.data_symbol(app), os.path.basename(lib) if lib else None)
+    return types.plugin_sessions[app]
 
 
 class Objects(object):
