@@ -4,12 +4,14 @@ plugin's session is read by the plugin its handle belongs to (the handle's
 threads get their roles (issue 13 point 1).
 
 One handle per plugin is attached through the HTTP API; a SIP guest
-registration starts a sofia loop thread.  Skipped when the Janus build
+registration starts a sofia loop thread; analysed live and from a core.
+Skipped when the Janus build
 (JANUS_PREFIX, scripts/build-janus) is missing.
 """
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -63,7 +65,10 @@ def built(janus, name):
     return any(os.path.exists(lib % (kind, name)) for kind in ("plugins", "transports"))
 
 
-def test_plugin_sessions_and_roles(janus):
+@pytest.fixture(scope="module")
+def prepared(janus, tmp_path_factory):
+    """The handles ({plugin: handle id}), once the SIP sofia loop runs; a
+    core of the process then (gdb -batch gcore)."""
     session = janus.create_session()
     handles = {}
     for name, (package, _struct, _label) in sorted(PLUGINS.items()):
@@ -75,16 +80,30 @@ def test_plugin_sessions_and_roles(janus):
                                      "username": "sip:bob@127.0.0.1"}})
     assert resp.get("janus") == "ack", resp
     deadline = time.time() + 20
-    while True:  # the sofia loop thread starts after the ack
-        res = gdbrun.gdb(["python exec(open(%r).read())" % PROBE,
-                          "janus-waitgraph --all --format json"], pid=janus.pid)
-        both = res.stdout + res.stderr
-        assert "Traceback" not in both and "Python Exception" not in both, both
-        r = gdbrun.Result(gdbrun.extract_json(res.stdout))
-        roles = set(t["role"] for t in r.data["threads"])
-        if "sip sofia loop" in roles or time.time() > deadline:
-            break
-        time.sleep(0.5)
+    while "sip bob" not in janus.thread_names().values() and time.time() < deadline:
+        time.sleep(0.2)  # the sofia loop thread starts after the ack
+    core = str(tmp_path_factory.mktemp("janus-dispatch-core").joinpath("core.dispatch"))
+    res = subprocess.run(["gdb", "-nx", "-batch", "-p", str(janus.pid), "-ex", "gcore " + core],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         universal_newlines=True, timeout=300)
+    if not os.path.exists(core):
+        pytest.fail("gcore failed: %s" % res.stdout[-2000:])
+    yield handles, core
+    os.unlink(core)
+
+
+@pytest.mark.parametrize("mode", ["live", "core"])
+def test_plugin_sessions_and_roles(janus, prepared, mode):
+    handles, core = prepared
+    commands = ["python exec(open(%r).read())" % PROBE, "janus-waitgraph --all --format json"]
+    if mode == "live":
+        res = gdbrun.gdb(commands, pid=janus.pid)
+    else:
+        res = gdbrun.gdb(commands, exe=janus.exe, core=core)
+    both = res.stdout + res.stderr
+    assert "Traceback" not in both and "Python Exception" not in both, both
+    r = gdbrun.Result(gdbrun.extract_json(res.stdout))
+    roles = set(t["role"] for t in r.data["threads"])
     got = {}
     for line in res.stdout.splitlines():
         if line.startswith("DISPATCH "):
@@ -105,10 +124,11 @@ def test_plugin_sessions_and_roles(janus):
             if role not in roles:
                 problems.append("%s: no thread with role %r (roles: %s)"
                                 % (name, role, sorted(roles)))
-    sofia = [t for t in r.data["threads"] if t["role"] == "sip sofia loop"]
-    for t in sofia:
-        # only the thread that runs janus_sip_sofia_thread; its session by
-        # its account (sofia-sip's own threads inherit the name "sip bob")
-        if t["role_detail"] != 'SIP session of handle %d "sip:bob@127.0.0.1"' % handles["sip"]:
+    for t in r.data["threads"]:
+        # only the thread that runs janus_sip_sofia_thread is the sofia loop,
+        # named by its session's account (sofia-sip's own threads inherit
+        # the name "sip bob")
+        if t["role"] == "sip sofia loop" and t["role_detail"] != (
+                'SIP session of handle %d "sip:bob@127.0.0.1"' % handles["sip"]):
             problems.append("sofia loop detail %r" % t["role_detail"])
     assert not problems, "\n".join(problems)
