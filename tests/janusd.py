@@ -106,7 +106,7 @@ class JanusServer(object):
     """One janus process with its own config dir, log and ports."""
 
     def __init__(self, prefix, workdir, session_timeout=120, nosip=False, stack_kib=None,
-                 env=None):
+                 env=None, plugins=("videoroom",)):
         self.prefix = prefix
         self.exe = os.path.join(prefix, "bin", "janus")
         self.plugin = os.path.realpath(os.path.join(prefix, "lib", "janus", "plugins",
@@ -121,6 +121,9 @@ class JanusServer(object):
             self.admin_port = free_port()
         self.session_timeout = session_timeout
         self.nosip = nosip
+        # the plugins janus loads (short names: "videoroom", "audiobridge", ...);
+        # every other plugin in the build, and every transport but HTTP, is disabled
+        self.plugins = tuple(plugins) + (("nosip",) if nosip else ())
         # RLIMIT_STACK for janus: glib/pthread threads take their default stack
         # size from it, so a small value keeps thousands of threads (and their
         # cores) small.  None: inherit ours.
@@ -143,7 +146,9 @@ class JanusServer(object):
             (kind, os.path.join(lib, kind))
             for kind in ("plugins", "transports", "events", "loggers")),
             self.session_timeout,
-            "" if self.nosip else '\tdisable = "libjanus_nosip.so"')
+            disabled_line(os.path.join(lib, "plugins"), ["libjanus_%s.so" % p
+                                                         for p in self.plugins]),
+            disabled_line(os.path.join(lib, "transports"), ["libjanus_http.so"]))
         if self.nosip:
             self._write_nosip_config()
         self._write_http_config()
@@ -533,7 +538,7 @@ class DebianJanus(JanusServer):
             link = os.path.join(folders[kind], os.path.basename(self.package[key]))
             if not os.path.lexists(link):
                 os.symlink(os.path.realpath(self.package[key]), link)
-        write_janus_jcfg(self.confdir, folders, self.session_timeout, "")
+        write_janus_jcfg(self.confdir, folders, self.session_timeout, "", "")
         self._write_nosip_config()
         self._write_http_config()
 
@@ -562,6 +567,7 @@ plugins: {
 %(disable)s
 }
 transports: {
+%(disable_transports)s
 }
 loggers: {
 }
@@ -571,12 +577,29 @@ events: {
 """
 
 
-def write_janus_jcfg(confdir, folders, session_timeout, disable):
+def write_janus_jcfg(confdir, folders, session_timeout, disable, disable_transports):
     """janus.jcfg in CONFDIR: module FOLDERS ({plugins, transports, events,
-    loggers: path}), the session timeout, DISABLE (a plugins-section line or "")."""
+    loggers: path}), the session timeout, DISABLE and DISABLE_TRANSPORTS (a
+    `disable = ...` line for the plugins and transports sections, or "")."""
     with open(os.path.join(confdir, "janus.jcfg"), "w") as f:
         f.write(JANUS_JCFG % dict(folders, conf=confdir, secret=ADMIN_SECRET,
-                                  timeout=session_timeout, disable=disable))
+                                  timeout=session_timeout, disable=disable,
+                                  disable_transports=disable_transports))
+
+
+def disabled_line(folder, keep):
+    """The `disable = "a.so,b.so"` line for every module in FOLDER not in KEEP
+    ("" when there is none): a test Janus loads only what it needs (and no
+    transport that would listen beyond 127.0.0.1)."""
+    names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(folder, "*.so")))
+    off = [n for n in names if n not in keep]
+    return '\tdisable = "%s"' % ",".join(off) if off else ""
+
+
+def has_plugin(prefix, name):
+    """True when the build in PREFIX has plugin NAME ("audiobridge", ...)."""
+    return os.path.exists(os.path.join(prefix, "lib", "janus", "plugins",
+                                       "libjanus_%s.so" % name))
 
 
 class Background(object):
