@@ -35,6 +35,20 @@ VERSIONS = ("1.1.2", "1.4.1")
 VERSION_ENV = {"1.1.2": ("JANUS_PREFIX", "JANUS_BUILD_ERROR"),
                "1.4.1": ("JANUS_PREFIX_NEWER", "JANUS_BUILD_ERROR_NEWER")}
 
+# Thread entry functions of janusdb.ENTRY_ROLES that only one version has.
+ENTRY_VERSIONS = {
+    # the RTP forwarders' RTCP loop: VideoRoom's own in 1.1.2, the core's (rtpfwd.c) since 1.1.4
+    "janus_videoroom_rtp_forwarder_rtcp_thread": ("1.1.2",),
+    "janus_rtp_forwarder_rtcp_thread": ("1.4.1",),
+    # VideoRoom helper threads (room "threads" setting), since 1.2.3
+    "janus_videoroom_helper_thread": ("1.4.1",),
+}
+
+# janusdb.OBJECT_TYPES structs that only one version has.
+STRUCT_VERSIONS = {
+    "janus_videoroom_helper": ("1.4.1",),
+}
+
 
 def default_prefix(version="1.1.2"):
     prefix = os.environ.get(VERSION_ENV[version][0])

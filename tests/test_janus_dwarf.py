@@ -5,8 +5,10 @@ loaded in a batch gdb (tests/dwarf_names.py) and asked for the names that
 janusdb gives for that module.  A misspelt field or a name that a Janus
 version dropped fails here, with the name.
 
-Skipped only when the Janus build (JANUS_PREFIX, scripts/build-janus) is
-missing.
+Run on each Janus version built (1.1.2 and 1.4.1: janusd.VERSIONS); names
+only one version has (janusd.STRUCT_VERSIONS, ENTRY_VERSIONS) are asked of
+that version only.  Skipped only when a Janus build (JANUS_PREFIX,
+JANUS_PREFIX_NEWER, scripts/build-janus) is missing.
 """
 
 import json
@@ -41,7 +43,8 @@ READ_FIELDS = {"janus_ice_handle": ["app", "app_handle"]}
 # entry functions of the core (janus.c, ice.c, log.c, events.c)
 CORE_ENTRIES = ("janus_ice_handle_thread", "janus_ice_static_event_loop_thread",
                 "janus_transport_task", "janus_transport_requests", "janus_sessions_watchdog",
-                "janus_log_thread", "janus_events_thread", "main")
+                "janus_log_thread", "janus_events_thread", "main",
+                "janus_rtp_forwarder_rtcp_thread")
 
 
 def module_of_name(name):
@@ -183,12 +186,25 @@ def run_checker(path, spec, tmpdir):
     raise AssertionError("no answer from gdb for %s:\n%s%s" % (path, res.stdout, res.stderr))
 
 
-@pytest.fixture(scope="module")
-def prefix():
-    p, problem = janusd.usable_prefix(("gdb",), need_pexpect=False)
+@pytest.fixture(scope="module", params=janusd.VERSIONS)
+def prefix(request):
+    p, problem = janusd.usable_prefix(("gdb",), need_pexpect=False, version=request.param)
     if problem:
         pytest.skip(problem)
-    return p
+    return p, request.param
+
+
+def for_version(spec, version):
+    """SPEC without the structs and entry functions janusd says only another
+    Janus version has (janusd.STRUCT_VERSIONS, ENTRY_VERSIONS)."""
+    def here(name, table):
+        return version in table.get(name, janusd.VERSIONS)
+    spec = dict(spec)
+    spec["structs"] = dict((k, v) for k, v in spec["structs"].items()
+                           if here(k, janusd.STRUCT_VERSIONS))
+    spec["functions"] = dict((k, v) for k, v in spec["functions"].items()
+                             if here(k, janusd.ENTRY_VERSIONS))
+    return spec
 
 
 def test_every_name_has_a_module():
@@ -203,11 +219,13 @@ BINARIES = [CORE] + ["plugins/libjanus_%s.so" % p for p in PLUGINS] + \
 
 @pytest.mark.parametrize("binary", BINARIES)
 def test_names_exist_in_dwarf(prefix, binary, tmp_path):
+    prefix, version = prefix
     path = binary_path(prefix, binary)
     if not os.path.exists(path):
         pytest.skip("%s was not built (its dependency is missing)" % path)
     spec = specs()[0].get(binary)
     assert spec, "janusdb names nothing in %s" % binary
+    spec = for_version(spec, version)
     spec.update(CATALOGUE_LOCKS.get(binary, {}))
     got = run_checker(path, spec, str(tmp_path))
     assert got["missing"] == [], "%s: %s" % (binary, got["missing"])
@@ -219,6 +237,7 @@ def test_names_exist_in_dwarf(prefix, binary, tmp_path):
 
 def test_checker_can_fail(prefix, tmp_path):
     """A misspelt field, variable, function or thread variable is reported."""
+    prefix, _version = prefix
     path = binary_path(prefix, "plugins/libjanus_sip.so")
     if not os.path.exists(path):
         pytest.skip("%s was not built" % path)

@@ -62,19 +62,8 @@ FILE_MODULES = {"janus.c": "core", "janus_videoroom.c": "videoroom",
 # janusdb's (None, var) global tables: the module whose var it is
 ANY_FILE_TABLES = {"rooms": "janus_videoroom.c", "mountpoints": "janus_streaming.c"}
 
-# Thread entry functions of janusdb.ENTRY_ROLES that only one version has.
-ENTRY_VERSIONS = {
-    # the RTP forwarders' RTCP loop: VideoRoom's own in 1.1.2, the core's (rtpfwd.c) since 1.1.4
-    "janus_videoroom_rtp_forwarder_rtcp_thread": ("1.1.2",),
-    "janus_rtp_forwarder_rtcp_thread": ("1.4.1",),
-    # VideoRoom helper threads (room "threads" setting), since 1.2.3
-    "janus_videoroom_helper_thread": ("1.4.1",),
-}
-
-# janusdb.OBJECT_TYPES structs that only one version has.
-STRUCT_VERSIONS = {
-    "janus_videoroom_helper": ("1.4.1",),
-}
+ENTRY_VERSIONS = janusd.ENTRY_VERSIONS
+STRUCT_VERSIONS = janusd.STRUCT_VERSIONS
 
 # The lock changes from 1.1.2 to 1.4.1 in these modules ("+": only in 1.4.1,
 # "-": only in 1.1.2): module, struct.field or file:variable, lock type.
