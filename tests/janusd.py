@@ -29,18 +29,50 @@ ADMIN_SECRET = "janus-gdb-admin"
 FUTEX = "202"
 
 
-def default_prefix():
-    prefix = os.environ.get("JANUS_PREFIX")
+# The Janus versions the tests run against (scripts/build-janus JANUS_VERSION=...):
+# version -> (variable holding its prefix, variable holding why its build failed).
+VERSIONS = ("1.1.2", "1.4.1")
+VERSION_ENV = {"1.1.2": ("JANUS_PREFIX", "JANUS_BUILD_ERROR"),
+               "1.4.1": ("JANUS_PREFIX_NEWER", "JANUS_BUILD_ERROR_NEWER")}
+
+# Thread entry functions of janusdb.ENTRY_ROLES that only one version has.
+ENTRY_VERSIONS = {
+    # the RTP forwarders' RTCP loop: VideoRoom's own in 1.1.2, the core's (rtpfwd.c) since 1.1.4
+    "janus_videoroom_rtp_forwarder_rtcp_thread": ("1.1.2",),
+    "janus_rtp_forwarder_rtcp_thread": ("1.4.1",),
+    # VideoRoom helper threads (room "threads" setting), since 1.2.3
+    "janus_videoroom_helper_thread": ("1.4.1",),
+}
+
+# janusdb.OBJECT_TYPES structs that only one version has.
+STRUCT_VERSIONS = {
+    "janus_videoroom_helper": ("1.4.1",),
+}
+
+
+def default_prefix(version="1.1.2"):
+    prefix = os.environ.get(VERSION_ENV[version][0])
     if prefix:
         return prefix
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "janus-gdb", "janus-1.1.2")
+    return os.path.join(cache, "janus-gdb", "janus-%s" % version)
 
 
-def prefix_problem(prefix):
-    """None when PREFIX holds a usable Janus build, else why not."""
-    if os.environ.get("JANUS_BUILD_ERROR"):
-        return "Janus build failed: %s" % os.environ["JANUS_BUILD_ERROR"]
+def source_version(prefix):
+    """The version in the AC_INIT of the build's source tree (PREFIX.src), or None."""
+    try:
+        with open(os.path.join(prefix + ".src", "configure.ac"), errors="replace") as f:
+            m = re.search(r"AC_INIT\(\[[^]]*\],\s*\[([^]]+)\]", f.read(4096))
+    except OSError:
+        return None
+    return m.group(1) if m else None
+
+
+def prefix_problem(prefix, version="1.1.2"):
+    """None when PREFIX holds a usable Janus VERSION build, else why not."""
+    error = os.environ.get(VERSION_ENV[version][1])
+    if error:
+        return "Janus %s build failed: %s" % (version, error)
     need = [os.path.join(prefix, "bin", "janus"),
             os.path.join(prefix, "lib", "janus", "plugins", "libjanus_videoroom.so"),
             os.path.join(prefix, "lib", "janus", "transports", "libjanus_http.so"),
@@ -48,13 +80,17 @@ def prefix_problem(prefix):
             os.path.join(prefix + ".src", "src", "plugins", "janus_videoroom.c")]
     for path in need:
         if not os.path.exists(path):
-            return "no Janus build at %s (missing %s; run scripts/build-janus)" % (prefix, path)
+            return "no Janus %s build at %s (missing %s; run JANUS_VERSION=%s " \
+                "scripts/build-janus)" % (version, prefix, path, version)
+    found = source_version(prefix)
+    if found != version:
+        return "the Janus build at %s is %s, not %s" % (prefix, found, version)
     return None
 
 
-def usable_prefix(tools=("gdb",), need_pexpect=True):
-    """(the Janus build's prefix, None) when it and the TOOLS (and pexpect,
-    which drives gdb here) are there, else (prefix, why not)."""
+def usable_prefix(tools=("gdb",), need_pexpect=True, version="1.1.2"):
+    """(the Janus VERSION build's prefix, None) when it and the TOOLS (and
+    pexpect, which drives gdb here) are there, else (prefix, why not)."""
     for tool in tools:
         if shutil.which(tool) is None:
             return None, "%s is not installed" % tool
@@ -63,8 +99,8 @@ def usable_prefix(tools=("gdb",), need_pexpect=True):
             import pexpect  # noqa: F401
         except ImportError:
             return None, "pexpect is not installed (pip install pexpect)"
-    prefix = default_prefix()
-    return prefix, prefix_problem(prefix)
+    prefix = default_prefix(version)
+    return prefix, prefix_problem(prefix, version)
 
 
 def free_port():
@@ -106,7 +142,7 @@ class JanusServer(object):
     """One janus process with its own config dir, log and ports."""
 
     def __init__(self, prefix, workdir, session_timeout=120, nosip=False, stack_kib=None,
-                 env=None):
+                 env=None, plugins=("videoroom",)):
         self.prefix = prefix
         self.exe = os.path.join(prefix, "bin", "janus")
         self.plugin = os.path.realpath(os.path.join(prefix, "lib", "janus", "plugins",
@@ -121,6 +157,9 @@ class JanusServer(object):
             self.admin_port = free_port()
         self.session_timeout = session_timeout
         self.nosip = nosip
+        # the plugins janus loads (short names: "videoroom", "audiobridge", ...);
+        # every other plugin in the build, and every transport but HTTP, is disabled
+        self.plugins = tuple(plugins) + (("nosip",) if nosip else ())
         # RLIMIT_STACK for janus: glib/pthread threads take their default stack
         # size from it, so a small value keeps thousands of threads (and their
         # cores) small.  None: inherit ours.
@@ -143,7 +182,9 @@ class JanusServer(object):
             (kind, os.path.join(lib, kind))
             for kind in ("plugins", "transports", "events", "loggers")),
             self.session_timeout,
-            "" if self.nosip else '\tdisable = "libjanus_nosip.so"')
+            disabled_line(os.path.join(lib, "plugins"), ["libjanus_%s.so" % p
+                                                         for p in self.plugins]),
+            disabled_line(os.path.join(lib, "transports"), ["libjanus_http.so"]))
         if self.nosip:
             self._write_nosip_config()
         self._write_http_config()
@@ -533,7 +574,7 @@ class DebianJanus(JanusServer):
             link = os.path.join(folders[kind], os.path.basename(self.package[key]))
             if not os.path.lexists(link):
                 os.symlink(os.path.realpath(self.package[key]), link)
-        write_janus_jcfg(self.confdir, folders, self.session_timeout, "")
+        write_janus_jcfg(self.confdir, folders, self.session_timeout, "", "")
         self._write_nosip_config()
         self._write_http_config()
 
@@ -562,6 +603,7 @@ plugins: {
 %(disable)s
 }
 transports: {
+%(disable_transports)s
 }
 loggers: {
 }
@@ -571,12 +613,29 @@ events: {
 """
 
 
-def write_janus_jcfg(confdir, folders, session_timeout, disable):
+def write_janus_jcfg(confdir, folders, session_timeout, disable, disable_transports):
     """janus.jcfg in CONFDIR: module FOLDERS ({plugins, transports, events,
-    loggers: path}), the session timeout, DISABLE (a plugins-section line or "")."""
+    loggers: path}), the session timeout, DISABLE and DISABLE_TRANSPORTS (a
+    `disable = ...` line for the plugins and transports sections, or "")."""
     with open(os.path.join(confdir, "janus.jcfg"), "w") as f:
         f.write(JANUS_JCFG % dict(folders, conf=confdir, secret=ADMIN_SECRET,
-                                  timeout=session_timeout, disable=disable))
+                                  timeout=session_timeout, disable=disable,
+                                  disable_transports=disable_transports))
+
+
+def disabled_line(folder, keep):
+    """The `disable = "a.so,b.so"` line for every module in FOLDER not in KEEP
+    ("" when there is none): a test Janus loads only what it needs (and no
+    transport that would listen beyond 127.0.0.1)."""
+    names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(folder, "*.so")))
+    off = [n for n in names if n not in keep]
+    return '\tdisable = "%s"' % ",".join(off) if off else ""
+
+
+def has_plugin(prefix, name):
+    """True when the build in PREFIX has plugin NAME ("audiobridge", ...)."""
+    return os.path.exists(os.path.join(prefix, "lib", "janus", "plugins",
+                                       "libjanus_%s.so" % name))
 
 
 class Background(object):
