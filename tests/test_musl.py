@@ -470,6 +470,11 @@ def test_musl_cond_needs_its_own_stack_or_a_call():
     snaps[1] = cond_waiter_snap(mem, 0x600000, calls=calls)
     t = analyze.build_report(snaps, ARCH, mem, {"kind": "core", "libc": "musl"}, []).thread(2)
     assert t.wait.kind == "condvar"
+    # under pthread_cond_wait but off its own stack (the condition
+    # variable's internal lock): not a wait for a signal
+    snaps[1] = cond_waiter_snap(mem, 0x600000, calls=calls, sp=0x7f0000000f00)
+    t = analyze.build_report(snaps, ARCH, mem, {"kind": "core", "libc": "musl"}, []).thread(2)
+    assert t.wait.kind != "condvar"
     snaps[1] = cond_waiter_snap(mem, 0x7f0000001000, state=1, sp=0x7f0000000f00)
     t = analyze.build_report(snaps, ARCH, mem, {"kind": "core", "libc": "musl"}, []).thread(2)
     assert t.state != "idle" and "signalled" in t.wait.how

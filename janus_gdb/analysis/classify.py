@@ -560,7 +560,8 @@ MUSL_COND_STACK_WINDOW = 16384
 def _musl_cond(mem, uaddr, private, val, sp, named):
     """A private musl condition-variable wait: on the barrier of a waiter
     node on the thread's own stack (UADDR within MUSL_COND_STACK_WINDOW
-    above SP, or NAMED by a pthread_cond_* frame), for 2, with the node's
+    above SP; when SP is unknown, NAMED by a pthread_cond_* call), for 2,
+    with the node's
     words as a sleeping waiter leaves them (layouts.decode_musl_cond_node).
     A process-shared one waits on _c_seq for a sequence number: taken only
     when NAMED.  Else None."""
@@ -570,7 +571,9 @@ def _musl_cond(mem, uaddr, private, val, sp, named):
         return Wait("condvar", uaddr, how="futex wait (value 0x%x, process-shared) on _c_seq "
                     "(+8) of a musl pthread_cond_t at 0x%x" % (val, uaddr - 8), frame=0)
     on_stack = sp is not None and 0 <= uaddr - sp < MUSL_COND_STACK_WINDOW
-    if val != layouts.MUSL_COND_BARRIER or not (on_stack or named):
+    if val != layouts.MUSL_COND_BARRIER or not (on_stack or (named and sp is None)):
+        # (under pthread_cond_wait but off its own stack: the condition
+        # variable's internal lock, not the wait for a signal)
         return None
     node = layouts.decode_musl_cond_node(mem, uaddr)
     if not node["plausible"]:

@@ -547,6 +547,10 @@ class _Reader(object):
             pass
         snap = Snapshot(th.num, th.ptid[1] or th.ptid[2], name, regs, frames,
                         truncated, getattr(th, "global_num", None))
+        if regs.get("args") is not None and "sp" not in regs:
+            # a futex wait on the thread's own stack (musl's condition
+            # variables) is told by the stack pointer
+            regs["sp"] = _int(_read_reg(newest, "sp"))
         if stuck_in_musl(frames) and self.scanned < MAX_STACK_SCANS:
             # gdb cannot unwind past musl's wait functions: the stack pointer
             # and the return addresses on the stack say what the frames cannot
