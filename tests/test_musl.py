@@ -596,3 +596,36 @@ def test_stack_chain_follows_direct_calls_only():
                FrameInfo(1, 0, None, None, None, None, False)]
     got = [c.function for c in classify.stack_chain(unnamed, MUTEX_CALLS)]
     assert got == ["abba_first"]
+
+
+@pytest.mark.parametrize("mode", ["live", "core"])
+def test_join_names_the_joined_thread(runs, musl_exe, build_dir, mode):
+    """musl's pthread_join waits on the joined thread's detach_state (not
+    for its TID): the struct pthread around it (self pointer, tid) names
+    the thread."""
+    sc, stdout = analyse(runs, musl_exe, build_dir, "join", mode,
+                         "janus-waitgraph --format json")
+    res = gdbrun.Result(gdbrun.extract_json(stdout))
+    main = res.by_lwp[sc.truth.lwp("main")]
+    assert main["state"] == "join" and main["wait"]["kind"] == "join", main["detail"]
+    assert main["wait"]["target_lwp"] == sc.truth.lwp("sleeper"), main["wait"]
+    assert "under pthread_join" in main["wait"]["how"], main["wait"]["how"]
+
+
+def test_musl_join_from_struct_pthread():
+    """The joined thread from its struct pthread: self pointer 56 bytes
+    before detach_state (x86_64) or 40 (aarch64), tid 8 bytes before."""
+    mem = FakeMemory()
+    for base, back in ((0x7000, 56), (0x9000, 40)):
+        for off in range(0, 64, 4):
+            mem.put32(base + off, 0)
+        mem.put32(base, base)           # self (low half; high half 0)
+        det = base + back
+        mem.put32(det - 8, 4242)        # tid
+        mem.put32(det, 2)               # DT_JOINABLE
+        assert layouts.musl_joined_tid(mem, det) == 4242
+        w = classify.musl_futex(MUSL_FRAMES, mem, {101, 4242}, det, 0, 128, 2, ())
+        assert w is not None and w.kind == "join" and w.target_lwp == 4242
+        # no self pointer: not a struct pthread, nothing claimed
+        mem.put32(base, 0)
+        assert layouts.musl_joined_tid(mem, det) is None

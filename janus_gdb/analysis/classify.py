@@ -316,6 +316,8 @@ def musl_futex(frames, mem, lwps, uaddr, cmd, private, val, stack_calls=(), sp=N
                         "%s: which one is not known (no frame or return address on the stack "
                         "names the call)%s" % (val, " and ".join(fits),
                                                _musl_notes(frames, stack_calls)), frame=0)
+    if wait is None and (hint == "join" or (hint is None and val == layouts.MUSL_DT_JOINABLE)):
+        wait = _musl_join(mem, lwps, uaddr, val, hint == "join")
     if wait is None:
         if hint in ("join", "semaphore", "queue") or hint is None:
             return None     # classify_futex goes on from gdb's frames
@@ -323,17 +325,19 @@ def musl_futex(frames, mem, lwps, uaddr, cmd, private, val, stack_calls=(), sp=N
                     "words at 0x%x do not decode as what it waits for%s" % (
                         val, _HINT_CALLS.get(hint, hint), hint_text, uaddr,
                         _musl_notes(frames, stack_calls)), frame=0)
-    if hint is not None and _HINT_KINDS.get(wait.kind) == _HINT_KINDS.get(hint):
+    if hint is not None and _HINT_KINDS.get(wait.kind) is not None and \
+            _HINT_KINDS.get(wait.kind) == _HINT_KINDS.get(hint):
         wait.how += ", under %s (%s)" % (_HINT_CALLS.get(hint, hint), hint_text)
     wait.how += _musl_notes(frames, stack_calls)
     return wait
 
 
 _HINT_CALLS = {"mutex": "pthread_mutex_lock", "rwlock-read": "pthread_rwlock_rdlock",
-               "rwlock-write": "pthread_rwlock_wrlock", "condvar": "pthread_cond_wait"}
+               "rwlock-write": "pthread_rwlock_wrlock", "condvar": "pthread_cond_wait",
+               "join": "pthread_join"}
 
 _HINT_KINDS = {"mutex": "mutex", "rwlock-read": "rwlock", "rwlock-write": "rwlock",
-               "rwlock": "rwlock", "condvar": "condvar"}
+               "rwlock": "rwlock", "condvar": "condvar", "join": "join"}
 
 # How many return addresses found on the stack are looked at for the call.
 STACK_HINT_DEPTH = 6
@@ -501,6 +505,19 @@ def _musl_mutex(mem, lwps, uaddr, private, val):
            "(%s, _m_waiters %d; from the registers: futex address and value)"
            % (val, base, layouts.musl_mutex_kind_name(d["type"]), d["waiters"]))
     return Wait("mutex", uaddr, base, how=how, frame=0)
+
+
+def _musl_join(mem, lwps, uaddr, val, named):
+    """musl's pthread_join sleeps on the joined thread's detach_state (in
+    its struct pthread) for its value; the struct's self pointer and its
+    tid (layouts.musl_joined_tid) name the thread.  Without a call NAMED
+    pthread_join, only a live thread's struct for DT_JOINABLE is taken."""
+    tid = layouts.musl_joined_tid(mem, uaddr)
+    if tid is None or (not named and (tid not in lwps or mem.u32(uaddr) != val)):
+        return None
+    return Wait("join", uaddr, target_lwp=tid, how="futex wait (value %d) on detach_state of "
+                "musl's struct pthread of LWP %d (its self pointer and tid at -8)"
+                % (val, tid), frame=0)
 
 
 def _musl_rwlock(mem, uaddr, private, val, nthreads):
@@ -728,6 +745,11 @@ def classify_futex(frames, mem, lwps, uaddr, cmd, private, val, libc=None):
         if kind == "join" and libc == "musl":
             # musl's pthread_join sleeps on the thread's detach_state, for a
             # state value, not for its TID (src/thread/pthread_join.c)
+            tid = layouts.musl_joined_tid(mem, uaddr)
+            if tid is not None:
+                return Wait("join", uaddr, target_lwp=tid, how=how + "; on detach_state of "
+                            "musl's struct pthread of LWP %d (its self pointer and tid)" % tid,
+                            frame=idx)
             return Wait("join", uaddr, target_lwp=None, how=how + "; on musl the value is the "
                         "thread's detach state, not its TID: the joined thread is not known",
                         frame=idx)

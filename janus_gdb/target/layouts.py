@@ -375,6 +375,30 @@ def decode_musl_cond_node(mem, futex):
     return res
 
 
+# musl 1.2.x struct pthread (src/internal/pthread_impl.h): pthread_join
+# sleeps on the joined thread's detach_state for its current value
+# (DT_JOINABLE, 2), privately; tid is the int 8 bytes before it, and the
+# struct starts with a pointer to itself (self), 56 bytes before
+# detach_state on x86_64 (self, dtv, prev, next, sysinfo, canary) and 40
+# on aarch64 (TLS_ABOVE_TP: no dtv, no canary).
+MUSL_PTHREAD_TID_FROM_DETACH = 8
+MUSL_PTHREAD_SELF_FROM_DETACH = (56, 40)
+MUSL_DT_JOINABLE = 2
+
+
+def musl_joined_tid(mem, futex):
+    """The tid of the musl thread whose detach_state is at FUTEX, when the
+    words around it are a struct pthread (its self pointer points to its
+    start); else None."""
+    for back in MUSL_PTHREAD_SELF_FROM_DETACH:
+        start = futex - back
+        if read_pointer(mem, start) == start:
+            tid = mem.i32(futex - MUSL_PTHREAD_TID_FROM_DETACH)
+            if tid is not None and 0 < tid <= MAX_TID:
+                return tid
+    return None
+
+
 def decode_gmutex(mem, addr):
     """Read a futex-based GMutex at ADDR: ``word`` and ``state``."""
     word = mem.u32(addr + GMUTEX["word"])
