@@ -443,6 +443,9 @@ def test_condition_variable_waits(runs, musl_exe, build_dir, mode):
     assert shared["futex"] == truth.lock("cond_shared") + 8
     assert "pthread_cond_t at 0x%x" % truth.lock("cond_shared") in shared["how"]
     assert not res.data["locks"] and res.data["deadlocks"] == 0
+    sem = by_lwp[truth.lwp("sem_waiter")]
+    assert sem["state"] == "idle" and sem["wait"]["kind"] == "semaphore", sem["detail"]
+    assert sem["wait"]["futex"] == truth.lock("sem")
 
 
 def cond_waiter_snap(mem, node, state=0, sp=None, calls=()):

@@ -316,6 +316,8 @@ def musl_futex(frames, mem, lwps, uaddr, cmd, private, val, stack_calls=(), sp=N
                         "%s: which one is not known (no frame or return address on the stack "
                         "names the call)%s" % (val, " and ".join(fits),
                                                _musl_notes(frames, stack_calls)), frame=0)
+    if wait is None and hint in ("semaphore", None):
+        wait = _musl_sem(mem, uaddr, private, val)
     if wait is None and (hint == "join" or (hint is None and val == layouts.MUSL_DT_JOINABLE)):
         wait = _musl_join(mem, lwps, uaddr, val, hint == "join")
     if wait is None:
@@ -334,10 +336,11 @@ def musl_futex(frames, mem, lwps, uaddr, cmd, private, val, stack_calls=(), sp=N
 
 _HINT_CALLS = {"mutex": "pthread_mutex_lock", "rwlock-read": "pthread_rwlock_rdlock",
                "rwlock-write": "pthread_rwlock_wrlock", "condvar": "pthread_cond_wait",
-               "join": "pthread_join"}
+               "join": "pthread_join", "semaphore": "sem_wait"}
 
 _HINT_KINDS = {"mutex": "mutex", "rwlock-read": "rwlock", "rwlock-write": "rwlock",
-               "rwlock": "rwlock", "condvar": "condvar", "join": "join"}
+               "rwlock": "rwlock", "condvar": "condvar", "join": "join",
+               "semaphore": "semaphore"}
 
 # How many return addresses found on the stack are looked at for the call.
 STACK_HINT_DEPTH = 6
@@ -505,6 +508,22 @@ def _musl_mutex(mem, lwps, uaddr, private, val):
            "(%s, _m_waiters %d; from the registers: futex address and value)"
            % (val, base, layouts.musl_mutex_kind_name(d["type"]), d["waiters"]))
     return Wait("mutex", uaddr, base, how=how, frame=0)
+
+
+def _musl_sem(mem, uaddr, private, val):
+    """musl's sem_wait/sem_timedwait: sets the count (__val[0]) to -1,
+    counts itself in __val[1] and sleeps on __val[0] for -1, privately when
+    __val[2] is 128 (sem_init: 0 for a process-shared one).  A musl rwlock
+    waited for has the same first words but keeps 0 for private at +8."""
+    if val != 0xFFFFFFFF or mem.u32(uaddr) != 0xFFFFFFFF:
+        return None
+    waiters, priv = mem.i32(uaddr + 4), mem.i32(uaddr + 8)
+    if waiters is None or not 0 < waiters <= layouts.MAX_TID or priv not in (0, 128):
+        return None
+    if bool(private) != (priv == 128):
+        return None
+    return Wait("semaphore", uaddr, how="futex wait (value -1) on the count of a musl sem_t at "
+                "0x%x (%d waiter%s)" % (uaddr, waiters, "" if waiters == 1 else "s"), frame=0)
 
 
 def _musl_join(mem, lwps, uaddr, val, named):
