@@ -50,13 +50,14 @@ class MuslA64(object):
         return gdbrun.Scenario("qemu-aarch64", list(extra) + [self.exe, name], cwd=self.dir,
                                preexec_fn=_core_unlimited, timeout=60)
 
-    def core(self, name):
-        """(qemu's guest core of the hung scenario, its truth)."""
+    def core(self, name, victim=None):
+        """(qemu's guest core of the hung scenario, its truth); the dump
+        signal goes to the main thread, or to the thread of role VICTIM."""
         if name not in self.cores:
             sc = self.start(name)
             time.sleep(0.5)
             before = set(os.listdir(self.dir))
-            _tgkill(sc.pid, sc.pid, signal.SIGQUIT)
+            _tgkill(sc.pid, sc.truth.lwp(victim) if victim else sc.pid, signal.SIGQUIT)
             try:
                 sc.proc.wait(timeout=60)
             finally:
@@ -150,6 +151,17 @@ def test_abba_is_a_cycle_on_aarch64(ma64):
             named = re.search(r"\(T[\d, T]+(?: and \d+ more)?\)", w).group(0)
             for lwp in (first, second):
                 assert not re.search(r"\bT%d\b" % r.by_lwp[lwp]["num"], named), w
+
+
+def test_join_on_aarch64(ma64):
+    """main joins a sleeping thread: the joined thread from its struct
+    pthread (self pointer 40 bytes before detach_state on aarch64); the
+    dump signal goes to the sleeper, so main's registers are intact."""
+    core, t = ma64.core("join", victim="sleeper")
+    res = ma64.gdb(["janus-waitgraph --format json"], core=core)
+    r = gdbrun.Result(gdbrun.extract_json(res.stdout))
+    main = r.by_lwp[t.lwp("main")]
+    assert main["state"] == "join" and main["wait"]["target_lwp"] == t.lwp("sleeper"), main
 
 
 def test_printer_on_aarch64_musl_core(ma64):
