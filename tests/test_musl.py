@@ -632,3 +632,30 @@ def test_musl_join_from_struct_pthread():
         # no self pointer: not a struct pthread, nothing claimed
         mem.put32(base, 0)
         assert layouts.musl_joined_tid(mem, det) is None
+
+
+def test_glib_waits_on_musl():
+    """glib on musl (Janus on Alpine): a GMutex wait under g_mutex_lock (a
+    frame, or a return address on the stack) is a GMutex wait when its word
+    is held; a GCond wait is idle; through musl's syscall() with a libglib
+    caller, glib's GMutex protocol.  (Unit test: Debian has no glib built
+    for musl to run a real one.)"""
+    mem = FakeMemory()
+    mem.put32(0x6000, 2)
+    calls = [StackCall(0x7ff0e48, 0x7f0000101234, "g_mutex_lock", None, None, None,
+                       "libglib-2.0.so.0")]
+    w = classify.musl_futex(MUSL_FRAMES, mem, {101}, 0x6000, 0, 128, 2, calls)
+    assert w.kind == "gmutex" and w.lock_addr == 0x6000, w.how
+    assert "under g_mutex_lock (a return address into g_mutex_lock" in w.how
+    mem.put32(0x6000, 0)        # free: no GMutex waited for
+    w = classify.musl_futex(MUSL_FRAMES, mem, {101}, 0x6000, 0, 128, 2, calls)
+    assert w is None or w.kind != "gmutex"
+    calls = [StackCall(0x7ff0e48, 0x7f0000101234, "g_cond_wait", None, None, None,
+                       "libglib-2.0.so.0")]
+    w = classify.musl_futex(MUSL_FRAMES, mem, {101}, 0x6000, 0, 128, 7, calls)
+    assert w.kind == "gcond" and classify.STATE_OF_WAIT[w.kind] == "idle"
+    frames = [FrameInfo(0, 0x1000, "syscall", None, None, "ld-musl-x86_64.so.1", True),
+              FrameInfo(1, 0x2000, None, None, None, "libglib-2.0.so.0", True)]
+    mem.put32(0x6000, 2)
+    w = classify.classify_futex(frames, mem, {101}, 0x6000, 0, 128, 2, "musl")
+    assert w.kind == "gmutex" and w.lock_addr == 0x6000

@@ -318,6 +318,8 @@ def musl_futex(frames, mem, lwps, uaddr, cmd, private, val, stack_calls=(), sp=N
                                                _musl_notes(frames, stack_calls)), frame=0)
     if wait is None and hint in ("semaphore", None):
         wait = _musl_sem(mem, uaddr, private, val)
+    if wait is None and hint in ("gmutex", "gcond", "queue"):
+        wait = _glib_on_musl(mem, uaddr, val, hint, hint_text)
     if wait is None and (hint == "join" or (hint is None and val == layouts.MUSL_DT_JOINABLE)):
         wait = _musl_join(mem, lwps, uaddr, val, hint == "join")
     if wait is None:
@@ -336,11 +338,13 @@ def musl_futex(frames, mem, lwps, uaddr, cmd, private, val, stack_calls=(), sp=N
 
 _HINT_CALLS = {"mutex": "pthread_mutex_lock", "rwlock-read": "pthread_rwlock_rdlock",
                "rwlock-write": "pthread_rwlock_wrlock", "condvar": "pthread_cond_wait",
-               "join": "pthread_join", "semaphore": "sem_wait"}
+               "join": "pthread_join", "semaphore": "sem_wait", "gmutex": "g_mutex_lock",
+               "gcond": "g_cond_wait", "queue": "a GAsyncQueue pop"}
 
 _HINT_KINDS = {"mutex": "mutex", "rwlock-read": "rwlock", "rwlock-write": "rwlock",
                "rwlock": "rwlock", "condvar": "condvar", "join": "join",
-               "semaphore": "semaphore"}
+               "semaphore": "semaphore", "gmutex": "gmutex", "gcond": "gcond",
+               "queue": "queue"}
 
 # How many return addresses found on the stack are looked at for the call.
 STACK_HINT_DEPTH = 6
@@ -508,6 +512,20 @@ def _musl_mutex(mem, lwps, uaddr, private, val):
            "(%s, _m_waiters %d; from the registers: futex address and value)"
            % (val, base, layouts.musl_mutex_kind_name(d["type"]), d["waiters"]))
     return Wait("mutex", uaddr, base, how=how, frame=0)
+
+
+def _glib_on_musl(mem, uaddr, val, hint, hint_text):
+    """glib's own futex waits on a musl target, under the glib call that
+    HINT names (from a frame or a return address on the stack): a GMutex
+    waiter sleeps for 2 on its word (1 or 2 while held); GCond and queue
+    waits are idle.  None when a GMutex's words do not fit."""
+    if hint == "gmutex":
+        word = mem.u32(uaddr)
+        if val != 2 or word is None or not 1 <= word <= layouts.GMUTEX_MAX_WORD:
+            return None
+        return Wait("gmutex", uaddr, uaddr, how="futex wait for 2 on a GMutex (glib's futex "
+                    "protocol; word %d)" % word, frame=0)
+    return Wait(hint, uaddr, how="futex wait (value 0x%x)" % val, frame=0)
 
 
 def _musl_sem(mem, uaddr, private, val):
@@ -776,6 +794,12 @@ def classify_futex(frames, mem, lwps, uaddr, cmd, private, val, libc=None):
             return Wait("join", uaddr, target_lwp=val, how=how, frame=idx)
         return Wait(kind, uaddr, how=how, frame=idx)
     if libc == "musl":
+        f0 = normalize(frames[0].function) if frames else ""
+        caller_lib = frames[1].lib if len(frames) > 1 else None
+        if f0 == "syscall" and val == 2 and caller_lib and caller_lib.startswith("libglib"):
+            # glib's GMutex through musl's syscall() (its futex protocol)
+            return Wait("gmutex", uaddr, uaddr, how="raw futex wait for value 2 from libglib "
+                        "(GMutex protocol)", frame=1)
         note = musl_unwind_note(frames)
         return Wait("futex", uaddr, how="unrecognised futex wait (value 0x%x) on musl%s" % (
             val, "; " + note if note else ""), frame=0)
