@@ -48,11 +48,16 @@ def run_gdb(args, children, stdout_path=None, timeout=3600):
     """Run gdb ARGS (registered in the list CHILDREN while it runs, so an
     exit handler can kill it); returns dict(wall, rss_kib, times {label:
     seconds}, rc, stdout, stderr, start, end)."""
+    return run_timed(["gdb"] + args, children, stdout_path, timeout)
+
+
+def run_timed(argv, children, stdout_path=None, timeout=3600):
+    """run_gdb for any command ARGV (e.g. drgn's Python)."""
     out = open(stdout_path, "w") if stdout_path else open(os.devnull, "w")
     err = tempfile.TemporaryFile(mode="w+")
     try:
         t0 = time.monotonic()
-        p = subprocess.Popen(["gdb"] + args, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                              start_new_session=True, env=ENV)
         children.append(p)
         killer = threading.Timer(timeout, _killpg, (p.pid,))

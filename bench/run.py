@@ -12,6 +12,9 @@ bench/.build/, start it, wait until its threads are parked, take a core with
   A  gdb -nx -batch EXE -c CORE -x gdbinit.py -ex janus-waitgraph
   B  gdb -nx -batch EXE -c CORE -ex 'thread apply all bt'       (output to /dev/null)
   S  gdb -nx -batch EXE -c CORE -x gdbinit.py                   (start-up + core load only)
+  D  drgn: every thread's stack with function names (bench/drgnwalk.py), the
+     bar of issue 14; when drgn can be had (--drgn: a venv made in
+     bench/.build/drgn-venv by pip), else the column is left out, saying why
 
 Wall time and peak RSS of each gdb process come from os.wait4().  A and B
 also time their command alone inside gdb (A', B': monotonic clock around the
@@ -49,6 +52,8 @@ BENCH = os.path.join(ROOT, "bench")
 BUILD = os.path.join(BENCH, ".build")
 GDBINIT = os.path.join(ROOT, "gdbinit.py")
 FLOOR = os.path.join(BENCH, "floor.py")
+DRGNWALK = os.path.join(BENCH, "drgnwalk.py")
+DRGN_VENV = os.path.join(BUILD, "drgn-venv")
 SOURCE = os.path.join(BENCH, "pileup.c")
 
 GDB_BASE = ["-nx", "-batch", "-iex", "set pagination off", "-iex", "set width 0",
@@ -299,9 +304,56 @@ def a_extra(a_iex):
     return out
 
 
-def bench_core(exe, core, fx, runs, label, a_iex=()):
+def _has_drgn(python):
+    try:
+        return subprocess.run([python, "-c", "import drgn"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def drgn_python(choice):
+    """(a Python that imports drgn, None) or (None, why not).  CHOICE: "off",
+    "auto" (bench/.build/drgn-venv, made with pip when missing) or a Python."""
+    if choice == "off":
+        return None, "--drgn off"
+    if choice != "auto":
+        return (choice, None) if _has_drgn(choice) else (None, "%s cannot import drgn" % choice)
+    python = os.path.join(DRGN_VENV, "bin", "python")
+    if os.path.exists(python) and _has_drgn(python):
+        return python, None
+    log("drgn: making %s (pip install drgn)" % os.path.relpath(DRGN_VENV, ROOT))
+    try:
+        for cmd in ([sys.executable, "-m", "venv", DRGN_VENV],
+                    [python, "-m", "pip", "install", "-q", "drgn"]):
+            r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               universal_newlines=True, timeout=900)
+            if r.returncode != 0:
+                return None, "%s failed: %s" % (" ".join(cmd[-3:]), r.stdout.strip()[-300:])
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, "cannot install drgn: %s" % exc
+    return (python, None) if _has_drgn(python) else (None, "drgn installed but not importable")
+
+
+def run_drgn(python, exe, core):
+    """One timed drgn walk: run_gdb's dict plus walk {threads, frames, named,
+    failed, load, walk} (None when drgnwalk.py failed)."""
+    r = gdbtime.run_timed([python, DRGNWALK, core, exe], _children,
+                          stdout_path=os.path.join(BUILD, "drgn-walk.json"))
+    r["walk"] = None
+    for line in (r.pop("stdout") or "").splitlines():
+        if line.startswith("{"):
+            try:
+                r["walk"] = json.loads(line)
+            except ValueError:
+                pass
+    r.pop("stderr", None)
+    return r
+
+
+def bench_core(exe, core, fx, runs, label, a_iex=(), drgn=None):
     """Interleaved A, B, S runs on CORE; returns the raw results."""
-    res = {"A": [], "B": [], "S": [], "F": []}
+    res = {"A": [], "B": [], "S": [], "F": [], "D": []}
     report_path = os.path.join(BUILD, "report-%s.txt" % label)
     a_args = (a_extra(a_iex) + core_args(exe, core) + ["-x", GDBINIT]
               + timed_cmd("janus-waitgraph"))
@@ -314,6 +366,8 @@ def bench_core(exe, core, fx, runs, label, a_iex=()):
     # janus-gdb's bytecode cache written (see gdbtime.ENV)
     run_gdb(a_args)
     run_gdb(b_args)
+    if drgn:
+        run_drgn(drgn, exe, core)
     for i in range(runs):
         ra = run_gdb(a_args, stdout_path=report_path)
         probs = check_report(ra["stdout"], fx.truth)
@@ -329,6 +383,17 @@ def bench_core(exe, core, fx, runs, label, a_iex=()):
             r.pop("stdout", None)
             r.pop("stderr", None)
             res[k].append(r)
+        if drgn:
+            rd = run_drgn(drgn, exe, core)
+            w = rd["walk"]
+            if rd["rc"] != 0 or w is None or w["threads"] < fx.nthreads:
+                problems.append("drgn walk failed or saw too few threads: rc %s, %s"
+                                % (rd["rc"], w))
+            else:
+                res["D"].append(rd)
+                log("  %s run %d: D %.2fs (load %.2fs, walk %.2fs, %d frames, %d MiB)"
+                    % (label, i + 1, rd["wall"], w["load"], w["walk"], w["frames"],
+                       rd["rss_kib"] // 1024))
         log("  %s run %d: A %.2fs (cmd %.2fs, %d MiB)  B %.2fs (cmd %.2fs, %d MiB)  S %.2fs"
             "  F %.2fs (cmd %.2fs)"
             % (label, i + 1, ra["wall"], ra["cmd"] or -1, ra["rss_kib"] // 1024,
@@ -408,7 +473,12 @@ def summarize(results, live):
         rss_a = median(x["rss_kib"] for x in r["core"]["A"]) / 1024.0
         rss_b = median(x["rss_kib"] for x in r["core"]["B"]) / 1024.0
         rss_s = median(x["rss_kib"] for x in r["core"]["S"]) / 1024.0
+        dl = r["core"].get("D") or []
+        d = median(x["wall"] for x in dl) if dl else None
+        rss_d = median(x["rss_kib"] for x in dl) / 1024.0 if dl else None
         row = {"threads": n, "variant": r["variant"], "A": a, "B": b, "ratio": a / b,
+               "D": d, "A_over_D": a / d if d else None, "rss_D": rss_d,
+               "D_ms_per_thread": 1000.0 * d / n if d else None,
                "rss_A": rss_a, "rss_B": rss_b, "rss_S": rss_s, "rss_ratio": rss_a / rss_b,
                "A_cmd": acmd, "B_cmd": bcmd, "S": s, "F": f, "F_cmd": fcmd,
                "F_ratio": f / b if f else None,
@@ -431,6 +501,8 @@ def summarize(results, live):
         base = smallest[row["variant"]]
         row["growth"] = row["A_ms_per_thread"] / base["A_ms_per_thread"]
         row["B_growth"] = row["B_ms_per_thread"] / base["B_ms_per_thread"]
+        row["D_growth"] = (row["D_ms_per_thread"] / base["D_ms_per_thread"]
+                           if row["D_ms_per_thread"] and base["D_ms_per_thread"] else None)
         row["cmd_growth"] = (row["A_cmd_ms_per_thread"] / base["A_cmd_ms_per_thread"]
                              if row["A_cmd_ms_per_thread"] and base["A_cmd_ms_per_thread"] else None)
         row["F_cmd_growth"] = (row["F_cmd_ms_per_thread"] / base["F_cmd_ms_per_thread"]
@@ -452,7 +524,7 @@ def print_table(rows, live, runs):
           "can reach.")
     hdr = ("threads", "variant", "A s", "B s", "A/B", "RSS A", "RSS B", "RSS A/B", "RSS S",
            "S s", "A' s", "B' s", "A ms/thr", "growth", "A' ms/thr", "growth", "B growth",
-           "F/B", "F' s", "F' growth", "report")
+           "F/B", "F' s", "F' growth", "D s", "A/D", "RSS D", "D growth", "report")
     lines = [hdr]
     for r in rows:
         lines.append((
@@ -462,6 +534,7 @@ def print_table(rows, live, runs):
             fmt(r["A_ms_per_thread"], "%.3f"), fmt(r["growth"]),
             fmt(r["A_cmd_ms_per_thread"], "%.3f"), fmt(r["cmd_growth"]), fmt(r["B_growth"]),
             fmt(r["F_ratio"]), fmt(r["F_cmd"]), fmt(r["F_cmd_growth"]),
+            fmt(r["D"]), fmt(r["A_over_D"]), fmt(r["rss_D"], "%.0f"), fmt(r["D_growth"]),
             "ok" if r["ok"] else "WRONG"))
     widths = [max(len(str(l[i])) for l in lines) for i in range(len(hdr))]
     for l in lines:
@@ -502,6 +575,20 @@ def print_table(rows, live, runs):
                                "met" if r["growth"] <= 1.3 else "NOT met"))
         if r["F_ratio"] is not None:
             verdicts.append("[floor: F/B %.2f, F' growth %s]" % (r["F_ratio"], fmt(r["F_cmd_growth"])))
+        print("  %6s %-7s %s" % ("{:,}".format(r["threads"]), r["variant"], "; ".join(verdicts)))
+    print()
+    print("Targets (issue 14): A/D <= 1.5 at 2,000 and 10,000 threads (D = drgn's stack walk); "
+          "A' <= 0.3x B'; RSS A <= RSS B; per-thread growth <= 1.3.")
+    for r in rows:
+        verdicts = []
+        if r["A_over_D"] is not None and r["threads"] >= 2000:
+            verdicts.append("A/D %.2f %s" % (r["A_over_D"], "met" if r["A_over_D"] <= 1.5
+                                             else "NOT met"))
+        if r["A_cmd"] is not None and r["B_cmd"]:
+            q = r["A_cmd"] / r["B_cmd"]
+            verdicts.append("A'/B' %.2f %s" % (q, "met" if q <= 0.3 else "NOT met"))
+        verdicts.append("RSS A/B %.2f %s" % (r["rss_ratio"], "met" if r["rss_ratio"] <= 1.0
+                                             else "NOT met"))
         print("  %6s %-7s %s" % ("{:,}".format(r["threads"]), r["variant"], "; ".join(verdicts)))
 
 
@@ -552,6 +639,9 @@ def main():
                          "'set dcache line-size 4096': to try a setting before building it "
                          "into janus-gdb (repeatable)")
     ap.add_argument("--keep-cores", action="store_true", help="keep the cores in bench/.build")
+    ap.add_argument("--drgn", default="auto", metavar="auto|off|PYTHON",
+                    help="column D, drgn's stack walk: auto makes bench/.build/drgn-venv with "
+                         "pip when needed; off; or a Python that imports drgn")
     opts = ap.parse_args()
 
     for tool in ("gdb", "gcc", "pkg-config"):
@@ -574,6 +664,9 @@ def main():
                                       info.get("gdb", "?")))
     log("janus-gdb: %s" % info.get("janus_gdb", "?"))
 
+    drgn, why = drgn_python(opts.drgn)
+    info["drgn"] = drgn or ("not measured: %s" % why)
+    log("drgn: %s" % info["drgn"])
     results = []
     profiles = []
     try:
@@ -604,7 +697,7 @@ def main():
                         entry["live"] = bench_live(exe, fx, opts.runs, label, opts.a_iex)
                 finally:
                     fx.kill()
-                entry["core"] = bench_core(exe, core, fx, opts.runs, label, opts.a_iex)
+                entry["core"] = bench_core(exe, core, fx, opts.runs, label, opts.a_iex, drgn)
                 if n in profile_at and variant in profile_variants:
                     ppath = os.path.join(BUILD, "profile-%s.txt" % label)
                     pr = profile(exe, core, ppath, label, opts.a_iex)
@@ -624,6 +717,7 @@ def main():
     print("Machine: %d CPUs, %s, %s.  Total time %.0fs." % (
         info["nproc"], " ".join(info.get("mem", "?").split()[:2]), info.get("gdb", "?"), total))
     print("janus-gdb: %s" % info.get("janus_gdb", "?"))
+    print("drgn: %s" % info["drgn"])
     if profiles:
         print("Profiles: %s" % ", ".join(os.path.relpath(p, ROOT) for p in profiles))
     with open(os.path.join(BUILD, "results.json"), "w") as f:
