@@ -1063,8 +1063,14 @@ def function_start(lines, function):
     """Index of the line that defines FUNCTION (at column 0, not a prototype)."""
     pat = re.compile(r"^[A-Za-z_].*[\s*]%s\(" % re.escape(function))
     for i, l in enumerate(lines):
-        if pat.match(l) and not l.rstrip().endswith(";"):
-            return i
+        if not pat.match(l):
+            continue
+        # a definition's parameter list ends in "{", a prototype's in ";"
+        for k in range(i, min(i + 20, len(lines))):
+            if "{" in lines[k]:
+                return i
+            if ";" in lines[k]:
+                break
     return None
 
 
@@ -1108,9 +1114,9 @@ class PluginLock(object):
     BODY the piled-up ones send (PILE_BODY, default the same)."""
 
     def __init__(self, plugin, function, symbol, body, branch=None, pile_body=None,
-                 statement=None, role=None, pile_role=None):
+                 statement=None, role=None, pile_role=None, package=None):
         self.plugin = plugin
-        self.package = "janus.plugin.%s" % plugin
+        self.package = package or "janus.plugin.%s" % plugin
         self.source = "janus_%s.c" % plugin
         self.library = "libjanus_%s.so" % plugin
         self.function = function
@@ -1207,7 +1213,12 @@ def freeze_thread_at(janus, res, source, line, trigger, call="pause", arg=None, 
             out = gdb.cmd(c)
             if "rror" in out or "No symbol" in out:
                 raise JanusError("%s: %s" % (c, out))
-        out = gdb.cmd("bt 3")
+        out = gdb.cmd("bt 4")
+        # (function, line) of the frames in SOURCE; an inlined callee's frame
+        # (no address) comes before its caller's
+        res.frame_lines = [(f, int(n)) for f, n in re.findall(
+            r"^#\d+\s+(?:0x[0-9a-f]+ in )?(\w+) \(.*? at \S*?%s:(\d+)" % re.escape(base), out,
+            re.M)]
         if not re.search(r"#1 .* %s .*%s:%d" % (res.bp_function, re.escape(base), res.bp_line),
                          out):
             raise JanusError("frozen thread does not look like it called %s(): %s" % (call, out))
