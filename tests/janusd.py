@@ -1150,7 +1150,7 @@ def _gdb_value(gdb, expr):
 
 
 def freeze_thread_at(janus, res, source, line, trigger, call="pause", arg=None, values=(),
-                     log=None, timeout=60):
+                     log=None, timeout=60, before=None):
     """Freeze the first thread that reaches SOURCE:LINE (a line of a Janus
     source file) in a call of CALL, as if the code there had called it, and
     leave JANUS running with no debugger attached.
@@ -1163,6 +1163,8 @@ def freeze_thread_at(janus, res, source, line, trigger, call="pause", arg=None, 
     one byte into the breakpoint's instruction so the caller's line is the
     breakpoint's).  CALL is ``pause`` (the thread sleeps in pause(2)) or a
     function that blocks, e.g. ``g_async_queue_pop`` of an empty queue.
+    BEFORE: (an earlier line, values): the thread stops there first and the
+    values (expressions live only there) are read into RES.values too.
     Fills RES.frozen_thread, frozen_lwp, bp_line, values, link_names,
     transcript; returns the Background that ran TRIGGER."""
     log = log or os.path.join(janus.workdir, "freeze-%d.gdb.log" % line)
@@ -1180,19 +1182,32 @@ def freeze_thread_at(janus, res, source, line, trigger, call="pause", arg=None, 
         out = gdb.cmd("info sharedlibrary")
         res.link_names = re.findall(r"^0x[0-9a-f]+\s+0x[0-9a-f]+\s+\S+\s+(?:\(\*\)\s+)?(/\S+)",
                                     out, re.M)
-        out = gdb.cmd("break %s:%d" % (base, line))
-        m = re.search(r"Breakpoint 1 at 0x[0-9a-f]+: file .*%s, line (\d+)\." % re.escape(base),
-                      out)
-        if not m:
-            raise JanusError("breakpoint not set: %s" % out)
-        gdb.child.sendline("continue")
-        gdb.expect(r"Continuing\.", timeout=timeout)
-        bg.run(trigger)
-        m = gdb.expect(r'Thread (\d+) "[^"]*" hit Breakpoint 1, [^\r\n]*?%s:(\d+)'
-                       % re.escape(base), timeout=timeout)
-        res.frozen_thread = int(m.group(1))
-        res.bp_line = int(m.group(2))
-        gdb.expect_prompt(timeout=timeout)
+        stops = ([before] if before else []) + [(line, values)]
+        for n, (at, vals) in enumerate(stops):
+            where = "break %s:%d" % (base, at)
+            if n:
+                where += " thread %d" % res.frozen_thread
+            out = gdb.cmd(where)
+            m = re.search(r"Breakpoint %d at 0x[0-9a-f]+: file .*%s, line (\d+)\."
+                          % (n + 1, re.escape(base)), out)
+            if not m:
+                raise JanusError("breakpoint not set: %s" % out)
+            gdb.child.sendline("continue")
+            gdb.expect(r"Continuing\.", timeout=timeout)
+            if not n:
+                bg.run(trigger)
+            m = gdb.expect(r'Thread (\d+) "[^"]*" hit Breakpoint %d, [^\r\n]*?%s:(\d+)'
+                           % (n + 1, re.escape(base)), timeout=timeout)
+            if n and int(m.group(1)) != res.frozen_thread:
+                raise JanusError("thread %s stopped, not %d" % (m.group(1), res.frozen_thread))
+            res.frozen_thread = int(m.group(1))
+            res.bp_line = int(m.group(2))
+            gdb.expect_prompt(timeout=timeout)
+            gdb.cmd("thread %d" % res.frozen_thread)
+            if n + 1 < len(stops):
+                for key, expr in vals:
+                    res.values[key] = _gdb_value(gdb, expr)
+                gdb.cmd("delete")
         res.frozen_lwp = _lwp_of(gdb, res.frozen_thread)
         gdb.cmd("thread %d" % res.frozen_thread)
         out = gdb.cmd("frame")
@@ -1371,19 +1386,24 @@ def freeze_audiobridge_hangup(janus, room=4321, description="janus-gdb lobby",
     st.user_id, st.display = 77, "bob"
     s = janus.create_session()
     h = janus.attach(s, "janus.plugin.audiobridge")
+    st.session, st.handle = s, h
     audiobridge_create_room(janus, s, h, room, description)
     audiobridge_join(janus, s, h, room, st.display, st.user_id)
     s2 = janus.create_session()
     others = [janus.attach(s2, "janus.plugin.audiobridge") for _ in range(n_messages)]
     sym = "&'%s'::%%s" % AB_SOURCE
+    # the room is only at hand (not optimized out) right after its lock
+    room_line = lock_statement_line(res.source, AB_HANGUP,
+                                    "janus_mutex_lock(&audiobridge->mutex)") + 1
+    before = (room_line, [("room_mutex", "&audiobridge->mutex"),
+                          ("room_id", "audiobridge->room_id")])
     values = [("sessions_mutex", sym % "sessions_mutex"), ("rooms_mutex", sym % "rooms_mutex"),
-              ("room_mutex", "&audiobridge->mutex"), ("room_id", "audiobridge->room_id"),
               ("user_id", "participant->user_id"), ("queue", "participant->outbuf")]
     baseline = janus.futex_waiters()
     bg = freeze_thread_at(janus, res, res.source, res.lock_line + 1,
                           lambda: janus.detach(s, h, timeout=timeout + 60),
                           call="g_async_queue_pop", arg="participant->outbuf", values=values,
-                          timeout=timeout,
+                          timeout=timeout, before=before,
                           log=(core_path or os.path.join(janus.workdir, "hangup")) + ".gdb.log")
     if res.bp_function != AB_HANGUP:
         raise JanusError("stopped in %s, not %s" % (res.bp_function, AB_HANGUP))
