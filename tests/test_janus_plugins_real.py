@@ -53,6 +53,11 @@ SPECS = [
        {"request": "list"}, branch=LIST, role="request worker", pile_role="request worker"),
     PL("nosip", "janus_nosip_handle_message", "sessions_mutex", {"request": "hangup"},
        role="request worker", pile_role="request worker"),
+    PL("sip", "janus_sip_handle_message", "sessions_mutex", {"request": "hangup"},
+       role="request worker", pile_role="request worker"),
+    # the VideoRoom's own freeze (tests/test_janus_real.py) through the same path
+    PL("videoroom", "janus_videoroom_process_synchronous_request", "rooms_mutex",
+       {"request": "list"}, branch=LIST, role="request worker", pile_role="request worker"),
     # the interpreter's global lock; the sample scripts name their packages
     PL("lua", "janus_lua_handle_message", "lua_mutex", {"audio": True},
        role="request worker", pile_role="request worker", package="janus.plugin.echolua"),
@@ -121,6 +126,10 @@ def frozen(request, prefix, tmp_path_factory):
     j = janusd.JanusServer(prefix, workdir, plugins=plugins)
     if spec.plugin == "streaming":
         streaming_config(j)
+    if spec.plugin == "sip":
+        with open(os.path.join(j.confdir, "janus.plugin.sip.jcfg"), "w") as f:
+            f.write('general: {\n\tlocal_ip = "127.0.0.1"\n\tsdp_ip = "127.0.0.1"\n'
+                    '\trtp_port_range = "20000-40000"\n\tevents = false\n}\n')
     j.start()
     core = os.path.join(workdir, "core." + spec.plugin)
     try:
