@@ -1149,8 +1149,21 @@ def _gdb_value(gdb, expr):
     return int(m.group(1), 0)
 
 
+def _next_call_return(gdb):
+    """The return address of the first call at or after $pc when the code up
+    to it is straight (no jump, no return), else None."""
+    out = gdb.cmd("x/32i $pc")
+    insns = re.findall(r"^(?:=>)?\s+(0x[0-9a-f]+)(?: <[^>]*>)?:\s+(\S+)", out, re.M)
+    for k, (addr, mnem) in enumerate(insns[:-1]):
+        if mnem.startswith("call"):
+            return int(insns[k + 1][0], 16)
+        if mnem.startswith("j") or mnem.startswith("ret"):
+            return None
+    return None
+
+
 def freeze_thread_at(janus, res, source, line, trigger, call="pause", arg=None, values=(),
-                     log=None, timeout=60, before=None):
+                     log=None, timeout=60, before=None, after_call=False):
     """Freeze the first thread that reaches SOURCE:LINE (a line of a Janus
     source file) in a call of CALL, as if the code there had called it, and
     leave JANUS running with no debugger attached.
@@ -1165,6 +1178,10 @@ def freeze_thread_at(janus, res, source, line, trigger, call="pause", arg=None, 
     function that blocks, e.g. ``g_async_queue_pop`` of an empty queue.
     BEFORE: (an earlier line, values): the thread stops there first and the
     values (expressions live only there) are read into RES.values too.
+    AFTER_CALL: the return address is the one of the first call after the
+    breakpoint (straight code only), as if that callee blocked: a real
+    return address, which the machine-code analysis of a stripped build
+    needs (the frame's line is then that call's).
     Fills RES.frozen_thread, frozen_lwp, bp_line, values, link_names,
     transcript; returns the Background that ran TRIGGER."""
     log = log or os.path.join(janus.workdir, "freeze-%d.gdb.log" % line)
@@ -1215,12 +1232,14 @@ def freeze_thread_at(janus, res, source, line, trigger, call="pause", arg=None, 
         res.bp_function = m.group(1) if m else None
         for key, expr in values:
             res.values[key] = _gdb_value(gdb, expr)
+        ret = _next_call_return(gdb) if after_call else None
+        res.ret_after_call = ret is not None
         cmds = []
         if arg is not None:
             cmds.append("set $jgdb_arg = (unsigned long)(%s)" % arg)
         cmds += ["set $jgdb_pc = $pc",
                  "set $sp = (($sp - 1024) & ~0xf) - 8",
-                 "set *(unsigned long *)$sp = $jgdb_pc + 1"]
+                 "set *(unsigned long *)$sp = %s" % ("0x%x" % ret if ret else "$jgdb_pc + 1")]
         if arg is not None:
             cmds.append("set $rdi = $jgdb_arg")
         cmds += ["set $pc = (unsigned long)%s" % call, "delete"]
@@ -1234,8 +1253,14 @@ def freeze_thread_at(janus, res, source, line, trigger, call="pause", arg=None, 
         res.frame_lines = [(f, int(n)) for f, n in re.findall(
             r"^#\d+\s+(?:0x[0-9a-f]+ in )?(\w+) \(.*? at \S*?%s:(\d+)" % re.escape(base), out,
             re.M)]
-        if not re.search(r"#1 .* %s .*%s:%d" % (res.bp_function, re.escape(base), res.bp_line),
-                         out):
+        if ret:
+            m = re.search(r"^#1 .* %s .*%s:(\d+)" % (res.bp_function, re.escape(base)), out, re.M)
+            if not m:
+                raise JanusError("frozen thread does not look like it called %s(): %s"
+                                 % (call, out))
+            res.bp_line = int(m.group(1))
+        elif not re.search(r"#1 .* %s .*%s:%d" % (res.bp_function, re.escape(base),
+                                                  res.bp_line), out):
             raise JanusError("frozen thread does not look like it called %s(): %s" % (call, out))
         gdb.cmd("detach", timeout=timeout)
     finally:
@@ -1278,6 +1303,7 @@ def freeze_plugin_lock(janus, spec, n_waiters, core_path=None, timeout=60, settl
         janus, res, res.source, res.lock_line + 1,
         lambda: janus.message(session, first, spec.body, timeout=timeout + 60),
         values=[("lock", "&'%s'::%s" % (spec.source, spec.symbol))], timeout=timeout,
+        after_call=True,
         log=(core_path or os.path.join(janus.workdir, "freeze-%s" % spec.plugin)) + ".gdb.log")
     res.lock_addr = res.rooms_mutex = res.values["lock"]
     if not wait_until(lambda: thread_syscall(janus, res.frozen_lwp)[:1] == ["34"], 10):

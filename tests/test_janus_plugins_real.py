@@ -18,11 +18,16 @@ g_async_queue_pop of the participant's empty outbuf (what 1.3.x's
 clear_outbuf does in #3570); messages, Admin API requests and the room's
 mixer pile up behind the three locks.
 
+c: the AudioBridge freeze and the #3570 core with janus and every plugin
+stripped (no debug info anywhere): names by library and offset, owners from
+the machine code, never a false one.
+
 Each plugin runs in a Janus of its own (only that plugin, HTTP on 127.0.0.1),
 shared by the tests of that plugin; cores are deleted at the end.
 """
 
 import os
+import subprocess
 
 import pytest
 
@@ -323,3 +328,80 @@ def test_hangup_live(hangup):
     for key, addr in st.locks.items():
         assert j.futex_waiters(addr) == st.waiters[key], key
     assert j.info()["janus"] == "server_info"
+
+
+
+# --- c: the same cores with janus and every plugin stripped ----------------------------
+
+def stripped_copies(j, link_names, workdir):
+    """Stripped copies of janus and of every plugin it loaded, and a sysroot
+    farm that loads them (no libc/glib debug info either: hide_debug)."""
+    from test_janus_real import sysroot_farm
+    d = os.path.join(workdir, "stripped")
+    if not os.path.isdir(d):
+        os.makedirs(d)
+    replace = {}
+    for path in j.mapped_files():
+        real = os.path.realpath(path)
+        if real == os.path.realpath(j.exe) or "/janus/plugins/" in path:
+            copy = os.path.join(d, os.path.basename(real))
+            subprocess.run(["strip", "--strip-all", "-o", copy, real], check=True)
+            replace[real] = copy
+    sysroot = sysroot_farm(os.path.join(d, "sysroot"), set(link_names) | set(j.mapped_files()),
+                           replace)
+    extra = ["-iex", "set sysroot %s" % sysroot, "-iex", "set auto-load python-scripts off"]
+    return replace[os.path.realpath(j.exe)], extra
+
+
+def test_frozen_core_stripped(frozen):
+    """AudioBridge's rooms_mutex, stripped (VideoRoom's and TextRoom's are in
+    the process too): named by its library and offset, its holder found from
+    the machine code, its waiters exact."""
+    if frozen.spec.plugin != "audiobridge":
+        pytest.skip("stripped analysis checked on the AudioBridge only (runtime)")
+    from test_janus_real import symbol_value
+    j, res = frozen.janus, frozen.res
+    exe, extra = stripped_copies(j, res.link_names, j.workdir)
+    r, text = analyze(exe=exe, core=res.core, hide_debug=True, extra=extra)
+    lock = r.locks[res.lock_addr]
+    plugin = os.path.join(j.prefix, "lib", "janus", "plugins", frozen.spec.library)
+    assert lock["name"] == "%s+0x%x" % (frozen.spec.library,
+                                        symbol_value(plugin, frozen.spec.symbol)), lock
+    assert r.waiter_lwps(res.lock_addr) == res.waiters
+    owner = lock["owner"]
+    assert owner["lwp"] == res.frozen_lwp, owner
+    assert owner["evidence"] == "inferred" and owner["source"] == "machine-code", owner
+    assert owner["detail"].startswith("from machine code: %s+0x" % frozen.spec.library), owner
+    assert text is not None and lock["name"] in text and "leaked" not in text, text
+
+
+def test_hangup_core_stripped(hangup):
+    """The #3570 core, stripped: the three locks and their waiters are found;
+    an owner is only ever the frozen thread, and each lock it names is one
+    the machine code shows it took."""
+    from test_janus_real import symbol_value
+    j, st = hangup
+    res = st.res
+    exe, extra = stripped_copies(j, res.link_names, j.workdir)
+    r, text = analyze(exe=exe, core=st.core, hide_debug=True, extra=extra)
+    plugin = os.path.join(j.prefix, "lib", "janus", "plugins", "libjanus_audiobridge.so")
+    owners = {}
+    for key, addr in st.locks.items():
+        assert addr in r.locks, (key, [hex(a) for a in r.locks])
+        lock = r.locks[addr]
+        assert r.waiter_lwps(addr) == st.waiters[key], key
+        if key != "room_mutex":
+            assert lock["name"] == "libjanus_audiobridge.so+0x%x" % symbol_value(plugin, key), lock
+        owners[key] = (lock["owner"]["lwp"], lock["owner"]["evidence"], lock["owner"]["source"])
+        assert lock["owner"]["lwp"] in (None, res.frozen_lwp), (key, lock["owner"])
+        if lock["owner"]["lwp"] is not None:
+            assert lock["owner"]["evidence"] == "inferred", (key, lock["owner"])
+    # sessions_mutex: taken by the caller frame, whose return address follows
+    # its call of hangup_media_internal; that frame's own pc is the forced
+    # one (not after a call: its machine code cannot be read at it, so its
+    # two locks stay unknown rather than guessed)
+    assert owners["sessions_mutex"] == (res.frozen_lwp, "inferred", "machine-code"), owners
+    root = r.by_lwp[res.frozen_lwp]
+    assert root["wait"]["kind"] == "queue" and root["wait"]["futex"] == st.queue_wait, root
+    assert "Found" not in text.splitlines()[0], text
+    print("stripped #3570 owners: %s" % owners)
