@@ -40,6 +40,9 @@ Soundness rules (a false claim costs more than a gap):
 - A lock held on some paths only (a "may" claim) is reported only with a
   constant address: a register's value at the point names the lock only
   on the paths that took it.
+- An unlock that may be of the same lock (an unresolved address, or
+  another key that may alias it) ends the lock's claims, "may" ones too;
+  the frame is then not complete (it may still hold it).
 - Not modelled (known risks): a callee that releases a lock this frame took
   (an unlock wrapper); recursion counts of recursive mutexes; a lock reached
   through two different registers.
