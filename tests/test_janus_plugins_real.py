@@ -73,7 +73,9 @@ BY_NAME = dict((s.plugin, s) for s in SPECS)
 # plugins loaded next to the frozen one: globals of the same name
 SAME_NAMES = {"audiobridge": ("videoroom", "textroom"), "textroom": ("videoroom", "audiobridge")}
 # the plugins whose live process is analysed too (a gdb run each)
-LIVE = ("audiobridge", "videocall")
+LIVE = ["audiobridge", "videocall"]
+# ... and stripped (janus and every plugin)
+STRIPPED = ["audiobridge"]
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +121,16 @@ def analyze(**kw):
     return gdbrun.Result(gdbrun.extract_json(js)), gdbrun.extract_report(text)
 
 
-@pytest.fixture(scope="module", params=[s.plugin for s in SPECS])
+# LIVE and STRIPPED are ALL's first entries, in ALL's order: pytest groups
+# the tests of a module-scoped parameter by its index, so that each plugin's
+# Janus starts once
+ALL = LIVE + [s.plugin for s in SPECS if s.plugin not in LIVE]
+assert STRIPPED == ALL[:len(STRIPPED)]
+
+
+@pytest.fixture(scope="module")
 def frozen(request, prefix, tmp_path_factory):
+    """One Janus per plugin (REQUEST.param), shared by that plugin's tests."""
     spec = BY_NAME[request.param]
     if not janusd.has_plugin(prefix, spec.plugin):
         pytest.skip("this Janus build has no %s plugin" % spec.library)
@@ -180,6 +190,7 @@ def check_frozen(fr, r, text):
     assert lock["name"] in text, text
 
 
+@pytest.mark.parametrize("frozen", ALL, indirect=True, scope="module")
 def test_frozen_ground_truth(frozen):
     res = frozen.res
     assert res.frozen_lwp and res.frozen_lwp not in res.waiters
@@ -191,14 +202,14 @@ def test_frozen_ground_truth(frozen):
     assert os.path.getsize(res.core) > 0
 
 
+@pytest.mark.parametrize("frozen", ALL, indirect=True, scope="module")
 def test_frozen_core(frozen):
     r, text = frozen.report("core")
     check_frozen(frozen, r, text)
 
 
+@pytest.mark.parametrize("frozen", LIVE, indirect=True, scope="module")
 def test_frozen_live(frozen):
-    if frozen.spec.plugin not in LIVE:
-        pytest.skip("live attach checked on %s only (runtime)" % ", ".join(LIVE))
     r, text = frozen.report("live")
     check_frozen(frozen, r, text)
     # the live target is not disturbed: still serving, still hung where it was
@@ -353,12 +364,11 @@ def stripped_copies(j, link_names, workdir):
     return replace[os.path.realpath(j.exe)], extra
 
 
+@pytest.mark.parametrize("frozen", STRIPPED, indirect=True, scope="module")
 def test_frozen_core_stripped(frozen):
     """AudioBridge's rooms_mutex, stripped (VideoRoom's and TextRoom's are in
     the process too): named by its library and offset, its holder found from
     the machine code, its waiters exact."""
-    if frozen.spec.plugin != "audiobridge":
-        pytest.skip("stripped analysis checked on the AudioBridge only (runtime)")
     from test_janus_real import symbol_value
     j, res = frozen.janus, frozen.res
     exe, extra = stripped_copies(j, res.link_names, j.workdir)
