@@ -639,29 +639,9 @@ def wait_until(pred, timeout, step=0.05):
 
 def list_lock_line(source):
     """(function, line of janus_mutex_lock(&rooms_mutex) in the "list" branch)."""
-    with open(source, errors="replace") as f:
-        lines = f.read().split("\n")
     func = "janus_videoroom_process_synchronous_request"
-    start = None
-    for i, l in enumerate(lines):
-        if re.match(r"^static json_t \*%s\(" % func, l):
-            start = i
-            break
-    if start is None:
-        raise JanusError("%s not found in %s" % (func, source))
-    branch = None
-    for i in range(start, len(lines)):
-        if re.search(r'strcasecmp\(request_text, "list"\)', lines[i]):
-            branch = i
-            break
-        if i > start and lines[i].startswith("}"):
-            break
-    if branch is None:
-        raise JanusError('"list" branch not found in %s' % func)
-    for i in range(branch, min(branch + 80, len(lines))):
-        if "janus_mutex_lock(&rooms_mutex)" in lines[i]:
-            return func, i + 1
-    raise JanusError("no janus_mutex_lock(&rooms_mutex) in the list branch")
+    return func, lock_statement_line(source, func, "janus_mutex_lock(&rooms_mutex)",
+                                     r'strcasecmp\(request_text, "list"\)')
 
 
 # --- the stall ----------------------------------------------------------------------

@@ -118,7 +118,9 @@ def analyze(**kw):
                      **kw)
     assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
     js, text = out.stdout.split("@@SPLIT@@\n", 1)
-    return gdbrun.Result(gdbrun.extract_json(js)), gdbrun.extract_report(text)
+    from test_json_schema import check_document
+    return (gdbrun.Result(check_document(gdbrun.extract_json(js), "janus-waitgraph")),
+            gdbrun.extract_report(text))
 
 
 # LIVE and STRIPPED are ALL's first entries, in ALL's order: pytest groups
