@@ -29,18 +29,50 @@ ADMIN_SECRET = "janus-gdb-admin"
 FUTEX = "202"
 
 
-def default_prefix():
-    prefix = os.environ.get("JANUS_PREFIX")
+# The Janus versions the tests run against (scripts/build-janus JANUS_VERSION=...):
+# version -> (variable holding its prefix, variable holding why its build failed).
+VERSIONS = ("1.1.2", "1.4.1")
+VERSION_ENV = {"1.1.2": ("JANUS_PREFIX", "JANUS_BUILD_ERROR"),
+               "1.4.1": ("JANUS_PREFIX_NEWER", "JANUS_BUILD_ERROR_NEWER")}
+
+# Thread entry functions of janusdb.ENTRY_ROLES that only one version has.
+ENTRY_VERSIONS = {
+    # the RTP forwarders' RTCP loop: VideoRoom's own in 1.1.2, the core's (rtpfwd.c) since 1.1.4
+    "janus_videoroom_rtp_forwarder_rtcp_thread": ("1.1.2",),
+    "janus_rtp_forwarder_rtcp_thread": ("1.4.1",),
+    # VideoRoom helper threads (room "threads" setting), since 1.2.3
+    "janus_videoroom_helper_thread": ("1.4.1",),
+}
+
+# janusdb.OBJECT_TYPES structs that only one version has.
+STRUCT_VERSIONS = {
+    "janus_videoroom_helper": ("1.4.1",),
+}
+
+
+def default_prefix(version="1.1.2"):
+    prefix = os.environ.get(VERSION_ENV[version][0])
     if prefix:
         return prefix
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "janus-gdb", "janus-1.1.2")
+    return os.path.join(cache, "janus-gdb", "janus-%s" % version)
 
 
-def prefix_problem(prefix):
-    """None when PREFIX holds a usable Janus build, else why not."""
-    if os.environ.get("JANUS_BUILD_ERROR"):
-        return "Janus build failed: %s" % os.environ["JANUS_BUILD_ERROR"]
+def source_version(prefix):
+    """The version in the AC_INIT of the build's source tree (PREFIX.src), or None."""
+    try:
+        with open(os.path.join(prefix + ".src", "configure.ac"), errors="replace") as f:
+            m = re.search(r"AC_INIT\(\[[^]]*\],\s*\[([^]]+)\]", f.read(4096))
+    except OSError:
+        return None
+    return m.group(1) if m else None
+
+
+def prefix_problem(prefix, version="1.1.2"):
+    """None when PREFIX holds a usable Janus VERSION build, else why not."""
+    error = os.environ.get(VERSION_ENV[version][1])
+    if error:
+        return "Janus %s build failed: %s" % (version, error)
     need = [os.path.join(prefix, "bin", "janus"),
             os.path.join(prefix, "lib", "janus", "plugins", "libjanus_videoroom.so"),
             os.path.join(prefix, "lib", "janus", "transports", "libjanus_http.so"),
@@ -48,13 +80,17 @@ def prefix_problem(prefix):
             os.path.join(prefix + ".src", "src", "plugins", "janus_videoroom.c")]
     for path in need:
         if not os.path.exists(path):
-            return "no Janus build at %s (missing %s; run scripts/build-janus)" % (prefix, path)
+            return "no Janus %s build at %s (missing %s; run JANUS_VERSION=%s " \
+                "scripts/build-janus)" % (version, prefix, path, version)
+    found = source_version(prefix)
+    if found != version:
+        return "the Janus build at %s is %s, not %s" % (prefix, found, version)
     return None
 
 
-def usable_prefix(tools=("gdb",), need_pexpect=True):
-    """(the Janus build's prefix, None) when it and the TOOLS (and pexpect,
-    which drives gdb here) are there, else (prefix, why not)."""
+def usable_prefix(tools=("gdb",), need_pexpect=True, version="1.1.2"):
+    """(the Janus VERSION build's prefix, None) when it and the TOOLS (and
+    pexpect, which drives gdb here) are there, else (prefix, why not)."""
     for tool in tools:
         if shutil.which(tool) is None:
             return None, "%s is not installed" % tool
@@ -63,8 +99,8 @@ def usable_prefix(tools=("gdb",), need_pexpect=True):
             import pexpect  # noqa: F401
         except ImportError:
             return None, "pexpect is not installed (pip install pexpect)"
-    prefix = default_prefix()
-    return prefix, prefix_problem(prefix)
+    prefix = default_prefix(version)
+    return prefix, prefix_problem(prefix, version)
 
 
 def free_port():

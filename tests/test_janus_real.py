@@ -1,4 +1,8 @@
-"""janus-waitgraph against a real Janus 1.1.2 (built by scripts/build-janus).
+"""janus-waitgraph against a real Janus (built by scripts/build-janus).
+
+a, b and c run on each Janus version of janusd.VERSIONS (Debian bookworm's
+1.1.2 and sid's 1.4.1: test ids [1.1.2], [1.4.1]); d is 1.1.2's bug (fixed
+upstream in 1.3.1) and runs on 1.1.2.
 
 a/b: one request thread frozen inside VideoRoom's rooms_mutex by a non-stop
 gdb breakpoint, N more request threads piled up behind it, a core written;
@@ -9,7 +13,8 @@ leaked by a real Janus 1.1.2 bug reached through the public API: NoSIP's
 one token makes janus_plugin_handle_sdp return with handle->mutex locked.
 
 Skipped (with the reason) when there is no Janus build: tests/run.sh runs
-scripts/build-janus and exports JANUS_PREFIX (or JANUS_BUILD_ERROR).
+scripts/build-janus for each version and exports JANUS_PREFIX and
+JANUS_PREFIX_NEWER (or JANUS_BUILD_ERROR, JANUS_BUILD_ERROR_NEWER).
 """
 
 import os
@@ -25,9 +30,23 @@ import janusd
 N_WAITERS = int(os.environ.get("JANUS_STALL_WAITERS", "8"))
 
 
+TOOLS = ("gdb", "strip", "readelf", "objdump", "nm")
+
+
+@pytest.fixture(scope="module", params=janusd.VERSIONS)
+def prefix(request):
+    """The build of each Janus version in turn (module scope: one stall and
+    one healthy Janus per version)."""
+    p, problem = janusd.usable_prefix(TOOLS, version=request.param)
+    if problem:
+        pytest.skip(problem)
+    return p
+
+
 @pytest.fixture(scope="module")
-def prefix():
-    p, problem = janusd.usable_prefix(("gdb", "strip", "readelf", "objdump", "nm"))
+def prefix_112():
+    """Janus 1.1.2 only (its msid leak)."""
+    p, problem = janusd.usable_prefix(TOOLS, version="1.1.2")
     if problem:
         pytest.skip(problem)
     return p
@@ -335,6 +354,8 @@ def healthy(prefix, tmp_path_factory):
 
 def test_healthy_live(healthy):
     j = healthy.j
+    # the Janus that runs is the version its source tree says
+    assert j.info()["version_string"] == janusd.source_version(j.prefix), j.info()
     out = gdbrun.gdb(["janus-waitgraph --format json"], pid=j.pid)
     assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
     r = gdbrun.Result(gdbrun.extract_json(out.stdout))
@@ -374,11 +395,11 @@ def leak_lock_line(source):
 
 
 @pytest.fixture(scope="module")
-def leaked(prefix, tmp_path_factory):
-    if not janusd.has_nosip(prefix):
+def leaked(prefix_112, tmp_path_factory):
+    if not janusd.has_nosip(prefix_112):
         pytest.skip(janusd.LEAK_SKIP_REASON)
     workdir = str(tmp_path_factory.mktemp("janus-leak"))
-    j = janusd.JanusServer(prefix, workdir, nosip=True)
+    j = janusd.JanusServer(prefix_112, workdir, nosip=True)
     j.start()
     core = os.path.join(workdir, "core.leak")
     quiet = os.path.join(workdir, "core.leak-quiet")

@@ -1,7 +1,9 @@
 """What janus-gdb knows about Janus: its objects, their locks, its threads.
 
-Pure tables and formatting, no gdb.  Checked against Janus 1.1.x-1.3.x
-(src/ice.h, src/janus.h, src/plugins/plugin.h, src/plugins/janus_videoroom.c).
+Pure tables and formatting, no gdb.  Checked against Janus 1.1.2 and 1.4.1
+(src/ice.h, src/janus.h, src/plugins/plugin.h, the VideoRoom, AudioBridge and
+Streaming plugins): tests/test_janus_versions.py compares these tables with
+the DWARF of both builds.
 """
 
 import re
@@ -43,6 +45,10 @@ OBJECT_TYPES = {
         "var": "ps", "ids": ("mindex", "*mid"),
         "links": {"publisher": "janus_videoroom_publisher"},
     },
+    # 1.2.3+: a VideoRoom room's helper threads (room setting "threads")
+    "janus_videoroom_helper": {
+        "var": "helper", "ids": ("id",), "links": {"room": "janus_videoroom"},
+    },
     "janus_streaming_mountpoint": {
         "var": "mountpoint", "ids": ("id", "*id_str", "*name", "streaming_source"),
         "links": {"source": None},
@@ -73,7 +79,112 @@ OBJECT_TYPES = {
         "links": {"handle": "janus_plugin_session",
                   "participant": "janus_audiobridge_participant"},
     },
+    # janus_textroom.c (1.1.x-1.4.x): the code calls a room ``textroom``
+    "janus_textroom_room": {
+        "var": "textroom", "ids": ("room_id", "*room_id_str", "*room_name"), "links": {},
+    },
+    "janus_textroom_participant": {
+        "var": "participant", "ids": ("*username", "*display"),
+        "links": {"room": "janus_textroom_room", "session": "janus_textroom_session"},
+    },
+    "janus_textroom_session": {
+        "var": "session", "ids": (), "links": {"handle": "janus_plugin_session"},
+    },
+    # janus_sip.c: a session is its account (``account.identity``, the SIP
+    # URI it registers); its sofia-sip stack (struct ssip_s, ``ssip_t``)
+    # points back to it
+    "janus_sip_session": {
+        "var": "session", "ids": ("*account.identity", "*account.username"),
+        "links": {"handle": "janus_plugin_session", "stack": "ssip_s"},
+    },
+    "ssip_s": {
+        "var": "stack", "ids": (), "links": {"session": "janus_sip_session"},
+    },
+    "janus_nosip_session": {
+        "var": "session", "ids": (), "links": {"handle": "janus_plugin_session"},
+    },
+    "janus_videocall_session": {
+        "var": "session", "ids": ("*username",), "links": {"handle": "janus_plugin_session"},
+    },
+    "janus_echotest_session": {
+        "var": "session", "ids": (), "links": {"handle": "janus_plugin_session"},
+    },
+    # janus_recordplay.c: the code calls a recording ``rec``
+    "janus_recordplay_recording": {
+        "var": "rec", "ids": ("id", "*name"), "links": {},
+    },
+    "janus_recordplay_session": {
+        "var": "session", "ids": (),
+        "links": {"handle": "janus_plugin_session", "recording": "janus_recordplay_recording"},
+    },
+    # janus_lua_data.h / janus_duktape_data.h: the script's session id
+    "janus_lua_session": {
+        "var": "session", "ids": ("id",), "links": {"handle": "janus_plugin_session"},
+    },
+    "janus_duktape_session": {
+        "var": "session", "ids": ("id",), "links": {"handle": "janus_plugin_session"},
+    },
+    # the argument of a "pushevent" helper thread: names the thread by its session
+    "janus_lua_async_event": {
+        "var": "asev", "ids": (), "links": {"session": "janus_lua_session"},
+    },
+    "janus_duktape_async_event": {
+        "var": "asev", "ids": (), "links": {"session": "janus_duktape_session"},
+    },
+    # janus_http.c: a long-poll session, by the core session's id
+    "janus_http_session": {
+        "var": "session", "ids": ("session_id",), "links": {},
+    },
+    # transport.h: the core-transport mapping (``ts->mutex``; WebSockets
+    # locks it as ``transport->mutex`` and ``ws_client->ts->mutex``); it has
+    # no id of its own: named by its address
+    "janus_transport_session": {
+        "var": "ts", "ids": (), "links": {},
+    },
 }
+
+# The plugin a janus_plugin_session belongs to, from the handle's ``app``
+# (the plugin's static ``janus_plugin`` variable, e.g.
+# ``janus_videoroom_plugin``, or its library libjanus_videoroom.so) ->
+# the struct its ``plugin_handle`` points to.
+PLUGIN_SESSIONS = {
+    "janus_videoroom": "janus_videoroom_session",
+    "janus_audiobridge": "janus_audiobridge_session",
+    "janus_streaming": "janus_streaming_session",
+    "janus_textroom": "janus_textroom_session",
+    "janus_sip": "janus_sip_session",
+    "janus_nosip": "janus_nosip_session",
+    "janus_videocall": "janus_videocall_session",
+    "janus_echotest": "janus_echotest_session",
+    "janus_recordplay": "janus_recordplay_session",
+    "janus_lua": "janus_lua_session",
+    "janus_duktape": "janus_duktape_session",
+}
+
+# How a plugin's sessions are named in labels.
+PLUGIN_TITLES = {
+    "janus_textroom_session": "TextRoom", "janus_sip_session": "SIP",
+    "janus_nosip_session": "NoSIP", "janus_videocall_session": "VideoCall",
+    "janus_echotest_session": "EchoTest", "janus_recordplay_session": "Record&Play",
+    "janus_lua_session": "Lua", "janus_duktape_session": "Duktape",
+}
+
+_LIB_RE = re.compile(r"^lib(janus_[a-z0-9]+)\.so")
+
+
+def plugin_session_type(symbol, lib):
+    """The struct a plugin session's ``plugin_handle`` points to, from the
+    data SYMBOL the handle's ``app`` points to (``janus_sip_plugin``, exactly
+    the variable, not inside one) or else the basename LIB of the library it
+    is in (``libjanus_sip.so.1``); None when neither names a known plugin."""
+    if symbol and "+" not in symbol and symbol.endswith("_plugin"):
+        got = PLUGIN_SESSIONS.get(symbol[:-len("_plugin")])
+        if got:
+            return got
+    m = _LIB_RE.match(lib or "")
+    if m:
+        return PLUGIN_SESSIONS.get(m.group(1))
+    return None
 
 # Global hash tables of Janus objects: (source file or None for any file,
 # variable) -> value type.  They name locks of objects no frame points to
@@ -86,6 +197,18 @@ GLOBAL_TABLES = {
     # that has an entry of its own
     ("janus_audiobridge.c", "rooms"): "janus_audiobridge_room",
     (None, "mountpoints"): "janus_streaming_mountpoint",
+    ("janus_textroom.c", "rooms"): "janus_textroom_room",
+    ("janus_recordplay.c", "recordings"): "janus_recordplay_recording",
+    # each plugin's own sessions (keyed by the janus_plugin_session)
+    ("janus_textroom.c", "sessions"): "janus_textroom_session",
+    ("janus_sip.c", "sessions"): "janus_sip_session",
+    ("janus_nosip.c", "sessions"): "janus_nosip_session",
+    ("janus_videocall.c", "sessions"): "janus_videocall_session",
+    ("janus_echotest.c", "sessions"): "janus_echotest_session",
+    ("janus_recordplay.c", "sessions"): "janus_recordplay_session",
+    ("janus_lua.c", "lua_sessions"): "janus_lua_session",
+    ("janus_duktape.c", "duktape_sessions"): "janus_duktape_session",
+    ("janus_http.c", "sessions"): "janus_http_session",
 }
 
 # Hash-table fields of objects: struct -> {field: value type}.
@@ -93,6 +216,7 @@ TABLE_FIELDS = {
     "janus_session": {"ice_handles": "janus_ice_handle"},
     "janus_videoroom": {"participants": "janus_videoroom_publisher"},
     "janus_audiobridge_room": {"participants": "janus_audiobridge_participant"},
+    "janus_textroom_room": {"participants": "janus_textroom_participant"},
 }
 
 # The field of a table's value that points back to the table's owner (Janus
@@ -102,6 +226,7 @@ TABLE_BACK_LINKS = {
     ("janus_session", "ice_handles"): "session",
     ("janus_videoroom", "participants"): "room",
     ("janus_audiobridge_room", "participants"): "room",
+    ("janus_textroom_room", "participants"): "room",
 }
 
 # janus_streaming_mountpoint.streaming_source -> struct of .source
@@ -120,6 +245,10 @@ ENTRY_ROLES = {
     "janus_sessions_watchdog": "session watchdog",
     "janus_videoroom_handler": "videoroom handler",
     "janus_videoroom_rtp_forwarder_rtcp_thread": "videoroom rtcp forwarder",
+    # the RTP forwarders' RTCP loop moved to the core (rtpfwd.c, 1.1.4), and
+    # VideoRoom rooms may run helper threads (room setting "threads", 1.2.3)
+    "janus_rtp_forwarder_rtcp_thread": "rtcp forwarder",
+    "janus_videoroom_helper_thread": "videoroom helper",
     "janus_videoroom_remote_publisher_thread": "videoroom remote publisher",
     "janus_log_thread": "log",
     "janus_events_thread": "events",
@@ -133,6 +262,24 @@ ENTRY_ROLES = {
     "janus_audiobridge_mixer_thread": "audiobridge mixer",
     "janus_audiobridge_participant_thread": "audiobridge participant",
     "janus_audiobridge_plainrtp_relay_thread": "audiobridge plain rtp relay",
+    "janus_textroom_handler": "textroom handler",
+    "janus_sip_handler": "sip handler",
+    "janus_sip_sofia_thread": "sip sofia loop",
+    "janus_sip_relay_thread": "sip relay",
+    "janus_nosip_handler": "nosip handler",
+    "janus_nosip_relay_thread": "nosip relay",
+    "janus_videocall_handler": "videocall handler",
+    "janus_echotest_handler": "echotest handler",
+    "janus_recordplay_handler": "recordplay handler",
+    "janus_recordplay_playout_thread": "recordplay playout",
+    "janus_lua_scheduler": "lua scheduler",
+    "janus_lua_timer": "lua timer",
+    "janus_lua_async_event_helper": "lua pushevent",
+    "janus_duktape_scheduler": "duktape scheduler",
+    "janus_duktape_timer": "duktape timer",
+    "janus_duktape_async_event_helper": "duktape pushevent",
+    "janus_websockets_thread": "websockets",
+    "janus_pfunix_thread": "unix sockets",
     "main": "main",
 }
 
@@ -153,6 +300,16 @@ THREAD_OBJECTS = {
     "janus_streaming_ondemand_thread": ("janus_streaming_session", ("session", "data"),
                                         "mountpoint"),
     "janus_streaming_helper_thread": ("janus_streaming_helper", ("helper", "data"), None),
+    "janus_videoroom_helper_thread": ("janus_videoroom_helper", ("helper", "data"), None),
+    # janus_sip.c, janus_nosip.c, janus_recordplay.c, janus_lua.c, janus_duktape.c
+    "janus_sip_sofia_thread": ("janus_sip_session", ("session", "user_data"), None),
+    "janus_sip_relay_thread": ("janus_sip_session", ("session", "data"), None),
+    "janus_nosip_relay_thread": ("janus_nosip_session", ("session", "data"), None),
+    "janus_recordplay_playout_thread": ("janus_recordplay_session", ("session", "sessiondata"),
+                                        "recording"),
+    "janus_lua_async_event_helper": ("janus_lua_async_event", ("asev", "data"), "session"),
+    "janus_duktape_async_event_helper": ("janus_duktape_async_event", ("asev", "data"),
+                                         "session"),
 }
 
 # Thread names Janus and glib give (live processes only) -> role.  Not the
@@ -166,9 +323,29 @@ NAME_ROLES = (
     (re.compile(r"^pool-"), "request worker"),
     (re.compile(r"^videoroom handler"), "videoroom handler"),
     (re.compile(r"^videoroom rtcpfw"), "videoroom rtcp forwarder"),
+    (re.compile(r"^rtcpfwd$"), "rtcp forwarder"),
+    (re.compile(r"^vhelp \d"), "videoroom helper"),
     # 16+ characters: unset before glib 2.86, cut to 15 after
     (re.compile(r"^audiobridge han"), "audiobridge handler"),
     (re.compile(r"^streaming handl"), "streaming handler"),
+    (re.compile(r"^textroom handle"), "textroom handler"),
+    (re.compile(r"^sip handler"), "sip handler"),
+    (re.compile(r"^siprtp "), "sip relay"),
+    (re.compile(r"^sip "), "sip sofia loop"),
+    (re.compile(r"^nosip handler"), "nosip handler"),
+    (re.compile(r"^nosiprtp "), "nosip relay"),
+    (re.compile(r"^videocall handl"), "videocall handler"),
+    (re.compile(r"^echotest handle"), "echotest handler"),
+    (re.compile(r"^recordplay hand"), "recordplay handler"),
+    (re.compile(r"^recordplay play"), "recordplay playout"),
+    (re.compile(r"^lua scheduler"), "lua scheduler"),
+    (re.compile(r"^lua timer"), "lua timer"),
+    (re.compile(r"^lua pushevent"), "lua pushevent"),
+    (re.compile(r"^duktape schedul"), "duktape scheduler"),
+    (re.compile(r"^duktape timer"), "duktape timer"),
+    (re.compile(r"^duktape pushev"), "duktape pushevent"),
+    (re.compile(r"^ws thread"), "websockets"),
+    (re.compile(r"^pfunix thread"), "unix sockets"),
     (re.compile(r"^janus events"), "events"),
     (re.compile(r"^http timer"), "http timer"),
     (re.compile(r"^(log|janus-log)$"), "log"),
@@ -179,12 +356,21 @@ NAME_ROLES = (
     (re.compile(r"^pool-spawner$"), "glib pool spawner"),
 )
 
+# Libraries whose threads inherit a name that is not theirs (Linux threads
+# start with their creator's name: libsofia-sip-ua's own threads are called
+# "sip <user>" like the sofia loop that starts them): their library decides
+# before the name.
+LIB_ROLES_FIRST = (
+    ("libsofia-sip", "sofia-sip"),
+)
+
 # Libraries whose own threads have a role of their own.
 LIB_ROLES = (
     ("libmicrohttpd", "http"),
     ("libglib", "glib"),
     ("libnice", "ice"),
     ("libcurl", "curl"),
+    ("libwebsockets", "websockets"),
     ("libusrsctp", "sctp"),
 )
 
@@ -198,6 +384,10 @@ def role_of(entry, name, entry_lib=None, all_system=False, idle_pool=False, is_m
         return ENTRY_ROLES[entry]
     if idle_pool:
         return "request worker"  # an idle GThreadPool worker: its task returned
+    if entry_lib:
+        for prefix, role in LIB_ROLES_FIRST:
+            if entry_lib.startswith(prefix):
+                return role
     if name:
         for rx, role in NAME_ROLES:
             if rx.search(name):
@@ -319,6 +509,12 @@ def label(type_name, fields, linked):
         if mp:
             text += " of " + label(mp[0], mp[1], {})
         return text
+    if type_name == "janus_videoroom_helper":
+        text = "VideoRoom helper #%s" % _id(f.get("id"))
+        room = linked.get("room")
+        if room:
+            text += " of " + label(room[0], room[1], {})
+        return text
     if type_name == "janus_audiobridge_room":
         return "AudioBridge room %s%s" % (_room(f), _q(f.get("room_name")))
     if type_name == "janus_audiobridge_participant":
@@ -328,6 +524,35 @@ def label(type_name, fields, linked):
         if room and (room[1].get("room_id") or room[1].get("room_id_str")):
             where = " in AudioBridge room %s" % _room(room[1])
         return "participant %s%s%s" % (user, _q(f.get("display")), where)
+    if type_name == "janus_textroom_room":
+        return "TextRoom room %s%s" % (_room(f), _q(f.get("room_name")))
+    if type_name == "janus_textroom_participant":
+        text = "participant%s" % (_q(f.get("username")) or " ?")
+        if f.get("display") and f.get("display") != f.get("username"):
+            text += " (display%s)" % _q(f.get("display"))
+        room = linked.get("room")
+        if room and (room[1].get("room_id") or room[1].get("room_id_str")):
+            text += " in TextRoom room %s" % _room(room[1])
+        return text
+    if type_name == "janus_recordplay_recording":
+        return "Record&Play recording %s%s" % (_id(f.get("id")), _q(f.get("name")))
+    if type_name == "ssip_s":
+        s = linked.get("session")
+        if s:
+            return "SIP stack of " + label(s[0], s[1], s[2] if len(s) > 2 else {})
+        return None
+    if type_name == "janus_http_session":
+        return "HTTP session %s" % _id(f.get("session_id"))
+    if type_name in PLUGIN_TITLES:
+        text = "%s session" % PLUGIN_TITLES[type_name]
+        if type_name in ("janus_lua_session", "janus_duktape_session") and f.get("id"):
+            text += " %s" % f["id"]
+        h = linked.get("handle")
+        if h and h[2] and h[2].get("gateway_handle"):
+            text += " of handle %s" % _id(h[2]["gateway_handle"][1].get("handle_id"))
+        who = (f.get("account.identity") or f.get("account.username")
+               if type_name == "janus_sip_session" else f.get("username"))
+        return text + _q(who)
     if type_name in ("janus_audiobridge_session", "janus_streaming_session"):
         what = "audiobridge" if type_name == "janus_audiobridge_session" else "streaming"
         h = linked.get("handle")

@@ -30,6 +30,10 @@ class TypeCache(object):
         self.types = {}
         self._lock_fields = {}
         self.kind_of_type = kind_of_type
+        # a handle's ``app`` address -> the struct of its plugin's sessions
+        # (or None), looked up once per analysis: thousands of handles
+        # share a dozen plugins
+        self.plugin_sessions = {}
 
     def note(self, name, gtype):
         if name not in self.types:
@@ -165,7 +169,9 @@ def read_fields(types, mem, name, addr):
         is_str = f.startswith("*")
         fname = f.lstrip("*")
         try:
-            v = value[fname]
+            v = value
+            for part in fname.split("."):  # "account.identity": a nested struct's field
+                v = v[part]
             if is_str:
                 out[fname] = _read_string(mem, int(v))
             else:
@@ -185,10 +191,12 @@ def _links(types, name, addr, fields):
         return []
     out = []
     for field, target in spec["links"].items():
-        if target is None:
+        if target is None and name == "janus_plugin_session" and field == "plugin_handle":
+            target = _plugin_session_type(types, value, addr)
+        elif target is None:
             target = _dynamic_link(name, field, fields)
-            if target is None:
-                continue
+        if target is None:
+            continue
         ptr = _pointer_field(value, field)
         if ptr:
             out.append((field, target, ptr))
@@ -200,9 +208,30 @@ def _dynamic_link(name, field, fields):
         return janusdb.PARTICIPANT_TYPES.get(fields.get("participant_type"))
     if name == "janus_streaming_mountpoint" and field == "source":
         return janusdb.STREAMING_SOURCES.get(fields.get("streaming_source"))
-    if name == "janus_plugin_session" and field == "plugin_handle":
-        return "janus_videoroom_session"
     return None
+
+
+def _plugin_session_type(types, value, addr):
+    """The struct the plugin session VALUE (at ADDR) points to with
+    ``plugin_handle``, by the plugin its handle belongs to: the handle's
+    ``app`` is the plugin's ``janus_plugin`` variable (its symbol, or the
+    library it is in).  None unless the handle points back to this plugin
+    session and the plugin is known: never a guess."""
+    gw = _pointer_field(value, "gateway_handle")
+    handle = _struct_value(types, "janus_ice_handle", gw) if gw else None
+    if handle is None or _pointer_field(handle, "app_handle") != addr:
+        return None
+    app = _pointer_field(handle, "app")
+    if not app:
+        return None
+    if app not in types.plugin_sessions:
+        try:
+            lib = gdb.solib_name(app)
+        except (gdb.error, RuntimeError, OverflowError):
+            lib = None
+        types.plugin_sessions[app] = janusdb.plugin_session_type(
+            names.data_symbol(app), os.path.basename(lib) if lib else None)
+    return types.plugin_sessions[app]
 
 
 class Objects(object):
@@ -245,7 +274,7 @@ class Objects(object):
             self.fields[key] = read_fields(self.types, self.mem, key[0], key[1])
         return self.fields[key]
 
-    def linked(self, key, depth=2):
+    def linked(self, key, depth=3):
         """{link field: (name, fields, linked)} for janusdb.label."""
         out = {}
         if depth <= 0:
