@@ -217,11 +217,18 @@ def test_frozen_live(frozen):
 
 # --- b: the state of Janus #3570 on a real AudioBridge ---------------------------------
 
-@pytest.fixture(scope="module")
-def hangup(prefix, tmp_path_factory):
+@pytest.fixture(scope="module", params=janusd.VERSIONS)
+def hangup(request, tmp_path_factory):
+    """The #3570 state on each Janus version: in 1.1.2 the hangup path has
+    no queue pop at the frozen line; 1.4.1 empties the outbuf there with
+    janus_audiobridge_participant_clear_outbuf, since #3570's fix with a
+    try_pop (the test forces the blocking pop of the code #3570 ran)."""
+    prefix, problem = janusd.usable_prefix(("gdb",), version=request.param)
+    if problem:
+        pytest.skip(problem)
     if not janusd.has_plugin(prefix, "audiobridge"):
         pytest.skip("this Janus build has no libjanus_audiobridge.so")
-    workdir = str(tmp_path_factory.mktemp("janus-3570"))
+    workdir = str(tmp_path_factory.mktemp("janus-3570-%s" % request.param))
     j = janusd.JanusServer(prefix, workdir, plugins=("audiobridge",))
     j.start()
     core = os.path.join(workdir, "core.3570")
@@ -239,6 +246,11 @@ def test_hangup_ground_truth(hangup):
     res = st.res
     lines = [n for f, n in res.frame_lines if f == janusd.AB_HANGUP]
     assert lines and res.lock_line < lines[0] < res.lock_line + 6, res.frame_lines
+    with open(res.source, errors="replace") as f:
+        src = f.read().split("\n")
+    if "janus_audiobridge_participant_clear_outbuf(participant);" in src[res.lock_line]:
+        # (1.3.x+) frozen on the very call that blocked in #3570
+        assert "clear_outbuf" in src[lines[0] - 1], (lines[0], src[lines[0] - 1])
     assert len(set(st.locks.values())) == 3
     assert res.frozen_lwp not in res.waiters
     assert os.path.getsize(st.core) > 0
