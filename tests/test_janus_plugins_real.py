@@ -11,7 +11,9 @@ it (futex waiters in /proc), and a core is written; the report on the core
 global, give the frozen thread as its inferred holder with the line as
 evidence, and list exactly the piled-up threads as its waiters.
 
-b: the state of Janus #3570 on a real AudioBridge: a participant's detach
+AudioBridge and Streaming are frozen on Janus 1.4.1 too.
+
+b: the state of Janus #3570 on a real AudioBridge (1.1.2 and 1.4.1): a participant's detach
 reaches janus_audiobridge_hangup_media_internal (sessions_mutex, rooms_mutex
 and the room's mutex held), where the thread is made to block in
 g_async_queue_pop of the participant's empty outbuf (what 1.3.x's
@@ -75,14 +77,8 @@ SAME_NAMES = {"audiobridge": ("videoroom", "textroom"), "textroom": ("videoroom"
 LIVE = ["audiobridge", "videocall"]
 # ... and stripped (janus and every plugin)
 STRIPPED = ["audiobridge"]
-
-
-@pytest.fixture(scope="module")
-def prefix():
-    p, problem = janusd.usable_prefix(("gdb",))
-    if problem:
-        pytest.skip(problem)
-    return p
+# the plugins of the issue's hangs also frozen on the newer Janus
+NEWER = ["audiobridge@1.4.1", "streaming@1.4.1"]
 
 
 def streaming_config(janus):
@@ -125,17 +121,23 @@ def analyze(**kw):
 # LIVE and STRIPPED are ALL's first entries, in ALL's order: pytest groups
 # the tests of a module-scoped parameter by its index, so that each plugin's
 # Janus starts once
-ALL = LIVE + [s.plugin for s in SPECS if s.plugin not in LIVE]
+ALL = LIVE + [s.plugin for s in SPECS if s.plugin not in LIVE] + NEWER
 assert STRIPPED == ALL[:len(STRIPPED)]
 
 
 @pytest.fixture(scope="module")
-def frozen(request, prefix, tmp_path_factory):
-    """One Janus per plugin (REQUEST.param), shared by that plugin's tests."""
-    spec = BY_NAME[request.param]
+def frozen(request, tmp_path_factory):
+    """One Janus per plugin (REQUEST.param: "plugin" on 1.1.2, or
+    "plugin@version"), shared by that plugin's tests."""
+    name, _at, version = request.param.partition("@")
+    version = version or "1.1.2"
+    prefix, problem = janusd.usable_prefix(("gdb",), version=version)
+    if problem:
+        pytest.skip(problem)
+    spec = BY_NAME[name]
     if not janusd.has_plugin(prefix, spec.plugin):
         pytest.skip("this Janus build has no %s plugin" % spec.library)
-    workdir = str(tmp_path_factory.mktemp("janus-" + spec.plugin))
+    workdir = str(tmp_path_factory.mktemp("janus-%s-%s" % (spec.plugin, version)))
     # AudioBridge and TextRoom run next to the VideoRoom: three static
     # rooms_mutex in one process, the report must say whose is held
     plugins = (spec.plugin,) + (SAME_NAMES.get(spec.plugin) or ())
