@@ -1169,9 +1169,11 @@ def _next_call_return(gdb):
     """The return address of the first call at or after $pc when the code up
     to it is straight (no jump, no return), else None."""
     out = gdb.cmd("x/32i $pc")
-    insns = re.findall(r"^(?:=>)?\s+(0x[0-9a-f]+)(?: <[^>]*>)?:\s+(\S+)", out, re.M)
-    for k, (addr, mnem) in enumerate(insns[:-1]):
+    insns = re.findall(r"^(?:=>)?\s+(0x[0-9a-f]+)(?: <[^>]*>)?:\s+(\S+)([^\n]*)", out, re.M)
+    for k, (addr, mnem, rest) in enumerate(insns[:-1]):
         if mnem.startswith("call"):
+            if "unlock" in rest:
+                return None     # the lock's own unlock: it would not be held there
             return int(insns[k + 1][0], 16)
         if mnem.startswith("j") or mnem.startswith("ret"):
             return None
