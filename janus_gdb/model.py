@@ -69,7 +69,7 @@ class Snapshot(object):
     """Registers and frames of one thread, as read from the target."""
     __slots__ = ("num", "global_num", "lwp", "name", "regs", "frames", "frames_truncated",
                  "claims", "refs", "refs_deferred", "unanalysed", "analysed", "analysed_levels",
-                 "role_detail", "lambda_lines", "lock_call")
+                 "role_detail", "lambda_lines", "lock_call", "stack_calls")
 
     def __init__(self, num, lwp, name=None, regs=None, frames=None, frames_truncated=False,
                  global_num=None):
@@ -90,6 +90,33 @@ class Snapshot(object):
         self.lambda_lines = None      # {frame level: line of its C++ lambda's '['}
         self.lock_call = None         # (address, kind, expr) the innermost app frame's
         #                               g_rw_lock_*() call takes (lockset.frame_lock_call)
+        self.stack_calls = ()         # StackCall: return addresses found on the stack
+        #                               where gdb cannot unwind (musl's wait functions)
+
+
+class StackCall(object):
+    """A return address found among a thread's stack words (target.stackwords):
+    evidence of a call that may be active, not a frame gdb unwound."""
+    __slots__ = ("slot", "pc", "function", "callee", "file", "line", "lib")
+
+    def __init__(self, slot, pc, function, callee=None, file=None, line=None, lib=None):
+        self.slot = slot              # stack address holding the return address
+        self.pc = pc                  # the return address
+        self.function = function      # the symbol covering it (the caller)
+        self.callee = callee          # the function the call instruction calls, if direct
+        self.file = file              # the caller's source file and line, if known
+        self.line = line
+        self.lib = lib
+
+    def where(self):
+        """``abba_first (musl_locks.c:65)`` or ``pthread_mutex_timedlock+241``."""
+        if self.file and self.line:
+            return "%s (%s:%d)" % (self.function, self.file, self.line)
+        return self.function
+
+    def to_dict(self):
+        return {"slot": self.slot, "pc": self.pc, "function": self.function,
+                "callee": self.callee, "file": self.file, "line": self.line, "lib": self.lib}
 
 
 class Claim(object):
@@ -121,8 +148,10 @@ class Claim(object):
         self.why = why                # why addr is None
         self.at_line = at_line        # the frame's current line (not unlocked before it)
         self.mode = mode              # "read" for a reader lock (rwlock, shared_mutex), else None
-        self.origin = origin          # "source" (C/C++ text) or "machine-code" (no line info)
-        self.code = code              # machine-code evidence: {"module", "call_at", "at", "func"}
+        self.origin = origin          # "source" (C/C++ text), "machine-code" (no line info)
+        #                               or "stack-word" (source of a caller found on the stack)
+        self.code = code              # machine-code evidence: {"module", "call_at", "at", "func"};
+        #                               stack-word: {"pc", "slot", "callee"}
 
     def site(self):
         return "%s:%d in %s (frame #%d)" % (self.file, self.line, self.function, self.level)
@@ -131,13 +160,15 @@ class Claim(object):
 class Wait(object):
     """What a blocked thread waits for.
 
-    ``kind`` is one of: mutex, gmutex, rwlock-read, rwlock-write, lock
+    ``kind`` is one of: mutex, gmutex, rwlock-read, rwlock-write, rwlock
+    (read or write not known: a musl waiter behind a writer), lock
     (a futex lock of unknown type), libc-lock, join, condvar, gcond, queue,
     semaphore, futex (an unrecognised futex wait).
     """
     __slots__ = ("kind", "futex", "lock_addr", "target_lwp", "how", "frame", "rwlock")
 
-    LOCK_KINDS = ("mutex", "gmutex", "rwlock-read", "rwlock-write", "lock", "libc-lock")
+    LOCK_KINDS = ("mutex", "gmutex", "rwlock-read", "rwlock-write", "rwlock", "lock",
+                  "libc-lock")
 
     def __init__(self, kind, futex=None, lock_addr=None, target_lwp=None, how="", frame=None):
         self.kind = kind
@@ -160,7 +191,7 @@ class Thread(object):
     __slots__ = ("num", "global_num", "lwp", "name", "frames", "frames_truncated", "entry",
                  "state", "detail", "wait", "syscall", "holds", "site", "role", "role_detail",
                  "claims", "held_claims", "refs", "refs_deferred", "unanalysed", "analysed",
-                 "analysed_levels", "lock_call")
+                 "analysed_levels", "lock_call", "stack_calls")
 
     def __init__(self, snap):
         self.num = snap.num
@@ -186,6 +217,7 @@ class Thread(object):
         self.analysed = snap.analysed  # some frame's source was read
         self.analysed_levels = snap.analysed_levels
         self.lock_call = snap.lock_call
+        self.stack_calls = snap.stack_calls  # return addresses found on the stack (musl)
 
     def label(self):
         return "T%d" % self.num

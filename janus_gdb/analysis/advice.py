@@ -40,8 +40,8 @@ def _no_debug_info(report, threads):
     app = {}      # lib -> whether it is the application's (asked once per lib)
     for t in threads:
         for fr in t.frames:
-            if fr.system:
-                continue
+            if fr.system or (fr.pc == 0 and fr.function is None):
+                continue    # (pc 0: where gdb's unwinding gave up, no frame)
             if fr.line is None:
                 # machine code may have shown what it holds: the names, lines
                 # and variables are still missing

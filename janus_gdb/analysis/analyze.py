@@ -16,8 +16,12 @@ SCHEMA = "janus-gdb/1"
 
 LOCK_KIND_OF_WAIT = {
     "mutex": "pthread_mutex", "gmutex": "gmutex", "rwlock-read": "pthread_rwlock",
-    "rwlock-write": "pthread_rwlock", "lock": "lock", "libc-lock": "libc-lock",
+    "rwlock-write": "pthread_rwlock", "rwlock": "pthread_rwlock", "lock": "lock",
+    "libc-lock": "libc-lock",
 }
+
+# Threads named in the musl unwinding warning.
+MAX_NAMED_STUCK = 16
 
 
 class Report(object):
@@ -148,18 +152,27 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
                                                                  info.get("libc"))
         t.site = classify.first_app_frame(s.frames)
         t.entry = classify.entry_function(s.frames, s.frames_truncated, s.lambda_lines)
+        if s.stack_calls and (t.entry is None or t.entry.startswith("?? (")
+                              or classify.musl_stack_stops(s.frames)):
+            # gdb could not unwind to it (musl): the return address in the
+            # thread start function, on the stack, names it
+            t.entry = classify.entry_from_stack(s.stack_calls) or t.entry
         t.role, t.role_detail = thread_role(t, s, info.get("pid"))
         threads.append(t)
     if info.get("libc") == "musl":
-        stuck = [t.num for t in threads if t.wait is not None and t.wait.how
-                 and "cannot unwind past musl" in t.wait.how]
+        stuck = [t.num for t in threads if classify.musl_stack_stops(t.frames)]
         if stuck:
+            named = ", T".join(str(n) for n in stuck[:MAX_NAMED_STUCK])
+            if len(stuck) > MAX_NAMED_STUCK:
+                named += " and %d more" % (len(stuck) - MAX_NAMED_STUCK)
             warnings.append(
-                "musl: gdb cannot unwind past musl's wait functions (no unwind tables in "
-                "musl) in %d thread%s (T%s): their callers and source lines are not known; "
-                "their locks are read from the registers (futex address, value) and the "
-                "lock words" % (len(stuck), "" if len(stuck) == 1 else "s",
-                                ", T".join(str(n) for n in stuck[:8])))
+                "musl: gdb cannot unwind past musl's system-call and wait functions (no unwind "
+                "tables in musl) in %d thread%s (T%s): no frame shows their callers; a lock "
+                "function's caller found as a return address on the stack is read as "
+                "evidence (its source, static lock variables only), other callers and the "
+                "locks they hold are not seen; their waits are read from the registers "
+                "(futex address, value) and the lock words" % (
+                    len(stuck), "" if len(stuck) == 1 else "s", named))
     if arch not in syscalls.ARCH_REGISTERS:
         warnings.append("architecture %s: system-call registers are not decoded, "
                         "thread states are unknown" % arch)
@@ -261,7 +274,10 @@ def thread_role(t, snap, pid=None):
         if (fr.function or "?? (0x%x)" % fr.pc) == t.entry:
             entry_lib = fr.lib
             break
-    all_system = bool(t.frames) and all(fr.system for fr in t.frames)
+    # (a stack that gdb could not unwind past musl's functions is not all
+    # system libraries: its application frames are only not shown)
+    all_system = (bool(t.frames) and all(fr.system for fr in t.frames)
+                  and not classify.musl_stack_stops(t.frames))
     idle_pool = all_system and t.wait is not None and t.wait.kind == "queue"
     # LWP == PID, unless its stack says a thread starter created it (a core
     # without NT_PRPSINFO takes the first thread's LWP for the PID)
@@ -364,11 +380,13 @@ def _decode(lock, mem, by_lwp, libc=None):
     addr = lock.addr
     if libc == "musl" and lock.kind == "pthread_mutex":
         _decode_musl_mutex(lock, mem, by_lwp)
+    elif libc == "musl" and lock.kind == "pthread_rwlock":
+        _decode_musl_rwlock(lock, mem)
     elif libc == "musl" and lock.kind in RWLOCK_KINDS:
         lock.details = {"libc": "musl"}
         lock.state = "not decoded"
         lock.evidence = UNKNOWN
-        lock.evidence_detail = "musl's rwlock layout is not decoded"
+        lock.evidence_detail = "a GRWLock on musl is not decoded"
     elif lock.kind == "pthread_mutex":
         d = layouts.decode_pthread_mutex(mem, addr)
         lock.details = d
@@ -419,6 +437,28 @@ def _decode_musl_mutex(lock, mem, by_lwp):
         lock.evidence = UNKNOWN
         lock.evidence_detail = ("a normal musl mutex records no owner (_m_lock = 0x%x: "
                                 "EBUSY)" % d["word"])
+
+
+def _decode_musl_rwlock(lock, mem):
+    """A musl pthread_rwlock_t: state and reader count from _rw_lock; musl
+    records neither the writer nor the readers (inferred later from the
+    source, like glibc's readers)."""
+    d = layouts.decode_musl_rwlock(mem, lock.addr)
+    lock.details = d
+    lock.word = d["word"]
+    lock.state = d["state"]
+    lock.readers = d["readers"]
+    lock.evidence = UNKNOWN
+    if lock.state == "free":
+        lock.evidence_detail = "free now: the waiter is about to be woken"
+    elif d["write_locked"]:
+        lock.evidence_detail = ("write-locked (musl _rw_lock = 0x%x); musl records no writer"
+                                % d["word"])
+    elif d["readers"]:
+        lock.evidence_detail = ("read-locked by %d thread%s (musl _rw_lock = 0x%x); musl does "
+                                "not record readers" % (d["readers"],
+                                                        "" if d["readers"] == 1 else "s",
+                                                        d["word"]))
 
 
 def _decode_rwlock(lock, mem, by_lwp):

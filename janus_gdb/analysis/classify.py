@@ -206,8 +206,9 @@ def classify(snap, arch, mem, lwps, libc=None):
     if regs.get("eintr"):
         return interrupted_call(snap.frames, name)
     if state == "restart":
-        # (glibc's lock words; on musl the frames decide alone)
-        got = restarted_futex(snap, mem, lwps) if libc != "musl" else None
+        # (glibc's lock words; musl's read by musl_futex)
+        got = (restarted_futex(snap, mem, lwps) if libc != "musl"
+               else restarted_musl_futex(snap, mem, lwps))
         if got is not None:
             return (STATE_OF_WAIT[got.kind], describe_wait_kind(got), got, name)
         state, detail = classify_restart(snap.frames)
@@ -227,7 +228,8 @@ def classify(snap, arch, mem, lwps, libc=None):
     cmd, private, cmd_name = syscalls.decode_futex(op)
     wait = None
     if libc == "musl":
-        wait = musl_futex(snap.frames, mem, lwps, uaddr, cmd, private, val)
+        wait = musl_futex(snap.frames, mem, lwps, uaddr, cmd, private, val,
+                          snap.stack_calls, regs.get("sp"))
     if wait is None:
         wait = classify_futex(snap.frames, mem, lwps, uaddr, cmd, private, val, libc)
     return (STATE_OF_WAIT[wait.kind], describe_wait_kind(wait), wait, name)
@@ -239,26 +241,260 @@ MUSL_WAIT_FUNCS = ("__timedwait_cp", "__timedwait", "__wait", "__futexwait")
 MUSL_SYSCALL_FUNCS = ("__syscall_cp_c", "__syscall_cp_asm", "__syscall_cp")
 
 
-def musl_unwind_note(frames):
+def musl_stack_stops(frames):
+    """Whether gdb's unwinding of a musl thread stopped inside musl's system
+    call or wait functions (the last frame a made-up pc 0 above them, or
+    above musl's dynamic library without symbols)."""
+    if len(frames) < 2:
+        return False
+    if frames[-1].function is not None:
+        # gdb gave up inside musl's sleep (aarch64: "previous frame identical")
+        return frames[-1].function in MUSL_STOPS and frames[0].function in MUSL_SYSCALL_FUNCS
+    if frames[-1].pc != 0:
+        return False
+    return any(fr.function in MUSL_WAIT_FUNCS + MUSL_SYSCALL_FUNCS
+               or (fr.lib or "").startswith("ld-musl") for fr in frames[:-1])
+
+
+# musl functions where gdb's unwinding was seen to stop (aarch64)
+MUSL_STOPS = ("clock_nanosleep", "nanosleep", "__clock_nanosleep")
+
+
+def musl_unwind_note(frames, caller_found=False):
     """A sentence when the stack ends inside musl's wait functions (gdb
-    cannot unwind through them: static musl has no unwind tables), else ''."""
+    cannot unwind through them: static musl has no unwind tables), else ''.
+    CALLER_FOUND: a return address on the stack names the caller."""
     names = [fr.function or "" for fr in frames[:HINT_DEPTH]]
     inside = [n for n in names if n in MUSL_WAIT_FUNCS]
+    if not inside and musl_stack_stops(frames):
+        inside = ["functions (%s, no symbols)" % frames[0].lib if frames[0].lib
+                  else "functions"]
     if not inside or any(not fr.system and fr.function not in MUSL_WAIT_FUNCS + MUSL_SYSCALL_FUNCS
                          and fr.function for fr in frames[:HINT_DEPTH]):
         return ""
+    if caller_found:
+        return ("gdb cannot unwind past musl's %s (no unwind tables in musl): no frame "
+                "shows the caller, the registers and the stack words do" % inside[-1])
     return ("gdb cannot unwind past musl's %s (no unwind tables in musl): the caller "
             "and its source line are not known, the registers are" % inside[-1])
 
 
-def musl_futex(frames, mem, lwps, uaddr, cmd, private, val):
-    """A futex wait of musl's pthread_mutex_lock/timedlock: it sleeps on
-    _m_lock (the mutex + 4) for the lock word with bit 31 set, after
-    counting itself in _m_waiters.  The words around UADDR must decode as
-    that musl mutex (layouts.decode_musl_mutex) and the value must be what
-    its kind stores (EBUSY for a normal mutex, a thread's TID otherwise);
-    else None (another futex: the caller goes on)."""
-    if cmd not in syscalls.FUTEX_WAIT_CMDS or not val & layouts.FUTEX_WAITERS:
+def musl_futex(frames, mem, lwps, uaddr, cmd, private, val, stack_calls=(), sp=None):
+    """A futex wait of musl's pthread mutexes, rwlocks or condition
+    variables, told by the futex words and value (the registers) and, where
+    the shapes overlap, by the musl function under the wait: named in gdb's
+    frames, else by a return address found on the stack (STACK_CALLS,
+    ``target.stackwords``).  SP: the thread's stack pointer (a condition
+    variable's waiter sleeps on a node on its own stack).  None when no
+    musl shape fits and nothing names the call (the caller goes on)."""
+    if cmd not in syscalls.FUTEX_WAIT_CMDS:
+        return None
+    hint, hint_text = musl_call_hint(frames, stack_calls)
+    mutex = _musl_mutex(mem, lwps, uaddr, private, val)
+    rwlock = _musl_rwlock(mem, uaddr, private, val, len(lwps))
+    cond = _musl_cond(mem, uaddr, private, val, sp, hint == "condvar")
+    wait = None
+    if hint == "mutex" and mutex is not None:
+        wait = mutex
+    elif hint in ("rwlock-read", "rwlock-write") and rwlock is not None:
+        wait = _musl_rwlock_wait(rwlock, hint, uaddr, val)
+    elif hint == "condvar" and cond is not None:
+        wait = cond
+    elif hint is None or hint_text.startswith("a return address"):
+        # nothing names the call (or only a word on the stack, which may be
+        # stale): the words alone, when exactly one shape fits
+        fits = [name for name, got in (
+            ("a musl pthread_mutex_t at 0x%x" % (uaddr - layouts.MUSL_MUTEX["lock"]), mutex),
+            ("a musl pthread_rwlock_t at 0x%x" % uaddr, rwlock),
+            ("a musl condition variable waiter", cond)) if got is not None]
+        if len(fits) == 1 and rwlock is not None:
+            wait = _musl_rwlock_wait(rwlock, None, uaddr, val)
+        elif len(fits) == 1:
+            wait = mutex or cond
+        elif len(fits) > 1:
+            return Wait("futex", uaddr, how="futex wait (value 0x%x) on musl whose words fit "
+                        "%s: which one is not known (no frame or return address on the stack "
+                        "names the call)%s" % (val, " and ".join(fits),
+                                               _musl_notes(frames, stack_calls)), frame=0)
+    if wait is None and hint in ("semaphore", None):
+        wait = _musl_sem(mem, uaddr, private, val)
+    if wait is None and hint in ("gmutex", "gcond", "queue"):
+        wait = _glib_on_musl(mem, uaddr, val, hint, hint_text)
+    if wait is None and (hint == "join" or (hint is None and val == layouts.MUSL_DT_JOINABLE)):
+        wait = _musl_join(mem, lwps, uaddr, val, hint == "join")
+    if wait is None:
+        if hint in ("join", "semaphore", "queue") or hint is None:
+            return None     # classify_futex goes on from gdb's frames
+        return Wait("futex", uaddr, how="futex wait (value 0x%x) on musl under %s (%s), but the "
+                    "words at 0x%x do not decode as what it waits for%s" % (
+                        val, _HINT_CALLS.get(hint, hint), hint_text, uaddr,
+                        _musl_notes(frames, stack_calls)), frame=0)
+    if hint is not None and _HINT_KINDS.get(wait.kind) is not None and \
+            _HINT_KINDS.get(wait.kind) == _HINT_KINDS.get(hint):
+        wait.how += ", under %s (%s)" % (_HINT_CALLS.get(hint, hint), hint_text)
+    wait.how += _musl_notes(frames, stack_calls)
+    return wait
+
+
+_HINT_CALLS = {"mutex": "pthread_mutex_lock", "rwlock-read": "pthread_rwlock_rdlock",
+               "rwlock-write": "pthread_rwlock_wrlock", "condvar": "pthread_cond_wait",
+               "join": "pthread_join", "semaphore": "sem_wait", "gmutex": "g_mutex_lock",
+               "gcond": "g_cond_wait", "queue": "a GAsyncQueue pop"}
+
+_HINT_KINDS = {"mutex": "mutex", "rwlock-read": "rwlock", "rwlock-write": "rwlock",
+               "rwlock": "rwlock", "condvar": "condvar", "join": "join",
+               "semaphore": "semaphore", "gmutex": "gmutex", "gcond": "gcond",
+               "queue": "queue"}
+
+# How many return addresses found on the stack are looked at for the call.
+STACK_HINT_DEPTH = 6
+
+
+def musl_call_hint(frames, stack_calls):
+    """(kind, how it is known) of the libc call a musl thread waits in: the
+    first recognised function in gdb's frames, else the innermost return
+    address found on the stack into a recognised function; (None, '')."""
+    kind, idx, fname = frame_hint(frames)
+    if kind is not None:
+        return kind, "frame #%d %s" % (idx, fname)
+    for c in list(stack_calls)[:STACK_HINT_DEPTH]:
+        kind = FRAME_HINTS.get(normalize(c.function))
+        if kind is not None:
+            return kind, "a return address into %s found on the stack at 0x%x" % (
+                c.function, c.slot)
+    # musl's own functions without symbols (a stripped libc.so): the
+    # application's call of the lock function, right after which the
+    # innermost return address with a source line points
+    c = stack_lock_caller(stack_calls)
+    if c is not None:
+        return FRAME_HINTS[normalize(c.callee)], (
+            "a return address found on the stack at 0x%x, in %s right after its call of %s"
+            % (c.slot, c.where(), c.callee))
+    return None, ""
+
+
+# Lock call kinds, by family: a caller found on the stack must call one.
+_LOCK_FAMILY = {"mutex": "mutex", "rwlock-read": "rwlock", "rwlock-write": "rwlock",
+                "rwlock": "rwlock", "gmutex": "gmutex"}
+
+
+def stack_lock_caller(stack_calls, wait_kind=None):
+    """The innermost return address on the stack into a function with a
+    source line, when its call instruction calls a lock function directly
+    (of WAIT_KIND's family when given): the caller of the lock function a
+    thread waits in; None otherwise (it calls something else, or no callee
+    is known: a stale word is not taken)."""
+    family = _LOCK_FAMILY.get(wait_kind)
+    if wait_kind is not None and family is None:
+        return None
+    for c in list(stack_calls)[:STACK_HINT_DEPTH + 4]:
+        if not (c.file and c.line):
+            continue
+        got = _LOCK_FAMILY.get(FRAME_HINTS.get(normalize(c.callee)))
+        if got is not None and (family is None or got == family):
+            return c
+        return None
+    return None
+
+
+# musl's thread start (src/thread/pthread_create.c), called by __clone
+MUSL_THREAD_START = ("start", "start_c")
+# what calls main (musl's src/env/__libc_start_main.c, glibc's)
+MAIN_STARTERS = ("libc_start_main", "libc_start_main_stage2", "libc_start_call_main")
+
+
+def entry_from_stack(stack_calls):
+    """The thread's entry function from return addresses found on the stack:
+    the application function (with a source line) whose return address lies
+    right inside the thread start function's (musl's ``start`` under
+    ``__clone``, or a thread starter of THREAD_STARTERS); None otherwise."""
+    calls = list(stack_calls)
+    for i in range(1, len(calls)):
+        c, prev = calls[i], calls[i - 1]
+        name = normalize(c.function)
+        nxt = normalize(calls[i + 1].function) if i + 1 < len(calls) else ""
+        starter = (name in THREAD_STARTERS and name not in ("clone", "clone3")
+                   or name in MAIN_STARTERS
+                   or (c.function in MUSL_THREAD_START and not c.file and nxt == "clone"))
+        if starter:
+            # the application function just inside it (a word or two left
+            # by calls it made before may lie between: skipped)
+            for inner in reversed(calls[max(0, i - 3):i]):
+                if inner.file and inner.line:
+                    return inner.function
+            return None
+    return None
+
+
+# Calls followed through the stack words (stack_chain).
+MAX_CHAIN = 16
+
+
+def stack_chain(frames, stack_calls):
+    """The return addresses on the stack that continue gdb's frames as one
+    call chain, innermost first: each one's call instruction calls the
+    function of the one before it (directly: the callee is known), starting
+    from the last function gdb named; a call of a lock function where a
+    lock function was left (musl's pthread_mutex_lock tail-calls
+    pthread_mutex_timedlock) also continues it.  Other words (stale, or
+    indirect calls that cannot be checked) are skipped.  Without a named
+    frame to start from, only the lock function's caller (stack_lock_caller)
+    is taken."""
+    cur = None
+    for fr in reversed(frames):
+        if fr.function:
+            cur = normalize(fr.function)
+            break
+    if cur is None:
+        c = stack_lock_caller(stack_calls)
+        return [c] if c is not None else []
+    chain = []
+    for c in list(stack_calls)[:MAX_CHAIN * 2]:
+        fn, callee = normalize(c.function), normalize(c.callee)
+        if not callee:
+            continue
+        in_lock = cur in FRAME_HINTS or cur in _MUSL_LOCK_PLUMBING
+        if callee == cur or (in_lock and _LOCK_FAMILY.get(FRAME_HINTS.get(callee))):
+            chain.append(c)
+            cur = fn
+            if len(chain) >= MAX_CHAIN:
+                break
+    return chain
+
+
+# musl's functions under its lock calls (normalized names)
+_MUSL_LOCK_PLUMBING = frozenset(normalize(n) for n in MUSL_WAIT_FUNCS + MUSL_SYSCALL_FUNCS)
+
+
+def stack_caller(stack_calls):
+    """The innermost return address on the stack into a function with a
+    source line (the application's caller), or None."""
+    for c in list(stack_calls)[:STACK_HINT_DEPTH + 4]:
+        if c.file and c.line:
+            return c
+    return None
+
+
+def _musl_notes(frames, stack_calls):
+    """'; called from ... ; gdb cannot unwind ...' for a musl wait's how."""
+    out = ""
+    caller = stack_caller(stack_calls)
+    if caller is not None:
+        out += ("; called from %s by the return address 0x%x found on the stack (not an "
+                "unwound frame)" % (caller.where(), caller.pc))
+    note = musl_unwind_note(frames, caller is not None)
+    if note:
+        out += "; " + note
+    return out
+
+
+def _musl_mutex(mem, lwps, uaddr, private, val):
+    """musl's pthread_mutex_lock/timedlock sleeps on _m_lock (the mutex + 4)
+    for the lock word with bit 31 set, after counting itself in
+    _m_waiters.  The words around UADDR must decode as that musl mutex
+    (layouts.decode_musl_mutex) and the value must be what its kind stores
+    (EBUSY for a normal mutex, a thread's TID otherwise); else None."""
+    if not val & layouts.FUTEX_WAITERS:
         return None
     base = uaddr - layouts.MUSL_MUTEX["lock"]
     d = layouts.decode_musl_mutex(mem, base)
@@ -273,15 +509,139 @@ def musl_futex(frames, mem, lwps, uaddr, cmd, private, val):
     if bool(private) == bool(d["type"] & layouts.MUSL_TYPE_PSHARED):
         return None     # musl waits privately unless the mutex is process-shared
     how = ("futex wait (value 0x%x) on _m_lock (+4) of a musl pthread_mutex_t at 0x%x "
-           "(%s, _m_waiters %d; from the registers: futex address in rdi, value in rdx)"
+           "(%s, _m_waiters %d; from the registers: futex address and value)"
            % (val, base, layouts.musl_mutex_kind_name(d["type"]), d["waiters"]))
-    named = [fr.function for fr in frames[:HINT_DEPTH] if fr.function in MUSL_WAIT_FUNCS]
-    if named:
-        how += ", in %s" % named[0]
-    note = musl_unwind_note(frames)
-    if note:
-        how += "; " + note
     return Wait("mutex", uaddr, base, how=how, frame=0)
+
+
+def _glib_on_musl(mem, uaddr, val, hint, hint_text):
+    """glib's own futex waits on a musl target, under the glib call that
+    HINT names (from a frame or a return address on the stack): a GMutex
+    waiter sleeps for 2 on its word (1 or 2 while held); GCond and queue
+    waits are idle.  None when a GMutex's words do not fit."""
+    if hint == "gmutex":
+        word = mem.u32(uaddr)
+        if val != 2 or word is None or not 1 <= word <= layouts.GMUTEX_MAX_WORD:
+            return None
+        return Wait("gmutex", uaddr, uaddr, how="futex wait for 2 on a GMutex (glib's futex "
+                    "protocol; word %d)" % word, frame=0)
+    return Wait(hint, uaddr, how="futex wait (value 0x%x)" % val, frame=0)
+
+
+def _musl_sem(mem, uaddr, private, val):
+    """musl's sem_wait/sem_timedwait: sets the count (__val[0]) to -1,
+    counts itself in __val[1] and sleeps on __val[0] for -1, privately when
+    __val[2] is 128 (sem_init: 0 for a process-shared one).  A musl rwlock
+    waited for has the same first words but keeps 0 for private at +8."""
+    if val != 0xFFFFFFFF or mem.u32(uaddr) != 0xFFFFFFFF:
+        return None
+    waiters, priv = mem.i32(uaddr + 4), mem.i32(uaddr + 8)
+    if waiters is None or not 0 < waiters <= layouts.MAX_TID or priv not in (0, 128):
+        return None
+    if bool(private) != (priv == 128):
+        return None
+    return Wait("semaphore", uaddr, how="futex wait (value -1) on the count of a musl sem_t at "
+                "0x%x (%d waiter%s)" % (uaddr, waiters, "" if waiters == 1 else "s"), frame=0)
+
+
+def _musl_join(mem, lwps, uaddr, val, named):
+    """musl's pthread_join sleeps on the joined thread's detach_state (in
+    its struct pthread) for its value; the struct's self pointer and its
+    tid (layouts.musl_joined_tid) name the thread.  Without a call NAMED
+    pthread_join, only a live thread's struct for DT_JOINABLE is taken."""
+    tid = layouts.musl_joined_tid(mem, uaddr)
+    if tid is None or (not named and (tid not in lwps or mem.u32(uaddr) != val)):
+        return None
+    return Wait("join", uaddr, target_lwp=tid, how="futex wait (value %d) on detach_state of "
+                "musl's struct pthread of LWP %d (its self pointer and tid at -8)"
+                % (val, tid), frame=0)
+
+
+def _musl_rwlock(mem, uaddr, private, val, nthreads):
+    """The decoded musl rwlock at UADDR when a rwlock waiter could sleep
+    there for VAL (layouts.musl_rwlock_wait_path: a writer for the readers'
+    count | bit 31, anyone for 0xffffffff while a writer holds it), with
+    _rw_waiters counting it; else None.  A count of readers far beyond the
+    NTHREADS threads (a thread's TID in a mutex's lock word) is no rwlock."""
+    path = layouts.musl_rwlock_wait_path(val)
+    if path == "":
+        return None
+    if path and val & 0x7FFFFFFF > max(MUSL_PLAUSIBLE_READERS, 4 * nthreads):
+        return None
+    d = layouts.decode_musl_rwlock(mem, uaddr)
+    if d["state"] in ("unreadable", "corrupt", "free") or not d["waiters"]:
+        return None
+    if bool(private) != (d["shared"] == 0):
+        return None     # musl waits privately unless the rwlock is process-shared
+    if path is None and not d["write_locked"]:
+        return None     # waiting for a writer: a writer still holds it
+    if path == "write-for-readers" and not d["readers"]:
+        return None
+    return d
+
+
+def _musl_rwlock_wait(d, hint, uaddr, val):
+    """The Wait on the musl rwlock D at UADDR for VAL; HINT the call
+    (rwlock-read / rwlock-write) when known."""
+    path = layouts.musl_rwlock_wait_path(val)
+    if path == "write-for-readers":
+        kind, phrase = "rwlock-write", "a writer waiting for %s to leave" % (
+            "the %d readers" % d["readers"] if d["readers"] != 1 else "the reader")
+    elif hint == "rwlock-read":
+        kind, path, phrase = "rwlock-read", "read-for-writer", "a reader waiting for the writer"
+    elif hint == "rwlock-write":
+        kind, path, phrase = "rwlock-write", "write-for-writer", \
+            "a writer waiting for the writer"
+    else:
+        kind, path, phrase = "rwlock", "any-for-writer", \
+            "waiting for the writer (a read or a write lock: not known)"
+    how = ("futex wait (value 0x%x) on _rw_lock (+0) of a musl pthread_rwlock_t at 0x%x "
+           "(%s, _rw_waiters %d; from the registers: futex address and value): %s"
+           % (val, uaddr, d["state"], d["waiters"], phrase))
+    w = Wait(kind, uaddr, uaddr, how=how, frame=0)
+    w.rwlock = path
+    return w
+
+
+# Readers a musl rwlock plausibly has (at least; 4 per thread beyond that).
+MUSL_PLAUSIBLE_READERS = 64
+
+# A condition-variable waiter's node lies this close above its stack pointer
+# (in pthread_cond_timedwait's frame, a few calls up).
+MUSL_COND_STACK_WINDOW = 16384
+
+
+def _musl_cond(mem, uaddr, private, val, sp, named):
+    """A private musl condition-variable wait: on the barrier of a waiter
+    node on the thread's own stack (UADDR within MUSL_COND_STACK_WINDOW
+    above SP; when SP is unknown, NAMED by a pthread_cond_* call), for 2,
+    with the node's
+    words as a sleeping waiter leaves them (layouts.decode_musl_cond_node).
+    A process-shared one waits on _c_seq for a sequence number: taken only
+    when NAMED.  Else None."""
+    if not private:
+        if not named:
+            return None
+        return Wait("condvar", uaddr, how="futex wait (value 0x%x, process-shared) on _c_seq "
+                    "(+8) of a musl pthread_cond_t at 0x%x" % (val, uaddr - 8), frame=0)
+    on_stack = sp is not None and 0 <= uaddr - sp < MUSL_COND_STACK_WINDOW
+    if val != layouts.MUSL_COND_BARRIER or not (on_stack or (named and sp is None)):
+        # (under pthread_cond_wait but off its own stack: the condition
+        # variable's internal lock, not the wait for a signal)
+        return None
+    node = layouts.decode_musl_cond_node(mem, uaddr)
+    if not node["plausible"]:
+        return None
+    where = ("on its own stack (sp + 0x%x)" % (uaddr - sp)) if on_stack else "on its stack"
+    if node["state"] == layouts.MUSL_COND_SIGNALED:
+        return Wait("futex", uaddr, how="futex wait (value 2) on the barrier of a musl condition "
+                    "variable waiter node at 0x%x %s: it was signalled (state 1) and waits "
+                    "for the waiter signalled before it to let it relock the mutex"
+                    % (node["node"], where), frame=0)
+    return Wait("condvar", uaddr, how="futex wait (value 2) on the barrier (+20) of a musl "
+                "condition variable waiter node at 0x%x %s, state 0 (waiting): "
+                "pthread_cond_wait's shape; the condition variable's address is not in the "
+                "node" % (node["node"], where), frame=0)
 
 
 # Waits whose timed variants (pthread_mutex_timedlock, pthread_rwlock_timed*,
@@ -305,6 +665,25 @@ def restarted_futex(snap, mem, lwps):
         return None
     wait = classify_futex(snap.frames, mem, lwps, uaddr, cmd, private, val)
     if wait.kind != kind:
+        return None
+    wait.how += ("; resumed as restart_syscall after an interruption (an earlier attach): "
+                 "the futex arguments are still in the registers")
+    return wait
+
+
+def restarted_musl_futex(snap, mem, lwps):
+    """restarted_futex on musl: the argument registers of a timed musl wait
+    resumed as restart_syscall still hold the futex address, op and value;
+    taken only when they decode as a musl mutex, rwlock or condition wait
+    (musl_futex), else None."""
+    args = snap.regs.get("args")
+    if not args or None in args:
+        return None
+    uaddr, op, val = args[0], args[1] & 0xFFFFFFFF, args[2] & 0xFFFFFFFF
+    cmd, private, _cmd_name = syscalls.decode_futex(op)
+    wait = musl_futex(snap.frames, mem, lwps, uaddr, cmd, private, val, snap.stack_calls,
+                      snap.regs.get("sp"))
+    if wait is None or wait.kind == "futex":
         return None
     wait.how += ("; resumed as restart_syscall after an interruption (an earlier attach): "
                  "the futex arguments are still in the registers")
@@ -347,7 +726,7 @@ def classify_restart(frames):
 
 STATE_OF_WAIT = {
     "mutex": "lock-wait", "gmutex": "lock-wait", "rwlock-read": "lock-wait",
-    "rwlock-write": "lock-wait", "lock": "lock-wait", "libc-lock": "lock-wait",
+    "rwlock-write": "lock-wait", "rwlock": "lock-wait", "lock": "lock-wait", "libc-lock": "lock-wait",
     "join": "join", "condvar": "idle", "gcond": "idle", "queue": "idle",
     "semaphore": "idle", "futex": "futex-wait",
 }
@@ -355,6 +734,7 @@ STATE_OF_WAIT = {
 _WAIT_PHRASES = {
     "mutex": "waiting for a pthread mutex", "gmutex": "waiting for a GMutex",
     "rwlock-read": "waiting to read-lock a rwlock", "rwlock-write": "waiting to write-lock a rwlock",
+    "rwlock": "waiting to lock a rwlock",
     "lock": "waiting for a futex lock", "libc-lock": "waiting for a libc internal lock",
     "join": "joining a thread", "condvar": "idle: waiting on a condition variable",
     "gcond": "idle: waiting on a GCond", "queue": "idle: waiting on a queue",
@@ -367,6 +747,7 @@ _RW_WAIT_PHRASES = {
     "write-for-writer": "waiting to write-lock a rwlock behind another writer",
     "read-for-writer": "waiting to read-lock a rwlock held by a writer",
     "read-for-pending-writer": "waiting to read-lock a rwlock behind a waiting writer",
+    "any-for-writer": "waiting to lock a rwlock held by a writer (read or write: not known)",
 }
 
 
@@ -401,6 +782,11 @@ def classify_futex(frames, mem, lwps, uaddr, cmd, private, val, libc=None):
         if kind == "join" and libc == "musl":
             # musl's pthread_join sleeps on the thread's detach_state, for a
             # state value, not for its TID (src/thread/pthread_join.c)
+            tid = layouts.musl_joined_tid(mem, uaddr)
+            if tid is not None:
+                return Wait("join", uaddr, target_lwp=tid, how=how + "; on detach_state of "
+                            "musl's struct pthread of LWP %d (its self pointer and tid)" % tid,
+                            frame=idx)
             return Wait("join", uaddr, target_lwp=None, how=how + "; on musl the value is the "
                         "thread's detach state, not its TID: the joined thread is not known",
                         frame=idx)
@@ -408,6 +794,12 @@ def classify_futex(frames, mem, lwps, uaddr, cmd, private, val, libc=None):
             return Wait("join", uaddr, target_lwp=val, how=how, frame=idx)
         return Wait(kind, uaddr, how=how, frame=idx)
     if libc == "musl":
+        f0 = normalize(frames[0].function) if frames else ""
+        caller_lib = frames[1].lib if len(frames) > 1 else None
+        if f0 == "syscall" and val == 2 and caller_lib and caller_lib.startswith("libglib"):
+            # glib's GMutex through musl's syscall() (its futex protocol)
+            return Wait("gmutex", uaddr, uaddr, how="raw futex wait for value 2 from libglib "
+                        "(GMutex protocol)", frame=1)
         note = musl_unwind_note(frames)
         return Wait("futex", uaddr, how="unrecognised futex wait (value 0x%x) on musl%s" % (
             val, "; " + note if note else ""), frame=0)

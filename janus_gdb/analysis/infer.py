@@ -46,7 +46,7 @@ MAX_CANDIDATES = 8
 # Library functions whose futex waits are lock waits (where a waiter's lock call is).
 _LOCK_WAIT_FUNCS = frozenset(name for name, kind in classify.FRAME_HINTS.items()
                              if kind in ("mutex", "gmutex", "libc-lock", "rwlock-read",
-                                         "rwlock-write"))
+                                         "rwlock-write", "rwlock"))
 
 def net_claims(thread):
     """The thread's claims still in force: inner frames' unlocks of locks
@@ -97,8 +97,15 @@ def _code_detail(claim, lock=None):
 def _detail(claim, prefix="locked at", lock=None):
     if claim.origin == "machine-code":
         return _code_detail(claim, lock)
-    text = "%s %s:%d in %s (frame #%d)" % (prefix, claim.file, claim.line, claim.function,
-                                           claim.level)
+    if claim.origin == "stack-word":
+        c = claim.code or {}
+        text = ("%s %s:%d in %s (not an unwound frame: found on the stack, the return address "
+                "0x%x at 0x%x after its call of %s)" % (
+                    prefix, claim.file, claim.line, claim.function, c.get("pc", 0),
+                    c.get("slot", 0), c.get("callee") or "a lock function"))
+    else:
+        text = "%s %s:%d in %s (frame #%d)" % (prefix, claim.file, claim.line, claim.function,
+                                               claim.level)
     if claim.at_line and claim.at_line != claim.line:
         text += ", not unlocked before line %d" % claim.at_line
     if claim.conditional:
@@ -574,7 +581,9 @@ def _readers(lock, reads, times):
         if lock not in t.holds:
             t.holds.append(lock)
     lock.readers_unknown = max(0, n - shown)
-    text = "read-locked by %d reader%s (glibc records no readers)" % (n, "" if n == 1 else "s")
+    text = "read-locked by %d reader%s (%s records no readers)" % (
+        n, "" if n == 1 else "s",
+        "musl" if (lock.details or {}).get("libc") == "musl" else "glibc")
     if chosen:
         text += "; the source shows %s" % ", ".join("T%d" % i.num for i in lock.reader_infs)
     if lock.readers_unknown:

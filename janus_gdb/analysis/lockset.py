@@ -200,7 +200,7 @@ def _cxx_call(held):
     return held.call.startswith("std::") or held.call.endswith("()")
 
 
-def frame_claims(frame, info, sources, kind_of_type, cache=None):
+def frame_claims(frame, info, sources, kind_of_type, cache=None, evaluator=None):
     """Claims of one frame (``model.FrameInfo`` INFO), or None when its source
     cannot be read (the frame is then not analysed).
 
@@ -208,7 +208,9 @@ def frame_claims(frame, info, sources, kind_of_type, cache=None):
     frames stopped at the same place: threads in the same call chain share
     one FrameInfo object (``gdbtarget._frame_info``).  Only the evaluation of
     the lock expressions is done per frame, and only when the source holds
-    a lock."""
+    a lock.  EVALUATOR(frame, expr, kind_of_type) replaces ``evaluate``
+    (a frame found on the stack has no registers to evaluate in)."""
+    evaluator = evaluator or evaluate
     if cache is not None and info in cache:
         got = cache[info]
     else:
@@ -226,7 +228,7 @@ def frame_claims(frame, info, sources, kind_of_type, cache=None):
     func = fn_name if lockset.lambda_line else (info.function or fn_name)
     for held, released in [(h, False) for h in lockset.held] + \
             [(h, True) for h in lockset.released]:
-        addr, kind, why = evaluate(frame, held.expr, kind_of_type)
+        addr, kind, why = evaluator(frame, held.expr, kind_of_type)
         if addr is not None and kind is None and _cxx_call(held):
             continue    # obj.lock() on something that is no lock (a weak_ptr, a guard)
         type_name = field = None
@@ -236,7 +238,8 @@ def frame_claims(frame, info, sources, kind_of_type, cache=None):
                             addr, kind, type_name, field, held.conditional, held.trylock,
                             released, why, cur_line,
                             mode=held.mode or ("read" if held.call in locksets.READ_LOCK_CALLS
-                                               else None)))
+                                               else None),
+                            origin=getattr(frame, "origin", "source")))
     return claims
 
 

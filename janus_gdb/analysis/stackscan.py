@@ -9,6 +9,7 @@ import gdb  # pylint: disable=import-error
 from ..target import codereader
 from ..target import gdbtarget
 from . import lockset
+from . import stackframes
 from ..janus import janusdb
 from ..janus import objects
 from ..target import logname
@@ -77,6 +78,10 @@ class Scanner(object):
                 snap.role_detail = self._handle_of(frame)
             elif info.function in janusdb.THREAD_OBJECTS:
                 snap.role_detail = self._object_of(frame, info.function)
+        if snap.stack_calls:
+            # gdb could not unwind to the application's frames (musl): their
+            # return addresses on the stack name them, their source what they hold
+            claims.extend(stackframes.stack_claims(snap, self.sources, self.kind_of_type))
         if sysno in (FUTEX_SYSCALL, RESTART_SYSCALL, None):
             snap.lock_call = self._rwlock_call(snap.frames, gframes)
         if claims or sysno is None:

@@ -95,6 +95,11 @@ def waiting_on(t, report=None):
     if t.site is not None and t.site < len(frames):
         fr = frames[t.site]
         app = fr.function or ("0x%x in %s" % (fr.pc, fr.lib or "the executable"))
+        if fr.pc == 0 and fr.function is None and t.stack_calls:
+            # where gdb's unwinding gave up (musl): the caller on the stack
+            chain = [c for c in classify.stack_chain(frames, t.stack_calls) if c.file]
+            if chain:
+                app = "%s, found on the stack" % chain[0].function
     if call and app:
         what += " (%s in %s)" % (call, app)
     elif app:

@@ -201,39 +201,97 @@ def _target_of_thread():
     return t.frames[idx].level, t.frames[idx].pc, text
 
 
-def _decorator_class():
+def _frame_name(base):
+    """The name gdb prints for the frame BASE (a FrameDecorator): its
+    function, else its minimal symbol (FrameDecorator.function gives the pc
+    then, which gdb's frame-filter printing shows as an empty name), else
+    None (gdb's ``??``)."""
+    name = base.function()
+    if isinstance(name, str):
+        return name
+    try:
+        return base.inferior_frame().name()
+    except (gdb.error, RuntimeError, AttributeError):
+        return None
+
+
+def _decorator_classes():
+    """(Plain, Annotated) FrameDecorator classes (gdb.FrameDecorator is
+    imported when first needed)."""
     from gdb.FrameDecorator import FrameDecorator  # pylint: disable=import-error
 
-    class Annotated(FrameDecorator):
-        """A frame whose function name is followed by the annotation."""
+    class Plain(FrameDecorator):
+        """A frame of the annotated thread as gdb prints it without frame
+        filters, as far as they allow: a frame without a symbol is ``??``
+        (gdb's frame-filter printing would show an empty name)."""
+
+        def __init__(self, base):
+            super(Plain, self).__init__(base)
+            self._base = base
+
+        def function(self):
+            name = _frame_name(self._base)
+            return "??" if name is None else name
+
+    class Annotated(Plain):
+        """A frame whose function name is followed by the annotation; for a
+        frame without a symbol, ``?? () at LIB [annotation]``: gdb's own
+        ``?? () from LIB`` as a frame filter can print it (gdb prints " at "
+        before any file name a frame filter gives)."""
 
         def __init__(self, base, text):
             super(Annotated, self).__init__(base)
-            self._base = base
             self._text = text
+            self._nameless = _frame_name(base) is None
 
         def function(self):
-            name = self._base.function()
+            name = _frame_name(self._base)
             if name is None:
-                return None
-            if not isinstance(name, str):   # an address: gdb prints it as "0x.."
-                try:
-                    name = "0x%x" % int(name)
-                except (TypeError, ValueError):
-                    return name
+                if self._lib() is not None:
+                    return "??"
+                return "?? %s" % self._text
             return "%s %s" % (name, self._text)
 
-    return Annotated
+        def _lib(self):
+            try:
+                name = self._base.filename()
+            except (gdb.error, RuntimeError):
+                return None
+            return name if isinstance(name, str) else None
+
+        def filename(self):
+            lib = self._lib()
+            if self._nameless and lib is not None:
+                return "%s %s" % (lib, self._text)
+            return lib
+
+    return Plain, Annotated
 
 
 class AnnotateFilter(object):
-    """The frame filter (see the module doc)."""
+    """The frame filter (see the module doc).  It is enabled only while the
+    selected thread has an annotation: every other backtrace is printed by
+    gdb itself (a frame filter changes gdb's printing: ``from LIB`` becomes
+    ``at LIB``, a frame without a symbol loses its ``??``)."""
 
     def __init__(self):
         self.name = FILTER_NAME
         self.priority = FILTER_PRIORITY
-        self.enabled = True
-        self.decorator = None
+        self._enabled = True
+        self.classes = None
+
+    @property
+    def enabled(self):
+        if not self._enabled or _BUSY[0] or not enabled():
+            return False
+        try:
+            return _target_of_thread() is not None
+        except Exception:   # never break a backtrace
+            return False
+
+    @enabled.setter
+    def enabled(self, value):       # `enable/disable frame-filter`
+        self._enabled = bool(value)
 
     def filter(self, frame_iter):
         if _BUSY[0] or not enabled():
@@ -242,24 +300,28 @@ class AnnotateFilter(object):
             target = _target_of_thread()
             if target is None:
                 return frame_iter
-            if self.decorator is None:
-                self.decorator = _decorator_class()
+            if self.classes is None:
+                self.classes = _decorator_classes()
         except Exception:   # never break a backtrace
             return frame_iter
         return self._wrap(frame_iter, target)
 
     def _wrap(self, frame_iter, target):
         level, pc, text = target
+        plain, annotated = self.classes
         done = False
         for dec in frame_iter:
-            if not done:
-                try:
+            try:
+                if not done:
                     frame = dec.inferior_frame()
                     if frame.pc() == pc and _level(frame) == level:
-                        dec = self.decorator(dec, text)
+                        dec = annotated(dec, text)
                         done = True
-                except Exception:   # a frame gdb cannot describe: leave it
-                    pass
+                        yield dec
+                        continue
+                dec = plain(dec)
+            except Exception:   # a frame gdb cannot describe: leave it
+                pass
             yield dec
 
 

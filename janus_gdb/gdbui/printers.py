@@ -185,11 +185,10 @@ class LockPrinter(object):
         inf = gdb.selected_inferior()
         mem = gdbtarget.Memory(inf)
         musl = _libc(inf) == "musl"
-        if musl and self.kind in ("pthread_rwlock", "grwlock"):
-            return "%s (musl: its layout is not decoded; print/r shows the raw words)" % (
-                self._kind_text(None))
         if musl and self.kind == "pthread_mutex":
             d = layouts.decode_musl_mutex(mem, addr)
+        elif musl and self.kind in ("pthread_rwlock", "grwlock"):
+            d = _decode_musl_rwlock(self.kind, mem, addr)
         else:
             d = DECODERS[self.kind](mem, addr)
         state = d["state"]
@@ -200,12 +199,16 @@ class LockPrinter(object):
         info = threads_info()
         if musl and self.kind == "pthread_mutex":
             parts = self._musl_mutex(d, addr, info)
+        elif musl:
+            parts = self._musl_rwlock(d, addr, info)
         else:
             parts = getattr(self, "_" + self.kind)(d, addr, info)
         at = d.get("impl") or addr    # a GRWLock's waiters sleep on its pthread_rwlock_t
         span = WAIT_SPAN[self.kind]
         if musl and self.kind == "pthread_mutex":
             span = layouts.MUSL_MUTEX["lock"] + 4      # waiters sleep on _m_lock (+4)
+        elif musl:
+            span = layouts.MUSL_RWLOCK["lock"] + 4     # waiters sleep on _rw_lock (+0)
         parts.append(_waiters_text(info, _waiters(info, at, span) if info else []))
         return "; ".join(parts)
 
@@ -265,12 +268,41 @@ class LockPrinter(object):
 
     _grwlock = _pthread_rwlock
 
+    def _musl_rwlock(self, d, addr, info):
+        """musl's layout: _rw_lock is the state; musl records neither the
+        writer nor the readers (their owners from the analysis)."""
+        from . import annotate
+        parts = ["%s (musl) %s" % (self._kind_text(None), d["state"])]
+        if d.get("impl"):
+            parts[0] += " (its pthread_rwlock_t at 0x%x)" % d["impl"]
+        at = d.get("impl") or addr
+        if d["write_locked"]:
+            parts.append(_inferred_owner(annotate.cached_report(), at, "musl rwlock").replace(
+                "owner", "writer", 1))
+        elif d["readers"]:
+            parts.append("readers not recorded by musl (janus-locks infers them)")
+        return parts
+
     def _gmutex(self, d, addr, info):
         from . import annotate
         parts = ["GMutex %s" % d["state"]]
         if d["state"] != "free":
             parts.append(_gmutex_owner(annotate.cached_report(), addr))
         return parts
+
+
+def _decode_musl_rwlock(kind, mem, addr):
+    """A musl pthread_rwlock_t at ADDR, or the one a GRWLock points to."""
+    if kind == "grwlock":
+        impl = layouts.read_pointer(mem, addr + layouts.GRWLOCK["impl"])
+        if impl is None:
+            return {"state": "unreadable"}
+        if impl == 0:
+            return {"state": "free", "impl": 0, "readers": 0, "write_locked": False}
+        d = layouts.decode_musl_rwlock(mem, impl)
+        d["impl"] = impl
+        return d
+    return layouts.decode_musl_rwlock(mem, addr)
 
 
 def _gmutex_owner(rep, addr):

@@ -57,7 +57,15 @@ def _thread(t, lock_by_addr):
         "site_frame": t.site,
         "frames": [_frame(f) for f in t.frames],
         "frames_truncated": t.frames_truncated,
+        "stack_calls": [_stack_call(c) for c in t.stack_calls],
     }
+
+
+def _stack_call(c):
+    d = c.to_dict()
+    for k in ("function", "callee", "file", "lib"):
+        d[k] = _s(d[k])
+    return d
 
 
 def _field(v):

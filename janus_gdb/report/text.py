@@ -78,7 +78,7 @@ def rwlock_lines(lock, report, t=None):
         text = "%s not shown by any frame's source" % plural(missing, "reader")
         if lock.candidates:
             text += " (candidates: %s)" % ", ".join("T%d" % n for n in lock.candidates)
-        out.append("%s  [%s: glibc records no readers]" % (text, UNKNOWN))
+        out.append("%s  [%s: %s records no readers]" % (text, UNKNOWN, _libc_of(lock)))
     for num in lock.pending:
         if t is not None and num == t.num and t.wait.rwlock == "write-for-readers":
             continue
@@ -107,7 +107,12 @@ def site(t, depth=3):
     else:
         picked = [fr for fr in frames[t.site:] if not fr.system][:depth]
     # a name from log strings keeps its mark (docs/evidence.md)
-    return ARROW.join(escape(fr.where(), 140 if fr.log_name else 100) for fr in picked)
+    text = ARROW.join(escape(fr.where(), 140 if fr.log_name else 100) for fr in picked)
+    caller = next((c for c in t.stack_calls[:10] if c.file and c.line), None)
+    if caller is not None and all(fr.line is None for fr in picked):
+        text += "  [on the stack: a return address in %s, not an unwound frame]" % escape(
+            caller.where(), 100)
+    return text
 
 
 def owner_text(lock, report):
@@ -211,7 +216,16 @@ def target_line(report):
         parts.append("pthread mutexes: exact owners")
         if tgt.get("also_gmutex"):
             parts.append(gmutex)
+    if tgt.get("libc") == "musl" and any(l.kind == "pthread_rwlock" for l in report.locks):
+        parts.append("musl rwlocks: no writer or readers recorded")
+    elif tgt.get("libc") == "musl" and not (impl == "pthread"):
+        parts.append("musl")
     return "[%s]" % ", ".join(parts)
+
+
+def _libc_of(lock):
+    """The C library whose layout decoded LOCK (what records what)."""
+    return "musl" if (lock.details or {}).get("libc") == "musl" else "glibc"
 
 
 TIP_GMUTEX = ("Tip: GMutex records no owner, so owners are inferred from the source and "
@@ -295,6 +309,11 @@ def _cycle(report, i, cyc):
             out.append("      #%-2d %s" % (fr.level, escape(fr.where(), 140)))
         if len(t.frames) > STACK_LINES:
             out.append("      ... %s more" % plural(len(t.frames) - STACK_LINES, "frame"))
+        calls = [c for c in t.stack_calls[:STACK_LINES] if c.file and c.line]
+        if calls:
+            out.append("      return addresses found on the stack above (not unwound frames):")
+            for c in calls[:4]:
+                out.append("        0x%x %s" % (c.pc, escape(c.where(), 140)))
     out.append("")
     return out
 
@@ -476,7 +495,7 @@ def locks(report, show_all=False):
         out.append(lock_ref(lock))
         out.append("    state    %s" % state_text(lock))
         if lock.readers:
-            out.append("    readers  %d (glibc records no readers)" % lock.readers)
+            out.append("    readers  %d (%s records no readers)" % (lock.readers, _libc_of(lock)))
             out.extend("             " + line for line in rwlock_lines(lock, report))
         elif lock.pending:
             out.extend("    " + line for line in rwlock_lines(lock, report))

@@ -12,6 +12,7 @@ import struct
 
 import gdb  # pylint: disable=import-error
 
+from . import stackwords
 from . import syscalls
 from ..model import FrameInfo, Snapshot
 
@@ -28,7 +29,15 @@ SYSTEM_LIB_RE = re.compile(
 MUSL_STATIC_INTERNALS = frozenset((
     "__syscall_cp_c", "__syscall_cp_asm", "__syscall_cp", "__timedwait_cp", "__timedwait",
     "__wait", "__futexwait", "__lock", "__pthread_mutex_timedlock", "__pthread_mutex_lock",
-    "__clock_nanosleep", "__cp_begin", "__cp_end"))
+    "__clock_nanosleep", "__cp_begin", "__cp_end",
+    # the lock and wait calls above them, by the names gdb gives their frames
+    # where it can unwind (aarch64): musl's weak aliases
+    "pthread_mutex_timedlock", "pthread_mutex_lock", "pthread_rwlock_timedrdlock",
+    "pthread_rwlock_timedwrlock", "pthread_rwlock_rdlock", "pthread_rwlock_wrlock",
+    "__pthread_rwlock_timedrdlock", "__pthread_rwlock_timedwrlock",
+    "pthread_cond_timedwait", "pthread_cond_wait", "__pthread_cond_timedwait",
+    "pthread_join", "__pthread_join", "pthread_timedjoin_np", "clock_nanosleep", "nanosleep",
+    "sem_timedwait", "sem_wait", "__clone"))
 
 CXX_STD_HEADER_RE = re.compile(r"/c\+\+/(?:v1|\d[\w.]*)/")
 
@@ -422,8 +431,60 @@ def read_frames(max_frames, symtabs=None, gframes=None, newest=None, cache=None)
             # identical to this frame"); max_frames bounds the rest.
             frame = frame.older()
         except gdb.error as exc:
-            return frames, True, "unwinding stopped at frame #%d: %s" % (level, exc)
-    return frames, False, None
+            return _musl_plumbing(frames), True, "unwinding stopped at frame #%d: %s" % (
+                level, exc)
+    return _musl_plumbing(frames), False, None
+
+
+MUSL_THREAD_START = ("start", "start_c")    # src/thread/pthread_create.c, thrd_create
+
+
+def _musl_plumbing(frames):
+    """Mark musl's plumbing in a static executable as system frames (new
+    FrameInfo objects: the cached ones are shared): its thread start
+    function ``start`` (a common name, so only without line info and right
+    under ``__clone``)."""
+    out = frames
+    for i, fr in enumerate(frames):
+        fix = False
+        if fr.system or fr.line is not None or fr.lib is not None:
+            continue
+        if fr.function in MUSL_THREAD_START and i + 1 < len(frames) and \
+                frames[i + 1].function == "__clone":
+            fix = True
+        if fix:
+            if out is frames:
+                out = list(frames)
+            out[i] = FrameInfo(fr.level, fr.pc, fr.function, fr.file, fr.line, fr.lib, True)
+    return out
+
+
+# Threads whose stack words are scanned (stuck_in_musl), per analysis.
+MAX_STACK_SCANS = 256
+
+
+def stuck_in_musl(frames):
+    """Whether gdb's unwinding stopped right above musl's internal functions
+    (a static musl has no unwind tables for them): the last frame has no
+    symbol and a frame before it is one of MUSL_STATIC_INTERNALS (or in
+    musl's dynamic loader), or the last frame is one of them."""
+    if len(frames) < 2:
+        return False
+    last = frames[-1]
+    if last.function is not None:
+        # aarch64: gdb stops at musl's clock_nanosleep ("previous frame
+        # identical to this frame")
+        return (last.function in MUSL_STATIC_INTERNALS and last.function != "__clone"
+                and (last.lib is None or last.lib.startswith("ld-musl")))
+    return any(f.function in MUSL_STATIC_INTERNALS or (f.lib or "").startswith("ld-musl")
+               for f in frames[:-1])
+
+
+def _read_reg(frame, name):
+    try:
+        return frame.read_register(name)
+    except (gdb.error, ValueError):
+        return None
 
 
 # Threads read per nested gdb command: gdb frees the values it creates while
@@ -446,6 +507,7 @@ class _Reader(object):
         self.frame_cache = {}
         self.batch = ()
         self.error = None
+        self.scanned = 0
 
     def run_batch(self):
         """Read self.batch; exceptions are kept for the caller (a nested
@@ -485,6 +547,17 @@ class _Reader(object):
             pass
         snap = Snapshot(th.num, th.ptid[1] or th.ptid[2], name, regs, frames,
                         truncated, getattr(th, "global_num", None))
+        if regs.get("args") is not None and "sp" not in regs:
+            # a futex wait on the thread's own stack (musl's condition
+            # variables) is told by the stack pointer
+            regs["sp"] = _int(_read_reg(newest, "sp"))
+        if stuck_in_musl(frames) and self.scanned < MAX_STACK_SCANS:
+            # gdb cannot unwind past musl's wait functions: the stack pointer
+            # and the return addresses on the stack say what the frames cannot
+            self.scanned += 1
+            sp = _int(_read_reg(newest, "sp"))
+            regs["sp"] = sp
+            snap.stack_calls = stackwords.scan(newest, self.arch, sp)
         if self.scanner is not None:
             self.scanner(snap, gframes)
         self.snaps.append(snap)

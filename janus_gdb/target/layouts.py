@@ -275,6 +275,130 @@ def decode_musl_mutex(mem, addr):
     return res
 
 
+# musl 1.2.x (checked against 1.2.3: src/internal/pthread_impl.h,
+# src/thread/pthread_rwlock_*.c), 64-bit: pthread_rwlock_t is a union of
+# int __i[14] (56 bytes): _rw_lock = __vi[0] (+0, the futex word),
+# _rw_waiters = __vi[1] (+4), _rw_shared = __i[2] (+8: 0 private, 128
+# process-shared).  _rw_lock: 0 free, 0x7fffffff write-locked, else the
+# number of readers (at most 0x7ffffffe); bit 31 is set by a waiter.
+# musl records neither the writer nor the readers.  A waiter counts itself
+# in _rw_waiters, sets bit 31 and sleeps in __timedwait(&_rw_lock, word |
+# 0x80000000), privately unless _rw_shared is 128: a reader only while a
+# writer holds it (value 0xffffffff), a writer while anybody does
+# (0xffffffff, or the readers' count | bit 31).
+MUSL_RWLOCK = {"lock": 0, "waiters": 4, "shared": 8, "size": 56}
+MUSL_RW_WRITE_LOCKED = 0x7FFFFFFF
+MUSL_RW_MAX_READERS = 0x7FFFFFFE
+
+
+def decode_musl_rwlock(mem, addr):
+    """Read a musl pthread_rwlock_t at ADDR (layout above), with the keys of
+    decode_rwlock that apply: ``word`` / ``readers_word`` (_rw_lock),
+    ``waiters`` (_rw_waiters), ``shared``, ``readers``, ``write_locked``,
+    ``writer`` (None: musl records none), ``libc`` = "musl", ``state``."""
+    lay = MUSL_RWLOCK
+    word = mem.u32(addr + lay["lock"])
+    res = {"word": word, "readers_word": word, "waiters": mem.i32(addr + lay["waiters"]),
+           "shared": mem.i32(addr + lay["shared"]), "readers": None, "write_locked": None,
+           "writer": None, "writer_pending": None, "readers_blocked": None, "phase": None,
+           "readers_waiting": None, "prefer": None, "libc": "musl"}
+    if word is None:
+        res["state"] = "unreadable"
+        return res
+    if res["shared"] not in (0, 128):
+        return _corrupt(res, "_rw_shared %s is not 0 or 128" % res["shared"], field="writer")
+    if res["waiters"] is None or not 0 <= res["waiters"] <= MAX_TID:
+        return _corrupt(res, "_rw_waiters %s is not a waiter count" % res["waiters"],
+                        field="writer")
+    cnt = word & 0x7FFFFFFF
+    contended = bool(word & FUTEX_WAITERS)
+    if cnt == 0:
+        if contended:
+            return _corrupt(res, "_rw_lock 0x%x: the waiter bit without a holder" % word,
+                            field="writer")
+        res.update(readers=0, write_locked=False, state="free")
+        return res
+    if cnt == MUSL_RW_WRITE_LOCKED:
+        res.update(readers=0, write_locked=True, phase="write", state="write-locked")
+    else:
+        res.update(readers=cnt, write_locked=False, phase="read",
+                   state="read-locked by %s" % _plural(cnt, "reader"))
+    if contended:
+        res["state"] += ", contended"
+    return res
+
+
+def musl_rwlock_wait_path(val):
+    """The glibc-named wait path (RWLOCK_WAIT_PATHS) a musl rwlock waiter
+    sleeping for VAL follows, as far as the value tells: a writer for the
+    readers' count | bit 31 ("write-for-readers"); 0xffffffff ("write-
+    locked", waiting for a writer) is a reader's or a writer's: None then
+    (the caller decides from other evidence); "" for no rwlock wait value."""
+    if not val & FUTEX_WAITERS:
+        return ""
+    cnt = val & 0x7FFFFFFF
+    if cnt == MUSL_RW_WRITE_LOCKED:
+        return None
+    if 0 < cnt <= MUSL_RW_MAX_READERS:
+        return "write-for-readers"
+    return ""
+
+
+# musl 1.2.x private condition variable waiters (src/thread/
+# pthread_cond_timedwait.c): each waiter links a node on its own stack,
+#   struct waiter { struct waiter *prev, *next; volatile int state,
+#                   barrier; volatile int *notify; }
+# (prev +0, next +8, state +16, barrier +20, notify +24), and sleeps in
+# __timedwait_cp(&node.barrier, 2, ...) privately: state 0 (WAITING) until
+# a signal marks it 1 (SIGNALED), then waits for its barrier lock.  A
+# process-shared condition variable is waited on at _c_seq (+8) instead.
+MUSL_COND_NODE = {"prev": 0, "next": 8, "state": 16, "barrier": 20, "notify": 24, "size": 32}
+MUSL_COND_WAITING = 0
+MUSL_COND_SIGNALED = 1
+MUSL_COND_BARRIER = 2
+
+
+def decode_musl_cond_node(mem, futex):
+    """The musl condition-variable waiter node whose barrier is at FUTEX:
+    ``node`` (its address), ``state``, ``barrier``, ``prev``, ``next`` and
+    ``plausible`` (the words are what a sleeping waiter leaves)."""
+    node = futex - MUSL_COND_NODE["barrier"]
+    lay = MUSL_COND_NODE
+    res = {"node": node, "state": mem.i32(node + lay["state"]),
+           "barrier": mem.i32(node + lay["barrier"]),
+           "prev": read_pointer(mem, node + lay["prev"]),
+           "next": read_pointer(mem, node + lay["next"])}
+    res["plausible"] = (res["barrier"] == MUSL_COND_BARRIER
+                        and res["state"] in (MUSL_COND_WAITING, MUSL_COND_SIGNALED)
+                        and res["prev"] is not None and res["next"] is not None
+                        and all(p == 0 or p & 7 == 0 for p in (res["prev"], res["next"])))
+    return res
+
+
+# musl 1.2.x struct pthread (src/internal/pthread_impl.h): pthread_join
+# sleeps on the joined thread's detach_state for its current value
+# (DT_JOINABLE, 2), privately; tid is the int 8 bytes before it, and the
+# struct starts with a pointer to itself (self), 56 bytes before
+# detach_state on x86_64 (self, dtv, prev, next, sysinfo, canary) and 40
+# on aarch64 (TLS_ABOVE_TP: no dtv, no canary).
+MUSL_PTHREAD_TID_FROM_DETACH = 8
+MUSL_PTHREAD_SELF_FROM_DETACH = (56, 40)
+MUSL_DT_JOINABLE = 2
+
+
+def musl_joined_tid(mem, futex):
+    """The tid of the musl thread whose detach_state is at FUTEX, when the
+    words around it are a struct pthread (its self pointer points to its
+    start); else None."""
+    for back in MUSL_PTHREAD_SELF_FROM_DETACH:
+        start = futex - back
+        if read_pointer(mem, start) == start:
+            tid = mem.i32(futex - MUSL_PTHREAD_TID_FROM_DETACH)
+            if tid is not None and 0 < tid <= MAX_TID:
+                return tid
+    return None
+
+
 def decode_gmutex(mem, addr):
     """Read a futex-based GMutex at ADDR: ``word`` and ``state``."""
     word = mem.u32(addr + GMUTEX["word"])
