@@ -675,29 +675,9 @@ def wait_until(pred, timeout, step=0.05):
 
 def list_lock_line(source):
     """(function, line of janus_mutex_lock(&rooms_mutex) in the "list" branch)."""
-    with open(source, errors="replace") as f:
-        lines = f.read().split("\n")
     func = "janus_videoroom_process_synchronous_request"
-    start = None
-    for i, l in enumerate(lines):
-        if re.match(r"^static json_t \*%s\(" % func, l):
-            start = i
-            break
-    if start is None:
-        raise JanusError("%s not found in %s" % (func, source))
-    branch = None
-    for i in range(start, len(lines)):
-        if re.search(r'strcasecmp\(request_text, "list"\)', lines[i]):
-            branch = i
-            break
-        if i > start and lines[i].startswith("}"):
-            break
-    if branch is None:
-        raise JanusError('"list" branch not found in %s' % func)
-    for i in range(branch, min(branch + 80, len(lines))):
-        if "janus_mutex_lock(&rooms_mutex)" in lines[i]:
-            return func, i + 1
-    raise JanusError("no janus_mutex_lock(&rooms_mutex) in the list branch")
+    return func, lock_statement_line(source, func, "janus_mutex_lock(&rooms_mutex)",
+                                     r'strcasecmp\(request_text, "list"\)')
 
 
 # --- the stall ----------------------------------------------------------------------
@@ -1091,3 +1071,419 @@ def trigger_handle_mutex_leak(janus, session, handle, timeout=10):
     if resp.get("janus") != "ack":
         raise JanusError("process: %s" % resp)
     return wait_until(lambda: "Invalid msid on m-line" in janus.log_tail(200), timeout, 0.1)
+
+
+# --- a request frozen inside any plugin's global lock ----------------------------------
+
+def function_start(lines, function):
+    """Index of the line that defines FUNCTION (at column 0, not a prototype)."""
+    pat = re.compile(r"^[A-Za-z_].*[\s*]%s\(" % re.escape(function))
+    for i, l in enumerate(lines):
+        if not pat.match(l):
+            continue
+        # a definition's parameter list ends in "{", a prototype's in ";"
+        for k in range(i, min(i + 20, len(lines))):
+            if "{" in lines[k]:
+                return i
+            if ";" in lines[k]:
+                break
+    return None
+
+
+def lock_statement_line(source, function, statement, branch=None, after=None):
+    """Line (1-based) of STATEMENT (e.g. ``janus_mutex_lock(&rooms_mutex)``)
+    in FUNCTION of the C file SOURCE; with BRANCH (a regex, e.g. the
+    ``strcasecmp(request_text, "list")`` of a request's branch) the first one
+    after the branch, with AFTER (a regex) the first one after a line that
+    matches it.  Read from the source: no line numbers are hard-coded."""
+    with open(source, errors="replace") as f:
+        lines = f.read().split("\n")
+    start = function_start(lines, function)
+    if start is None:
+        raise JanusError("%s not found in %s" % (function, source))
+    end = len(lines)
+    for i in range(start + 1, len(lines)):
+        if lines[i].startswith("}"):
+            end = i
+            break
+    i = start
+    for pattern in (branch, after):
+        if pattern is None:
+            continue
+        for k in range(i, end):
+            if re.search(pattern, lines[k]):
+                i = k
+                break
+        else:
+            raise JanusError("%r not found in %s" % (pattern, function))
+    for k in range(i, end):
+        if statement in lines[k]:
+            return k + 1
+    raise JanusError("no %s in %s (after %r)" % (statement, function, branch or after))
+
+
+class PluginLock(object):
+    """Where a request freezes inside a plugin's global lock: the plugin's
+    short name (``audiobridge``), its source file, the FUNCTION and the lock
+    STATEMENT to stop after (BRANCH: a regex of the request's branch before
+    it), the lock's SYMBOL, the request BODY the frozen thread serves and the
+    BODY the piled-up ones send (PILE_BODY, default the same)."""
+
+    def __init__(self, plugin, function, symbol, body, branch=None, pile_body=None,
+                 statement=None, role=None, pile_role=None, package=None):
+        self.plugin = plugin
+        self.package = package or "janus.plugin.%s" % plugin
+        self.source = "janus_%s.c" % plugin
+        self.library = "libjanus_%s.so" % plugin
+        self.function = function
+        self.symbol = symbol
+        self.statement = statement or "janus_mutex_lock(&%s)" % symbol
+        self.branch = branch
+        self.body = body
+        self.pile_body = pile_body or body
+        self.role = role              # the frozen thread's role in the report
+        self.pile_role = pile_role    # the piled-up threads' role
+
+    def __repr__(self):
+        return "PluginLock(%s %s)" % (self.plugin, self.symbol)
+
+
+def _lwp_of(gdb, num):
+    out = gdb.cmd("info threads %d" % num)
+    m = re.search(r"\(LWP (\d+)\)", out)
+    if not m:
+        raise JanusError("no LWP for thread %d: %s" % (num, out))
+    return int(m.group(1))
+
+
+def _gdb_value(gdb, expr):
+    """The value of EXPR in gdb's current frame (an int), or JanusError."""
+    out = gdb.cmd("printf \"@@value %%#lx@@\\n\", (unsigned long)(%s)" % expr)
+    m = re.search(r"@@value (0x[0-9a-f]+|0)@@", out)
+    if not m:
+        raise JanusError("%s: %s" % (expr, out))
+    return int(m.group(1), 0)
+
+
+def _next_call_return(gdb):
+    """The return address of the first call at or after $pc when the code up
+    to it is straight (no jump, no return), else None."""
+    out = gdb.cmd("x/32i $pc")
+    insns = re.findall(r"^(?:=>)?\s+(0x[0-9a-f]+)(?: <[^>]*>)?:\s+(\S+)([^\n]*)", out, re.M)
+    for k, (addr, mnem, rest) in enumerate(insns[:-1]):
+        if mnem.startswith("call"):
+            if "unlock" in rest:
+                return None     # the lock's own unlock: it would not be held there
+            return int(insns[k + 1][0], 16)
+        if mnem.startswith("j") or mnem.startswith("ret"):
+            return None
+    return None
+
+
+def freeze_thread_at(janus, res, source, line, trigger, call="pause", arg=None, values=(),
+                     log=None, timeout=60, before=None, after_call=False):
+    """Freeze the first thread that reaches SOURCE:LINE (a line of a Janus
+    source file) in a call of CALL, as if the code there had called it, and
+    leave JANUS running with no debugger attached.
+
+    An all-stop gdb breaks on the line; TRIGGER() (run in the background)
+    makes a thread reach it.  In that thread's frame the expressions VALUES
+    are read into RES.values, ARG (an expression, e.g. ``participant->outbuf``)
+    becomes CALL's first argument, and a fake call frame is pushed below the
+    stack pointer (red zone kept, 16-byte aligned at the call, return address
+    one byte into the breakpoint's instruction so the caller's line is the
+    breakpoint's).  CALL is ``pause`` (the thread sleeps in pause(2)) or a
+    function that blocks, e.g. ``g_async_queue_pop`` of an empty queue.
+    BEFORE: (an earlier line, values): the thread stops there first and the
+    values (expressions live only there) are read into RES.values too.
+    AFTER_CALL: the return address is the one of the first call after the
+    breakpoint (straight code only), as if that callee blocked: a real
+    return address, which the machine-code analysis of a stripped build
+    needs (the frame's line is then that call's).
+    Fills RES.frozen_thread, frozen_lwp, bp_line, values, link_names,
+    transcript; returns the Background that ran TRIGGER."""
+    log = log or os.path.join(janus.workdir, "freeze-%d.gdb.log" % line)
+    res.values = {}
+    gdb = GdbSession(log)
+    bg = Background()
+    base = os.path.basename(source)
+    try:
+        for c in ("set pagination off", "set width 0", "set confirm off",
+                  "set print thread-events off"):
+            gdb.cmd(c)
+        out = gdb.cmd("attach %d" % janus.pid, timeout=timeout)
+        if "ptrace" in out and "not permitted" in out:
+            raise JanusError("gdb cannot attach: %s" % out)
+        out = gdb.cmd("info sharedlibrary")
+        res.link_names = re.findall(r"^0x[0-9a-f]+\s+0x[0-9a-f]+\s+\S+\s+(?:\(\*\)\s+)?(/\S+)",
+                                    out, re.M)
+        stops = ([before] if before else []) + [(line, values)]
+        for n, (at, vals) in enumerate(stops):
+            where = "break %s:%d" % (base, at)
+            if n:
+                where += " thread %d" % res.frozen_thread
+            out = gdb.cmd(where)
+            m = re.search(r"Breakpoint %d at 0x[0-9a-f]+: file .*%s, line (\d+)\."
+                          % (n + 1, re.escape(base)), out)
+            if not m:
+                raise JanusError("breakpoint not set: %s" % out)
+            gdb.child.sendline("continue")
+            gdb.expect(r"Continuing\.", timeout=timeout)
+            if not n:
+                bg.run(trigger)
+            m = gdb.expect(r'Thread (\d+) "[^"]*" hit Breakpoint %d, [^\r\n]*?%s:(\d+)'
+                           % (n + 1, re.escape(base)), timeout=timeout)
+            if n and int(m.group(1)) != res.frozen_thread:
+                raise JanusError("thread %s stopped, not %d" % (m.group(1), res.frozen_thread))
+            res.frozen_thread = int(m.group(1))
+            res.bp_line = int(m.group(2))
+            gdb.expect_prompt(timeout=timeout)
+            gdb.cmd("thread %d" % res.frozen_thread)
+            if n + 1 < len(stops):
+                for key, expr in vals:
+                    res.values[key] = _gdb_value(gdb, expr)
+                gdb.cmd("delete")
+        res.frozen_lwp = _lwp_of(gdb, res.frozen_thread)
+        gdb.cmd("thread %d" % res.frozen_thread)
+        out = gdb.cmd("frame")
+        m = re.search(r"#0\s+(?:0x[0-9a-f]+ in )?(\w+) ", out)
+        res.bp_function = m.group(1) if m else None
+        for key, expr in values:
+            res.values[key] = _gdb_value(gdb, expr)
+        ret = _next_call_return(gdb) if after_call else None
+        res.ret_after_call = ret is not None
+        cmds = []
+        if arg is not None:
+            cmds.append("set $jgdb_arg = (unsigned long)(%s)" % arg)
+        cmds += ["set $jgdb_pc = $pc",
+                 "set $sp = (($sp - 1024) & ~0xf) - 8",
+                 "set *(unsigned long *)$sp = %s" % ("0x%x" % ret if ret else "$jgdb_pc + 1")]
+        if arg is not None:
+            cmds.append("set $rdi = $jgdb_arg")
+        cmds += ["set $pc = (unsigned long)%s" % call, "delete"]
+        for c in cmds:
+            out = gdb.cmd(c)
+            if "rror" in out or "No symbol" in out:
+                raise JanusError("%s: %s" % (c, out))
+        out = gdb.cmd("bt 4")
+        # (function, line) of the frames in SOURCE; an inlined callee's frame
+        # (no address) comes before its caller's
+        res.frame_lines = [(f, int(n)) for f, n in re.findall(
+            r"^#\d+\s+(?:0x[0-9a-f]+ in )?(\w+) \(.*? at \S*?%s:(\d+)" % re.escape(base), out,
+            re.M)]
+        if ret:
+            m = re.search(r"^#1 .* %s .*%s:(\d+)" % (res.bp_function, re.escape(base)), out, re.M)
+            if not m:
+                raise JanusError("frozen thread does not look like it called %s(): %s"
+                                 % (call, out))
+            res.bp_line = int(m.group(1))
+        elif not re.search(r"#1 .* %s .*%s:%d" % (res.bp_function, re.escape(base),
+                                                  res.bp_line), out):
+            raise JanusError("frozen thread does not look like it called %s(): %s" % (call, out))
+        gdb.cmd("detach", timeout=timeout)
+    finally:
+        gdb.close()
+        with open(log, errors="replace") as f:
+            res.transcript = f.read()
+    return bg
+
+
+def thread_syscall(janus, lwp):
+    """The fields of /proc/PID/task/LWP/syscall ([] when unreadable)."""
+    try:
+        with open("/proc/%d/task/%d/syscall" % (janus.pid, lwp)) as f:
+            return f.read().split()
+    except OSError:
+        return []
+
+
+def freeze_plugin_lock(janus, spec, n_waiters, core_path=None, timeout=60, settle=0.3):
+    """Freeze one request of SPEC (a PluginLock) inside its plugin's global
+    lock and pile N_WAITERS more requests up behind it (the generalisation of
+    freeze_rooms_mutex to any plugin).  The frozen thread sleeps in pause(2)
+    with the lock held in a running Janus nobody is attached to; with
+    CORE_PATH a core is written.  Returns a StallResult: lock_addr (the
+    global's address, also rooms_mutex for the VideoRoom's callers),
+    frozen_lwp, waiters (LWPs in futex(2) on the lock), source, function,
+    lock_line, bp_line, handles, background."""
+    res = StallResult()
+    res.spec = spec
+    res.source = os.path.join(janus.srcdir, "src", "plugins", spec.source)
+    res.function = spec.function
+    res.lock_line = lock_statement_line(res.source, spec.function, spec.statement, spec.branch)
+    res.mapped_files = janus.mapped_files()
+    session = janus.create_session()
+    res.session = session
+    res.handles = [janus.attach(session, spec.package) for _ in range(n_waiters + 1)]
+    first = res.handles[0]
+    baseline = janus.futex_waiters()
+    bg = freeze_thread_at(
+        janus, res, res.source, res.lock_line + 1,
+        lambda: janus.message(session, first, spec.body, timeout=timeout + 60),
+        values=[("lock", "&'%s'::%s" % (spec.source, spec.symbol))], timeout=timeout,
+        after_call=True,
+        log=(core_path or os.path.join(janus.workdir, "freeze-%s" % spec.plugin)) + ".gdb.log")
+    res.lock_addr = res.rooms_mutex = res.values["lock"]
+    if not wait_until(lambda: thread_syscall(janus, res.frozen_lwp)[:1] == ["34"], 10):
+        raise JanusError("the frozen thread %d is not in pause(2)" % res.frozen_lwp)
+    for h in res.handles[1:]:
+        bg.run(janus.message, session, h, spec.pile_body, timeout=timeout + 60)
+    got = wait_until(lambda: len(janus.futex_waiters(res.lock_addr)) >= n_waiters, timeout,
+                     step=0.1)
+    time.sleep(settle)  # let every waiter settle in the kernel
+    res.waiters = janus.futex_waiters(res.lock_addr)
+    if len(res.waiters) != n_waiters or not got:
+        raise JanusError("expected %d futex waiters on %s 0x%x, have %s (new futex waiters %s)"
+                         % (n_waiters, spec.symbol, res.lock_addr, sorted(res.waiters),
+                            sorted(janus.futex_waiters() - baseline)))
+    if res.frozen_lwp in res.waiters:
+        raise JanusError("the frozen thread waits for %s itself" % spec.symbol)
+    if thread_syscall(janus, res.frozen_lwp)[:1] != ["34"]:
+        raise JanusError("the frozen thread %d left pause(2)" % res.frozen_lwp)
+    res.background = bg
+    if core_path:
+        res.core = gcore_all_stop(janus, core_path, timeout=max(timeout, 120))
+    return res
+
+
+# --- a #3570-shaped hang of the AudioBridge --------------------------------------------
+
+AB_SOURCE = "janus_audiobridge.c"
+AB_HANGUP = "janus_audiobridge_hangup_media_internal"
+
+
+def audiobridge_hangup_line(source):
+    """Line of ``janus_mutex_unlock(&participant->qmutex)`` in
+    janus_audiobridge_hangup_media_internal: the point where Janus 1.3.x
+    calls janus_audiobridge_participant_clear_outbuf (the blocking
+    g_async_queue_pop of #3570), with sessions_mutex (the caller's),
+    rooms_mutex and the room's mutex held."""
+    return lock_statement_line(source, AB_HANGUP, "janus_mutex_unlock(&participant->qmutex)")
+
+
+def audiobridge_create_room(janus, session, handle, room, description):
+    resp = janus.message(session, handle, {"request": "create", "room": room,
+                                           "description": description})
+    data = resp.get("plugindata", {}).get("data", {})
+    if data.get("audiobridge") != "created":
+        raise JanusError("create AudioBridge room failed: %s" % resp)
+    return data["room"]
+
+
+def audiobridge_join(janus, session, handle, room, display, user_id):
+    resp = janus.message(session, handle, {"request": "join", "room": room, "id": user_id,
+                                           "display": display})
+    janus._ok(resp, "join")
+    evs = janus.poll_events(session, 5, want=lambda e: "plugindata" in e
+                            and e.get("sender") == handle)
+    for e in evs:
+        data = e.get("plugindata", {}).get("data", {})
+        if data.get("audiobridge") == "joined":
+            return data
+    raise JanusError("join as %s got no 'joined' event: %s" % (display, evs))
+
+
+class HangupStall(object):
+    """A #3570-shaped hang of a real AudioBridge: see freeze_audiobridge_hangup."""
+
+    def __init__(self):
+        self.res = StallResult()
+        self.room = None
+        self.description = None
+        self.user_id = None
+        self.display = None
+        self.locks = {}         # sessions_mutex, rooms_mutex, room_mutex -> address
+        self.queue = None       # participant->outbuf (the GAsyncQueue it waits on)
+        self.waiters = {}       # lock key -> set of LWPs in futex(2) on it
+        self.roles = {}         # LWP -> what the test made it do
+        self.core = None
+
+
+def freeze_audiobridge_hangup(janus, room=4321, description="janus-gdb lobby",
+                              n_messages=3, n_admin=2, core_path=None, timeout=60):
+    """Reach the state of Janus #3570 on a real AudioBridge (Janus 1.1.2),
+    through the API, and leave it hung.
+
+    A room is created and a participant joins it (no WebRTC); detaching the
+    participant's handle makes its handle loop call
+    janus_audiobridge_destroy_session, which locks sessions_mutex and calls
+    janus_audiobridge_hangup_media_internal: that locks rooms_mutex and the
+    room's mutex.  A breakpoint on the line after its unlock of the
+    participant's qmutex (where 1.3.x empties participant->outbuf with the
+    blocking g_async_queue_pop of #3570; 1.1.2 has no such call there) stops
+    the thread, which is then made to call g_async_queue_pop(participant->
+    outbuf) on the empty queue, as 1.3.x does when the participant thread
+    popped the last packet between its length check and its pop: it blocks
+    for ever with the three locks held, and gdb detaches.  Then N_MESSAGES
+    "list" messages (their request workers wait for sessions_mutex in
+    janus_audiobridge_handle_message), N_ADMIN Admin API "list" requests
+    (message_plugin: process_synchronous_request waits for rooms_mutex) pile
+    up, and the room's mixer thread waits for the room's mutex.  With
+    CORE_PATH a core is written.  Returns a HangupStall."""
+    st = HangupStall()
+    res = st.res
+    res.source = os.path.join(janus.srcdir, "src", "plugins", AB_SOURCE)
+    res.function = AB_HANGUP
+    res.lock_line = audiobridge_hangup_line(res.source)
+    res.mapped_files = janus.mapped_files()
+    st.room, st.description = room, description
+    st.user_id, st.display = 77, "bob"
+    s = janus.create_session()
+    h = janus.attach(s, "janus.plugin.audiobridge")
+    st.session, st.handle = s, h
+    audiobridge_create_room(janus, s, h, room, description)
+    audiobridge_join(janus, s, h, room, st.display, st.user_id)
+    s2 = janus.create_session()
+    others = [janus.attach(s2, "janus.plugin.audiobridge") for _ in range(n_messages)]
+    sym = "&'%s'::%%s" % AB_SOURCE
+    # the room is only at hand (not optimized out) right after its lock
+    room_line = lock_statement_line(res.source, AB_HANGUP,
+                                    "janus_mutex_lock(&audiobridge->mutex)") + 1
+    before = (room_line, [("room_mutex", "&audiobridge->mutex"),
+                          ("room_id", "audiobridge->room_id")])
+    values = [("sessions_mutex", sym % "sessions_mutex"), ("rooms_mutex", sym % "rooms_mutex"),
+              ("user_id", "participant->user_id"), ("queue", "participant->outbuf")]
+    baseline = janus.futex_waiters()
+    bg = freeze_thread_at(janus, res, res.source, res.lock_line + 1,
+                          lambda: janus.detach(s, h, timeout=timeout + 60),
+                          call="g_async_queue_pop", arg="participant->outbuf", values=values,
+                          timeout=timeout, before=before,
+                          log=(core_path or os.path.join(janus.workdir, "hangup")) + ".gdb.log")
+    if res.bp_function != AB_HANGUP:
+        raise JanusError("stopped in %s, not %s" % (res.bp_function, AB_HANGUP))
+    for key in ("sessions_mutex", "rooms_mutex", "room_mutex"):
+        st.locks[key] = res.values[key]
+    st.queue = res.values["queue"]
+    if (res.values["room_id"], res.values["user_id"]) != (room, st.user_id):
+        raise JanusError("stopped for room %d participant %d, not %d/%d" % (
+            res.values["room_id"], res.values["user_id"], room, st.user_id))
+    # the frozen thread blocks in futex(2) inside g_async_queue_pop (the
+    # queue's GCond; the GMutex is released while it waits)
+    if not wait_until(lambda: thread_syscall(janus, res.frozen_lwp)[:1] == [FUTEX], 10):
+        raise JanusError("the frozen thread %d does not wait in futex(2): %s" % (
+            res.frozen_lwp, thread_syscall(janus, res.frozen_lwp)))
+    st.queue_wait = int(thread_syscall(janus, res.frozen_lwp)[1], 16)
+    for other in others:
+        bg.run(janus.message, s2, other, {"request": "list"}, timeout=timeout + 60)
+    for _ in range(n_admin):
+        bg.run(janus.admin, "", {"janus": "message_plugin", "plugin": "janus.plugin.audiobridge",
+                                 "request": {"request": "list"}}, timeout=timeout + 60)
+    want = {"sessions_mutex": n_messages, "rooms_mutex": n_admin, "room_mutex": 1}
+
+    def piled():
+        return all(len(janus.futex_waiters(st.locks[k])) >= n for k, n in want.items())
+    got = wait_until(piled, timeout, step=0.1)
+    time.sleep(0.3)
+    for k in want:
+        st.waiters[k] = janus.futex_waiters(st.locks[k])
+    if not got or any(len(st.waiters[k]) != n for k, n in want.items()):
+        raise JanusError("expected waiters %s, have %s (new futex waiters %s)" % (
+            want, dict((k, sorted(v)) for k, v in st.waiters.items()),
+            sorted(janus.futex_waiters() - baseline)))
+    if thread_syscall(janus, res.frozen_lwp)[:2] != [FUTEX, "0x%x" % st.queue_wait]:
+        raise JanusError("the frozen thread left its wait")
+    res.waiters = set().union(*st.waiters.values())
+    res.background = bg
+    if core_path:
+        st.core = res.core = gcore_all_stop(janus, core_path, timeout=max(timeout, 120))
+    return st

@@ -40,6 +40,9 @@ Soundness rules (a false claim costs more than a gap):
 - A lock held on some paths only (a "may" claim) is reported only with a
   constant address: a register's value at the point names the lock only
   on the paths that took it.
+- An unlock that may be of the same lock (an unresolved address, or
+  another key that may alias it) ends the lock's claims, "may" ones too;
+  the frame is then not complete (it may still hold it).
 - Not modelled (known risks): a callee that releases a lock this frame took
   (an unlock wrapper); recursion counts of recursive mutexes; a lock reached
   through two different registers.
@@ -128,6 +131,25 @@ class Result(object):
 
 _TOP = None  # "every key" for the must set of a block not reached yet
 _NONE = frozenset()
+
+
+# may/must keys that are locks (not markers: rel, stale-rel, callee, ...)
+_LOCK_KEYS = ("abs", "reg", "slot")
+
+
+def _drop(may, keys):
+    """MAY without the lock KEYS an unlock may have released (an unresolved
+    one, or one through another key that may be the same lock): neither held
+    nor surely released, they are no claim, and their lock calls are kept
+    under ("dropped",) so that the frame does not count as analysed."""
+    if not keys:
+        return may
+    may = dict(may)
+    calls = may.get(("dropped",), frozenset())
+    for k in keys:
+        calls = calls | may.pop(k)
+    may[("dropped",)] = calls
+    return may
 
 
 def may_alias(a, b):
@@ -554,10 +576,10 @@ class Code(object):
         if kind == "unlock":
             key = ev[1]
             if key is None:
-                # any lock may be the one released (a caller's too)
-                if ("unresolved-unlock",) not in may:
-                    may = dict(may)
-                    may[("unresolved-unlock",)] = _NONE
+                # any lock may be the one released (a caller's too): no lock
+                # taken before stays a claim, not even a conditional one
+                may = _drop(may, [k for k in may if k[0] in _LOCK_KEYS])
+                may[("unresolved-unlock",)] = _NONE
                 return (frozenset() if must is not _TOP else _TOP), may
             if key not in may:
                 # not taken here on any path: a lock its caller took, whose
@@ -566,9 +588,14 @@ class Code(object):
                 may[("rel",) + key] = may.get(("rel",) + key, frozenset()) | frozenset([at])
             if must is not _TOP:
                 must = frozenset(k for k in must if not may_alias(k, key))
-            if key in may and ev[2] != "g_rec_mutex_unlock":
-                may = dict(may)
-                del may[key]
+            if ev[2] != "g_rec_mutex_unlock":
+                # the lock it may release is no claim on any path any more
+                # (a lock taken through a constant and released through a
+                # register holding the same address: two keys, one lock)
+                if key in may:
+                    may = dict(may)
+                    del may[key]
+                may = _drop(may, [k for k in may if k[0] in _LOCK_KEYS and may_alias(k, key)])
             return must, may
         if kind == "callee":
             if ("callee",) not in may:
@@ -733,6 +760,11 @@ class Code(object):
                            "lock wrapper)")
                 continue
             if key[0] in ("stale-rel", "unresolved-unlock"):
+                continue
+            if key[0] == "dropped":
+                why.append("a lock taken at %s may have been released by an unlock of a "
+                           "lock that may be the same one" % ",".join(
+                               "0x%x" % a for a in sorted(calls)[:3]))
                 continue
             if key[0] == "rel":
                 # a register's value names the lock only on the paths that
