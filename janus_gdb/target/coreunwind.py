@@ -1,0 +1,245 @@
+"""Every thread's stack of an x86_64 core, unwound without gdb: registers
+from the core's NT_PRSTATUS notes (coremem), ``.eh_frame`` CFI (cfi) and
+symbol tables (elfsyms) of the files the core had mapped, read from disk at
+their NT_FILE paths.  Stdlib only, no gdb; bounded depth; garbage stops a
+walk with a reason, never an exception.
+
+A frame is (pc, cfa, how): how is "cfi", or "fp" when the caller was found
+by the frame-pointer chain (only with fp_fallback=True, when a pc has no CFI).
+"""
+
+import struct
+
+from . import cfi, elfsyms
+from .coremem import EM_X86_64, X86_64_REGS
+from .elffile import ElfError, read_bytes, section_headers
+
+MAX_FRAMES = 256
+PT_LOAD = 1
+PAGE = 4096
+# DWARF register numbers of x86_64
+DWARF_X86_64 = {"rax": 0, "rdx": 1, "rcx": 2, "rbx": 3, "rsi": 4, "rdi": 5, "rbp": 6,
+                "rsp": 7, "r8": 8, "r9": 9, "r10": 10, "r11": 11, "r12": 12, "r13": 13,
+                "r14": 14, "r15": 15, "rip": 16}
+RSP, RBP, RIP = 7, 6, 16
+
+
+class ObjFile(object):
+    """One file the core had mapped: its CFI and symbols (file addresses)
+    and its load bias (runtime address = file address + bias)."""
+
+    def __init__(self, path, eh, phdrs):
+        self.path = path
+        self.eh = eh            # cfi.EhFrame or None
+        self.phdrs = phdrs      # [(p_vaddr, p_offset)] of PT_LOAD
+        self._syms = None
+
+    @property
+    def symbols(self):
+        if self._syms is None:
+            self._syms = elfsyms.load(self.path)
+        return self._syms
+
+    def bias_for(self, mapping):
+        """Load bias given one MAPPING (start, file offset) of this file."""
+        best = None
+        for vaddr, offset in self.phdrs:
+            if offset - offset % PAGE <= mapping.offset and (best is None or offset > best[1]):
+                best = (vaddr, offset)
+        if best is None:
+            return None
+        return mapping.start - mapping.offset - (best[0] - best[1])
+
+
+def load_obj(path):
+    """ObjFile of PATH, or None when it is not a readable little-endian ELF64 file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+                return None
+            phoff, = struct.unpack_from("<Q", head, 0x20)
+            phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
+            phdrs = []
+            if phentsize >= 56 and phnum < 4096:
+                f.seek(phoff)
+                raw = f.read(phentsize * phnum)
+                for i in range(len(raw) // phentsize):
+                    p_type, _, p_offset, p_vaddr = struct.unpack_from("<IIQQ", raw,
+                                                                      i * phentsize)
+                    if p_type == PT_LOAD:
+                        phdrs.append((p_vaddr, p_offset))
+            sections, _ = section_headers(f, head)
+            eh = None
+            sec = sections.get(".eh_frame")
+            if sec is not None and sec[3] != 8 and sec[2]:
+                data = read_bytes(f, sec[1], sec[2])
+                hdr = sections.get(".eh_frame_hdr")
+                hdr_data = read_bytes(f, hdr[1], hdr[2]) if hdr and hdr[2] < (16 << 20) else None
+                eh = cfi.EhFrame(data, sec[0], hdr_data, hdr[0] if hdr else None)
+            return ObjFile(path, eh, phdrs)
+    except (OSError, IOError, ElfError, struct.error, ValueError, IndexError):
+        return None
+
+
+class Unwinder(object):
+    """Unwinds threads of one coremem.CoreMemory (x86_64)."""
+
+    def __init__(self, core, fp_fallback=False, max_frames=MAX_FRAMES):
+        self.core = core
+        self.fp_fallback = fp_fallback
+        self.max_frames = max_frames
+        self._objs = {}         # path -> ObjFile or None
+        self._bias = {}         # (path, start) -> bias
+
+    def supported(self):
+        return self.core.machine == EM_X86_64
+
+    def _obj(self, pc):
+        """(ObjFile, bias) of the file mapped at PC, or (None, None)."""
+        m = self.core.mapping_at(pc)
+        if m is None:
+            return None, None
+        if m.path not in self._objs:
+            self._objs[m.path] = load_obj(m.path)
+        obj = self._objs[m.path]
+        if obj is None:
+            return None, None
+        key = (m.path, m.start)
+        bias = self._bias.get(key)
+        if bias is None:
+            bias = self._bias[key] = obj.bias_for(m)
+        return (obj, bias) if bias is not None else (None, None)
+
+    def unwind(self, thread):
+        """([(pc, cfa, how)], why the walk stopped) of THREAD."""
+        if not self.supported():
+            return [], "unwinding is only done for x86_64 cores"
+        if not thread.regs:
+            return [], "no registers"
+        regs = dict((DWARF_X86_64[n], thread.regs[n]) for n in X86_64_REGS
+                    if n in DWARF_X86_64)
+        frames = []
+        prev_cfa = None
+        signal = True           # frame 0: its pc is not a return address
+        for _ in range(self.max_frames):
+            pc = regs.get(RIP)
+            if not pc:
+                return frames, "pc unknown"
+            obj, bias = self._obj(pc)
+            if obj is None:
+                frames.append((pc, None, "cfi"))
+                return frames, "pc 0x%x is in no mapped file" % pc
+            look = pc if signal else pc - 1
+            row = obj.eh.row_at(look - bias) if obj.eh is not None else None
+            if row is None:
+                if not self.fp_fallback:
+                    frames.append((pc, None, "cfi"))
+                    return frames, "no CFI for pc 0x%x" % pc
+                step = self._fp_step(regs)
+                if step is None:
+                    frames.append((pc, None, "fp"))
+                    return frames, "frame-pointer chain ends at pc 0x%x" % pc
+                cfa, new = step
+                how = "fp"
+                signal = False
+            else:
+                if row.cfa is None:
+                    frames.append((pc, None, "cfi"))
+                    return frames, "CFA is a DWARF expression at pc 0x%x (unsupported)" % pc
+                base = regs.get(row.cfa[0])
+                if base is None:
+                    frames.append((pc, None, "cfi"))
+                    return frames, "CFA register %d unknown at pc 0x%x" % (row.cfa[0], pc)
+                cfa = (base + row.cfa[1]) & 0xffffffffffffffff
+                new, why = self._apply(row, regs, cfa)
+                if new is None:
+                    frames.append((pc, cfa, "cfi"))
+                    return frames, "%s at pc 0x%x" % (why, pc)
+                how = "cfi"
+                signal = row.signal
+            if prev_cfa is not None and cfa <= prev_cfa:
+                return frames, "CFA not increasing at pc 0x%x (corrupt stack?)" % pc
+            frames.append((pc, cfa, how))
+            prev_cfa = cfa
+            if RIP not in new:
+                return frames, "outermost (return address undefined)"
+            regs = new
+        return frames, "stopped at %d frames" % self.max_frames
+
+    def _apply(self, row, regs, cfa):
+        """(the caller's registers, None) or (None, why not)."""
+        new = dict(regs)
+        new[RSP] = cfa
+        read = self.core.read_u64
+        for reg, (kind, val) in row.regs.items():
+            if kind == cfi.OFFSET:
+                v = read(cfa + val)
+                if v is None:
+                    return None, "saved register %d not in the core" % reg
+                new[reg] = v
+            elif kind == cfi.VAL_OFFSET:
+                new[reg] = (cfa + val) & 0xffffffffffffffff
+            elif kind == cfi.REGISTER:
+                if val in regs:
+                    new[reg] = regs[val]
+                else:
+                    new.pop(reg, None)
+            elif kind == cfi.UNDEFINED:
+                new.pop(reg, None)
+            elif kind == cfi.SAME:
+                pass
+            else:
+                return None, "register %d is a DWARF expression (unsupported)" % reg
+        if row.ra_reg != RIP:
+            if row.ra_reg in new:
+                new[RIP] = new[row.ra_reg]
+            else:
+                new.pop(RIP, None)
+        elif RIP not in row.regs:
+            # the CIE always says where the return address is; if not, undefined
+            new.pop(RIP, None)
+        return new, None
+
+    def _fp_step(self, regs):
+        rbp = regs.get(RBP)
+        if not rbp:
+            return None
+        saved = self.core.read(rbp, 16)
+        if saved is None:
+            return None
+        old_rbp, ra = struct.unpack("<QQ", saved)
+        new = dict(regs)
+        new[RBP] = old_rbp
+        new[RSP] = rbp + 16
+        new[RIP] = ra
+        return rbp + 16, new
+
+    def name(self, pc, caller=True):
+        """Function name at PC (a return address when CALLER: looked up at pc - 1), or None."""
+        obj, bias = self._obj(pc)
+        if obj is None:
+            return None
+        got = obj.symbols.lookup((pc - 1 if caller else pc) - bias)
+        return got[0] if got else None
+
+    def function(self, pc, caller=True):
+        """(name, every alias, runtime start) of the function at PC, or None."""
+        obj, bias = self._obj(pc)
+        if obj is None:
+            return None
+        got = obj.symbols.lookup((pc - 1 if caller else pc) - bias)
+        if not got:
+            return None
+        return got[0], obj.symbols.aliases(got[1]), got[1] + bias
+
+
+def walk_all(core, fp_fallback=False):
+    """[(thread, frames, names, why)] for every thread of CORE (a CoreMemory)."""
+    un = Unwinder(core, fp_fallback)
+    out = []
+    for t in core.threads:
+        frames, why = un.unwind(t)
+        names = [un.name(pc, i > 0) for i, (pc, _cfa, _how) in enumerate(frames)]
+        out.append((t, frames, names, why))
+    return out
