@@ -9,6 +9,7 @@ The foundation of issue 14's fast path; nothing in the analysis uses it yet.
 
 import bisect
 import mmap
+import os
 import struct
 
 from .corefile import ET_CORE, NT_FILE, PN_XNUM, PT_NOTE, CoreFileError
@@ -71,10 +72,12 @@ class CoreMemory(object):
         self._segs = []         # [(vaddr, memsz, offset, filesz, lost)] sorted by vaddr
         self._map_starts = []
         self._f = None
-        self._mm = None
+        self._fd = None
+        self._mm = None     # only while the headers and notes are parsed
         try:
             self._f = open(path, "rb")
-            self._mm = mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ)
+            self._fd = self._f.fileno()
+            self._mm = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
         except (OSError, IOError, ValueError) as exc:
             self.close()
             raise CoreFileError("cannot read core file %s: %s"
@@ -85,6 +88,9 @@ class CoreMemory(object):
             self.close()
             raise CoreFileError("%s is not a usable core file: its ELF headers are truncated"
                                 % path)
+        # the headers and notes are parsed; memory is read with pread
+        self._mm.close()
+        self._mm = None
 
     def close(self):
         if self._mm is not None:
@@ -210,7 +216,7 @@ class CoreMemory(object):
         segments), or None when any of it is not in the core.  Bytes past a
         segment's p_filesz read as zeros (memory the core did not store), or
         give None when the core file was cut short there."""
-        if size < 0 or size > MAX_READ or addr < 0 or self._mm is None:
+        if size < 0 or size > MAX_READ or addr < 0 or self._f is None:
             return None
         out = []
         while size > 0:
@@ -226,7 +232,16 @@ class CoreMemory(object):
                 out.append(b"\0" * n)
             else:
                 have = min(n, filesz - rel)
-                out.append(self._mm[offset + rel:offset + rel + have])
+                # pread, not the mapping: a page touched through the mapping
+                # maps its neighbours too (fault-around), and a walk touching
+                # every thread's stack would count a gigabyte core in the RSS
+                try:
+                    raw = os.pread(self._fd, have, offset + rel)
+                except OSError:
+                    return None
+                if len(raw) != have:
+                    return None
+                out.append(raw)
                 if have < n:
                     out.append(b"\0" * (n - have))
             addr += n
