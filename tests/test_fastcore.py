@@ -355,3 +355,35 @@ def test_cfa_interpreter_garbage_gives_none():
     # lengths pointing past the end, a CIE pointer to nowhere
     assert cfi.EhFrame(b"\xff\xff\xff\x00" + b"\x00" * 12, 0).row_at(0) is None
     assert cfi.EhFrame(struct.pack("<II", 12, 999) + b"\x00" * 8, 0).row_at(0) is None
+
+
+def test_eh_frame_hdr_index_equals_a_full_scan():
+    """glibc's .eh_frame_hdr binary-search table finds the same FDEs, and
+    gives the same rows, as one scan of all of .eh_frame."""
+    import ctypes.util
+    from janus_gdb.target.elffile import read_bytes, section_headers
+    path = None
+    for cand in ("/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib64/libc.so.6"):
+        if os.path.exists(cand):
+            path = cand
+    if path is None:
+        pytest.skip("no x86_64 glibc at the usual paths (%s)" % ctypes.util.find_library("c"))
+    with open(path, "rb") as f:
+        head = f.read(64)
+        secs, _ = section_headers(f, head)
+        eh, hdr = secs[".eh_frame"], secs[".eh_frame_hdr"]
+        data = read_bytes(f, eh[1], eh[2])
+        hdr_data = read_bytes(f, hdr[1], hdr[2])
+    by_hdr = cfi.EhFrame(data, eh[0], hdr_data, hdr[0])
+    by_scan = cfi.EhFrame(data, eh[0])
+    assert len(by_hdr._starts) > 1000
+    assert by_hdr._starts == by_scan._starts and by_hdr._offsets == by_scan._offsets
+    rows = 0
+    for start in by_hdr._starts[::97]:
+        for pc in (start, start + 1, start + 7):
+            a, b = by_hdr.row_at(pc), by_scan.row_at(pc)
+            assert (a is None) == (b is None)
+            if a is not None:
+                assert (a.cfa, a.regs) == (b.cfa, b.regs)
+                rows += 1
+    assert rows > 50
