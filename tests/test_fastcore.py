@@ -387,3 +387,36 @@ def test_eh_frame_hdr_index_equals_a_full_scan():
                 assert (a.cfa, a.regs) == (b.cfa, b.regs)
                 rows += 1
     assert rows > 50
+
+
+def test_a_rebuilt_file_on_disk_is_refused(binaries, tmp_path):
+    """The CFI and names come from the files on disk: when a file is not the
+    one the core had mapped (another build ID than the ELF notes the core
+    holds), its frames are not read, and the walk says why."""
+    exe = str(tmp_path / "scenarios-copy")
+    shutil.copy(binaries.debug, exe)
+    sc = gdbrun.Scenario(exe, ["gmutex_pileup"])
+    core = str(tmp_path / "copy.core")
+    try:
+        sc.gcore(core)
+    finally:
+        sc.kill()
+    with coremem.CoreMemory(core) as c:
+        good = dict((t.lwp, coreunwind.Unwinder(c).unwind(t)) for t in c.threads)
+        assert all(why.startswith("outermost") for _f, why in good.values())
+    out = subprocess.run(["readelf", "-n", exe], stdout=subprocess.PIPE,
+                         universal_newlines=True).stdout
+    bid = out.split("Build ID: ")[1].split()[0]
+    with open(exe, "r+b") as f:
+        data = f.read()
+        at = data.index(bytes.fromhex(bid))
+        f.seek(at)
+        f.write(bytes([data[at] ^ 0xff]))
+    with coremem.CoreMemory(core) as c:
+        un = coreunwind.Unwinder(c)
+        for t in c.threads:
+            frames, why = un.unwind(t)
+            gframes = good[t.lwp][0]
+            assert "not the file the core had mapped" in why, why
+            assert len(frames) < len(gframes)
+            assert [f[0] for f in frames] == [f[0] for f in gframes[:len(frames)]]

@@ -28,10 +28,11 @@ class ObjFile(object):
     """One file the core had mapped: its CFI and symbols (file addresses)
     and its load bias (runtime address = file address + bias)."""
 
-    def __init__(self, path, eh, phdrs):
+    def __init__(self, path, eh, phdrs, build_id=None):
         self.path = path
         self.eh = eh            # cfi.EhFrame or None
         self.phdrs = phdrs      # [(p_vaddr, p_offset)] of PT_LOAD
+        self.build_id = build_id
         self._syms = None
 
     @property
@@ -77,7 +78,7 @@ def load_obj(path):
                 hdr = sections.get(".eh_frame_hdr")
                 hdr_data = read_bytes(f, hdr[1], hdr[2]) if hdr and hdr[2] < (16 << 20) else None
                 eh = cfi.EhFrame(data, sec[0], hdr_data, hdr[0] if hdr else None)
-            return ObjFile(path, eh, phdrs)
+            return ObjFile(path, eh, phdrs, elfsyms.build_id(f, sections))
     except (OSError, IOError, ElfError, struct.error, ValueError, IndexError):
         return None
 
@@ -91,6 +92,7 @@ class Unwinder(object):
         self.max_frames = max_frames
         self._objs = {}         # path -> ObjFile or None
         self._bias = {}         # (path, start) -> bias
+        self.refused = {}       # path -> why its file on disk is not used
 
     def supported(self):
         return self.core.machine == EM_X86_64
@@ -101,7 +103,15 @@ class Unwinder(object):
         if m is None:
             return None, None
         if m.path not in self._objs:
-            self._objs[m.path] = load_obj(m.path)
+            obj = load_obj(m.path)
+            if obj is not None and obj.build_id:
+                mapped = self._mapped_build_id(m.path, obj)
+                if mapped is not None and mapped != obj.build_id:
+                    self.refused[m.path] = ("%s is not the file the core had mapped (build ID "
+                                            "%s on disk, %s in the core)"
+                                            % (m.path, obj.build_id, mapped))
+                    obj = None
+            self._objs[m.path] = obj
         obj = self._objs[m.path]
         if obj is None:
             return None, None
@@ -110,6 +120,41 @@ class Unwinder(object):
         if bias is None:
             bias = self._bias[key] = obj.bias_for(m)
         return (obj, bias) if bias is not None else (None, None)
+
+    def _mapped_build_id(self, path, obj):
+        """The GNU build ID of the copy of PATH the core had mapped, read
+        from the core's memory (its ELF header and notes, which the kernel
+        and gcore keep), or None when the core does not hold them."""
+        first = [m for m in self.core.mappings if m.path == path and m.offset == 0]
+        if not first:
+            return None
+        bias = obj.bias_for(first[0])
+        head = self.core.read(first[0].start, 64)
+        if bias is None or head is None or head[:4] != b"\x7fELF":
+            return None
+        phoff, = struct.unpack_from("<Q", head, 0x20)
+        phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
+        if phentsize < 56 or phnum > 256:
+            return None
+        table = self.core.read(first[0].start + phoff, phentsize * phnum)
+        if table is None:
+            return None
+        for i in range(phnum):
+            p_type, _, _, p_vaddr, _, p_filesz = struct.unpack_from("<IIQQQQ", table,
+                                                                    i * phentsize)
+            if p_type != 4 or p_filesz > 4096:
+                continue
+            notes = self.core.read(bias + p_vaddr, p_filesz)
+            pos = 0
+            while notes is not None and pos + 12 <= len(notes):
+                namesz, descsz, ntype = struct.unpack_from("<III", notes, pos)
+                desc = pos + 12 + ((namesz + 3) & ~3)
+                if desc + descsz > len(notes):
+                    break
+                if ntype == 3 and notes[pos + 12:pos + 15] == b"GNU":
+                    return notes[desc:desc + descsz].hex()
+                pos = desc + ((descsz + 3) & ~3)
+        return None
 
     def unwind(self, thread):
         """([(pc, cfa, how)], why the walk stopped) of THREAD."""
@@ -129,6 +174,11 @@ class Unwinder(object):
             obj, bias = self._obj(pc)
             if obj is None:
                 frames.append((pc, None, "cfi"))
+                m = self.core.mapping_at(pc)
+                if m is not None and m.path in self.refused:
+                    return frames, self.refused[m.path]
+                if m is not None:
+                    return frames, "pc 0x%x is in %s, which cannot be read" % (pc, m.path)
                 return frames, "pc 0x%x is in no mapped file" % pc
             look = pc if signal else pc - 1
             row = obj.eh.row_at(look - bias) if obj.eh is not None else None
