@@ -420,3 +420,61 @@ def test_a_rebuilt_file_on_disk_is_refused(binaries, tmp_path):
             assert "not the file the core had mapped" in why, why
             assert len(frames) < len(gframes)
             assert [f[0] for f in frames] == [f[0] for f in gframes[:len(frames)]]
+
+
+def _walk_bounded(path):
+    """Open and walk every thread of the core at PATH: a CoreFileError line
+    or the walks; any other exception fails the test."""
+    try:
+        with coremem.CoreMemory(path) as c:
+            got = coreunwind.walk_all(c, fp_fallback=True)
+    except CoreFileError as exc:
+        assert "\n" not in str(exc)
+        return None
+    for _t, frames, _names, why in got:
+        assert len(frames) <= coreunwind.MAX_FRAMES and why
+    return got
+
+
+@pytest.mark.parametrize("mode", ["mem", "words", "regs", "headers"])
+def test_mutated_cores_never_raise(scenarios, tmp_path, mode):
+    """tests/corefuzz.py's mutants (memory, stack words, registers) and
+    byte flips in the ELF and program headers and the notes: a clear error
+    or a (partial) walk, bounded, never an exception."""
+    import random
+    import corefuzz
+    path = scenarios.core("pthread_cycle")
+    truth = scenarios.get("pthread_cycle").truth
+    core = corefuzz.Core(path)
+    notes = [(seg_off, size) for seg_off, size in _note_ranges(path)]
+    for seed in range(3):
+        if mode == "headers":
+            rng = random.Random("headers:%d" % seed)
+            patches = []
+            for _ in range(rng.randint(1, 40)):
+                if rng.random() < 0.3:
+                    off = rng.randrange(64 + 56 * 40)
+                else:
+                    start, size = rng.choice(notes)
+                    off = start + rng.randrange(size)
+                patches.append((off, bytes([rng.randrange(256)]), "flip"))
+        else:
+            patches = corefuzz.mutate(core, mode, seed, truth)
+        mutant = corefuzz.write_mutant(path, patches, str(tmp_path / "mutant.core"))
+        _walk_bounded(mutant)
+        os.unlink(mutant)
+
+
+def _note_ranges(path):
+    with open(path, "rb") as f:
+        data = f.read(64)
+        phoff, = struct.unpack_from("<Q", data, 0x20)
+        phnum, = struct.unpack_from("<H", data, 0x38)
+        f.seek(phoff)
+        table = f.read(56 * phnum)
+    out = []
+    for i in range(phnum):
+        p_type, _, off, _, _, filesz = struct.unpack_from("<IIQQQQ", table, i * 56)
+        if p_type == 4:
+            out.append((off, filesz))
+    return out
