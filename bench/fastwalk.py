@@ -16,7 +16,9 @@ then times, each in its own process (wall from fork to exit, peak RSS):
   B  gdb -nx -batch EXE -c CORE -ex 'thread apply all bt'
   D  drgn's walk (stacks + function names), when drgn can be had
 
-and checks R: as many threads as gdb lists, and every request worker of
+and checks R: every thread's frames equal gdb's (tests/fastcore_gdb.py:
+pc for pc, function names among the symbol table's aliases; gdb's inlined
+and tail-call frames aside, gdb stops at main), and every request worker of
 the fixture (its own count) unwound through janus_transport_task down to
 clone3.  Stdlib only; the cores go to bench/.build and are deleted.
 """
@@ -53,6 +55,48 @@ def walk(core):
     c.close()
     return {"threads": nthreads, "registers": regs, "frames": frames, "named": named,
             "workers_unwound": workers, "stops": whys, "list": t1 - t0, "walk": t2 - t1}
+
+
+def compare_with_gdb(exe, core, run):
+    """Problems found comparing the reader's walk of every thread with
+    gdb's frames (tests/fastcore_gdb.py: real frames, pc and name) on CORE:
+    [] when every thread agrees frame for frame (gdb stops at main)."""
+    from janus_gdb.target import coremem, coreunwind
+    script = os.path.join(os.path.dirname(HERE), "tests", "fastcore_gdb.py")
+    out = os.path.join(run.BUILD, "fastwalk-gdb.txt")
+    r = run.run_gdb(run.core_args(exe, core) + ["-x", script], stdout_path=out)
+    view = {}
+    for line in (r.get("stdout") or "").splitlines():
+        if line.startswith("FASTCORE "):
+            d = json.loads(line[9:])
+            view[d["lwp"]] = d
+    problems = []
+    with coremem.CoreMemory(core) as c:
+        un = coreunwind.Unwinder(c)
+        if sorted(view) != sorted(t.lwp for t in c.threads):
+            problems.append("gdb lists %d threads, the reader %d" % (len(view), len(c.threads)))
+        for t in c.threads:
+            g = view.get(t.lwp)
+            if g is None:
+                continue
+            frames, _why = un.unwind(t)
+            gpcs = [pc for pc, _name in g["frames"]]
+            pcs = [pc for pc, _cfa, _how in frames]
+            if pcs[:len(gpcs)] != gpcs or (len(pcs) > len(gpcs) and
+                                           g["frames"][-1][1] != "main"):
+                problems.append("LWP %d: frames differ" % t.lwp)
+                continue
+            for i, (pc, gname) in enumerate(g["frames"]):
+                fn = un.function(pc, caller=i > 0)
+                names = [fn[0]] + fn[1] if fn else []
+                if (gname is None) != (fn is None) or (gname and not any(
+                        n == gname or n.split(".")[0] == gname for n in names)):
+                    problems.append("LWP %d frame %d: gdb %s, reader %s" % (t.lwp, i, gname,
+                                                                            names))
+                    break
+            if len(problems) > 5:
+                break
+    return problems
 
 
 def main():
@@ -108,9 +152,11 @@ def main():
                     line += "  D %.2fs (%s frames, %s named)" % (rd["wall"], dw.get("frames"),
                                                                 dw.get("named"))
                 run.log(line)
+            problems = compare_with_gdb(exe, core, run)
+            run.log("  %s: compared with gdb frame for frame: %s"
+                    % (label, "; ".join(problems) or "same"))
             os.unlink(core)
             w = walks[-1]
-            problems = []
             if w is None:
                 problems.append("the walk printed nothing")
             else:
