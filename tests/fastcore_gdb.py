@@ -1,5 +1,5 @@
 """Run inside gdb (-x) by tests/test_fastcore.py: prints, for every thread
-of the loaded core, what gdb says: its LWP, its pc/sp/rbp registers, its
+of the loaded core, what gdb says: its LWP, gdb's thread number, its pc/sp/rbp registers, its
 real frames (not inlined calls, not tail calls) as pc and function name, and the two stack
 words at sp (x/2gx $sp).  One JSON line per thread, prefixed FASTCORE."""
 
@@ -42,7 +42,7 @@ def main():
             words = [int(w, 16) for w in re.findall(r"\t(0x[0-9a-f]+)", text)]
         except gdb.MemoryError:
             words = None
-        print("FASTCORE " + json.dumps({"lwp": t.ptid[1], "regs": regs, "frames": frames(),
+        print("FASTCORE " + json.dumps({"lwp": t.ptid[1], "num": t.num, "regs": regs, "frames": frames(),
                                         "words": words}))
 
 

@@ -91,6 +91,8 @@ def test_threads_registers_frames_memory_match_gdb(scenarios, pileup, which):
         compared = 0
         for t in c.threads:
             g = view[t.lwp]
+            # gdb numbers a core's threads in the order of their notes
+            assert t.index + 1 == g["num"], (t.lwp, t.index, g["num"])
             assert (t.regs["rip"], t.regs["rsp"], t.regs["rbp"]) == (
                 g["regs"]["rip"], g["regs"]["rsp"], g["regs"]["rbp"]), t.lwp
             # (c) the memory at sp as gdb's x/2gx reads it

@@ -44,7 +44,10 @@ class Thread(object):
     def __init__(self, lwp, regs, index):
         self.lwp = lwp
         self.regs = regs
-        self.index = index      # its place among the notes (0: the thread that got the signal)
+        # its place among the notes (0: the thread that got the signal);
+        # gdb numbers a core's threads in this order: gdb's num = index + 1
+        # (tests/test_fastcore.py checks it)
+        self.index = index
 
 
 class Mapping(object):
