@@ -16,6 +16,7 @@ from .corefile import ET_CORE, NT_FILE, PN_XNUM, PT_NOTE, CoreFileError
 
 PT_LOAD = 1
 NT_PRSTATUS = 1
+NT_AUXV = 6
 EM_X86_64 = 62
 EM_AARCH64 = 183
 MAX_NOTE_NAME = 64
@@ -70,6 +71,7 @@ class CoreMemory(object):
         self.machine = None
         self.threads = []       # [Thread] in note order
         self.mappings = []      # [Mapping] sorted by start
+        self.auxv = {}          # NT_AUXV: {AT_* type: value}
         self.warnings = []      # what was cut short or skipped
         self._seg_starts = []
         self._segs = []         # [(vaddr, memsz, offset, filesz, lost)] sorted by vaddr
@@ -176,6 +178,9 @@ class CoreMemory(object):
                     self._prstatus(desc_at, descsz, names)
                 elif ntype == NT_FILE and not self.mappings:
                     self._files(desc_at, descsz)
+                elif ntype == NT_AUXV and not self.auxv and descsz <= 4096:
+                    vals = struct.unpack_from("<%dQ" % (descsz // 8), mm, desc_at)
+                    self.auxv = dict(zip(vals[0::2], vals[1::2]))
             pos = desc_at + ((descsz + 3) & ~3)
 
     def _prstatus(self, at, size, names):
@@ -255,6 +260,30 @@ class CoreMemory(object):
         """The little-endian 8-byte word at ADDR, or None."""
         raw = self.read(addr, 8)
         return struct.unpack("<Q", raw)[0] if raw is not None and len(raw) == 8 else None
+
+    def set_mappings(self, mappings):
+        """Use MAPPINGS ([Mapping]) as the mapped files, e.g. those found
+        from the dynamic linker's list when the core has no NT_FILE note."""
+        self.mappings = sorted(mappings, key=lambda m: m.start)
+        self._map_starts = [m.start for m in self.mappings]
+
+    def read_cstr(self, addr, limit=4096):
+        """The NUL-terminated string at ADDR (at most LIMIT bytes, across
+        segments), decoded, or None."""
+        out = b""
+        while len(out) < limit:
+            seg = self.segment_at(addr + len(out))
+            if seg is None:
+                return None
+            n = min(limit - len(out), seg[0] + seg[1] - (addr + len(out)), 256)
+            chunk = self.read(addr + len(out), n)
+            if chunk is None:
+                return None
+            end = chunk.find(b"\0")
+            if end >= 0:
+                return (out + chunk[:end]).decode("utf-8", "surrogateescape")
+            out += chunk
+        return None
 
     def mapping_at(self, addr):
         """The Mapping (NT_FILE) holding ADDR, or None."""

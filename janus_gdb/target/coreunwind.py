@@ -1,16 +1,18 @@
 """Every thread's stack of an x86_64 core, unwound without gdb: registers
 from the core's NT_PRSTATUS notes (coremem), ``.eh_frame`` CFI (cfi) and
 symbol tables (elfsyms) of the files the core had mapped, read from disk at
-their NT_FILE paths.  Stdlib only, no gdb; bounded depth; garbage stops a
+their NT_FILE paths (or, for a core without that note, the paths of the
+dynamic linker's list: linkmap).  Stdlib only, no gdb; bounded depth; garbage stops a
 walk with a reason, never an exception.
 
 A frame is (pc, cfa, how): how is "cfi", or "fp" when the caller was found
 by the frame-pointer chain (only with fp_fallback=True, when a pc has no CFI).
 """
 
+import os
 import struct
 
-from . import cfi, elfsyms
+from . import cfi, elfsyms, linkmap
 from .coremem import EM_X86_64, X86_64_REGS
 from .elffile import ElfError, read_bytes, section_headers
 
@@ -54,6 +56,8 @@ class ObjFile(object):
 
 def load_obj(path):
     """ObjFile of PATH, or None when it is not a readable little-endian ELF64 file."""
+    if not os.path.isfile(path):     # never a FIFO or a device named by garbage
+        return None
     try:
         with open(path, "rb") as f:
             head = f.read(64)
@@ -86,10 +90,16 @@ def load_obj(path):
 class Unwinder(object):
     """Unwinds threads of one coremem.CoreMemory (x86_64)."""
 
-    def __init__(self, core, fp_fallback=False, max_frames=MAX_FRAMES):
+    def __init__(self, core, fp_fallback=False, max_frames=MAX_FRAMES, exe=None):
         self.core = core
         self.fp_fallback = fp_fallback
         self.max_frames = max_frames
+        # where the mapped files came from: the NT_FILE note, else the
+        # dynamic linker's list in the core's memory (EXE: the executable)
+        self.mappings_from = "NT_FILE"
+        if not core.mappings:
+            core.set_mappings(linkmap.find_mappings(core, exe))
+            self.mappings_from = "link_map" if core.mappings else None
         self._objs = {}         # path -> ObjFile or None
         self._bias = {}         # (path, start) -> bias
         self.refused = {}       # path -> why its file on disk is not used
@@ -284,9 +294,9 @@ class Unwinder(object):
         return got[0], obj.symbols.aliases(got[1]), got[1] + bias
 
 
-def walk_all(core, fp_fallback=False):
+def walk_all(core, fp_fallback=False, exe=None):
     """[(thread, frames, names, why)] for every thread of CORE (a CoreMemory)."""
-    un = Unwinder(core, fp_fallback)
+    un = Unwinder(core, fp_fallback, exe=exe)
     out = []
     for t in core.threads:
         frames, why = un.unwind(t)

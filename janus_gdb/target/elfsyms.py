@@ -7,6 +7,7 @@ empty table, never an exception.
 
 import bisect
 import os
+import stat
 import struct
 
 from .elffile import ElfError, read_bytes, section_headers
@@ -128,6 +129,8 @@ def load(path):
     try:
         st = os.stat(path)
     except OSError:
+        return Symbols([])
+    if not stat.S_ISREG(st.st_mode):
         return Symbols([])
     key = (path, st.st_size, int(st.st_mtime))
     got = _cache.get(key)
