@@ -281,6 +281,7 @@ def test_aarch64_registers_from_qemu_core(build_dir):
             assert un.mappings_from == "link_map"
             paths = set(m.path for m in c.mappings)
             assert a.exe in paths and any("libc.so" in p for p in paths), paths
+            assert any("ld-linux-aarch64" in p for p in paths), paths
             assert c.mapping_at(c.threads[0].regs["pc"]) is not None
             frames, why = un.unwind(c.threads[0])
             assert frames == [] and "x86_64" in why

@@ -13,9 +13,11 @@ from .coremem import Mapping
 
 AT_PHDR = 3
 AT_PHNUM = 5
+AT_BASE = 7
 AT_EXECFN = 31
 PT_LOAD = 1
 PT_DYNAMIC = 2
+PT_INTERP = 3
 PT_PHDR = 6
 DT_NULL = 0
 DT_DEBUG = 21
@@ -65,6 +67,24 @@ def _exe_phdrs(exe, phnum):
     except (OSError, IOError):
         return None
     return table if len(table) == 56 * phnum else None
+
+
+def _interp(exe, phnum):
+    """The PT_INTERP path of the executable file EXE on disk, or None."""
+    table = _exe_phdrs(exe, phnum) if phnum <= 256 else None
+    if table is None:
+        return None
+    for i in range(phnum):
+        p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", table, i * 56)
+        if p_type == PT_INTERP and 0 < p_filesz <= 4096:
+            try:
+                with open(exe, "rb") as f:
+                    f.seek(p_offset)
+                    raw = f.read(p_filesz)
+            except (OSError, IOError):
+                return None
+            return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape") or None
+    return None
 
 
 def _r_debug(core, exe=None):
@@ -117,6 +137,10 @@ def find_mappings(core, exe=None):
             break
         l_addr, l_name, _l_ld, l_next = struct.unpack("<QQQQ", raw)
         name = core.read_cstr(l_name) if l_name else ""
+        if not name and i > 0 and l_addr == core.auxv.get(AT_BASE):
+            # the dynamic linker: its name is the executable's PT_INTERP,
+            # which a core without read-only pages (qemu's) reads as zeros
+            name = _interp(exe, core.auxv.get(AT_PHNUM) or 0) or ""
         path = exe if i == 0 and not name else name
         if i == 0 and not name:
             l_addr = bias
