@@ -31,7 +31,10 @@ def main():
     for t in sorted(inf.threads(), key=lambda t: t.ptid[1]):
         t.switch()
         regs = {}
-        text = gdb.execute("info registers rip rsp rbp", to_string=True)
+        try:
+            text = gdb.execute("info registers rip rsp rbp", to_string=True)
+        except gdb.error:
+            text = ""       # not x86_64: the frames only
         for line in text.splitlines():
             parts = line.split()
             if len(parts) >= 2 and parts[0] in ("rip", "rsp", "rbp"):

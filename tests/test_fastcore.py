@@ -245,9 +245,9 @@ def test_frame_pointer_fallback_only_when_asked(scenarios, tmp_path):
         assert [f[2] for f in frames2[1:2]] == ["fp"]
 
 
-# --- aarch64: registers of a qemu core -------------------------------------
+# --- aarch64: registers, files and stacks of a qemu core ---------------------
 
-def test_aarch64_registers_from_qemu_core(build_dir):
+def test_aarch64_registers_files_and_stacks_from_qemu_core(build_dir):
     from test_aarch64 import Aarch64, _arm64_glib, NATIVE_LOADER, CROSS_LIBC
     missing = [t for t in ("aarch64-linux-gnu-gcc", "qemu-aarch64", "gdb-multiarch")
                if shutil.which(t) is None]
@@ -276,15 +276,34 @@ def test_aarch64_registers_from_qemu_core(build_dir):
             assert all(len(t.regs) == 34 for t in c.threads)
             # qemu writes no NT_FILE: the files come from the linker's list
             # (the executable's headers from the file: qemu keeps no
-            # read-only pages); aarch64 unwinding is not done
+            # read-only pages)
             un = coreunwind.Unwinder(c)
             assert un.mappings_from == "link_map"
             paths = set(m.path for m in c.mappings)
             assert a.exe in paths and any("libc.so" in p for p in paths), paths
             assert any("ld-linux-aarch64" in p for p in paths), paths
             assert c.mapping_at(c.threads[0].regs["pc"]) is not None
-            frames, why = un.unwind(c.threads[0])
-            assert frames == [] and "x86_64" in why
+            # every thread unwound as gdb-multiarch unwinds it, frame for
+            # frame (gdb stops at main), names among the aliases
+            res = a.gdb([], core=core, extra=["-x", GDB_SCRIPT])
+            view = {}
+            for line in res.stdout.splitlines():
+                if line.startswith("FASTCORE "):
+                    d = json.loads(line[9:])
+                    view[d["lwp"]] = d["frames"]
+            assert sorted(view) == sorted(got)
+            for t in c.threads:
+                frames, why = un.unwind(t)
+                gframes = view[t.lwp]
+                assert len(frames) >= len(gframes) >= 3, (t.lwp, why, frames, gframes)
+                if len(frames) > len(gframes):
+                    assert gframes[-1][1] == "main", (t.lwp, gframes)
+                else:
+                    assert why.startswith("outermost"), (t.lwp, why)
+                for i, ((pc, _cfa, _how), (gpc, gname)) in enumerate(zip(frames, gframes)):
+                    assert pc == gpc, (t.lwp, i, hex(pc), hex(gpc))
+                    assert _same_function(gname, un.function(pc, caller=i > 0)), (
+                        t.lwp, i, gname, un.function(pc, caller=i > 0))
     finally:
         a.close()
 

@@ -259,6 +259,8 @@ def execute(cie, fde_start, insns, pc):
                 else:
                     off, p = _sleb(program, p)
                 regs[reg] = (VAL_OFFSET, off * cie.data_align)
+            elif op == 0x2d:                    # AARCH64_negate_ra_state (GNU_window_save)
+                pass                            # signed return addresses: the unwinder strips them
             elif op == 0x2e:                    # GNU_args_size
                 _, p = _uleb(program, p)
             elif op == 0x2f:                    # GNU_negative_offset_extended

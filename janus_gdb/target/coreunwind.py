@@ -1,4 +1,4 @@
-"""Every thread's stack of an x86_64 core, unwound without gdb: registers
+"""Every thread's stack of an x86_64 (or aarch64) core, unwound without gdb: registers
 from the core's NT_PRSTATUS notes (coremem), ``.eh_frame`` CFI (cfi) and
 symbol tables (elfsyms) of the files the core had mapped, read from disk at
 their NT_FILE paths (or, for a core without that note, the paths of the
@@ -13,7 +13,7 @@ import os
 import struct
 
 from . import cfi, elfsyms, linkmap
-from .coremem import EM_X86_64, X86_64_REGS
+from .coremem import EM_AARCH64, EM_X86_64
 from .elffile import ElfError, read_bytes, section_headers
 
 MAX_FRAMES = 256
@@ -24,6 +24,28 @@ DWARF_X86_64 = {"rax": 0, "rdx": 1, "rcx": 2, "rbx": 3, "rsi": 4, "rdi": 5, "rbp
                 "rsp": 7, "r8": 8, "r9": 9, "r10": 10, "r11": 11, "r12": 12, "r13": 13,
                 "r14": 14, "r15": 15, "rip": 16}
 RSP, RBP, RIP = 7, 6, 16
+# aarch64: x0..x30 are 0..30, sp 31; the return address column is x30
+DWARF_AARCH64 = dict([("x%d" % i, i) for i in range(31)] + [("sp", 31)])
+
+
+class Arch(object):
+    """What the unwinder needs of an architecture."""
+
+    def __init__(self, columns, pc_name, sp, fp, ra, ra_default_same, addr_mask):
+        self.columns = columns      # register name -> DWARF column
+        self.pc_name = pc_name      # the register holding frame 0's pc
+        self.sp = sp                # DWARF column of the stack pointer (= the caller's CFA)
+        self.fp = fp                # DWARF column of the frame pointer
+        self.ra = ra                # DWARF column of the return address
+        # a return-address column without a rule: the same value (aarch64
+        # leaf functions keep it in x30) or undefined (x86_64: a CIE always
+        # says where it is)
+        self.ra_default_same = ra_default_same
+        self.addr_mask = addr_mask  # strips pointer-authentication bits
+
+
+ARCHES = {EM_X86_64: Arch(DWARF_X86_64, "rip", RSP, RBP, RIP, False, (1 << 64) - 1),
+          EM_AARCH64: Arch(DWARF_AARCH64, "pc", 31, 29, 30, True, (1 << 48) - 1)}
 
 
 class ObjFile(object):
@@ -105,7 +127,7 @@ class Unwinder(object):
         self.refused = {}       # path -> why its file on disk is not used
 
     def supported(self):
-        return self.core.machine == EM_X86_64
+        return self.core.machine in ARCHES
 
     def _obj(self, pc):
         """(ObjFile, bias) of the file mapped at PC, or (None, None)."""
@@ -168,17 +190,19 @@ class Unwinder(object):
 
     def unwind(self, thread):
         """([(pc, cfa, how)], why the walk stopped) of THREAD."""
-        if not self.supported():
-            return [], "unwinding is only done for x86_64 cores"
+        arch = ARCHES.get(self.core.machine)
+        if arch is None:
+            return [], "unwinding is only done for x86_64 and aarch64 cores"
         if not thread.regs:
             return [], "no registers"
-        regs = dict((DWARF_X86_64[n], thread.regs[n]) for n in X86_64_REGS
-                    if n in DWARF_X86_64)
+        regs = dict((col, thread.regs[n]) for n, col in arch.columns.items()
+                    if n in thread.regs)
+        pc = thread.regs.get(arch.pc_name)
         frames = []
         prev_cfa = None
+        same_cfa = 0
         signal = True           # frame 0: its pc is not a return address
         for _ in range(self.max_frames):
-            pc = regs.get(RIP)
             if not pc:
                 return frames, "pc unknown"
             obj, bias = self._obj(pc)
@@ -196,7 +220,7 @@ class Unwinder(object):
                 if not self.fp_fallback:
                     frames.append((pc, None, "cfi"))
                     return frames, "no CFI for pc 0x%x" % pc
-                step = self._fp_step(regs)
+                step = self._fp_step(regs, arch)
                 if step is None:
                     frames.append((pc, None, "fp"))
                     return frames, "frame-pointer chain ends at pc 0x%x" % pc
@@ -212,25 +236,31 @@ class Unwinder(object):
                     frames.append((pc, None, "cfi"))
                     return frames, "CFA register %d unknown at pc 0x%x" % (row.cfa[0], pc)
                 cfa = (base + row.cfa[1]) & 0xffffffffffffffff
-                new, why = self._apply(row, regs, cfa)
+                new, why = self._apply(row, regs, cfa, arch)
                 if new is None:
                     frames.append((pc, cfa, "cfi"))
                     return frames, "%s at pc 0x%x" % (why, pc)
                 how = "cfi"
                 signal = row.signal
-            if prev_cfa is not None and cfa <= prev_cfa:
+            # the CFA grows from frame to frame; an equal one (aarch64's
+            # thread_start under start_thread) only in another function,
+            # as gdb's frame ids allow, and not many times in a row
+            if prev_cfa is not None and (cfa < prev_cfa or cfa == prev_cfa and (
+                    pc == frames[-1][0] or same_cfa >= 4)):
                 return frames, "CFA not increasing at pc 0x%x (corrupt stack?)" % pc
+            same_cfa = same_cfa + 1 if cfa == prev_cfa else 0
             frames.append((pc, cfa, how))
             prev_cfa = cfa
-            if RIP not in new:
+            if arch.ra not in new:
                 return frames, "outermost (return address undefined)"
             regs = new
+            pc = new[arch.ra] & arch.addr_mask
         return frames, "stopped at %d frames" % self.max_frames
 
-    def _apply(self, row, regs, cfa):
+    def _apply(self, row, regs, cfa, arch):
         """(the caller's registers, None) or (None, why not)."""
         new = dict(regs)
-        new[RSP] = cfa
+        new[arch.sp] = cfa
         read = self.core.read_u64
         for reg, (kind, val) in row.regs.items():
             if kind == cfi.OFFSET:
@@ -251,29 +281,28 @@ class Unwinder(object):
                 pass
             else:
                 return None, "register %d is a DWARF expression (unsupported)" % reg
-        if row.ra_reg != RIP:
+        if row.ra_reg != arch.ra:
             if row.ra_reg in new:
-                new[RIP] = new[row.ra_reg]
+                new[arch.ra] = new[row.ra_reg]
             else:
-                new.pop(RIP, None)
-        elif RIP not in row.regs:
-            # the CIE always says where the return address is; if not, undefined
-            new.pop(RIP, None)
+                new.pop(arch.ra, None)
+        elif arch.ra not in row.regs and not arch.ra_default_same:
+            new.pop(arch.ra, None)
         return new, None
 
-    def _fp_step(self, regs):
-        rbp = regs.get(RBP)
-        if not rbp:
+    def _fp_step(self, regs, arch):
+        fp = regs.get(arch.fp)
+        if not fp:
             return None
-        saved = self.core.read(rbp, 16)
+        saved = self.core.read(fp, 16)
         if saved is None:
             return None
-        old_rbp, ra = struct.unpack("<QQ", saved)
+        old_fp, ra = struct.unpack("<QQ", saved)
         new = dict(regs)
-        new[RBP] = old_rbp
-        new[RSP] = rbp + 16
-        new[RIP] = ra
-        return rbp + 16, new
+        new[arch.fp] = old_fp
+        new[arch.sp] = fp + 16
+        new[arch.ra] = ra
+        return fp + 16, new
 
     def name(self, pc, caller=True):
         """Function name at PC (a return address when CALLER: looked up at pc - 1), or None."""
