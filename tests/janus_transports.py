@@ -256,3 +256,76 @@ def loopback(address):
     host = address.rsplit(":", 1)[0]
     return host in ("127.0.0.1", "[::1]") or host.startswith("127.") or \
         host.startswith("127.0.0.1%") or host.startswith("[::1]%")
+
+
+# --- a request frozen inside a transport's lock ---------------------------------------
+
+class TransportFreeze(object):
+    """What freeze_transport_send saw: res (a janusd.StallResult: frozen_lwp,
+    lock_line, bp_line, values, frame_lines, source, function, core), the
+    LOCKS it holds ({key: address}), the transport session ``ts`` of the
+    frozen send, and the WAITERS that piled up ({key: set of LWPs})."""
+
+    def __init__(self):
+        self.res = None
+        self.locks = {}
+        self.ts = None
+        self.waiters = {}
+        self.core = None
+
+
+def freeze_transport_send(janus, transport, trigger, statement, values, pile, want,
+                          ts="client->ts", core_path=None, timeout=60, settle=0.3):
+    """Freeze the request worker that sends the answer of one request back
+    over TRANSPORT ("pfunix": janus_pfunix.c, "websockets":
+    janus_websockets.c) on the line after STATEMENT (a lock statement of
+    janus_<transport>_send_message), made to sleep in pause(2) there as if
+    the call after it blocked, with no debugger attached (TS: an expression
+    for the frame's transport session; ``transport``, the argument, is
+    optimised out at -O2).  TRIGGER() sends
+    the request (and returns at once).  VALUES: [(key, expression)] read in
+    the frozen frame; the keys of WANT name the locks among them.  PILE():
+    makes threads pile up behind those locks; WANT: {key: how many futex
+    waiters on that lock} (within TIMEOUT).  With CORE_PATH a core is
+    written.  Returns a TransportFreeze."""
+    import janusd
+    fr = TransportFreeze()
+    res = fr.res = janusd.StallResult()
+    base = "janus_%s.c" % transport
+    res.source = os.path.join(janus.srcdir, "src", "transports", base)
+    res.function = "janus_%s_send_message" % transport
+    res.lock_line = janusd.lock_statement_line(res.source, res.function, statement)
+    res.mapped_files = janus.mapped_files()
+    baseline = janus.futex_waiters()
+    bg = janusd.freeze_thread_at(
+        janus, res, res.source, res.lock_line + 1, trigger,
+        values=list(values) + [("ts", ts)], timeout=timeout, after_call=True,
+        log=(core_path or os.path.join(janus.workdir, "freeze-%s" % transport)) + ".gdb.log")
+    if res.bp_function != res.function:
+        raise janusd.JanusError("stopped in %s, not %s" % (res.bp_function, res.function))
+    fr.ts = res.values["ts"]
+    for key in want:
+        fr.locks[key] = res.values[key]
+    if not janusd.wait_until(
+            lambda: janusd.thread_syscall(janus, res.frozen_lwp)[:1] == ["34"], 10):
+        raise janusd.JanusError("the frozen thread %d is not in pause(2)" % res.frozen_lwp)
+    pile(bg)
+
+    def piled():
+        return all(len(janus.futex_waiters(fr.locks[k])) >= n for k, n in want.items())
+    got = janusd.wait_until(piled, timeout, step=0.1)
+    time.sleep(settle)  # let every waiter settle in the kernel
+    for k in want:
+        fr.waiters[k] = janus.futex_waiters(fr.locks[k])
+    if not got or any(len(fr.waiters[k]) != n for k, n in want.items()):
+        raise janusd.JanusError("expected waiters %s, have %s (new futex waiters %s)" % (
+            want, dict((k, sorted(v)) for k, v in fr.waiters.items()),
+            sorted(janus.futex_waiters() - baseline)))
+    if janusd.thread_syscall(janus, res.frozen_lwp)[:1] != ["34"]:
+        raise janusd.JanusError("the frozen thread %d left pause(2)" % res.frozen_lwp)
+    res.waiters = set().union(*fr.waiters.values())
+    res.background = bg
+    if core_path:
+        fr.core = res.core = janusd.gcore_all_stop(janus, core_path,
+                                                   timeout=max(timeout, 120))
+    return fr

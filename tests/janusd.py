@@ -116,6 +116,10 @@ class JanusError(Exception):
     pass
 
 
+class PfunixRace(JanusError):
+    """The Unix-socket transport's thread ended as janus started (see JanusServer.start)."""
+
+
 def _post(url, body, timeout):
     data = json.dumps(body).encode()
     req = Request(url, data=data, headers={"Content-Type": "application/json"})
@@ -293,6 +297,24 @@ certificates: {
     # --- process -------------------------------------------------------------------
 
     def start(self, timeout=30):
+        """Start janus; the server's info once it answers (and the extra
+        transports listen).  Janus 1.1.2 to 1.4.1 start the Unix-socket
+        transport's thread before setting its `initialized` flag: when the
+        thread runs first it ends at once and unlinks its socket ("Unix
+        Sockets thread ended" in the log); janus is then started again
+        (at most 5 times)."""
+        for _attempt in range(5):
+            try:
+                return self._start_once(timeout)
+            except PfunixRace:
+                self.stop()
+        raise JanusError("the Unix Sockets thread of janus ended at every start:\n%s"
+                         % self.log_tail())
+
+    def _pfunix_ended(self):
+        return bool(self.unix_path) and "Unix Sockets thread ended" in self.log_tail(400)
+
+    def _start_once(self, timeout):
         log = open(self.logpath, "w")
         try:
             self.proc = subprocess.Popen(
@@ -311,14 +333,30 @@ certificates: {
                 raise JanusError("janus exited with %s:\n%s" % (self.proc.returncode, self.log_tail()))
             try:
                 info = self.info(timeout=2)
-                if info.get("janus") == "server_info":
+                if info.get("janus") == "server_info" and self._transports_ready() and \
+                        not self._pfunix_ended():
                     return info
             except (URLError, OSError, ValueError) as e:
                 last = e
+            if self._pfunix_ended():
+                raise PfunixRace()
             time.sleep(0.2)
         self.stop()
         raise JanusError("janus did not answer info within %ds (%s):\n%s"
                          % (timeout, last, self.log_tail()))
+
+    def _transports_ready(self):
+        """True when the extra transports listen (HTTP answers first: the
+        transports load in name order): the Unix socket exists, the
+        WebSockets port takes connections."""
+        if self.unix_path and not os.path.exists(self.unix_path):
+            return False
+        if self.ws_port:
+            try:
+                socket.create_connection(("127.0.0.1", self.ws_port), timeout=2).close()
+            except OSError:
+                return False
+        return True
 
     def _preexec(self):
         if self.stack_kib is None:
