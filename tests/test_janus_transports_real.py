@@ -242,7 +242,8 @@ def freeze_websockets(j):
     fr.client = ws
     return fr, {"writable_mutex": ("janus_websockets.c: writable_mutex",
                                    "janus_mutex_lock(&writable_mutex)", {"websockets"}),
-                "ts_mutex": ("ts->mutex of janus_transport_session 0x%x" % fr.ts,
+                # named by the Janus session the connection created
+                "ts_mutex": ("ts->mutex of WebSockets transport session of session %d" % session,
                              "janus_mutex_lock(&transport->mutex)", {"videoroom handler"})}
 
 
