@@ -36,6 +36,7 @@ Unix-socket transport is missing.
 """
 
 import os
+import re
 
 import pytest
 
@@ -77,6 +78,13 @@ def analyze(**kw):
     from test_json_schema import check_document
     return (gdbrun.Result(check_document(gdbrun.extract_json(js), "janus-waitgraph")),
             gdbrun.extract_report(text), locks)
+
+
+def locks_block(text, lock_id):
+    """The paragraph of janus-locks's TEXT about lock LOCK_ID ("M1")."""
+    m = re.search(r"^%s .*?(?=^M\d+ |^warning:|\Z)" % re.escape(lock_id), text, re.M | re.S)
+    assert m, (lock_id, text)
+    return m.group(0)
 
 
 def lwp_named(names, name):
@@ -302,7 +310,16 @@ def check_frozen(frozen, r, text, locks_text):
         assert set(r.by_lwp[lwp]["role"] for lwp in fr.waiters[key]) == roles, \
             (key, [r.by_lwp[lwp] for lwp in fr.waiters[key]])
         assert name in text, (key, text)
-        assert name in locks_text, (key, locks_text)
+        # janus-locks: the lock's block names it, its holder and its waiters
+        block = locks_block(locks_text, lock["id"])
+        assert block.startswith("%s %s (0x%x) GMutex" % (lock["id"], name, addr)), block
+        assert "owner    T%d (LWP %d) request worker" % (holder["num"], res.frozen_lwp) in block, \
+            block
+        assert "[inferred: locked at %s:%d in %s" % (os.path.basename(res.source), line,
+                                                     res.function) in block, block
+        nums = sorted(r.by_lwp[lwp]["num"] for lwp in fr.waiters[key])
+        assert "waiters  %d: %s" % (len(nums), ", ".join("T%d" % n for n in nums)) in block, \
+            block
         if key == "ts_mutex":
             assert lock["object"]["type"] == "janus_transport_session", lock
             assert lock["object"]["address"] == fr.ts, lock
