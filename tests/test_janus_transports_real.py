@@ -132,10 +132,10 @@ def prepared(request, tmp_path_factory):
 
 def test_listens_on_loopback_and_workdir_only(prepared):
     j = prepared.janus
-    tcp = [a for kind, a in prepared.listening if kind in ("tcp", "udp")]
+    inet = [a for kind, a in prepared.listening if kind in ("tcp", "udp")]
     unix = [a for kind, a in prepared.listening if kind == "unix"]
-    assert tcp and all(jt.loopback(a) for a in tcp), prepared.listening
-    ports = set(int(a.rsplit(":", 1)[1]) for a in tcp)
+    assert inet and all(jt.loopback(a) for a in inet), prepared.listening
+    ports = set(int(a.rsplit(":", 1)[1]) for a in inet)
     assert {j.port, j.admin_port, j.ws_port} <= ports, (ports, j.port, j.admin_port, j.ws_port)
     assert unix == [j.unix_path], prepared.listening
     assert os.path.dirname(j.unix_path) == j.workdir
