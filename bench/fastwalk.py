@@ -185,7 +185,8 @@ def main():
             w["frames"] if w else 0, w["named"] if w else 0,
             "ok" if not problems else "WRONG: " + "; ".join(problems)))
         if w:
-            print("        stops: %s" % ", ".join("%s %d" % kv for kv in sorted(w["stops"].items())))
+            stops = sorted(w["stops"].items())
+            print("        stops: %s" % ", ".join("%s %d" % kv for kv in stops))
     return 0 if ok else 1
 
 
