@@ -63,23 +63,7 @@ class ElfFile(object):
             if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
                 raise ElfError("not a little-endian ELF64 file")
             self.machine, = struct.unpack_from("<H", head, 0x12)
-            shoff, = struct.unpack_from("<Q", head, 0x28)
-            shentsize, shnum, shstrndx = struct.unpack_from("<HHH", head, 0x3A)
-            if shentsize != 64 or not 0 < shnum < MAX_SECTIONS or shstrndx >= shnum:
-                raise ElfError("no usable section headers")
-            f.seek(shoff)
-            table = f.read(64 * shnum)
-            if len(table) != 64 * shnum:
-                raise ElfError("truncated section headers")
-            raw = [struct.unpack_from("<IIQQQQIIQQ", table, i * 64) for i in range(shnum)]
-            strtab = self._bytes(raw[shstrndx][4], raw[shstrndx][5])
-            for (name_off, typ, _flags, addr, off, size, link, _info, _align,
-                 entsize) in raw:
-                end = strtab.find(b"\0", name_off)
-                name = strtab[name_off:end if end >= 0 else None].decode("latin-1")
-                entry = (addr, off, size, typ, link, entsize)
-                self._by_index.append(entry)
-                self.sections.setdefault(name, entry)
+            self.sections, self._by_index = section_headers(f, head)
             if ".text" in self.sections:
                 self.text_addr = self.sections[".text"][0]
             self._read_eh_frame()
@@ -96,13 +80,7 @@ class ElfFile(object):
         self._f = None
 
     def _bytes(self, off, size):
-        if size > MAX_SECTION_BYTES:
-            raise ElfError("section too large")
-        self._f.seek(off)
-        data = self._f.read(size)
-        if len(data) != size:
-            raise ElfError("truncated section")
-        return data
+        return read_bytes(self._f, off, size)
 
     def _read_eh_frame(self):
         s = self.sections.get(".eh_frame")
@@ -175,6 +153,42 @@ class ElfFile(object):
                     break
         self._plt_names[addr] = name
         return name
+
+
+def section_headers(f, head):
+    """({name: (sh_addr, offset, size, type, link, entsize)}, [the same by
+    index]) of the little-endian ELF64 file F whose first 64 bytes are HEAD;
+    ElfError when they are unusable."""
+    shoff, = struct.unpack_from("<Q", head, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", head, 0x3A)
+    if shentsize != 64 or not 0 < shnum < MAX_SECTIONS or shstrndx >= shnum:
+        raise ElfError("no usable section headers")
+    f.seek(shoff)
+    table = f.read(64 * shnum)
+    if len(table) != 64 * shnum:
+        raise ElfError("truncated section headers")
+    raw = [struct.unpack_from("<IIQQQQIIQQ", table, i * 64) for i in range(shnum)]
+    strtab = read_bytes(f, raw[shstrndx][4], raw[shstrndx][5])
+    sections = {}
+    by_index = []
+    for (name_off, typ, _flags, addr, off, size, link, _info, _align, entsize) in raw:
+        end = strtab.find(b"\0", name_off)
+        name = strtab[name_off:end if end >= 0 else None].decode("latin-1")
+        entry = (addr, off, size, typ, link, entsize)
+        by_index.append(entry)
+        sections.setdefault(name, entry)
+    return sections, by_index
+
+
+def read_bytes(f, off, size):
+    """SIZE bytes at OFF of file F; ElfError when too large or cut short."""
+    if size > MAX_SECTION_BYTES:
+        raise ElfError("section too large")
+    f.seek(off)
+    data = f.read(size)
+    if len(data) != size:
+        raise ElfError("truncated section")
+    return data
 
 
 def _sym_name(syms, strs, index):

@@ -1,0 +1,301 @@
+"""An ELF core file read directly, without gdb: its threads and their
+registers (the ``NT_PRSTATUS`` notes), its memory (the ``PT_LOAD``
+segments) and the files it had mapped (``NT_FILE``).  Stdlib only; the file
+is mapped once (mmap) and every read is bounded.  Garbage gives
+CoreFileError (a one-line message) or None, never another exception.
+
+The foundation of issue 14's fast path; nothing in the analysis uses it yet.
+"""
+
+import bisect
+import mmap
+import os
+import struct
+
+from .corefile import ET_CORE, NT_FILE, PN_XNUM, PT_NOTE, CoreFileError
+
+PT_LOAD = 1
+NT_PRSTATUS = 1
+NT_AUXV = 6
+EM_X86_64 = 62
+EM_AARCH64 = 183
+MAX_NOTE_NAME = 64
+MAX_THREADS = 1 << 20
+MAX_SEGMENTS = 1 << 22
+MAX_READ = 64 << 20
+
+# struct elf_prstatus (64-bit Linux): pr_pid at 32, pr_reg at 112
+PR_PID = 32
+PR_REG = 112
+# user_regs_struct of x86_64, in order
+X86_64_REGS = ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax",
+               "rcx", "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss",
+               "fs_base", "gs_base", "ds", "es", "fs", "gs")
+# struct user_pt_regs of aarch64: x0..x30, sp, pc, pstate
+AARCH64_REGS = tuple("x%d" % i for i in range(31)) + ("sp", "pc", "pstate")
+REG_NAMES = {EM_X86_64: X86_64_REGS, EM_AARCH64: AARCH64_REGS}
+# the names of the pc, the stack pointer and the frame pointer
+PC_SP_FP = {EM_X86_64: ("rip", "rsp", "rbp"), EM_AARCH64: ("pc", "sp", "x29")}
+
+
+class Thread(object):
+    """One NT_PRSTATUS note: a thread's LWP and general registers {name: int}."""
+    __slots__ = ("lwp", "regs", "index")
+
+    def __init__(self, lwp, regs, index):
+        self.lwp = lwp
+        self.regs = regs
+        # its place among the notes (0: the thread that got the signal);
+        # gdb numbers a core's threads in this order: gdb's num = index + 1
+        # (tests/test_fastcore.py checks it)
+        self.index = index
+
+
+class Mapping(object):
+    """One NT_FILE entry: [start, end) maps PATH from file offset OFFSET."""
+    __slots__ = ("start", "end", "offset", "path")
+
+    def __init__(self, start, end, offset, path):
+        self.start = start
+        self.end = end
+        self.offset = offset
+        self.path = path
+
+
+class CoreMemory(object):
+    """A 64-bit little-endian ELF core, opened once.  Use as a context
+    manager or call close()."""
+
+    def __init__(self, path):
+        self.path = path
+        self.machine = None
+        self.threads = []       # [Thread] in note order
+        self.mappings = []      # [Mapping] sorted by start
+        self.auxv = {}          # NT_AUXV: {AT_* type: value}
+        self.warnings = []      # what was cut short or skipped
+        self._seg_starts = []
+        self._segs = []         # [(vaddr, memsz, offset, filesz, lost)] sorted by vaddr
+        self._map_starts = []
+        self._f = None
+        self._fd = None
+        self._mm = None     # only while the headers and notes are parsed
+        try:
+            self._f = open(path, "rb")
+            self._fd = self._f.fileno()
+            self._mm = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        except (OSError, IOError, ValueError) as exc:
+            self.close()
+            raise CoreFileError("cannot read core file %s: %s"
+                                % (path, getattr(exc, "strerror", None) or exc))
+        try:
+            self._parse()
+        except (struct.error, IndexError, ValueError, OverflowError):
+            self.close()
+            raise CoreFileError("%s is not a usable core file: its ELF headers are truncated"
+                                % path)
+        # the headers and notes are parsed; memory is read with pread
+        self._mm.close()
+        self._mm = None
+
+    def close(self):
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- parsing --------------------------------------------------------------
+
+    def _parse(self):
+        mm = self._mm
+        size = len(mm)
+        if size < 64 or mm[:4] != b"\x7fELF":
+            raise CoreFileError("%s is not a core file: not an ELF file" % self.path)
+        if mm[4] != 2 or mm[5] != 1:
+            raise CoreFileError("%s: only 64-bit little-endian cores are read directly"
+                                % self.path)
+        (e_type, e_machine, _, _, e_phoff, e_shoff, _, _, e_phentsize, e_phnum,
+         _, _, _) = struct.unpack_from("<HHIQQQIHHHHHH", mm, 16)
+        if e_type != ET_CORE:
+            raise CoreFileError("%s is not a core file (ELF type %d)" % (self.path, e_type))
+        self.machine = e_machine
+        if e_phnum == PN_XNUM and e_shoff and e_shoff + 64 <= size:
+            e_phnum, = struct.unpack_from("<I", mm, e_shoff + 44)
+        if e_phentsize < 56 or e_phnum > MAX_SEGMENTS:
+            raise CoreFileError("%s is not a usable core file: bad program headers" % self.path)
+        if e_phoff + e_phnum * e_phentsize > size:
+            raise CoreFileError("%s is not a usable core file: its program headers are "
+                                "truncated" % self.path)
+        segs = []
+        for i in range(e_phnum):
+            p_type, _, p_offset, p_vaddr, _, p_filesz, p_memsz, _ = struct.unpack_from(
+                "<IIQQQQQQ", mm, e_phoff + i * e_phentsize)
+            if p_type == PT_LOAD and p_memsz:
+                lost = False
+                if p_offset + p_filesz > size:
+                    # a truncated core: keep what is there; the rest is absent, not zeros
+                    lost = True
+                    p_filesz = max(0, min(p_filesz, size - p_offset))
+                segs.append((p_vaddr, p_memsz, p_offset, p_filesz, lost))
+            elif p_type == PT_NOTE:
+                if p_offset >= size:
+                    self.warnings.append("the notes are beyond the end of the file")
+                    continue
+                if p_offset + p_filesz > size:
+                    self.warnings.append("the notes are cut short by the end of the file")
+                self._notes(p_offset, min(p_filesz, size - p_offset))
+        segs.sort()
+        cut = sum(1 for seg in segs if seg[4])
+        if cut:
+            self.warnings.append("the core file is truncated: %d of %d memory segments are "
+                                 "cut short or missing" % (cut, len(segs)))
+        self._segs = segs
+        self._seg_starts = [s[0] for s in segs]
+        self.mappings.sort(key=lambda m: m.start)
+        self._map_starts = [m.start for m in self.mappings]
+
+    def _notes(self, offset, size):
+        mm = self._mm
+        pos = offset
+        end = offset + size
+        names = REG_NAMES.get(self.machine)
+        while pos + 12 <= end:
+            namesz, descsz, ntype = struct.unpack_from("<III", mm, pos)
+            name_at = pos + 12
+            desc_at = name_at + ((namesz + 3) & ~3)
+            if namesz > MAX_NOTE_NAME or desc_at + descsz > end:
+                self.warnings.append("a note at file offset %d is cut short" % pos)
+                break
+            if mm[name_at:name_at + namesz].rstrip(b"\0") == b"CORE":
+                if ntype == NT_PRSTATUS and len(self.threads) < MAX_THREADS:
+                    self._prstatus(desc_at, descsz, names)
+                elif ntype == NT_FILE and not self.mappings:
+                    self._files(desc_at, descsz)
+                elif ntype == NT_AUXV and not self.auxv and descsz <= 4096:
+                    vals = struct.unpack_from("<%dQ" % (descsz // 8), mm, desc_at)
+                    self.auxv = dict(zip(vals[0::2], vals[1::2]))
+            pos = desc_at + ((descsz + 3) & ~3)
+
+    def _prstatus(self, at, size, names):
+        mm = self._mm
+        lwp, = struct.unpack_from("<i", mm, at + PR_PID)
+        regs = {}
+        if names and size >= PR_REG + 8 * len(names):
+            vals = struct.unpack_from("<%dQ" % len(names), mm, at + PR_REG)
+            regs = dict(zip(names, vals))
+        self.threads.append(Thread(lwp, regs, len(self.threads)))
+
+    def _files(self, at, size):
+        mm = self._mm
+        if size < 16:
+            return
+        count, _page = struct.unpack_from("<QQ", mm, at)
+        names_at = at + 16 + count * 24
+        if count > size // 24 or names_at > at + size:
+            self.warnings.append("the mapped-files note is garbage")
+            return
+        paths = mm[names_at:at + size].split(b"\0")
+        for i in range(count):
+            start, stop, pgoff = struct.unpack_from("<QQQ", mm, at + 16 + i * 24)
+            path = paths[i].decode("utf-8", "surrogateescape") if i < len(paths) else ""
+            if stop > start:
+                self.mappings.append(Mapping(start, stop, pgoff * (_page or 1), path))
+
+    # --- queries --------------------------------------------------------------
+
+    def segment_at(self, addr):
+        """(vaddr, memsz, offset, filesz, lost) of the PT_LOAD segment holding
+        ADDR, or None.  LOST: the file ends before the segment's data does."""
+        i = bisect.bisect_right(self._seg_starts, addr) - 1
+        if i < 0:
+            return None
+        seg = self._segs[i]
+        return seg if addr < seg[0] + seg[1] else None
+
+    def read(self, addr, size):
+        """SIZE bytes of the process's memory at ADDR (across adjacent
+        segments), or None when any of it is not in the core.  Bytes past a
+        segment's p_filesz read as zeros (memory the core did not store), or
+        give None when the core file was cut short there."""
+        if size < 0 or size > MAX_READ or addr < 0 or self._f is None:
+            return None
+        out = []
+        while size > 0:
+            seg = self.segment_at(addr)
+            if seg is None:
+                return None
+            vaddr, memsz, offset, filesz, lost = seg
+            rel = addr - vaddr
+            n = min(size, memsz - rel)
+            if lost and rel + n > filesz:
+                return None
+            if rel >= filesz:
+                out.append(b"\0" * n)
+            else:
+                have = min(n, filesz - rel)
+                # pread, not the mapping: a page touched through the mapping
+                # maps its neighbours too (fault-around), and a walk touching
+                # every thread's stack would count a gigabyte core in the RSS
+                try:
+                    raw = os.pread(self._fd, have, offset + rel)
+                except OSError:
+                    return None
+                if len(raw) != have:
+                    return None
+                out.append(raw)
+                if have < n:
+                    out.append(b"\0" * (n - have))
+            addr += n
+            size -= n
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def read_u64(self, addr):
+        """The little-endian 8-byte word at ADDR, or None."""
+        raw = self.read(addr, 8)
+        return struct.unpack("<Q", raw)[0] if raw is not None and len(raw) == 8 else None
+
+    def set_mappings(self, mappings):
+        """Use MAPPINGS ([Mapping]) as the mapped files, e.g. those found
+        from the dynamic linker's list when the core has no NT_FILE note."""
+        self.mappings = sorted(mappings, key=lambda m: m.start)
+        self._map_starts = [m.start for m in self.mappings]
+
+    def read_cstr(self, addr, limit=4096):
+        """The NUL-terminated string at ADDR (at most LIMIT bytes, across
+        segments), decoded, or None."""
+        out = b""
+        while len(out) < limit:
+            seg = self.segment_at(addr + len(out))
+            if seg is None:
+                return None
+            n = min(limit - len(out), seg[0] + seg[1] - (addr + len(out)), 256)
+            chunk = self.read(addr + len(out), n)
+            if chunk is None:
+                return None
+            end = chunk.find(b"\0")
+            if end >= 0:
+                return (out + chunk[:end]).decode("utf-8", "surrogateescape")
+            out += chunk
+        return None
+
+    def mapping_at(self, addr):
+        """The Mapping (NT_FILE) holding ADDR, or None."""
+        i = bisect.bisect_right(self._map_starts, addr) - 1
+        if i < 0:
+            return None
+        m = self.mappings[i]
+        return m if addr < m.end else None
+
+    def pc_sp_fp(self, thread):
+        """(pc, sp, frame pointer) of THREAD, or None when its registers are unknown."""
+        names = PC_SP_FP.get(self.machine)
+        if not names or not thread.regs:
+            return None
+        return tuple(thread.regs[n] for n in names)
