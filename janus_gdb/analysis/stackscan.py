@@ -8,6 +8,7 @@ import gdb  # pylint: disable=import-error
 
 from ..target import codereader
 from ..target import gdbtarget
+from . import classify
 from . import lockset
 from . import stackframes
 from ..janus import janusdb
@@ -84,6 +85,7 @@ class Scanner(object):
             claims.extend(stackframes.stack_claims(snap, self.sources, self.kind_of_type))
         if sysno in (FUTEX_SYSCALL, RESTART_SYSCALL, None):
             snap.lock_call = self._rwlock_call(snap.frames, gframes)
+            snap.queue_call = self._queue_call(snap.frames, gframes)
         if claims or sysno is None:
             for frame, level in ref_frames:
                 objects.frame_refs(frame, level, refs, self.types)
@@ -116,6 +118,31 @@ class Scanner(object):
             if not inside or info.line is None:
                 return None
             return lockset.frame_lock_call(frame, self.sources, self.kind_of_type)
+        return None
+
+    def _queue_call(self, infos, gframes):
+        """The GAsyncQueue a thread inside a glib queue pop pops from, as a
+        frame gives it: glib's own ``queue`` argument (glib with debug
+        info), else the pop call's argument on the first application
+        frame's line, evaluated there.  (address, expression, frame level,
+        how read) or None."""
+        kind, idx, _name = classify.frame_hint(infos)
+        if kind != "queue":
+            return None
+        for info, frame in zip(infos, gframes):
+            if info.system:
+                if classify.normalize(info.function) in classify.QUEUE_CALLS:
+                    got = _queue_argument(frame)
+                    if got:
+                        return got, "queue", info.level, "%s's argument" % info.function
+                continue
+            if info.line is None:
+                return None
+            got = lockset.frame_lock_call(frame, self.sources, self.kind_of_type,
+                                          names=classify.QUEUE_CALLS)
+            if got is None or not got[0]:
+                return None
+            return got[0], got[2], info.level, "evaluated in %s" % info.function
         return None
 
     def _code_claims(self, frame, info):
@@ -196,6 +223,17 @@ def _inline(frame):
 
 # Waiters of one unnamed lock whose frames are read for its name.
 DEFERRED_WAITERS_PER_LOCK = 4
+
+
+def _queue_argument(frame):
+    """The ``queue`` argument of a glib pop frame (glib's debug info), or None."""
+    try:
+        value = frame.read_var("queue")
+        if value.is_optimized_out:
+            return None
+        return int(value) & ((1 << 64) - 1)
+    except (gdb.error, RuntimeError, ValueError, OverflowError, TypeError):
+        return None
 
 
 def ref_levels(frames):
