@@ -241,6 +241,11 @@ def test_audiobridge_queues(plugins, variant, mode):
     assert hostile["name"].startswith("participant->outbuf of participant %s "
                                       % t.info["hostile"][0]), hostile
     check_queue(r.by_lwp[t.lwp("anon_queue")], queues["anon"], None, "frame", "queue")
+    # a participant in no table: named through its own thread's frame
+    carol = truth_info(t, "carol")
+    check_queue(r.by_lwp[t.lwp("ab_carol")], queues["carol_outbuf"],
+                'participant->outbuf of participant %s "%s"' % (carol["carol"], carol["display"]),
+                "frame", "participant->outbuf")
     # the verdict and the root's section say which queue
     head = text.splitlines()[0]
     assert ("T%d holds 4 locks while waiting on the queue %s (g_async_queue_pop in "

@@ -97,6 +97,13 @@ def collect(max_frames=64, locklog=None, source_check=True):
         if queues:
             objects.name_queues(queues, refs, scanner.types, mem, warnings, tables,
                                 global_queues, found)
+            # queues still unnamed: the objects their waiters' own frames point to
+            more = {}
+            for t in stackscan.read_queue_refs(threads, scanner.types, gthreads):
+                for key, level in t.refs.items():
+                    more.setdefault(key, level)
+            if more:
+                objects.name_queues(queues, more, scanner.types, mem, warnings, None, (), found)
         return lambda thread: found.expand(thread.refs)
 
     report = build_report(snaps, arch, mem, info, warnings, globals_, namer, locklog)

@@ -266,6 +266,34 @@ def read_deferred_refs(locks, threads, types, gthreads):
             continue
         picked[w.lock_addr] = picked.get(w.lock_addr, 0) + 1
         chosen.append(t)
+    _read_refs(chosen, types, gthreads)
+
+
+# Idle threads whose references are read to name the queue they wait on.
+DEFERRED_QUEUE_WAITERS = 32
+
+
+def read_queue_refs(threads, types, gthreads):
+    """Read the references of a few threads waiting on a GAsyncQueue that no
+    variable or reachable object names yet (their frames may hold the one
+    object that points to it); returns those threads."""
+    chosen = []
+    seen = set()
+    for t in threads:
+        w = t.wait
+        q = w.queue if w is not None else None
+        if q is None or q.name is not None or not t.refs_deferred or q.addr in seen:
+            continue
+        if len(chosen) >= DEFERRED_QUEUE_WAITERS:
+            break
+        seen.add(q.addr)
+        chosen.append(t)
+    _read_refs(chosen, types, gthreads)
+    return chosen
+
+
+def _read_refs(chosen, types, gthreads):
+    """Read the frame references of the threads CHOSEN into their ``refs``."""
     if not chosen:
         return
     from ..target import gdbtarget
