@@ -256,6 +256,12 @@ def test_audiobridge_queues(plugins, variant, mode):
     assert outbuf in cause["why"], cause
     out = plugins.run("audiobridge_hangup", variant, mode, "janus-waitgraph --all")
     assert "waiting on a queue (at 0x%x; nothing known points to it)" % queues["anon"] in out
+    # DOT: the root's node says which queue (wrapped at spaces, quotes escaped;
+    # idle threads are not drawn)
+    dot = plugins.run("audiobridge_hangup", variant, mode, "janus-waitgraph --format dot")
+    assert "participant->outbuf of participant %s \\\"%s\\\"" % (
+        info["participant"], info["display"]) in dot, dot
+    assert "\x1b" not in dot and "\x07" not in dot
     assert "\x1b" not in out and "\x07" not in out
 
 
