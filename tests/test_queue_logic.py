@@ -178,3 +178,24 @@ def test_queueref_label():
     q.name = "janus_videoroom.c: messages"
     assert q.label() == "janus_videoroom.c: messages"
     assert q.to_dict()["object"] is None
+
+
+def test_restarted_timed_pop_keeps_its_queue():
+    """A timed pop interrupted by an earlier attach and resumed as
+    restart_syscall (219) still has its futex arguments in the registers:
+    the queue is read the same way (and nothing is claimed when the words
+    do not fit)."""
+    mem = Mem()
+    queue(mem, Q)
+    frames = pop_frames()
+    frames[3] = FrameInfo(3, 0x1300, "g_async_queue_timeout_pop", lib="libglib-2.0.so.0",
+                          system=True)
+    s = Snapshot(1, 11, None, {"sysno": 219, "args": (Q + 16, 0x80, 7)}, frames)
+    t = _report(mem, [s]).threads[0]
+    assert t.state == "idle" and t.wait is not None and t.wait.kind == "queue", t.detail
+    assert "restart_syscall" in t.wait.how
+    assert t.wait.queue is not None and t.wait.queue.addr == Q
+    s2 = Snapshot(1, 11, None, {"sysno": 219, "args": (Q + 16, 0x80, 7)}, frames)
+    t2 = _report(Mem(), [s2]).threads[0]
+    assert t2.state == "idle" and t2.wait.queue is None
+    assert "which queue is not known" in t2.wait.how
