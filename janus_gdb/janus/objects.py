@@ -478,7 +478,10 @@ def name_queues(queues, refs, types, mem, warnings, tables=None, global_queues=(
     found = {}
     _match_queues(objects.expand(refs), types, mem, wanted, found)
     if len(found) < len(wanted) and tables:
-        _match_queues(objects.expand(tables), types, mem, wanted, found)
+        # the tables' objects themselves (table_roots walked the nested
+        # tables: handles, participants): their links are not followed, so
+        # thousands of handles cost one pointer read per queue field
+        _match_queues(tables, types, mem, wanted, found)
     if objects.truncated:
         warnings.append("object naming stopped after %d objects" % MAX_OBJECTS)
     for qaddr, (key, field) in found.items():
@@ -490,6 +493,8 @@ def name_queues(queues, refs, types, mem, warnings, tables=None, global_queues=(
 
 
 def _match_queues(keys, types, mem, wanted, found):
+    """Add {queue address: (object key, field)} to FOUND for the objects KEYS
+    whose GAsyncQueue pointer fields point to a queue WANTED."""
     for key in sorted(keys, key=lambda k: (k[0] not in janusdb.OBJECT_TYPES, k)):
         if len(found) >= len(wanted):
             return
