@@ -29,6 +29,7 @@ shared by the tests of that plugin; cores are deleted at the end.
 """
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -358,8 +359,7 @@ def test_hangup_core(hangup):
 def gdb_values(exprs, **kw):
     """{expression: integer} printed by gdb itself (p/x) on the target KW."""
     out = gdbrun.gdb(["p/x %s" % e for e in exprs], load=False, **kw).stdout
-    vals = [int(v, 16) for v in __import__("re").findall(r"^\$\d+ = (0x[0-9a-f]+)\s*$",
-                                                          out, __import__("re").M)]
+    vals = [int(v, 16) for v in re.findall(r"^\$\d+ = (0x[0-9a-f]+)\s*$", out, re.M)]
     assert len(vals) == len(exprs), out
     return dict(zip(exprs, vals))
 
