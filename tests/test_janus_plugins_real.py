@@ -18,7 +18,9 @@ reaches janus_audiobridge_hangup_media_internal (sessions_mutex, rooms_mutex
 and the room's mutex held), where the thread is made to block in
 g_async_queue_pop of the participant's empty outbuf (what 1.3.x's
 clear_outbuf does in #3570); messages, Admin API requests and the room's
-mixer pile up behind the three locks.
+mixer pile up behind the three locks; the root's queue is the participant's
+outbuf, and the idle request dispatcher and AudioBridge handler wait on
+janus.c's requests and the plugin's messages (named by those variables).
 
 c: the AudioBridge freeze and the #3570 core with janus and every plugin
 stripped (no debug info anywhere): names by library and offset, owners from
