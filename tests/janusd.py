@@ -116,6 +116,10 @@ class JanusError(Exception):
     pass
 
 
+class PfunixRace(JanusError):
+    """The Unix-socket transport's thread ended as janus started (see JanusServer.start)."""
+
+
 def _post(url, body, timeout):
     data = json.dumps(body).encode()
     req = Request(url, data=data, headers={"Content-Type": "application/json"})
@@ -138,11 +142,56 @@ def tid():
     return uuid.uuid4().hex[:12]
 
 
+# The transports a test Janus can load (JanusServer(transports=...)).
+TRANSPORTS = ("http", "websockets", "pfunix")
+
+
+def write_websockets_config(confdir, port):
+    """janus.transport.websockets.jcfg in CONFDIR: the Janus API over plain
+    WebSockets on 127.0.0.1:PORT only (ws_ip; Janus turns it into the
+    interface that has it, lws binds that interface's address); no secure
+    WebSockets, no Admin API."""
+    with open(os.path.join(confdir, "janus.transport.websockets.jcfg"), "w") as f:
+        f.write("""general: {
+	json = "plain"
+	ws = true
+	ws_port = %d
+	ws_ip = "127.0.0.1"
+	ws_acl = "127."
+	wss = false
+}
+admin: {
+	admin_ws = false
+	admin_wss = false
+}
+cors: {
+}
+certificates: {
+}
+""" % port)
+
+
+def write_pfunix_config(confdir, path):
+    """janus.transport.pfunix.jcfg in CONFDIR: the Janus API on a
+    SOCK_SEQPACKET Unix socket at PATH; no Admin API."""
+    with open(os.path.join(confdir, "janus.transport.pfunix.jcfg"), "w") as f:
+        f.write("""general: {
+	enabled = true
+	json = "plain"
+	path = "%s"
+	type = "SOCK_SEQPACKET"
+}
+admin: {
+	admin_enabled = false
+}
+""" % path)
+
+
 class JanusServer(object):
     """One janus process with its own config dir, log and ports."""
 
     def __init__(self, prefix, workdir, session_timeout=120, nosip=False, stack_kib=None,
-                 env=None, plugins=("videoroom",)):
+                 env=None, plugins=("videoroom",), transports=("http",)):
         self.prefix = prefix
         self.exe = os.path.join(prefix, "bin", "janus")
         self.plugin = os.path.realpath(os.path.join(prefix, "lib", "janus", "plugins",
@@ -160,6 +209,24 @@ class JanusServer(object):
         # the plugins janus loads (short names: "videoroom", "audiobridge", ...);
         # every other plugin in the build, and every transport but HTTP, is disabled
         self.plugins = tuple(plugins) + (("nosip",) if nosip else ())
+        # the transports janus loads: HTTP always; "websockets" (ws on
+        # 127.0.0.1 only, a free port) and "pfunix" (a SOCK_SEQPACKET socket in
+        # WORKDIR) on request; admin interfaces and TLS of both off
+        self.transports = ("http",) + tuple(t for t in transports if t != "http")
+        for t in self.transports:
+            if t not in TRANSPORTS:
+                raise JanusError("unknown transport %r (known: %s)" % (t, ", ".join(TRANSPORTS)))
+        self.ws_port = None
+        self.unix_path = None
+        if "websockets" in self.transports:
+            self.ws_port = free_port()
+            while self.ws_port in (self.port, self.admin_port):
+                self.ws_port = free_port()
+        if "pfunix" in self.transports:
+            # sun_path holds 108 bytes: a short name in WORKDIR
+            self.unix_path = os.path.join(workdir, "ux-janusapi")
+            if len(self.unix_path.encode()) >= 100:
+                raise JanusError("workdir too long for a Unix socket path: %s" % workdir)
         # RLIMIT_STACK for janus: glib/pthread threads take their default stack
         # size from it, so a small value keeps thousands of threads (and their
         # cores) small.  None: inherit ours.
@@ -184,10 +251,15 @@ class JanusServer(object):
             self.session_timeout,
             disabled_line(os.path.join(lib, "plugins"), ["libjanus_%s.so" % p
                                                          for p in self.plugins]),
-            disabled_line(os.path.join(lib, "transports"), ["libjanus_http.so"]))
+            disabled_line(os.path.join(lib, "transports"), ["libjanus_%s.so" % t
+                                                            for t in self.transports]))
         if self.nosip:
             self._write_nosip_config()
         self._write_http_config()
+        if "websockets" in self.transports:
+            write_websockets_config(self.confdir, self.ws_port)
+        if "pfunix" in self.transports:
+            write_pfunix_config(self.confdir, self.unix_path)
         # room 1234 must stay in the VideoRoom config
         with open(os.path.join(self.confdir, "janus.plugin.videoroom.jcfg")) as f:
             if "room-1234" not in f.read():
@@ -225,6 +297,24 @@ certificates: {
     # --- process -------------------------------------------------------------------
 
     def start(self, timeout=30):
+        """Start janus; the server's info once it answers (and the extra
+        transports listen).  Janus 1.1.2 to 1.4.1 start the Unix-socket
+        transport's thread before setting its `initialized` flag: when the
+        thread runs first it ends at once and unlinks its socket ("Unix
+        Sockets thread ended" in the log); janus is then started again
+        (at most 5 times)."""
+        for _attempt in range(5):
+            try:
+                return self._start_once(timeout)
+            except PfunixRace:
+                self.stop()
+        raise JanusError("the Unix Sockets thread of janus ended at every start:\n%s"
+                         % self.log_tail())
+
+    def _pfunix_ended(self):
+        return bool(self.unix_path) and "Unix Sockets thread ended" in self.log_tail(400)
+
+    def _start_once(self, timeout):
         log = open(self.logpath, "w")
         try:
             self.proc = subprocess.Popen(
@@ -243,14 +333,30 @@ certificates: {
                 raise JanusError("janus exited with %s:\n%s" % (self.proc.returncode, self.log_tail()))
             try:
                 info = self.info(timeout=2)
-                if info.get("janus") == "server_info":
+                if info.get("janus") == "server_info" and self._transports_ready() and \
+                        not self._pfunix_ended():
                     return info
             except (URLError, OSError, ValueError) as e:
                 last = e
+            if self._pfunix_ended():
+                raise PfunixRace()
             time.sleep(0.2)
         self.stop()
         raise JanusError("janus did not answer info within %ds (%s):\n%s"
                          % (timeout, last, self.log_tail()))
+
+    def _transports_ready(self):
+        """True when the extra transports listen (HTTP answers first: the
+        transports load in name order): the Unix socket exists, the
+        WebSockets port takes connections."""
+        if self.unix_path and not os.path.exists(self.unix_path):
+            return False
+        if self.ws_port:
+            try:
+                socket.create_connection(("127.0.0.1", self.ws_port), timeout=2).close()
+            except OSError:
+                return False
+        return True
 
     def _preexec(self):
         if self.stack_kib is None:

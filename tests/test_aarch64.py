@@ -311,21 +311,22 @@ def _free_port():
     return port
 
 
-@pytest.mark.parametrize("name", ("pthread_cycle", "gmutex_pileup"))
-def test_live_gdbstub_matches_core(a64, name):
-    """qemu-aarch64 -g PORT waits for gdb before the program starts: gdb
-    continues it in the background, and a SIGINT to qemu's main thread
-    stops it (gdb's own interrupt does not reach qemu-user)."""
+def live_gdbstub_report(qemu, exe, workdir, name, gdb_extra=()):
+    """Run fixture EXE's scenario NAME under qemu-aarch64 -g PORT (QEMU: the
+    qemu command line), attach gdb-multiarch with janus-gdb, let it run until
+    the fixture has settled, stop it with a SIGINT to qemu's main thread
+    (gdb's own interrupt does not reach qemu-user: the call it interrupts
+    loses x0, EINTR) and run janus-waitgraph --format json.  Returns
+    (gdbrun.Result, the fixture's truth, gdb's output)."""
     port = _free_port()
-    argv = a64.qemu + ["-g", str(port), a64.exe, name]
-    proc = subprocess.Popen(argv, cwd=a64.dir, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, universal_newlines=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(list(qemu) + ["-g", str(port), exe, name], cwd=workdir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, start_new_session=True)
     gdbp = None
     try:
-        cmd = ["gdb-multiarch", "-nx", "-q"] + a64.gdb_extra + [
+        cmd = ["gdb-multiarch", "-nx", "-q"] + list(gdb_extra) + [
             "-iex", "set pagination off", "-iex", "set width 0", "-iex", "set confirm off",
-            a64.exe, "-x", gdbrun.GDBINIT]
+            exe, "-x", gdbrun.GDBINIT]
         gdbp = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, universal_newlines=True)
         gdbp.stdin.write("target remote 127.0.0.1:%d\ncontinue &\n" % port)
@@ -347,8 +348,6 @@ def test_live_gdbstub_matches_core(a64, name):
             stopped.set()
         th = threading.Thread(target=reader, daemon=True)
         th.start()
-        # to the main thread: the call it interrupts loses x0 (EINTR), and
-        # main's state is not compared
         _tgkill(proc.pid, proc.pid, signal.SIGINT)
         assert stopped.wait(60), "".join(chunks)
         time.sleep(0.3)
@@ -358,11 +357,7 @@ def test_live_gdbstub_matches_core(a64, name):
         th.join(60)
         out = "".join(chunks)
         assert "Traceback" not in out, out
-        r = gdbrun.Result(gdbrun.extract_json(out))
-        core_r, core_truth = a64.result(name)
-        got, want = summary(r, sc.truth), summary(core_r, core_truth)
-        assert got == want, (got, want, r.data["verdict"], out[-3000:])
-        assert r.data["target"]["kind"] == "live", r.data["target"]
+        return gdbrun.Result(gdbrun.extract_json(out)), sc.truth, out
     finally:
         if gdbp is not None and gdbp.poll() is None:
             gdbp.kill()
@@ -370,3 +365,15 @@ def test_live_gdbstub_matches_core(a64, name):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+@pytest.mark.parametrize("name", ("pthread_cycle", "gmutex_pileup"))
+def test_live_gdbstub_matches_core(a64, name):
+    """qemu-aarch64 -g PORT waits for gdb before the program starts: gdb
+    continues it in the background, and a SIGINT to qemu's main thread
+    stops it (main's state is not compared)."""
+    r, truth, out = live_gdbstub_report(a64.qemu, a64.exe, a64.dir, name, a64.gdb_extra)
+    core_r, core_truth = a64.result(name)
+    got, want = summary(r, truth), summary(core_r, core_truth)
+    assert got == want, (got, want, r.data["verdict"], out[-3000:])
+    assert r.data["target"]["kind"] == "live", r.data["target"]

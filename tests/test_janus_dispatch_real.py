@@ -48,9 +48,9 @@ ROLES = {
     "lua": ("lua scheduler", "lua timer"), "duktape": ("duktape scheduler", "duktape timer"),
     "http": ("http timer", "http"),
 }
-# (a test Janus loads no transport but HTTP: WebSockets would listen beyond
-# 127.0.0.1; its and the Unix-socket transport's names are checked by
-# test_janus_dwarf.py and test_janus_plugins2.py)
+# (this Janus loads no transport but HTTP; the WebSockets and Unix-socket
+# transports' roles and locks are checked on a real Janus by
+# test_janus_transports_real.py)
 
 
 @pytest.fixture(scope="module")

@@ -33,13 +33,14 @@ CORE = "bin/janus"
 # structs whose names do not start with their module's janus_<name>_
 OWNERS = {
     "janus_session": (CORE,), "janus_ice_handle": (CORE,), "janus_plugin_session": (CORE,),
+    "janus_request": (CORE,),
     "ssip_s": ("plugins/libjanus_sip.so",),
     # transport.h: the core and every transport
     "janus_transport_session": (CORE,) + tuple("transports/libjanus_%s.so" % t
                                                for t in TRANSPORTS),
 }
 # fields objects.py reads besides janusdb's ids and links
-READ_FIELDS = {"janus_ice_handle": ["app", "app_handle"]}
+READ_FIELDS = {"janus_ice_handle": ["app", "app_handle"], "janus_request": ["transport"]}
 # entry functions of the core (janus.c, ice.c, log.c, events.c)
 CORE_ENTRIES = ("janus_ice_handle_thread", "janus_ice_static_event_loop_thread",
                 "janus_transport_task", "janus_transport_requests", "janus_sessions_watchdog",
@@ -117,6 +118,10 @@ def specs():
         binary = "plugins/lib%s.so" % package
         spec(binary)["variables"].append(package + "_plugin")
         add_fields(struct, [])
+    # the janus_transport variables a request's ``transport`` points to
+    for package in janusdb.TRANSPORT_TITLES:
+        if package[len("janus_"):] in TRANSPORTS:
+            spec("transports/lib%s.so" % package)["variables"].append(package + "_transport")
     return out, orphans
 
 

@@ -287,6 +287,16 @@ def test_plugin_session_type():
             "handle") == "janus_plugin_session", package
 
 
+def test_transport_title():
+    db = _janusdb()
+    assert db.transport_title("janus_websockets_transport", None) == "WebSockets"
+    assert db.transport_title(None, "libjanus_pfunix.so.1") == "Unix-socket"
+    assert db.transport_title("janus_http_transport+8", "libjanus_http.so") == "HTTP"
+    for symbol, lib in ((None, None), ("janus_http_transport+8", None),
+                        ("janus_foo_transport", "libjanus_foo.so"), ("x", "libx.so")):
+        assert db.transport_title(symbol, lib) is None, (symbol, lib)
+
+
 def test_plugin2_labels():
     db = _janusdb()
     room = {"room_id": 4321, "room_name": "lobby"}
@@ -324,6 +334,16 @@ def test_plugin2_labels():
     assert db.label("janus_transport_session", {}, {}) is None
     assert db.object_name("janus_transport_session", "mutex", None, 0x10) == (
         "ts->mutex of janus_transport_session 0x10")
+    # through the Janus session whose source request points to it
+    sess = ("janus_session", {"session_id": 4242}, {})
+    req = ("janus_request", {"transport": "WebSockets"}, {"session": sess})
+    assert db.label("janus_transport_session", {}, {"request": req}) == (
+        "WebSockets transport session of session 4242")
+    assert db.label("janus_transport_session", {}, {"request": (
+        "janus_request", {}, {"session": sess})}) == "transport session of session 4242"
+    # a request no session owns (one on a stack) names nothing
+    assert db.label("janus_transport_session", {}, {"request": (
+        "janus_request", {"transport": "WebSockets"}, {})}) is None
     # client strings are cut
     long_id = "sip:" + "x" * 300
     assert len(db.label("janus_sip_session", {"account.identity": long_id}, {})) < 90

@@ -32,7 +32,6 @@ shared by the tests of that plugin; cores are deleted at the end.
 
 import os
 import re
-import subprocess
 
 import pytest
 
@@ -413,17 +412,11 @@ def test_hangup_live(hangup):
 def stripped_copies(j, link_names, workdir):
     """Stripped copies of janus and of every plugin it loaded, and a sysroot
     farm that loads them (no libc/glib debug info either: hide_debug)."""
-    from test_janus_real import sysroot_farm
+    from test_janus_real import strip_loaded, sysroot_farm
     d = os.path.join(workdir, "stripped")
     if not os.path.isdir(d):
         os.makedirs(d)
-    replace = {}
-    for path in j.mapped_files():
-        real = os.path.realpath(path)
-        if real == os.path.realpath(j.exe) or "/janus/plugins/" in path:
-            copy = os.path.join(d, os.path.basename(real))
-            subprocess.run(["strip", "--strip-all", "-o", copy, real], check=True)
-            replace[real] = copy
+    replace = strip_loaded(j, d)
     sysroot = sysroot_farm(os.path.join(d, "sysroot"), set(link_names) | set(j.mapped_files()),
                            replace)
     extra = ["-iex", "set sysroot %s" % sysroot, "-iex", "set auto-load python-scripts off"]

@@ -159,6 +159,19 @@ def stripped(stall, tmp_path_factory):
     return exe, plugin, sysroot
 
 
+def strip_loaded(j, d):
+    """Stripped copies in D of janus J's executable and of every plugin it
+    loaded: {real path: stripped copy}, for sysroot_farm."""
+    replace = {}
+    for path in j.mapped_files():
+        real = os.path.realpath(path)
+        if real == os.path.realpath(j.exe) or "/janus/plugins/" in path:
+            copy = os.path.join(d, os.path.basename(real))
+            subprocess.run(["strip", "--strip-all", "-o", copy, real], check=True)
+            replace[real] = copy
+    return replace
+
+
 def sysroot_farm(root, paths, replace):
     """A tree of symlinks under ROOT to the files PATHS, except those whose real
     path is a key of REPLACE (linked to its value: a stripped copy), for
@@ -433,13 +446,7 @@ def leaked(prefix_112, tmp_path_factory):
         # that loads them (production: no debug info anywhere)
         d = os.path.join(workdir, "stripped")
         os.makedirs(d)
-        replace = {}
-        for path in j.mapped_files():
-            real = os.path.realpath(path)
-            if real == os.path.realpath(j.exe) or "/janus/plugins/" in path:
-                copy = os.path.join(d, os.path.basename(real))
-                subprocess.run(["strip", "--strip-all", "-o", copy, real], check=True)
-                replace[real] = copy
+        replace = strip_loaded(j, d)
         # the names the dynamic linker recorded (e.g. /lib/... for /usr/lib/...)
         info = gdbrun.gdb(["info sharedlibrary"], exe=j.exe, core=core).stdout
         names = re.findall(r"^0x[0-9a-f]+\s+0x[0-9a-f]+\s+\S+\s+(?:\(\*\)\s+)?(/\S+)", info,

@@ -19,13 +19,12 @@ import re
 import shutil
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
 
 import gdbrun
-from test_aarch64 import _core_unlimited, _free_port, _states, _tgkill, summary
+from test_aarch64 import _core_unlimited, _states, _tgkill, live_gdbstub_report, summary
 from test_musl import analyse, musl_exe, runs  # noqa: F401 (fixtures)
 
 SRC = os.path.join(gdbrun.FIXTURES, "musl_locks.c")
@@ -181,55 +180,8 @@ def test_live_gdbstub_matches_core(ma64):
     """Live through qemu's gdbstub (-g PORT; stopped by SIGINT to qemu):
     the same locks, owners and waiters as qemu's core of the scenario."""
     name = "rwlock"
-    port = _free_port()
-    proc = subprocess.Popen(["qemu-aarch64", "-g", str(port), ma64.exe, name], cwd=ma64.dir,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            universal_newlines=True, start_new_session=True)
-    gdbp = None
-    try:
-        cmd = ["gdb-multiarch", "-nx", "-q", "-iex", "set pagination off", "-iex",
-               "set width 0", "-iex", "set confirm off", ma64.exe, "-x", gdbrun.GDBINIT]
-        gdbp = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, universal_newlines=True)
-        gdbp.stdin.write("target remote 127.0.0.1:%d\ncontinue &\n" % port)
-        gdbp.stdin.flush()
-        sc = gdbrun.Scenario.__new__(gdbrun.Scenario)
-        sc.proc, sc.pid, sc.exe = proc, proc.pid, "qemu"
-        sc.truth = gdbrun.Truth()
-        sc._read_truth(60)
-        sc.wait_settled(60)
-        time.sleep(0.5)
-        chunks = []
-        stopped = threading.Event()
-
-        def reader():
-            for line in gdbp.stdout:
-                chunks.append(line)
-                if "SIGINT" in line:
-                    stopped.set()
-            stopped.set()
-        th = threading.Thread(target=reader, daemon=True)
-        th.start()
-        _tgkill(proc.pid, proc.pid, signal.SIGINT)
-        assert stopped.wait(60), "".join(chunks)
-        time.sleep(0.3)
-        gdbp.stdin.write("janus-waitgraph --format json\nkill\nquit\n")
-        gdbp.stdin.flush()
-        gdbp.wait(timeout=300)
-        th.join(60)
-        out = "".join(chunks)
-        assert "Traceback" not in out, out
-        r = gdbrun.Result(gdbrun.extract_json(out))
-        assert r.data["target"]["kind"] == "live" and r.data["target"]["libc"] == "musl"
-        core_r, core_truth = ma64.result(name)
-        assert summary(r, sc.truth) == summary(core_r, core_truth), (r.data["verdict"],
-                                                                      out[-3000:])
-        assert r.waiter_lwps(sc.truth.lock("rw_w")) == {sc.truth.lwp("rd_waiter"),
-                                                        sc.truth.lwp("wr_waiter")}
-    finally:
-        if gdbp is not None and gdbp.poll() is None:
-            gdbp.kill()
-            gdbp.wait()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    r, truth, out = live_gdbstub_report(["qemu-aarch64"], ma64.exe, ma64.dir, name)
+    assert r.data["target"]["kind"] == "live" and r.data["target"]["libc"] == "musl"
+    core_r, core_truth = ma64.result(name)
+    assert summary(r, truth) == summary(core_r, core_truth), (r.data["verdict"], out[-3000:])
+    assert r.waiter_lwps(truth.lock("rw_w")) == {truth.lwp("rd_waiter"), truth.lwp("wr_waiter")}

@@ -15,7 +15,14 @@ import re
 #           field -> struct type (None: decided by a rule below)
 OBJECT_TYPES = {
     "janus_session": {
-        "var": "session", "ids": ("session_id",), "links": {},
+        "var": "session", "ids": ("session_id",), "links": {"source": "janus_request"},
+    },
+    # janus.h: a session's ``source``, the request that created (or
+    # claimed) it: its transport and that transport's connection
+    # (``instance``); the transport is read from ``transport`` by objects.py
+    "janus_request": {
+        "var": "request", "ids": (), "links": {"instance": "janus_transport_session"},
+        "parent": ("janus_session", "source"),
     },
     "janus_ice_handle": {
         "var": "handle", "ids": ("handle_id", "*opaque_id"),
@@ -137,9 +144,11 @@ OBJECT_TYPES = {
     },
     # transport.h: the core-transport mapping (``ts->mutex``; WebSockets
     # locks it as ``transport->mutex`` and ``ws_client->ts->mutex``); it has
-    # no id of its own: named by its address
+    # no id of its own: named by the Janus session whose source request
+    # points to it (its transport's connection), else by its address
     "janus_transport_session": {
         "var": "ts", "ids": (), "links": {},
+        "parent": ("janus_request", "instance"),
     },
 }
 
@@ -170,6 +179,27 @@ PLUGIN_TITLES = {
 }
 
 _LIB_RE = re.compile(r"^lib(janus_[a-z0-9]+)\.so")
+
+# How a transport is named in labels: its module (the ``janus_transport``
+# variable ``janus_websockets_transport``, or libjanus_websockets.so).
+TRANSPORT_TITLES = {
+    "janus_http": "HTTP", "janus_websockets": "WebSockets", "janus_pfunix": "Unix-socket",
+    "janus_mqtt": "MQTT", "janus_rabbitmq": "RabbitMQ", "janus_nanomsg": "Nanomsg",
+}
+
+
+def transport_title(symbol, lib):
+    """``WebSockets`` from the data SYMBOL a request's ``transport`` points
+    to (``janus_websockets_transport``, exactly the variable) or else the
+    basename LIB of the library it is in; None when neither names one."""
+    if symbol and "+" not in symbol and symbol.endswith("_transport"):
+        got = TRANSPORT_TITLES.get(symbol[:-len("_transport")])
+        if got:
+            return got
+    m = _LIB_RE.match(lib or "")
+    if m:
+        return TRANSPORT_TITLES.get(m.group(1))
+    return None
 
 
 def plugin_session_type(symbol, lib):
@@ -543,6 +573,15 @@ def label(type_name, fields, linked):
         return None
     if type_name == "janus_http_session":
         return "HTTP session %s" % _id(f.get("session_id"))
+    if type_name == "janus_transport_session":
+        # through its owner: the source request of a Janus session
+        req = linked.get("request")
+        sess = req[2].get("session") if req and len(req) > 2 else None
+        if not sess or sess[1].get("session_id") is None:
+            return None
+        title = req[1].get("transport")
+        return "%stransport session of session %s" % (
+            title + " " if title else "", _id(sess[1].get("session_id")))
     if type_name in PLUGIN_TITLES:
         text = "%s session" % PLUGIN_TITLES[type_name]
         if type_name in ("janus_lua_session", "janus_duktape_session") and f.get("id"):

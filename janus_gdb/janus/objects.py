@@ -36,6 +36,8 @@ class TypeCache(object):
         # (or None), looked up once per analysis: thousands of handles
         # share a dozen plugins
         self.plugin_sessions = {}
+        # a request's ``transport`` address -> its title (or None), likewise
+        self.transports = {}
 
     def note(self, name, gtype):
         if name not in self.types:
@@ -201,6 +203,23 @@ def read_fields(types, mem, name, addr):
     return out
 
 
+def _transport_title(types, value):
+    """``WebSockets``: the transport the janus_request VALUE came through,
+    from the ``janus_transport`` variable its ``transport`` points to (its
+    symbol, or the library it is in); None when neither names one."""
+    ptr = _pointer_field(value, "transport")
+    if not ptr:
+        return None
+    if ptr not in types.transports:
+        try:
+            lib = gdb.solib_name(ptr)
+        except (gdb.error, RuntimeError, OverflowError):
+            lib = None
+        types.transports[ptr] = janusdb.transport_title(
+            names.data_symbol(ptr), os.path.basename(lib) if lib else None)
+    return types.transports[ptr]
+
+
 def _links(types, name, addr, fields):
     """[(link field, struct name, address)] to follow from an object."""
     spec = janusdb.OBJECT_TYPES.get(name)
@@ -292,6 +311,11 @@ class Objects(object):
     def _fields(self, key):
         if key not in self.fields:
             self.fields[key] = read_fields(self.types, self.mem, key[0], key[1])
+            if key[0] == "janus_request":
+                value = _struct_value(self.types, key[0], key[1])
+                title = _transport_title(self.types, value) if value is not None else None
+                if title:
+                    self.fields[key]["transport"] = title
         return self.fields[key]
 
     def linked(self, key, depth=3):
@@ -316,13 +340,20 @@ class Objects(object):
         if spec is None:
             return None
         ptype, pfield = spec
+        found = []
         for pkey, links in self.links.items():
             if pkey[0] != ptype:
                 continue
             for field, tname, taddr in links:
                 if field == pfield and (tname, taddr) == key:
-                    return pkey
-        return None
+                    found.append(pkey)
+        # an owner that is itself named by its owner (a session's source
+        # request, not a request on a stack): one whose owner is found
+        for pkey in found:
+            if "parent" not in janusdb.OBJECT_TYPES.get(pkey[0], {}) or \
+                    self.parent(pkey) is not None:
+                return pkey
+        return found[0] if found else None
 
     def label(self, key):
         if key[0] not in janusdb.OBJECT_TYPES:
@@ -331,7 +362,11 @@ class Objects(object):
         pkey = self.parent(key)
         if pkey is not None:
             var = janusdb.OBJECT_TYPES[pkey[0]]["var"]
-            linked[var] = (pkey[0], self._fields(pkey), self.linked(pkey, 1))
+            plinked = self.linked(pkey, 1)
+            gkey = self.parent(pkey)    # its own owner (a request's session)
+            if gkey is not None:
+                plinked[janusdb.OBJECT_TYPES[gkey[0]]["var"]] = (gkey[0], self._fields(gkey), {})
+            linked[var] = (pkey[0], self._fields(pkey), plinked)
         return janusdb.label(key[0], self._fields(key), linked)
 
 
@@ -436,8 +471,8 @@ def name_locks(locks, refs, types, mem, warnings, tables=None):
         _match(objects.expand(tables), types, wanted, found)
     # objects named by their owner (an RTP source by its mountpoint): the
     # owner may be reachable only through the global tables
-    if tables and any(objects.parent(key) is None and "parent" in
-                      janusdb.OBJECT_TYPES.get(key[0], {}) for key, _f in found.values()):
+    if tables and any("parent" in janusdb.OBJECT_TYPES.get(key[0], {}) and
+                      objects.label(key) is None for key, _f in found.values()):
         objects.expand(tables)
     if objects.truncated:
         warnings.append("object naming stopped after %d objects" % MAX_OBJECTS)
