@@ -69,7 +69,7 @@ class Snapshot(object):
     """Registers and frames of one thread, as read from the target."""
     __slots__ = ("num", "global_num", "lwp", "name", "regs", "frames", "frames_truncated",
                  "claims", "refs", "refs_deferred", "unanalysed", "analysed", "analysed_levels",
-                 "role_detail", "lambda_lines", "lock_call", "stack_calls")
+                 "role_detail", "lambda_lines", "lock_call", "stack_calls", "queue_call")
 
     def __init__(self, num, lwp, name=None, regs=None, frames=None, frames_truncated=False,
                  global_num=None):
@@ -92,6 +92,8 @@ class Snapshot(object):
         #                               g_rw_lock_*() call takes (lockset.frame_lock_call)
         self.stack_calls = ()         # StackCall: return addresses found on the stack
         #                               where gdb cannot unwind (musl's wait functions)
+        self.queue_call = None        # (queue address, expression, frame level, how read)
+        #                               of the GAsyncQueue pop it is in, from a frame
 
 
 class StackCall(object):
@@ -165,7 +167,7 @@ class Wait(object):
     (a futex lock of unknown type), libc-lock, join, condvar, gcond, queue,
     semaphore, futex (an unrecognised futex wait).
     """
-    __slots__ = ("kind", "futex", "lock_addr", "target_lwp", "how", "frame", "rwlock")
+    __slots__ = ("kind", "futex", "lock_addr", "target_lwp", "how", "frame", "rwlock", "queue")
 
     LOCK_KINDS = ("mutex", "gmutex", "rwlock-read", "rwlock-write", "rwlock", "lock",
                   "libc-lock")
@@ -178,10 +180,42 @@ class Wait(object):
         self.how = how                # how we know, e.g. "futex wait in pthread_mutex_lock"
         self.frame = frame            # index of the frame that identified it
         self.rwlock = None            # rwlock wait path (layouts.RWLOCK_WAIT_PATHS)
+        self.queue = None             # QueueRef: the GAsyncQueue a "queue" wait is on
 
     @property
     def is_lock(self):
         return self.kind in self.LOCK_KINDS
+
+
+class QueueRef(object):
+    """The GAsyncQueue a thread waits on, how it was found and whose it is.
+
+    ``evidence`` is "frame" (a frame's queue argument or the pop call's
+    argument on the application frame's line, evaluated there, and the
+    futex word is that queue's GCond) or "futex" (the futex word is the
+    GCond of what decodes as a GAsyncQueue; no frame gives the pointer).
+    ``name`` is set by the naming step: an object's field
+    (``participant->outbuf of participant 77 ...``), a global variable
+    (``janus_videoroom.c: messages``), else None (``a queue at 0x...``)."""
+    __slots__ = ("addr", "evidence", "how", "expr", "name", "obj", "variable")
+
+    def __init__(self, addr, evidence, how, expr=None):
+        self.addr = addr
+        self.evidence = evidence      # frame, futex
+        self.how = how                # the words and frames that show it
+        self.expr = expr              # the pop call's argument as written, when read
+        self.name = None              # whose queue, when an object or variable points to it
+        self.obj = None               # ObjectRef of the object whose field points to it
+        self.variable = None          # "file: name" of the global variable pointing to it
+
+    def label(self):
+        """``participant->outbuf of ...`` or ``a queue at 0x...``."""
+        return self.name or "a queue at 0x%x" % self.addr
+
+    def to_dict(self):
+        return {"address": self.addr, "name": self.name, "evidence": self.evidence,
+                "how": self.how, "expr": self.expr, "variable": self.variable,
+                "object": self.obj.to_dict() if self.obj is not None else None}
 
 
 class Thread(object):

@@ -208,6 +208,16 @@ def test_pthread_cycle_core_against_truth(a64):
     assert main["state"] == "unknown" and "EINTR" in main["detail"], main
 
 
+def test_healthy_queues_core_against_truth(a64):
+    """aarch64 (LP64: glib's GAsyncQueue has the x86_64 layout): which queue
+    the idle threads wait on, as on x86_64 (test_engine.check_idle_queues)."""
+    from test_engine import check_idle_queues
+    r, t = a64.result("healthy")
+    # (on this cross-built core no frame gave the pointer when checked: the
+    # futex word and the queue's words do; either is evidence)
+    check_idle_queues(r, t, evidence=("frame", "futex"))
+
+
 def test_gmutex_pileup_core_against_truth(a64):
     r, t = a64.result("gmutex_pileup")
     gm = t.lock("gm")

@@ -240,6 +240,25 @@ def test_rwlock_held_for_writing(scenarios, mode):
     assert r.state(t.lwp("writer")) == "sleep"
 
 
+def check_idle_queues(r, t, evidence=("frame",)):
+    """healthy: the queue worker waits on the static idle_queue (named by
+    the variable, its address printed by the fixture; EVIDENCE: how it may
+    be found, x86_64: its pop call's argument in the frame).  The pool's
+    idle workers wait in glib's unnamed static pool functions (a GCond wait
+    by their frames): no queue is claimed for them unless a frame says
+    queue, and then never a name."""
+    q = r.by_lwp[t.lwp("queue_worker")]["wait"]["queue"]
+    assert q is not None and q["address"] == int(t.info["idle_queue"][0], 16), q
+    assert q["name"] == "scenarios.c: idle_queue" and q["evidence"] in evidence, q
+    for lwp in t.lwps("pool"):
+        w = r.by_lwp[lwp]["wait"]
+        assert w is not None, r.by_lwp[lwp]
+        if w["kind"] != "queue":
+            assert w.get("queue") is None, w
+        elif w["queue"] is not None:
+            assert w["queue"]["name"] is None and w["futex"] == w["queue"]["address"] + 16, w
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_healthy_busy_process(scenarios, mode):
     r, t = scenarios.result("healthy", mode)
@@ -249,6 +268,7 @@ def test_healthy_busy_process(scenarios, mode):
         assert r.state(lwp) == "idle", r.by_lwp[lwp]
     queue = r.by_lwp[t.lwp("queue_worker")]["wait"]
     assert queue["kind"] == "queue"
+    check_idle_queues(r, t)
     assert r.state(t.lwp("poller")) == "poll"
     assert r.state(t.lwp("sleeper")) == "sleep"
     # the hostile thread name: intact in JSON (live; cores carry no names),

@@ -11,6 +11,7 @@ fixture's ground truth, lines from its SITE markers.
 
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -191,6 +192,104 @@ def test_audiobridge_hangup(plugins, variant, mode):
     assert "audiobridge participant (%s)" % part_label in out, out
 
 
+def truth_queues(t):
+    """{name: address} of the fixture's ``info queues NAME 0xADDR ...`` line."""
+    words = t.info["queues"]
+    return dict((k, int(v, 16)) for k, v in zip(words[0::2], words[1::2]))
+
+
+def check_queue(thread, addr, name, evidence, expr=None):
+    """THREAD (JSON) waits on the GAsyncQueue at ADDR, named NAME (None: no name)."""
+    w = thread["wait"]
+    assert w is not None and w["kind"] == "queue", thread
+    q = w["queue"]
+    assert q is not None, w
+    assert q["address"] == addr, (hex(addr), q)
+    # the futex word it sleeps on is the queue's GCond: cond.i[0], 16 bytes in
+    assert w["futex"] == addr + 16, (hex(addr), w)
+    assert q["evidence"] == evidence, q
+    if name is None:
+        assert q["name"] is None and q["object"] is None and q["variable"] is None, q
+    else:
+        assert q["name"] == name, q
+    if expr is not None:
+        assert q["expr"] == expr, q
+    return q
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_audiobridge_queues(plugins, variant, mode):
+    """#3570's queue: the hangup path and the participant thread wait on the
+    participant's outbuf, named by the participant whose field points to it;
+    a queue only a thread's own frame has stays "a queue at 0x..."."""
+    r, t = plugins.result("audiobridge_hangup", variant, mode)
+    text = plugins.text("audiobridge_hangup", variant, mode)
+    info = truth_info(t, "room")
+    queues = truth_queues(t)
+    part_label = 'participant %s "%s" in AudioBridge room %s' % (
+        info["participant"], info["display"], info["room"])
+    outbuf = "participant->outbuf of " + part_label
+    q = check_queue(r.by_lwp[t.lwp("hangup")], queues["outbuf"], outbuf, "frame",
+                    "participant->outbuf")
+    assert q["object"]["type"] == "janus_audiobridge_participant", q
+    assert q["object"]["field"] == "outbuf", q
+    assert "janus_audiobridge_hangup_media_internal" in q["how"], q
+    check_queue(r.by_lwp[t.lwp("ab_participant")], queues["outbuf"], outbuf, "frame")
+    hostile = check_queue(r.by_lwp[t.lwp("ab_hostile")], queues["hostile_outbuf"],
+                          r.by_lwp[t.lwp("ab_hostile")]["wait"]["queue"]["name"], "frame")
+    assert hostile["name"].startswith("participant->outbuf of participant %s "
+                                      % t.info["hostile"][0]), hostile
+    check_queue(r.by_lwp[t.lwp("anon_queue")], queues["anon"], None, "frame", "queue")
+    # a participant in no table: named through its own thread's frame
+    carol = truth_info(t, "carol")
+    check_queue(r.by_lwp[t.lwp("ab_carol")], queues["carol_outbuf"],
+                'participant->outbuf of participant %s "%s"' % (carol["carol"], carol["display"]),
+                "frame", "participant->outbuf")
+    # the verdict and the root's section say which queue
+    head = text.splitlines()[0]
+    assert ("T%d holds 4 locks while waiting on the queue %s (g_async_queue_pop in "
+            "janus_audiobridge_hangup_media_internal)" % (r.by_lwp[t.lwp("hangup")]["num"],
+                                                          outbuf)) in head, head
+    assert "    queue %s (0x%x)  [frame: " % (outbuf, queues["outbuf"]) in text, text
+    cause = r.data["roots"][0]
+    assert outbuf in cause["why"], cause
+    out = plugins.run("audiobridge_hangup", variant, mode, "janus-waitgraph --all")
+    assert "waiting on a queue (at 0x%x; nothing known points to it)" % queues["anon"] in out
+    # DOT: the root's node says which queue (wrapped at spaces, quotes escaped;
+    # idle threads are not drawn)
+    dot = plugins.run("audiobridge_hangup", variant, mode, "janus-waitgraph --format dot")
+    assert "participant->outbuf of participant %s \\\"%s\\\"" % (
+        info["participant"], info["display"]) in dot, dot
+    assert "\x1b" not in dot and "\x07" not in dot
+    assert "\x1b" not in out and "\x07" not in out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_audiobridge_queues_stripped(plugins, build_dir, mode):
+    """Without debug info no frame gives the pointer and no type names a
+    field: the queue is found from the futex word and its words alone, and
+    never named."""
+    exe = os.path.join(build_dir, "janus_plugins_gmutex")
+    stripped = exe + ".queues-stripped"
+    if not os.path.exists(stripped):
+        subprocess.run(["strip", "--strip-all", "-o", stripped, exe], check=True)
+    sc = plugins.get("audiobridge_hangup", "gmutex")
+    t = sc.truth
+    if mode == "live":
+        res = gdbrun.gdb(["janus-waitgraph --format json"], pid=sc.pid, exe=stripped)
+    else:
+        res = gdbrun.gdb(["janus-waitgraph --format json"], exe=stripped,
+                         core=plugins.core("audiobridge_hangup", "gmutex"))
+    assert "Traceback" not in res.stdout + res.stderr
+    r = gdbrun.Result(gdbrun.extract_json(res.stdout))
+    queues = truth_queues(t)
+    for role, key in (("hangup", "outbuf"), ("ab_participant", "outbuf"),
+                      ("ab_hostile", "hostile_outbuf"), ("anon_queue", "anon")):
+        q = check_queue(r.by_lwp[t.lwp(role)], queues[key], None, "futex")
+        assert "cond.i[0] (+16)" in q["how"] and "waiting_threads" in q["how"], q
+
+
 # ---------------------------------------------------------------------------
 # Streaming: a relay thread sleeps holding its mountpoint's mutex
 # ---------------------------------------------------------------------------
@@ -200,6 +299,10 @@ def test_audiobridge_hangup(plugins, variant, mode):
 def test_mountpoint_held(plugins, variant, mode):
     r, t = plugins.result("mountpoint_held", variant, mode)
     text = plugins.text("mountpoint_held", variant, mode)
+    # the Streaming handler is idle on the plugin's global messages queue
+    check_queue(r.by_lwp[t.lwp("st_handler")], truth_queues(t)["messages"],
+                "janus_audiobridge.c: messages", "frame", "messages")
+    assert r.by_lwp[t.lwp("st_handler")]["state"] == "idle"
     info = truth_info(t, "mountpoint")
     mp_label = 'mountpoint %s "%s"' % (info["mountpoint"], info["name"])
     relay = t.lwp("relay")

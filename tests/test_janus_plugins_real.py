@@ -18,7 +18,9 @@ reaches janus_audiobridge_hangup_media_internal (sessions_mutex, rooms_mutex
 and the room's mutex held), where the thread is made to block in
 g_async_queue_pop of the participant's empty outbuf (what 1.3.x's
 clear_outbuf does in #3570); messages, Admin API requests and the room's
-mixer pile up behind the three locks.
+mixer pile up behind the three locks; the root's queue is the participant's
+outbuf, and the idle request dispatcher and AudioBridge handler wait on
+janus.c's requests and the plugin's messages (named by those variables).
 
 c: the AudioBridge freeze and the #3570 core with janus and every plugin
 stripped (no debug info anywhere): names by library and offset, owners from
@@ -29,6 +31,7 @@ shared by the tests of that plugin; cores are deleted at the end.
 """
 
 import os
+import re
 
 import pytest
 
@@ -329,15 +332,67 @@ def check_hangup(j, st, r, text):
     # not a deadlock (no cycle), but one thread holding three locks while it waits
     assert r.data["verdict"].startswith("No deadlock found"), r.data["verdict"]
     assert not r.data["cycles"]
-    assert text.startswith("No deadlock found: T%d holds 3 locks while waiting on a queue "
+    # which queue: the participant's outbuf (the test's participant->outbuf
+    # at the frozen line), its GCond the futex word, named by the participant
+    # whose field points to it (a frame's `participant`).  By the frozen line
+    # hangup_media_internal has set participant->room to NULL, freed its
+    # display and removed it from the room: the label has its id only
+    q = root["wait"]["queue"]
+    assert q is not None, root["wait"]
+    assert q["address"] == st.queue and st.queue_wait == st.queue + 16, (q, hex(st.queue))
+    outbuf = "participant->outbuf of participant %d" % st.user_id
+    assert q["name"] == outbuf, q
+    assert q["object"]["type"] == "janus_audiobridge_participant", q
+    assert q["object"]["field"] == "outbuf", q
+    assert q["evidence"] in ("frame", "futex"), q
+    assert text.startswith("No deadlock found: T%d holds 3 locks while waiting on the queue %s "
                            "(g_async_queue_pop in %s); %d threads are blocked behind it."
-                           % (root["num"], janusd.AB_HANGUP, len(res.waiters))), text
+                           % (root["num"], outbuf, janusd.AB_HANGUP, len(res.waiters))), text
+    assert "    queue %s (0x%x)  [%s: " % (outbuf, st.queue, q["evidence"]) in text, text
 
 
 def test_hangup_core(hangup):
     j, st = hangup
     r, text = analyze(exe=j.exe, core=st.core)
     check_hangup(j, st, r, text)
+
+
+def gdb_values(exprs, **kw):
+    """{expression: integer} printed by gdb itself (p/x) on the target KW."""
+    out = gdbrun.gdb(["p/x %s" % e for e in exprs], load=False, **kw).stdout
+    vals = [int(v, 16) for v in re.findall(r"^\$\d+ = (0x[0-9a-f]+)\s*$", out, re.M)]
+    assert len(vals) == len(exprs), out
+    return dict(zip(exprs, vals))
+
+
+def test_hangup_idle_queues(hangup):
+    """Janus's idle threads on their queues, named by the global variables
+    that point to them (the values gdb prints for those variables): the
+    request dispatcher on janus.c's requests, the AudioBridge handler on its
+    messages; the participant thread on its participant's outbuf."""
+    j, st = hangup
+    r, _text = analyze(exe=j.exe, core=st.core)
+    exprs = ("'janus.c'::requests", "'janus_audiobridge.c'::messages")
+    truth = gdb_values(exprs, exe=j.exe, core=st.core)
+    by_role = {}
+    for t in r.data["threads"]:
+        by_role.setdefault(t["role"], []).append(t)
+    for role, expr, name in (("sessions requests", exprs[0], "janus.c: requests"),
+                             ("audiobridge handler", exprs[1], "janus_audiobridge.c: messages")):
+        (t,) = by_role[role]
+        assert t["state"] == "idle" and t["wait"]["kind"] == "queue", t
+        q = t["wait"]["queue"]
+        assert q is not None and q["address"] == truth[expr], (q, hex(truth[expr]))
+        assert q["name"] == name and q["variable"] == name, q
+        assert t["wait"]["futex"] == q["address"] + 16, t["wait"]
+    (part,) = by_role["audiobridge participant"]
+    if part["state"] == "sleep":
+        # 1.4.x: the participant thread polls its outbuf (try_pop) and sleeps
+        return
+    assert part["state"] == "idle" and part["wait"]["kind"] == "queue", part
+    q = part["wait"]["queue"]
+    assert q is not None and q["address"] == st.queue, (q, hex(st.queue))
+    assert q["name"] == "participant->outbuf of participant %d" % st.user_id, q
 
 
 def test_hangup_live(hangup):
@@ -417,5 +472,10 @@ def test_hangup_core_stripped(hangup):
     assert owners["sessions_mutex"] == (res.frozen_lwp, "inferred", "machine-code"), owners
     root = r.by_lwp[res.frozen_lwp]
     assert root["wait"]["kind"] == "queue" and root["wait"]["futex"] == st.queue_wait, root
+    # the queue from the futex word and its words alone; no debug info, no name
+    q = root["wait"]["queue"]
+    assert q is not None and q["address"] == st.queue and q["evidence"] == "futex", q
+    assert q["name"] is None and q["object"] is None, q
+    assert "a queue at 0x%x" % st.queue in text.splitlines()[0], text
     assert "Found" not in text.splitlines()[0], text
     print("stripped #3570 owners: %s" % owners)

@@ -392,6 +392,15 @@ def test_healthy_live(healthy):
     roles = [t["role"] for t in r.data["threads"]]
     for role in ("sessions requests", "videoroom handler", "session watchdog"):
         assert roles.count(role) == 1, (role, roles)
+    # --- which queue an idle thread waits on: VideoRoom's handler on its
+    # global messages (the value gdb itself prints for the variable) ---
+    got = gdbrun.gdb(["p/x 'janus_videoroom.c'::messages"], pid=j.pid, load=False).stdout
+    m = re.search(r"^\$1 = (0x[0-9a-f]+)\s*$", got, re.M)
+    assert m, got
+    (handler,) = [t for t in r.data["threads"] if t["role"] == "videoroom handler"]
+    q = handler["wait"]["queue"]
+    assert handler["state"] == "idle" and q is not None, handler
+    assert q["address"] == int(m.group(1), 16) and q["name"] == "janus_videoroom.c: messages", q
 
 
 # --- d: a lock leaked by a real Janus 1.1.2 bug ---------------------------------------

@@ -126,9 +126,16 @@ def test_outbuf_hang_names_the_holder_as_root(roots, variant, mode):
     hangup = num(r, t.lwp("hangup"))
     crowd = (t.lwps("session_waiter") | t.lwps("rooms_waiter") | t.lwps("room_waiter"))
     assert len(crowd) == 12
-    head = ("No deadlock found: T%d holds 3 locks while waiting on a queue (g_async_queue_pop in "
-            "janus_audiobridge_participant_clear_outbuf); 12 threads are blocked behind it."
-            % hangup)
+    # the queue: the participant's outbuf (its address printed by the fixture)
+    words = t.info["outbuf"]
+    info = dict(zip(words[1::2], words[2::2]), outbuf=words[0])
+    queue = "participant->outbuf of participant %s in AudioBridge room %s" % (
+        info["participant"], info["room"])
+    q = r.by_lwp[t.lwp("hangup")]["wait"]["queue"]
+    assert q["address"] == int(info["outbuf"], 16) and q["name"] == queue, q
+    head = ("No deadlock found: T%d holds 3 locks while waiting on the queue %s "
+            "(g_async_queue_pop in janus_audiobridge_participant_clear_outbuf); 12 threads "
+            "are blocked behind it." % (hangup, queue))
     assert r.data["verdict"] == head, r.data["verdict"]
     assert text.startswith(head), text
     assert r.data["verdict_kind"] == "hang"
@@ -147,7 +154,7 @@ def test_outbuf_hang_names_the_holder_as_root(roots, variant, mode):
     # it holds locks: never idle
     assert holder["state"] == "waiting", holder
     assert "Blocked behind T%d (LWP %d)" % (hangup, t.lwp("hangup")) in text
-    assert "which holds 3 locks while waiting on a queue" in text
+    assert "which holds 3 locks while waiting on the queue %s" % queue in text
     for line in thread_phrases(text):
         assert "idle" not in line, line
     steps = r.data["next_steps"]
@@ -161,7 +168,8 @@ def test_outbuf_hang_exit_status(roots, variant):
     status, out = roots.cli("outbuf_hang", variant)
     assert status == 3, out
     assert out.startswith("No deadlock found: T"), out
-    assert "holds 3 locks while waiting on a queue" in out.splitlines()[0]
+    assert "holds 3 locks while waiting on the queue participant->outbuf of participant " \
+        in out.splitlines()[0]
 
 
 # ---------------------------------------------------------------------------

@@ -78,7 +78,8 @@ def collect(max_frames=64, locklog=None, source_check=True):
     info = {"kind": gdbtarget.target_kind(inf), "pid": inf.pid,
             "executable": gdbtarget.executable(inf), "arch": arch,
             "libc": gdbtarget.libc_flavour(inf)}
-    globals_ = gdbtarget.global_locks(symtabs, warnings)
+    global_queues = []
+    globals_ = gdbtarget.global_locks(symtabs, warnings, global_queues)
     tables = objects.table_roots(scanner.types, mem, warnings)
     globals_.extend(objects.table_locks(scanner.types, tables))
     bases = names.LibBases()
@@ -91,6 +92,18 @@ def collect(max_frames=64, locklog=None, source_check=True):
             for key, level in t.refs.items():
                 refs.setdefault(key, level)
         found = objects.name_locks(locks, refs, scanner.types, mem, warnings, tables)
+        queues = [t.wait.queue for t in threads
+                  if t.wait is not None and t.wait.queue is not None]
+        if queues:
+            objects.name_queues(queues, refs, scanner.types, mem, warnings, tables,
+                                global_queues, found)
+            # queues still unnamed: the objects their waiters' own frames point to
+            more = {}
+            for t in stackscan.read_queue_refs(threads, scanner.types, gthreads):
+                for key, level in t.refs.items():
+                    more.setdefault(key, level)
+            if more:
+                objects.name_queues(queues, more, scanner.types, mem, warnings, None, (), found)
         return lambda thread: found.expand(thread.refs)
 
     report = build_report(snaps, arch, mem, info, warnings, globals_, namer, locklog)
@@ -158,6 +171,8 @@ def build_report(snaps, arch, mem, info, warnings, global_locks=(), namer=None, 
             # thread start function, on the stack, names it
             t.entry = classify.entry_from_stack(s.stack_calls) or t.entry
         t.role, t.role_detail = thread_role(t, s, info.get("pid"))
+        if t.wait is not None and t.wait.kind == "queue":
+            t.wait.queue = classify.queue_of_wait(t.wait, mem, len(snaps), s.queue_call)
         threads.append(t)
     if info.get("libc") == "musl":
         stuck = [t.num for t in threads if classify.musl_stack_stops(t.frames)]

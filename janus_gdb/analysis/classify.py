@@ -14,7 +14,7 @@ import sys
 
 from ..target import layouts
 from ..target import syscalls
-from ..model import Wait
+from ..model import QueueRef, Wait
 
 # Normalised library function name -> what a futex wait under it means.
 FRAME_HINTS = {}
@@ -646,7 +646,7 @@ def _musl_cond(mem, uaddr, private, val, sp, named):
 
 # Waits whose timed variants (pthread_mutex_timedlock, pthread_rwlock_timed*,
 # pthread_timedjoin_np, ...) an earlier attach turns into restart_syscall.
-RESTARTED_KINDS = ("mutex", "rwlock-read", "rwlock-write", "join")
+RESTARTED_KINDS = ("mutex", "rwlock-read", "rwlock-write", "join", "queue")
 
 
 def restarted_futex(snap, mem, lwps):
@@ -899,3 +899,49 @@ def rwlock_by_protocol(mem, lwps, uaddr, val, word):
                  val, layouts.RWLOCK_PATH_WORD[path], base, _RW_PATH_PHRASES[path]), frame=0)
     w.rwlock = path
     return w
+
+
+# The pops whose first argument is the GAsyncQueue (read on the calling
+# application frame's line, and as glib's own ``queue`` argument when glib
+# has debug info).
+QUEUE_CALLS = frozenset(("g_async_queue_pop", "g_async_queue_timeout_pop",
+                         "g_async_queue_timed_pop", "g_async_queue_pop_unlocked",
+                         "g_async_queue_timeout_pop_unlocked",
+                         "g_async_queue_timed_pop_unlocked"))
+
+
+def queue_of_wait(wait, mem, nthreads, frame_queue=None):
+    """The GAsyncQueue (``model.QueueRef``) a "queue" WAIT sleeps on, or None.
+
+    The thread sleeps in g_cond_wait(&queue->cond, ...) on the GCond's
+    futex word, 16 bytes into the queue (``layouts.GASYNCQUEUE``).
+    FRAME_QUEUE, (address, expression, frame level, how read) from a frame
+    (``Snapshot.queue_call``), is taken when that queue's GCond is the futex
+    word (evidence "frame").  Else the queue 16 bytes before the futex word
+    is claimed only when its words fit a GAsyncQueue a thread waits on
+    (``layouts.decode_gasyncqueue``: evidence "futex").  When neither holds,
+    None, and WAIT.how says why (no guessed queue)."""
+    if wait is None or wait.kind != "queue" or wait.futex is None:
+        return None
+    cand = layouts.gasyncqueue_of_futex(wait.futex)
+    dec = layouts.decode_gasyncqueue(mem, cand, nthreads)
+    if frame_queue is not None and frame_queue[0] == cand:
+        addr, expr, level, what = frame_queue
+        how = ("%s is 0x%x (%s, frame #%d) and the futex word 0x%x is its GCond "
+               "(cond.i[0], +%d)" % (expr, addr, what, level, wait.futex,
+                                     layouts.GASYNCQUEUE["futex"]))
+        how += ("; its words: %s" % dec["summary"] if dec["plausible"] else
+                "; its words do not look like a waited-on queue (%s)" % dec["why"])
+        return QueueRef(addr, "frame", how, expr)
+    note = ""
+    if frame_queue is not None:
+        note = ("; the frame's %s is 0x%x (%s, frame #%d), whose GCond is not the futex "
+                "word" % (frame_queue[1], frame_queue[0], frame_queue[3], frame_queue[2]))
+    if dec["plausible"]:
+        return QueueRef(cand, "futex", "the futex word 0x%x is cond.i[0] (+%d) of a GAsyncQueue "
+                        "at 0x%x: its words fit (%s)%s" % (
+                            wait.futex, layouts.GASYNCQUEUE["futex"], cand, dec["summary"],
+                            note))
+    wait.how += ("; which queue is not known: the words around the futex word do not fit a "
+                 "GAsyncQueue at 0x%x (%s)%s" % (cand, dec["why"], note))
+    return None

@@ -8,6 +8,7 @@ import gdb  # pylint: disable=import-error
 
 from ..target import codereader
 from ..target import gdbtarget
+from . import classify
 from . import lockset
 from . import stackframes
 from ..janus import janusdb
@@ -84,6 +85,7 @@ class Scanner(object):
             claims.extend(stackframes.stack_claims(snap, self.sources, self.kind_of_type))
         if sysno in (FUTEX_SYSCALL, RESTART_SYSCALL, None):
             snap.lock_call = self._rwlock_call(snap.frames, gframes)
+            snap.queue_call = self._queue_call(snap.frames, gframes)
         if claims or sysno is None:
             for frame, level in ref_frames:
                 objects.frame_refs(frame, level, refs, self.types)
@@ -116,6 +118,31 @@ class Scanner(object):
             if not inside or info.line is None:
                 return None
             return lockset.frame_lock_call(frame, self.sources, self.kind_of_type)
+        return None
+
+    def _queue_call(self, infos, gframes):
+        """The GAsyncQueue a thread inside a glib queue pop pops from, as a
+        frame gives it: glib's own ``queue`` argument (glib with debug
+        info), else the pop call's argument on the first application
+        frame's line, evaluated there.  (address, expression, frame level,
+        how read) or None."""
+        kind, idx, _name = classify.frame_hint(infos)
+        if kind != "queue":
+            return None
+        for info, frame in zip(infos, gframes):
+            if info.system:
+                if classify.normalize(info.function) in classify.QUEUE_CALLS:
+                    got = _queue_argument(frame)
+                    if got:
+                        return got, "queue", info.level, "%s's argument" % info.function
+                continue
+            if info.line is None:
+                return None
+            got = lockset.frame_lock_call(frame, self.sources, self.kind_of_type,
+                                          names=classify.QUEUE_CALLS)
+            if got is None or not got[0]:
+                return None
+            return got[0], got[2], info.level, "evaluated in %s" % info.function
         return None
 
     def _code_claims(self, frame, info):
@@ -198,6 +225,17 @@ def _inline(frame):
 DEFERRED_WAITERS_PER_LOCK = 4
 
 
+def _queue_argument(frame):
+    """The ``queue`` argument of a glib pop frame (glib's debug info), or None."""
+    try:
+        value = frame.read_var("queue")
+        if value.is_optimized_out:
+            return None
+        return int(value) & ((1 << 64) - 1)
+    except (gdb.error, RuntimeError, ValueError, OverflowError, TypeError):
+        return None
+
+
 def ref_levels(frames):
     """Levels of the frames whose variables are read for references: the
     newest MAX_REF_FRAMES application frames with line information."""
@@ -228,6 +266,34 @@ def read_deferred_refs(locks, threads, types, gthreads):
             continue
         picked[w.lock_addr] = picked.get(w.lock_addr, 0) + 1
         chosen.append(t)
+    _read_refs(chosen, types, gthreads)
+
+
+# Idle threads whose references are read to name the queue they wait on.
+DEFERRED_QUEUE_WAITERS = 32
+
+
+def read_queue_refs(threads, types, gthreads):
+    """Read the references of a few threads waiting on a GAsyncQueue that no
+    variable or reachable object names yet (their frames may hold the one
+    object that points to it); returns those threads."""
+    chosen = []
+    seen = set()
+    for t in threads:
+        w = t.wait
+        q = w.queue if w is not None else None
+        if q is None or q.name is not None or not t.refs_deferred or q.addr in seen:
+            continue
+        if len(chosen) >= DEFERRED_QUEUE_WAITERS:
+            break
+        seen.add(q.addr)
+        chosen.append(t)
+    _read_refs(chosen, types, gthreads)
+    return chosen
+
+
+def _read_refs(chosen, types, gthreads):
+    """Read the frame references of the threads CHOSEN into their ``refs``."""
     if not chosen:
         return
     from ..target import gdbtarget

@@ -80,6 +80,8 @@ def waiting_on(t, report=None):
     if w is not None and w.kind == "join" and report is not None:
         target = report.thread_by_lwp(w.target_lwp)
         what = "joining T%d" % target.num if target is not None else _WAITS_ON["join"]
+    elif w is not None and w.kind == "queue" and w.queue is not None:
+        what = queue_phrase(w.queue)
     elif w is not None and w.kind in _WAITS_ON:
         what = _WAITS_ON[w.kind]
     elif t.state in ("io", "syscall") and t.syscall:
@@ -107,6 +109,14 @@ def waiting_on(t, report=None):
     elif call:
         what += " (%s)" % call
     return what
+
+
+def queue_phrase(queue):
+    """``waiting on the queue participant->outbuf of ...`` (a field or
+    variable points to it) or ``waiting on a queue at 0x...`` (``model.QueueRef``)."""
+    if queue.name:
+        return "waiting on the queue %s" % queue.name
+    return "waiting on a queue at 0x%x" % queue.addr
 
 
 def _lock_word(lock):

@@ -13,6 +13,7 @@ import os
 import gdb  # pylint: disable=import-error
 
 from . import janusdb
+from ..target import gdbtarget
 from ..target import layouts
 from . import names
 from ..model import ObjectRef
@@ -29,6 +30,7 @@ class TypeCache(object):
     def __init__(self, kind_of_type):
         self.types = {}
         self._lock_fields = {}
+        self._queue_fields = {}
         self.kind_of_type = kind_of_type
         # a handle's ``app`` address -> the struct of its plugin's sessions
         # (or None), looked up once per analysis: thousands of handles
@@ -71,6 +73,24 @@ class TypeCache(object):
         except (gdb.error, RuntimeError, TypeError):
             fields = []
         self._lock_fields[name] = fields
+        return fields
+
+    def queue_fields(self, name):
+        """[(offset, field name)] of the GAsyncQueue pointers in struct NAME."""
+        if name in self._queue_fields:
+            return self._queue_fields[name]
+        fields = []
+        t = self.get(name)
+        try:
+            if t is not None:
+                for f in t.strip_typedefs().fields():
+                    if f.bitpos is None or f.type is None or not f.name:
+                        continue
+                    if gdbtarget.is_queue_pointer(f.type):
+                        fields.append((f.bitpos // 8, f.name))
+        except (gdb.error, RuntimeError, TypeError):
+            fields = []
+        self._queue_fields[name] = fields
         return fields
 
     def interesting(self, name, gtype):
@@ -464,3 +484,57 @@ def name_locks(locks, refs, types, mem, warnings, tables=None):
         lock.name_text = janusdb.object_name(key[0], field, lab, key[1])
     return objects
 
+
+
+def name_queues(queues, refs, types, mem, warnings, tables=None, global_queues=(),
+                objects=None):
+    """Name the GAsyncQueues QUEUES (``model.QueueRef``) by what points to
+    them: a global variable (GLOBAL_QUEUES, [(address, name, file)] from
+    ``gdbtarget.global_locks``: ``janus_videoroom.c: messages``), else a
+    GAsyncQueue pointer field of a Janus object reachable from the frames
+    (REFS) or Janus's global tables (TABLES): ``participant->outbuf of
+    participant 77 "bob" in AudioBridge room 4321``.  Pointers are read
+    once per object and field, within the bounds of ``Objects.expand``;
+    a queue nothing known points to keeps no name.  OBJECTS: the Objects
+    ``name_locks`` used (its fields are read already)."""
+    wanted = {}
+    for q in queues:
+        if q.name is None:
+            wanted.setdefault(q.addr, []).append(q)
+    if not wanted:
+        return
+    for vaddr, var, filename in global_queues:
+        value = layouts.read_pointer(mem, vaddr)
+        for q in wanted.pop(value, []) if value else ():
+            q.name = q.variable = janusdb.global_name(var, filename)
+    if not wanted:
+        return
+    objects = objects if objects is not None else Objects(types, mem)
+    found = {}
+    _match_queues(objects.expand(refs), types, mem, wanted, found)
+    if len(found) < len(wanted) and tables:
+        # the tables' objects themselves (table_roots walked the nested
+        # tables: handles, participants): their links are not followed, so
+        # thousands of handles cost one pointer read per queue field
+        _match_queues(tables, types, mem, wanted, found)
+    if objects.truncated:
+        warnings.append("object naming stopped after %d objects" % MAX_OBJECTS)
+    for qaddr, (key, field) in found.items():
+        lab = objects.label(key)
+        for q in wanted[qaddr]:
+            q.obj = ObjectRef(key[0], key[1], field,
+                              janusdb.OBJECT_TYPES.get(key[0], {}).get("var"), lab)
+            q.name = janusdb.object_name(key[0], field, lab, key[1])
+
+
+def _match_queues(keys, types, mem, wanted, found):
+    """Add {queue address: (object key, field)} to FOUND for the objects KEYS
+    whose GAsyncQueue pointer fields point to a queue WANTED."""
+    for key in sorted(keys, key=lambda k: (k[0] not in janusdb.OBJECT_TYPES, k)):
+        if len(found) >= len(wanted):
+            return
+        name, addr = key
+        for off, field in types.queue_fields(name):
+            value = layouts.read_pointer(mem, addr + off)
+            if value in wanted and value not in found:
+                found[value] = (key, field)

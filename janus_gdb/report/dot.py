@@ -103,6 +103,10 @@ def _thread_lines(t):
             lines.append("%s at %s" % ("waits" if w.is_lock else "joins", fn))
     else:
         lines.append(safe(t.detail or t.state, NAME_LEN))
+        q = w.queue if w is not None else None
+        if q is not None:
+            # the queue it waits on: whose (wrapped) or its address
+            lines.extend(wrap(q.label()))
     return lines
 
 

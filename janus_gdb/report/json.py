@@ -51,7 +51,8 @@ def _thread(t, lock_by_addr):
         "state": t.state, "detail": _s(t.detail), "syscall": _s(t.syscall),
         "wait": None if w is None else {
             "kind": w.kind, "futex": w.futex, "lock": w.lock_addr, "target_lwp": w.target_lwp,
-            "how": _s(w.how), "frame": w.frame, "rwlock": w.rwlock},
+            "how": _s(w.how), "frame": w.frame, "rwlock": w.rwlock,
+            "queue": _queue(w.queue)},
         "holds": [l.id for l in t.holds],
         "claims": [_claim(c, lock_by_addr) for c in t.held_claims],
         "site_frame": t.site,
@@ -59,6 +60,18 @@ def _thread(t, lock_by_addr):
         "frames_truncated": t.frames_truncated,
         "stack_calls": [_stack_call(c) for c in t.stack_calls],
     }
+
+
+def _queue(q):
+    """The GAsyncQueue a queue wait is on (model.QueueRef), or None."""
+    if q is None:
+        return None
+    d = q.to_dict()
+    for k in ("name", "how", "expr", "variable"):
+        d[k] = _s(d[k])
+    if d["object"] is not None:
+        d["object"] = dict((k, _field(v)) for k, v in d["object"].items())
+    return d
 
 
 def _stack_call(c):

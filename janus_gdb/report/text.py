@@ -318,6 +318,28 @@ def _cycle(report, i, cyc):
     return out
 
 
+def queue_lines(t, ind):
+    """``queue  participant->outbuf of ... (0x...)  [frame: how]`` for a
+    thread waiting on a GAsyncQueue that was identified, else []."""
+    w = t.wait
+    q = w.queue if w is not None else None
+    if q is None:
+        return []
+    what = ("%s (0x%x)" % (escape(q.name, 200), q.addr) if q.name
+            else "0x%x (no known object or variable points to it)" % q.addr)
+    return [ind + "queue %s  [%s: %s]" % (what, q.evidence, escape(q.how, 400))]
+
+
+def detail_text(t):
+    """The thread's state phrase, with the queue it waits on when known."""
+    w = t.wait
+    if w is not None and w.queue is not None and w.queue.name:
+        return "%s (%s)" % (t.detail, escape(w.queue.name, 200))
+    if w is not None and w.queue is not None:
+        return "%s (at 0x%x; nothing known points to it)" % (t.detail, w.queue.addr)
+    return t.detail
+
+
 def _wait_lines(report, t, ind):
     w = t.wait
     if w is None:
@@ -342,7 +364,7 @@ def _wait_lines(report, t, ind):
         target = report.thread_by_lwp(w.target_lwp)
         who = thread_ref(target) if target is not None else "LWP %s (no such thread)" % w.target_lwp
         return [ind + "joins      %s" % who, ind + "           at " + site(t)]
-    return [ind + t.detail]
+    return [ind + detail_text(t)] + queue_lines(t, ind + "           ")
 
 
 def group_key(t):
@@ -401,6 +423,7 @@ def _blocked(report, show_all, found=None):
             out.append("Blocked behind %s, which %s:" % (thread_ref(holder),
                                                          escape(cause.what, 300)))
             out.append("    at %s" % site(holder))
+            out.extend(queue_lines(holder, "    "))
             for l in holder.holds:
                 ev, detail = hold_evidence(l, holder)
                 out.append("    holds %s  [%s: %s]" % (lock_name(l), ev, escape(detail, 400)))
@@ -470,12 +493,13 @@ def _others(report, show_all):
     if holding and not show_all:
         shown = holding[:MAX_LISTED]
         out.append("  holding locks nobody waits for: " + ", ".join(
-            "T%d (%s; %s)" % (t.num, ", ".join(l.id for l in t.holds[:4]), escape(t.detail, 80))
+            "T%d (%s; %s)" % (t.num, ", ".join(l.id for l in t.holds[:4]),
+                              escape(detail_text(t), 160))
             for t in shown) + ("" if len(shown) == len(holding) else " ... (+%s)" % count(
                 len(holding) - len(shown))))
     if show_all:
         for t in rest:
-            out.append("  %s: %s" % (thread_ref(t), t.detail))
+            out.append("  %s: %s" % (thread_ref(t), detail_text(t)))
             out.append("      at %s" % site(t))
     else:
         for t in rest:

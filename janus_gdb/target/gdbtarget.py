@@ -678,10 +678,31 @@ def lock_kind_of_type(gtype):
     return None
 
 
-def global_locks(symtabs, warnings):
+QUEUE_TYPE_NAMES = ("_GAsyncQueue", "GAsyncQueue")
+
+
+def is_queue_pointer(gtype):
+    """Whether the gdb.Type GTYPE is a pointer to glib's GAsyncQueue."""
+    try:
+        t = gtype.strip_typedefs()
+        if t.code != gdb.TYPE_CODE_PTR:
+            return False
+        target = t.target()
+        for name in (target.name, getattr(target, "tag", None),
+                     target.strip_typedefs().name, getattr(target.strip_typedefs(), "tag", None)):
+            if name in QUEUE_TYPE_NAMES:
+                return True
+    except (gdb.error, RuntimeError):
+        return False
+    return False
+
+
+def global_locks(symtabs, warnings, queues=None):
     """Global and file-static lock variables of the source files on the stacks.
 
     Returns [(address, kind, name)].  Needs debug info; empty without it.
+    QUEUES, a list, gets (address, name, file basename) of the variables
+    that point to a GAsyncQueue (``static GAsyncQueue *messages``).
     """
     found = []
     seen = set()
@@ -701,6 +722,13 @@ def global_locks(symtabs, warnings):
                     if not sym.is_variable:
                         continue
                     kind = lock_kind_of_type(sym.type)
+                    if kind is None and queues is not None and is_queue_pointer(sym.type):
+                        qaddr = int(sym.value().address)
+                        if qaddr not in seen:
+                            seen.add(qaddr)
+                            queues.append((qaddr, sym.name, os.path.basename(
+                                sym.symtab.filename) if sym.symtab is not None else None))
+                        continue
                     if kind is None:
                         continue
                     addr = int(sym.value().address)

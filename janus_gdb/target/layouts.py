@@ -115,7 +115,68 @@ GMUTEX_MAX_WORD = 0xFFFF
 #   glib mallocs on first use (g_rw_lock_get_impl); NULL: never used.
 GRWLOCK = {"impl": 0, "size": 16}
 
-# glib GCond (futex build): waiters sleep on i[0] at offset 0 of the GCond.
+# glib GCond (futex build, glib/gthread-posix.c): { gpointer p; guint i[2]; };
+# waiters sleep on i[0], at offset 8 (after the unused pointer p).
+GCOND = {"futex": 8, "size": 16}
+
+# glib 2.x GAsyncQueue (glib/gasyncqueue.c, checked against 2.74.6; 64-bit):
+#   struct _GAsyncQueue { GMutex mutex; GCond cond; GQueue queue;
+#                         GDestroyNotify item_free_func; guint waiting_threads;
+#                         gint ref_count; };
+# GQueue is { GList *head; GList *tail; guint length; }.  A thread in
+# g_async_queue_pop / timeout_pop sleeps in g_cond_wait(&queue->cond,
+# &queue->mutex) on cond.i[0]: the futex word is at +16 of the queue, and
+# the queue's mutex is released (the thread holds it again only to wake).
+GASYNCQUEUE = {"mutex": 0, "cond": 8, "futex": 8 + GCOND["futex"], "head": 24, "tail": 32,
+               "length": 40, "item_free_func": 48, "waiting_threads": 56, "ref_count": 60,
+               "size": 64}
+# more references or queued items than this: not a live GAsyncQueue
+GASYNCQUEUE_MAX_COUNT = 1 << 24
+
+
+def gasyncqueue_of_futex(uaddr):
+    """The address of the GAsyncQueue whose GCond's futex word is at UADDR."""
+    return uaddr - GASYNCQUEUE["futex"]
+
+
+def decode_gasyncqueue(mem, addr, max_waiters):
+    """The words of a GAsyncQueue at ADDR, as a thread blocked in its pop
+    leaves them: {"plausible": bool, "why": the first word that does not
+    fit, or None; "mutex", "length", "waiting_threads", "ref_count",
+    "summary"}.  MAX_WAITERS: the number of threads of the process (no more
+    can wait on it)."""
+    q = GASYNCQUEUE
+    res = {"plausible": False, "why": None, "mutex": None, "length": None,
+           "waiting_threads": None, "ref_count": None, "summary": ""}
+    if addr <= 0 or addr % 8:
+        res["why"] = "0x%x is not 8-byte aligned" % addr
+        return res
+    mutex = mem.u32(addr + q["mutex"])
+    waiting = mem.u32(addr + q["waiting_threads"])
+    refs = mem.i32(addr + q["ref_count"])
+    length = mem.u32(addr + q["length"])
+    head = read_pointer(mem, addr + q["head"])
+    tail = read_pointer(mem, addr + q["tail"])
+    res.update(mutex=mutex, length=length, waiting_threads=waiting, ref_count=refs)
+    if None in (mutex, waiting, refs, length, head, tail):
+        res["why"] = "its memory cannot be read"
+    elif mutex > 2:
+        res["why"] = "mutex word %d is no GMutex state" % mutex
+    elif not 1 <= waiting <= max(1, max_waiters):
+        res["why"] = "waiting_threads is %d (%d thread%s in the process)" % (
+            waiting, max_waiters, "" if max_waiters == 1 else "s")
+    elif not 1 <= refs <= GASYNCQUEUE_MAX_COUNT:
+        res["why"] = "ref_count is %d" % refs
+    elif length > GASYNCQUEUE_MAX_COUNT:
+        res["why"] = "queue length is %d" % length
+    elif (length == 0) != (head == 0 and tail == 0) or (length != 0 and not (head and tail)):
+        res["why"] = "queue length %d does not match its head/tail pointers" % length
+    else:
+        res["plausible"] = True
+        res["summary"] = "waiting_threads %d, ref_count %d, %s, mutex word %d" % (
+            waiting, refs, "empty" if length == 0 else "%d item%s queued" % (
+                length, "" if length == 1 else "s"), mutex)
+    return res
 
 
 def _corrupt(res, why, field="owner"):
