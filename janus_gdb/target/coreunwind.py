@@ -14,10 +14,9 @@ import struct
 
 from . import cfi, elfsyms, linkmap
 from .coremem import EM_AARCH64, EM_X86_64
-from .elffile import ElfError, read_bytes, section_headers
+from .elffile import ElfError, elf64_head, load_segments, read_bytes, section_headers
 
 MAX_FRAMES = 256
-PT_LOAD = 1
 PAGE = 4096
 # DWARF register numbers of x86_64
 DWARF_X86_64 = {"rax": 0, "rdx": 1, "rcx": 2, "rbx": 3, "rsi": 4, "rdi": 5, "rbp": 6,
@@ -82,20 +81,10 @@ def load_obj(path):
         return None
     try:
         with open(path, "rb") as f:
-            head = f.read(64)
-            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+            head = elf64_head(f)
+            if head is None:
                 return None
-            phoff, = struct.unpack_from("<Q", head, 0x20)
-            phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
-            phdrs = []
-            if phentsize >= 56 and phnum < 4096:
-                f.seek(phoff)
-                raw = f.read(phentsize * phnum)
-                for i in range(len(raw) // phentsize):
-                    p_type, _, p_offset, p_vaddr = struct.unpack_from("<IIQQ", raw,
-                                                                      i * phentsize)
-                    if p_type == PT_LOAD:
-                        phdrs.append((p_vaddr, p_offset))
+            phdrs = [(vaddr, offset) for vaddr, _size, offset in load_segments(f, head)]
             sections, _ = section_headers(f, head)
             eh = None
             sec = sections.get(".eh_frame")

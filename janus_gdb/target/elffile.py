@@ -155,6 +155,33 @@ class ElfFile(object):
         return name
 
 
+def elf64_head(f):
+    """The first 64 bytes of the little-endian ELF64 file F, or None."""
+    head = f.read(64)
+    if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+        return None
+    return head
+
+
+def load_segments(f, head, max_headers=4096):
+    """[(p_vaddr, p_memsz, p_offset)] of the PT_LOAD program headers of the
+    little-endian ELF64 file F whose first 64 bytes are HEAD (none when the
+    header table is implausible)."""
+    phoff, = struct.unpack_from("<Q", head, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
+    if phentsize < 56 or phnum > max_headers:
+        return []
+    f.seek(phoff)
+    raw = f.read(phentsize * phnum)
+    out = []
+    for i in range(len(raw) // phentsize):
+        p_type, _, p_offset, p_vaddr, _, _, p_memsz = struct.unpack_from("<IIQQQQQ", raw,
+                                                                          i * phentsize)
+        if p_type == 1 and p_memsz:     # PT_LOAD
+            out.append((p_vaddr, p_memsz, p_offset))
+    return out
+
+
 def section_headers(f, head):
     """({name: (sh_addr, offset, size, type, link, entsize)}, [the same by
     index]) of the little-endian ELF64 file F whose first 64 bytes are HEAD;

@@ -10,12 +10,12 @@ import os
 import struct
 
 from .coremem import Mapping
+from .elffile import elf64_head, load_segments
 
 AT_PHDR = 3
 AT_PHNUM = 5
 AT_BASE = 7
 AT_EXECFN = 31
-PT_LOAD = 1
 PT_DYNAMIC = 2
 PT_INTERP = 3
 PT_PHDR = 6
@@ -32,24 +32,10 @@ def _file_loads(path):
         return None
     try:
         with open(path, "rb") as f:
-            head = f.read(64)
-            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
-                return None
-            phoff, = struct.unpack_from("<Q", head, 0x20)
-            phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
-            if phentsize < 56 or phnum > 256:
-                return None
-            f.seek(phoff)
-            raw = f.read(phentsize * phnum)
-    except (OSError, IOError):
+            head = elf64_head(f)
+            return None if head is None else load_segments(f, head, max_headers=256)
+    except (OSError, IOError, struct.error):
         return None
-    out = []
-    for i in range(len(raw) // phentsize):
-        p_type, _, p_offset, p_vaddr, _, _, p_memsz = struct.unpack_from("<IIQQQQQ", raw,
-                                                                          i * phentsize)
-        if p_type == PT_LOAD and p_memsz:
-            out.append((p_vaddr, p_memsz, p_offset))
-    return out
 
 
 def _exe_phdrs(exe, phnum):
