@@ -23,6 +23,8 @@ _BASE_RE = re.compile(r"^[&*(]*([A-Za-z_]\w*)")
 _FIELD_RE = re.compile(r"(?:->|\.)([A-Za-z_]\w*)\)*$")
 
 MAX_SOURCE_BYTES = 16 << 20
+# a lock expression that evaluates below this address went through a NULL pointer
+NULL_PAGE = 4096
 
 
 class Sources(object):
@@ -232,7 +234,13 @@ def frame_claims(frame, info, sources, kind_of_type, cache=None, evaluator=None)
         if addr is not None and kind is None and _cxx_call(held):
             continue    # obj.lock() on something that is no lock (a weak_ptr, a guard)
         type_name = field = None
-        if addr is None:
+        if addr is not None and addr < NULL_PAGE:
+            # `p->mutex` after `p = NULL` (the lock went on through another
+            # pointer, or was never this frame's): no lock lives there, and
+            # no match by type either; the claim stays, with no address
+            why = "its pointer is NULL here (%s evaluates to 0x%x)" % (held.expr, addr)
+            addr, kind = None, None
+        elif addr is None:
             type_name, field = _base_type(frame, held.expr)
         claims.append(Claim(info.level, func, fname, held.line, held.raw,
                             addr, kind, type_name, field, held.conditional, held.trylock,
