@@ -65,19 +65,30 @@ def _parse_prpsinfo(desc, word, info):
         info.psargs = _cstr(desc[off + 16:off + 96])
 
 
-def _parse_files(desc, end, word, info):
-    wfmt = end + ("Q" if word == 8 else "I")
+def nt_file_entries(desc, end="<", word=8):
+    """The NT_FILE note DESC (bytes) as (page size, [(start, stop, page
+    offset, path)]) in note order (path None where the note's strings run
+    out); None when its table is garbage.  END, WORD: the ELF byte order ("<" or
+    ">") and word size (4 or 8)."""
     if len(desc) < 2 * word:
-        return
-    count = struct.unpack_from(wfmt, desc, 0)[0]
+        return None
+    count, page = struct.unpack_from(end + ("QQ" if word == 8 else "II"), desc, 0)
     start = 2 * word
     names_at = start + count * 3 * word
     if count > len(desc) // (3 * word) or names_at > len(desc):
-        return
-    vmas = [struct.unpack_from(end + ("QQQ" if word == 8 else "III"), desc,
-                               start + i * 3 * word)[0] for i in range(count)]
+        return None
     paths = desc[names_at:].split(b"\0")
-    info.files = [p.decode("utf-8", "surrogateescape") for _, p in sorted(zip(vmas, paths))]
+    triple = end + ("QQQ" if word == 8 else "III")
+    return page, [struct.unpack_from(triple, desc, start + i * 3 * word)
+                  + (paths[i].decode("utf-8", "surrogateescape") if i < len(paths) else None,)
+                  for i in range(count)]
+
+
+def _parse_files(desc, end, word, info):
+    got = nt_file_entries(desc, end, word)
+    if got is not None:
+        info.files = [path for _vma, path in sorted((e[0], e[3]) for e in got[1]
+                                                      if e[3] is not None)]
 
 
 def _scan_notes(f, offset, size, end, word, info, want_files):

@@ -12,7 +12,7 @@ import mmap
 import os
 import struct
 
-from .corefile import ET_CORE, NT_FILE, PN_XNUM, PT_NOTE, CoreFileError
+from .corefile import ET_CORE, NT_FILE, PN_XNUM, PT_NOTE, CoreFileError, nt_file_entries
 
 PT_LOAD = 1
 NT_PRSTATUS = 1
@@ -193,20 +193,15 @@ class CoreMemory(object):
         self.threads.append(Thread(lwp, regs, len(self.threads)))
 
     def _files(self, at, size):
-        mm = self._mm
-        if size < 16:
+        got = nt_file_entries(self._mm[at:at + size])
+        if got is None:
+            if size >= 16:
+                self.warnings.append("the mapped-files note is garbage")
             return
-        count, _page = struct.unpack_from("<QQ", mm, at)
-        names_at = at + 16 + count * 24
-        if count > size // 24 or names_at > at + size:
-            self.warnings.append("the mapped-files note is garbage")
-            return
-        paths = mm[names_at:at + size].split(b"\0")
-        for i in range(count):
-            start, stop, pgoff = struct.unpack_from("<QQQ", mm, at + 16 + i * 24)
-            path = paths[i].decode("utf-8", "surrogateescape") if i < len(paths) else ""
+        page, entries = got
+        for start, stop, pgoff, path in entries:
             if stop > start:
-                self.mappings.append(Mapping(start, stop, pgoff * (_page or 1), path))
+                self.mappings.append(Mapping(start, stop, pgoff * (page or 1), path or ""))
 
     # --- queries --------------------------------------------------------------
 
