@@ -23,13 +23,18 @@ FUTEX, NANOSLEEP, POLL = 202, 35, 7
 
 
 class FakeMemory(object):
+    """Little-endian bytes by address; reads of unset bytes fail (None)."""
+
     def __init__(self):
         self.words = {}
         self.failures = 0
 
-    def put32(self, addr, value):
-        for i, b in enumerate(struct.pack("<I", value & 0xFFFFFFFF)):
+    def put(self, addr, fmt, value):
+        for i, b in enumerate(struct.pack(fmt, value)):
             self.words[addr + i] = b
+
+    def put32(self, addr, value):
+        self.put(addr, "<I", value & 0xFFFFFFFF)
 
     def read(self, addr, size):
         try:
@@ -44,6 +49,10 @@ class FakeMemory(object):
     def i32(self, addr):
         d = self.read(addr, 4)
         return None if d is None else struct.unpack("<i", d)[0]
+
+    def u64(self, addr):
+        d = self.read(addr, 8)
+        return None if d is None else struct.unpack("<Q", d)[0]
 
 
 def mutex(mem, addr, word, owner, kind=0):

@@ -6,7 +6,6 @@ test_janus_plugins.py (test_audiobridge_queues*) and
 test_janus_plugins_real.py (#3570)."""
 
 import os
-import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -15,38 +14,11 @@ from janus_gdb.analysis import analyze, classify, verdict  # noqa: E402
 from janus_gdb.report import json as render_json, text as render_text  # noqa: E402
 from janus_gdb.target import layouts  # noqa: E402
 from janus_gdb.model import FrameInfo, QueueRef, Snapshot, Wait  # noqa: E402
+from test_logic import FakeMemory as Mem  # noqa: E402
 
 ARCH = "i386:x86-64"
 FUTEX = 202
 Q = 0x5000
-
-
-class Mem(object):
-    def __init__(self):
-        self.bytes = {}
-        self.failures = 0
-
-    def put(self, addr, fmt, value):
-        for i, b in enumerate(struct.pack(fmt, value)):
-            self.bytes[addr + i] = b
-
-    def read(self, addr, size):
-        try:
-            return bytes(self.bytes[addr + i] for i in range(size))
-        except KeyError:
-            return None
-
-    def u32(self, addr):
-        d = self.read(addr, 4)
-        return None if d is None else struct.unpack("<I", d)[0]
-
-    def i32(self, addr):
-        d = self.read(addr, 4)
-        return None if d is None else struct.unpack("<i", d)[0]
-
-    def u64(self, addr):
-        d = self.read(addr, 8)
-        return None if d is None else struct.unpack("<Q", d)[0]
 
 
 def queue(mem, addr, mutex=0, waiting=1, refs=1, length=0, head=0, tail=0):
