@@ -87,19 +87,7 @@ def evaluate(frame, expr, kind_of_type):
         value = gdb.parse_and_eval(expr)
         if value.is_optimized_out:
             return None, None, "optimized out"
-        t = _strip(value.type)
-        if t.code in _REF_CODES:    # a C++ reference: the object it refers to
-            value = value.referenced_value()
-            t = _strip(value.type)
-        if t.code == gdb.TYPE_CODE_PTR:
-            return int(value) & ((1 << 64) - 1), kind_of_type(t.target()), None
-        value, t = _guarded_mutex(value, t)
-        if t.code == gdb.TYPE_CODE_PTR:
-            return int(value) & ((1 << 64) - 1), kind_of_type(t.target()), None
-        addr = value.address
-        if addr is None:
-            return None, None, "not an lvalue"
-        return int(addr), kind_of_type(value.type), None
+        return value_lock(value, kind_of_type)
     except gdb.MemoryError:
         return None, None, "memory unreadable"
     except (gdb.error, RuntimeError, ValueError, OverflowError) as exc:
@@ -107,6 +95,25 @@ def evaluate(frame, expr, kind_of_type):
         if "optimized out" in text:
             return None, None, "optimized out"
         return None, None, text.split("\n")[0][:80]
+
+
+def value_lock(value, kind_of_type):
+    """(address, lock kind, None) of the lock the gdb.Value VALUE is, refers
+    to, points to or guards (a libstdc++ guard), or (None, None, "not an
+    lvalue").  gdb errors propagate to the caller."""
+    t = _strip(value.type)
+    if t.code in _REF_CODES:    # a C++ reference: the object it refers to
+        value = value.referenced_value()
+        t = _strip(value.type)
+    if t.code == gdb.TYPE_CODE_PTR:
+        return int(value) & ((1 << 64) - 1), kind_of_type(t.target()), None
+    value, t = _guarded_mutex(value, t)
+    if t.code == gdb.TYPE_CODE_PTR:
+        return int(value) & ((1 << 64) - 1), kind_of_type(t.target()), None
+    addr = value.address
+    if addr is None:
+        return None, None, "not an lvalue"
+    return int(addr), kind_of_type(value.type), None
 
 
 # libstdc++ guards: the field that points to (or refers to) their mutex

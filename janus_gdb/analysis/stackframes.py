@@ -88,13 +88,11 @@ def static_evaluate(frame, expr, kind_of_type):
         if sym.addr_class != gdb.SYMBOL_LOC_STATIC:
             return None, None, "%s is not static storage (no registers to read it)" % name
         value = sym.value()
-        t = lockset._strip(value.type)
-        if not amp and t.code == gdb.TYPE_CODE_PTR:
-            return int(value) & ((1 << 64) - 1), kind_of_type(t.target()), None
-        addr = value.address
-        if addr is None:
-            return None, None, "not an lvalue"
-        return int(addr), kind_of_type(value.type), None
+        if amp:
+            value = value.address
+            if value is None:
+                return None, None, "not an lvalue"
+        return lockset.value_lock(value, kind_of_type)
     except gdb.MemoryError:
         return None, None, "memory unreadable"
     except (gdb.error, RuntimeError, ValueError, OverflowError) as exc:
