@@ -56,10 +56,11 @@ class TypeCache(object):
             self.types[name] = t
         return t
 
-    def lock_fields(self, name):
-        """[(offset, field name, lock kind)] of struct NAME."""
-        if name in self._lock_fields:
-            return self._lock_fields[name]
+    def _fields_where(self, name, cache, pick):
+        """[(offset,) + PICK(field)] of the fields of struct NAME for which
+        PICK is not None, cached in CACHE by NAME."""
+        if name in cache:
+            return cache[name]
         fields = []
         t = self.get(name)
         try:
@@ -67,31 +68,26 @@ class TypeCache(object):
                 for f in t.strip_typedefs().fields():
                     if f.bitpos is None or f.type is None:
                         continue
-                    kind = self.kind_of_type(f.type)
-                    if kind is not None:
-                        fields.append((f.bitpos // 8, f.name, kind))
+                    got = pick(f)
+                    if got is not None:
+                        fields.append((f.bitpos // 8,) + got)
         except (gdb.error, RuntimeError, TypeError):
             fields = []
-        self._lock_fields[name] = fields
+        cache[name] = fields
         return fields
+
+    def lock_fields(self, name):
+        """[(offset, field name, lock kind)] of struct NAME."""
+        def pick(f):
+            kind = self.kind_of_type(f.type)
+            return None if kind is None else (f.name, kind)
+        return self._fields_where(name, self._lock_fields, pick)
 
     def queue_fields(self, name):
         """[(offset, field name)] of the GAsyncQueue pointers in struct NAME."""
-        if name in self._queue_fields:
-            return self._queue_fields[name]
-        fields = []
-        t = self.get(name)
-        try:
-            if t is not None:
-                for f in t.strip_typedefs().fields():
-                    if f.bitpos is None or f.type is None or not f.name:
-                        continue
-                    if gdbtarget.is_queue_pointer(f.type):
-                        fields.append((f.bitpos // 8, f.name))
-        except (gdb.error, RuntimeError, TypeError):
-            fields = []
-        self._queue_fields[name] = fields
-        return fields
+        return self._fields_where(
+            name, self._queue_fields,
+            lambda f: (f.name,) if f.name and gdbtarget.is_queue_pointer(f.type) else None)
 
     def interesting(self, name, gtype):
         """A struct worth remembering: a Janus object or one that holds locks."""
@@ -210,14 +206,7 @@ def _transport_title(types, value):
     ptr = _pointer_field(value, "transport")
     if not ptr:
         return None
-    if ptr not in types.transports:
-        try:
-            lib = gdb.solib_name(ptr)
-        except (gdb.error, RuntimeError, OverflowError):
-            lib = None
-        types.transports[ptr] = janusdb.transport_title(
-            names.data_symbol(ptr), os.path.basename(lib) if lib else None)
-    return types.transports[ptr]
+    return _by_symbol(types.transports, ptr, janusdb.transport_title)
 
 
 def _links(types, name, addr, fields):
@@ -263,14 +252,20 @@ def _plugin_session_type(types, value, addr):
     app = _pointer_field(handle, "app")
     if not app:
         return None
-    if app not in types.plugin_sessions:
+    return _by_symbol(types.plugin_sessions, app, janusdb.plugin_session_type)
+
+
+def _by_symbol(cache, addr, lookup):
+    """LOOKUP(symbol, library basename) of the variable at ADDR (its data
+    symbol, or the library it lies in), remembered in CACHE by address:
+    thousands of objects point to a dozen plugins and transports."""
+    if addr not in cache:
         try:
-            lib = gdb.solib_name(app)
+            lib = gdb.solib_name(addr)
         except (gdb.error, RuntimeError, OverflowError):
             lib = None
-        types.plugin_sessions[app] = janusdb.plugin_session_type(
-            names.data_symbol(app), os.path.basename(lib) if lib else None)
-    return types.plugin_sessions[app]
+        cache[addr] = lookup(names.data_symbol(addr), os.path.basename(lib) if lib else None)
+    return cache[addr]
 
 
 class Objects(object):
