@@ -192,14 +192,7 @@ def transport_title(symbol, lib):
     """``WebSockets`` from the data SYMBOL a request's ``transport`` points
     to (``janus_websockets_transport``, exactly the variable) or else the
     basename LIB of the library it is in; None when neither names one."""
-    if symbol and "+" not in symbol and symbol.endswith("_transport"):
-        got = TRANSPORT_TITLES.get(symbol[:-len("_transport")])
-        if got:
-            return got
-    m = _LIB_RE.match(lib or "")
-    if m:
-        return TRANSPORT_TITLES.get(m.group(1))
-    return None
+    return _module_entry(symbol, lib, "_transport", TRANSPORT_TITLES)
 
 
 def plugin_session_type(symbol, lib):
@@ -207,13 +200,20 @@ def plugin_session_type(symbol, lib):
     data SYMBOL the handle's ``app`` points to (``janus_sip_plugin``, exactly
     the variable, not inside one) or else the basename LIB of the library it
     is in (``libjanus_sip.so.1``); None when neither names a known plugin."""
-    if symbol and "+" not in symbol and symbol.endswith("_plugin"):
-        got = PLUGIN_SESSIONS.get(symbol[:-len("_plugin")])
+    return _module_entry(symbol, lib, "_plugin", PLUGIN_SESSIONS)
+
+
+def _module_entry(symbol, lib, suffix, table):
+    """TABLE's entry for the Janus module whose variable SYMBOL (exactly it:
+    ``janus_sip`` + SUFFIX) or, failing that, whose library LIB
+    (``libjanus_sip.so.1``) it is; None when neither is in TABLE."""
+    if symbol and "+" not in symbol and symbol.endswith(suffix):
+        got = table.get(symbol[:-len(suffix)])
         if got:
             return got
     m = _LIB_RE.match(lib or "")
     if m:
-        return PLUGIN_SESSIONS.get(m.group(1))
+        return table.get(m.group(1))
     return None
 
 # Global hash tables of Janus objects: (source file or None for any file,
