@@ -486,9 +486,13 @@ def test_videoroom_helper_threads_live(tmp_path_factory):
         resp = j.message(s, h, {"request": "create", "room": room, "description": "helped",
                                 "threads": 2})
         assert resp["plugindata"]["data"].get("videoroom") == "created", resp
-        # ground truth: Janus names them "vhelp <helper id>-<room>"
-        truth = janusd.wait_until(lambda: dict(
-            (lwp, n) for lwp, n in j.thread_names().items() if n.startswith("vhelp ")), 10)
+        # ground truth: Janus names them "vhelp <helper id>-<room>" (each
+        # thread names itself when it starts: wait for both)
+        def helpers():
+            return dict((lwp, n) for lwp, n in j.thread_names().items()
+                        if n.startswith("vhelp "))
+        janusd.wait_until(lambda: len(helpers()) >= 2, 10)
+        truth = helpers()
         assert len(truth) == 2, j.thread_names()
         out = gdbrun.gdb(["janus-waitgraph --format json"], pid=j.pid)
         assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
