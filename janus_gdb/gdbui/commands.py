@@ -9,6 +9,7 @@ import os
 import gdb  # pylint: disable=import-error
 
 from ..analysis import analyze
+from . import fastcheck
 from ..report import json as render_json
 from ..report import text as render_text
 from ..model import MAX_DEPTH
@@ -197,6 +198,10 @@ def analyze_target(opts):
             report = analyze.collect(max_frames=opts.depth, locklog=log,
                                      source_check=not opts.no_source_check,
                                      gdb_only=opts.gdb_only)
+            if fastcheck.wanted() and not opts.gdb_only:
+                fastcheck.check(report, lambda: analyze.collect(
+                    max_frames=opts.depth, locklog=log, source_check=not opts.no_source_check,
+                    gdb_only=True), gdb.selected_inferior())
         report.warnings[:0] = settings.warnings
         return report
     except NoTarget as exc:
