@@ -88,6 +88,7 @@ def collect(max_frames=64, locklog=None, source_check=True, gdb_only=False):
     finally:
         if groups is not None:
             groups.close()
+    groups = None   # its stacks and registers: freed before the report is built
     mem = gdbtarget.Memory(inf)
     info = {"kind": kind, "pid": inf.pid,
             "executable": gdbtarget.executable(inf), "arch": arch,

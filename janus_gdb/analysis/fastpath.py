@@ -45,6 +45,12 @@ def plan(inf, kind, gdb_only=False):
     path = gdbtarget.core_path(inf)
     if not path:
         return None
+    mismatch = gdbtarget.core_mismatch(inf)
+    if mismatch:
+        # gdb unwinds with another program's CFI and symbols than the
+        # files the core names: its frames are not the reader's
+        LAST[0] = {"why": mismatch}
+        return None
     try:
         groups = coregroups.read_groups(path, gdbtarget.executable(inf))
     except CoreFileError as exc:
@@ -69,8 +75,11 @@ def fill(groups, snaps, scanner, read_more):
     refused = {}
     for rep_num, members in sorted(groups.groups.items()):
         rep = by_num.get(rep_num)
-        rest = [n for n in members if n != rep_num]
-        why = _refusal(groups, rep, scanner)
+        witness = by_num.get(groups.witness(rep_num))
+        rest = [n for n in members if n != rep_num and n not in by_num]
+        why = _refusal(groups, rep, scanner) or _refusal(groups, witness, scanner)
+        if why is None and not _alike(rep, witness):
+            why = "gdb read two of its threads differently"
         if why is not None:
             again.extend(rest)
             refused[why] = refused.get(why, 0) + len(rest)
@@ -100,6 +109,8 @@ def _refusal(groups, rep, scanner):
     ct = groups.threads.get(rep.num)
     if ct is None or ct.lwp != rep.lwp:
         return "gdb's thread is not the core's"
+    if not same_frames(rep.frames, ct.pcs, rep.frames_truncated):
+        return "gdb unwound its stack otherwise than the core reader"
     key = coregroups.group_key(ct, groups.machine)
     on_futex = key is not None and (groups.machine != coremem.EM_X86_64
                                     or key[2] is not None)
@@ -113,6 +124,35 @@ def _refusal(groups, rep, scanner):
         if _role_pointer(groups, role_var, ct, ct) != role_var[2][2]:
             why = "its role object's pointer is not where gdb read it"
     return why
+
+
+def _alike(a, b):
+    """Whether gdb read snapshots A and B as the same but for the thread:
+    the same frames and lines, state registers (but the stack pointer),
+    waits and role detail read from the same place."""
+    def regs(s):
+        return dict((k, v) for k, v in s.regs.items() if k != "sp")
+    return ([(f.pc, f.function, f.file, f.line, f.log_name) for f in a.frames]
+            == [(f.pc, f.function, f.file, f.line, f.log_name) for f in b.frames]
+            and regs(a) == regs(b) and a.lock_call == b.lock_call
+            and a.queue_call == b.queue_call and a.frames_truncated == b.frames_truncated
+            and a.unanalysed == b.unanalysed and a.analysed_levels == b.analysed_levels)
+
+
+def same_frames(frames, pcs, truncated):
+    """Whether gdb's FRAMES (model.FrameInfo, inlined ones included: they
+    repeat their caller's pc) are the reader's PCS, pc for pc: all of them
+    unless gdb stopped early, at its depth limit (TRUNCATED) or at the
+    thread's start-up frame (read_frames ends there; the reader goes on to
+    clone3 or _start)."""
+    seen = []
+    for f in frames:
+        if not seen or f.pc != seen[-1]:
+            seen.append(f.pc)
+    if not seen or tuple(seen) != tuple(pcs[:len(seen)]):
+        return False
+    return (truncated or len(seen) == len(pcs)
+            or frames[-1].function in gdbtarget.STACK_BOTTOMS)
 
 
 def _role_pointer(groups, role_var, rep_ct, ct):

@@ -106,6 +106,9 @@ def parser():
     p.add_argument("--no-source-check", action="store_true", dest="no_source_check",
                    help="do not read the program's C sources for the exits that can leak a "
                         "leaked lock and the lines of a deadlock's lock orders")
+    p.add_argument("--gdb-only", action="store_true", dest="gdb_only",
+                   help="on a core, read every thread through gdb (by default gdb reads one "
+                        "of each group of identical stacks and the core file the rest)")
     p.add_argument("--gdb", metavar="PATH", default=None,
                    help="the gdb to run (default: gdb; gdb-multiarch for a core of another "
                    "architecture)")
@@ -353,6 +356,8 @@ def command_args(opts):
         args += ["--lock-log", opts.lock_log]
     if getattr(opts, "no_source_check", False):
         args.append("--no-source-check")
+    if getattr(opts, "gdb_only", False):
+        args.append("--gdb-only")
     return " ".join(_gdb_quote(a) for a in args)
 
 

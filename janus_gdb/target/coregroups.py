@@ -32,20 +32,24 @@ MAX_THREADS = 1 << 20
 
 class CoreThread(object):
     """One thread of the core as the reader sees it."""
-    __slots__ = ("num", "lwp", "regs", "pcs", "cfas", "complete", "core_thread")
+    __slots__ = ("num", "lwp", "pcs", "cfas", "complete", "core_thread")
 
-    def __init__(self, num, lwp, regs, pcs, cfas, complete, core_thread=None):
+    def __init__(self, num, lwp, pcs, cfas, complete, core_thread):
         self.num = num              # gdb's thread number (note order + 1)
         self.lwp = lwp
-        self.regs = regs            # general registers {name: int}
         self.pcs = pcs              # return addresses, newest first (frame 0: the pc)
         self.cfas = cfas            # each frame's CFA (its caller's stack pointer)
         self.complete = complete    # the walk reached the outermost frame
         self.core_thread = core_thread  # coremem.Thread
 
+    @property
+    def regs(self):
+        """General registers {name: int}."""
+        return self.core_thread.regs
+
     def sp(self, machine):
         names = coremem.PC_SP_FP.get(machine)
-        return self.regs.get(names[1]) if names else None
+        return self.core_thread.regs.get(names[1]) if names else None
 
 
 class CoreGroups(object):
@@ -65,12 +69,24 @@ class CoreGroups(object):
                     self.rep_of[num] = rep
 
     def close(self):
+        """Close the core file and let go of every thread's stack."""
         self.core.close()
+        self.threads = {}
+        self.groups = {}
+        self.rep_of = {}
+        self.unwinder = None
 
     def first_pass(self):
         """Numbers of the threads gdb must read: every thread but the group
-        members other than their representative."""
-        return sorted(n for n in self.threads if n not in self.rep_of)
+        members, except each group's representative (its first thread) and
+        witness (its last: read to check that gdb sees it as the reader
+        does)."""
+        witnesses = set(self.witness(rep) for rep in self.groups)
+        return sorted(n for n in self.threads if n not in self.rep_of or n in witnesses)
+
+    def witness(self, rep):
+        """The thread of REP's group that gdb reads besides REP."""
+        return self.groups[rep][-1]
 
     def register(self, num, index, name):
         """The value register NAME had in frame INDEX of thread NUM, as the
@@ -127,9 +143,12 @@ def read_groups(path, exe=None):
             raise CoreFileError("%s holds no threads" % path)
         threads = {}
         by_key = {}
+        same_pcs = {}
         for t in core.threads[:MAX_THREADS]:
             frames, why = un.unwind(t)
-            ct = CoreThread(t.index + 1, t.lwp, t.regs, tuple(f[0] for f in frames),
+            pcs = tuple(f[0] for f in frames)
+            pcs = same_pcs.setdefault(pcs, pcs)     # one tuple for identical stacks
+            ct = CoreThread(t.index + 1, t.lwp, pcs,
                             tuple(f[1] for f in frames), why == OUTERMOST, t)
             threads[ct.num] = ct
             key = group_key(ct, core.machine)

@@ -188,11 +188,11 @@ class Unwinder(object):
         arch = ARCHES.get(self.core.machine)
         if arch is None:
             return [], "unwinding is only done for x86_64 and aarch64 cores"
-        if not thread.regs:
+        named = thread.regs
+        if not named:
             return [], "no registers"
-        regs = dict((col, thread.regs[n]) for n, col in arch.columns.items()
-                    if n in thread.regs)
-        pc = thread.regs.get(arch.pc_name)
+        regs = dict((col, named[n]) for n, col in arch.columns.items() if n in named)
+        pc = named.get(arch.pc_name)
         frames = []
         prev_cfa = None
         same_cfa = 0
