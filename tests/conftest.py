@@ -12,6 +12,57 @@ def pytest_report_header(config):
     return "gdb: %s" % (os.popen("gdb --version 2>/dev/null").readline().strip() or "missing")
 
 
+# Every analysis of a core that the fast path (issue 14) sped up is done
+# again reading every thread through gdb, and the two reports compared
+# (janus_gdb/gdbui/fastcheck.py): each gdb the tests start inherits this.
+FAST_CHECK_LOG = os.path.join(os.environ.get("TMPDIR", "/tmp"),
+                              "janus-gdb-fastcheck.%d.log" % os.getpid())
+os.environ["JANUS_GDB_FAST_CHECK"] = FAST_CHECK_LOG
+
+
+def fast_check_lines(start=0):
+    """The fast-path check's log lines (dicts) from byte START, and the end offset."""
+    import json
+    try:
+        with open(FAST_CHECK_LOG) as f:
+            f.seek(start)
+            text = f.read()
+            end = f.tell()
+    except OSError:
+        return [], start
+    return [json.loads(l) for l in text.splitlines() if l.strip()], end
+
+
+@pytest.fixture(autouse=True)
+def fast_path_same_as_gdb():
+    """Fail a test in which a fast-path report differed from the gdb-only one."""
+    _, start = fast_check_lines(0)
+    yield
+    lines, _ = fast_check_lines(start)
+    bad = [l for l in lines if l.get("difference")]
+    assert not bad, ("the fast path's report differs from the gdb-only report: %s"
+                     % "; ".join("%s: %s" % (l.get("core"), l["difference"]) for l in bad))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    lines, _ = fast_check_lines(0)
+    if lines:
+        session.config._fast_check_summary = lines
+    try:
+        os.unlink(FAST_CHECK_LOG)
+    except OSError:
+        pass
+
+
+def pytest_terminal_summary(terminalreporter):
+    lines = getattr(terminalreporter.config, "_fast_check_summary", None)
+    if lines:
+        terminalreporter.write_line(
+            "fast path checked against gdb: %d core analyses, %d threads copied, %d differed"
+            % (len(lines), sum(l.get("copied") or 0 for l in lines),
+               sum(1 for l in lines if l.get("difference"))))
+
+
 @pytest.fixture(scope="session")
 def build_dir(tmp_path_factory):
     for tool in ("gdb", "gcc", "pkg-config", "strip"):

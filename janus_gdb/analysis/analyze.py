@@ -55,27 +55,41 @@ class Report(object):
         return nums
 
 
-def collect(max_frames=64, locklog=None, source_check=True):
+def collect(max_frames=64, locklog=None, source_check=True, gdb_only=False):
     """Analyse the selected inferior (live or core) and return a Report.
 
     LOCKLOG is a parsed Janus lock-debug log (``locklog.LockLog``) or None.
     SOURCE_CHECK: when a lock was leaked or threads deadlock, read the C
     sources the debug info names for the exits that leak it and the orders
-    of the cycle (``sourcecite``).
+    of the cycle (``sourcecite``).  GDB_ONLY: read every thread of a core
+    through gdb, not one of each group of identical stacks (``fastpath``).
     """
     # gdb-only modules, imported late
     from ..janus import names
     from ..janus import objects
+    from . import fastpath
     from . import stackscan
     from ..target import gdbtarget
     inf = gdbtarget.require_inferior()
     warnings = []
     symtabs = {}
     scanner = stackscan.Scanner(gdbtarget.lock_kind_of_type)
-    gthreads = {}
-    snaps, arch = gdbtarget.snapshot_threads(inf, max_frames, warnings, symtabs, scanner, gthreads)
+    kind = gdbtarget.target_kind(inf)
+    groups = fastpath.plan(inf, kind, gdb_only)
+    gthreads = {} if groups is None else gdbtarget.LazyThreads(inf)
+    try:
+        snaps, arch = gdbtarget.snapshot_threads(
+            inf, max_frames, warnings, symtabs, scanner, gthreads,
+            numbers=None if groups is None else groups.first_pass())
+        if groups is not None:
+            snaps = fastpath.fill(groups, snaps, scanner, lambda numbers: (
+                gdbtarget.snapshot_threads(inf, max_frames, warnings, symtabs, scanner,
+                                           gthreads, numbers=numbers)[0]))
+    finally:
+        if groups is not None:
+            groups.close()
     mem = gdbtarget.Memory(inf)
-    info = {"kind": gdbtarget.target_kind(inf), "pid": inf.pid,
+    info = {"kind": kind, "pid": inf.pid,
             "executable": gdbtarget.executable(inf), "arch": arch,
             "libc": gdbtarget.libc_flavour(inf)}
     global_queues = []

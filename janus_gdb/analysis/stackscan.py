@@ -4,6 +4,8 @@ loop thread.  Runs while the thread is selected (gdb.Frame objects are
 only valid then); stores plain data on the ``model.Snapshot``.
 """
 
+import re
+
 import gdb  # pylint: disable=import-error
 
 from ..target import codereader
@@ -34,6 +36,9 @@ class Scanner(object):
         self.code = codereader.CodeReader()
         self.namer = logname.Namer(self.code)
         self._mem = None
+        # {thread num: (entry function, unwound frame index, address of the
+        # variable its role object was read from)}
+        self.role_vars = {}
 
     def __call__(self, snap, gframes):
         claims = []
@@ -47,7 +52,7 @@ class Scanner(object):
         # a thousand idle handle loops in poll never need them.
         sysno = snap.regs.get("sysno")
         ref_frames = []
-        for info, frame in zip(snap.frames, gframes):
+        for pos, (info, frame) in enumerate(zip(snap.frames, gframes)):
             if info.system:
                 continue
             scanned += 1
@@ -75,10 +80,13 @@ class Scanner(object):
                 snap.unanalysed += 1
             if scanned <= MAX_REF_FRAMES and info.line is not None:
                 ref_frames.append((frame, info.level))
-            if info.function == "janus_ice_handle_thread":
-                snap.role_detail = self._handle_of(frame)
-            elif info.function in janusdb.THREAD_OBJECTS:
-                snap.role_detail = self._object_of(frame, info.function)
+            if info.function in ROLE_OBJECT_FUNCTIONS:
+                snap.role_detail, where = self._role_of(frame, info.function, info.level)
+                if where is not None:
+                    # where the object's pointer is, for the threads with
+                    # the same stack (analysis/clones.py)
+                    self.role_vars[snap.num] = (info.function, _real_frames(gframes[:pos]),
+                                                where)
         if snap.stack_calls:
             # gdb could not unwind to the application's frames (musl): their
             # return addresses on the stack name them, their source what they hold
@@ -154,53 +162,120 @@ class Scanner(object):
         else."""
         return self.code.claims(frame, info)
 
-    def _handle_of(self, frame):
-        """``handle 424242`` from the handle loop's argument."""
-        t = self.types.get("janus_ice_handle")
-        if t is None:
-            return None
-        for var in ("handle", "data"):
-            try:
-                v = frame.read_var(var)
-                if v.is_optimized_out:
-                    continue
-                hid = int(v.cast(t.pointer()).dereference()["handle_id"])
-                return "handle %d" % hid
-            except (gdb.error, RuntimeError, ValueError, OverflowError, TypeError):
-                continue
-        return None
-
-
-    def _object_of(self, frame, entry):
-        """The label of the object a plugin thread serves (its entry's
-        argument, per janusdb.THREAD_OBJECTS), e.g. ``AudioBridge room 4321
-        "lobby"``; None when it cannot be read."""
-        struct, var_names, via = janusdb.THREAD_OBJECTS[entry]
+    def _role_of(self, frame, entry, level):
+        """(label of the object the thread of ENTRY serves, where it was
+        read from): ``handle 424242`` for a handle loop, e.g. ``AudioBridge
+        room 4321 "lobby"`` for the plugin threads of janusdb.THREAD_OBJECTS.
+        Where: ("mem", address of the variable, its value) or ("reg",
+        register, value); ("none",) when no variable is there at this pc
+        (optimized out: the same in every thread stopped at this pc);
+        None when that is not known.  No label: None."""
+        struct, var_names = ROLE_OBJECTS[entry]
         t = self.types.get(struct)
         if t is None:
-            return None
-        if self._mem is None:
-            self._mem = gdbtarget.Memory(gdb.selected_inferior())
+            return None, ("none",)
+        static = True       # every miss so far is a property of the pc
         for var in var_names:
             try:
                 v = frame.read_var(var)
+            except ValueError:
+                continue    # no such variable here
+            except (gdb.error, RuntimeError):
+                static = False
+                continue
+            try:
                 if v.is_optimized_out:
                     continue
                 addr = int(v.cast(t.pointer())) & ((1 << 64) - 1)
+                where = v.address
+                where = (("mem", int(where) & ((1 << 64) - 1)) if where is not None
+                         else _register_of(frame, var, level))
             except (gdb.error, RuntimeError, ValueError, OverflowError, TypeError):
+                static = False
                 continue
-            if not addr:
-                continue
-            objs = objects.Objects(self.types, self._mem)
-            key = (struct, addr)
-            if via is not None:
-                objs.expand({key: 0})
-                linked = [(n, a) for f, n, a in objs.links.get(key, ()) if f == via]
-                if not linked:
-                    continue
-                key = linked[0]
-            return objs.label(key)
+            label = self.role_label(entry, addr)
+            if label is not None:
+                return label, (where + (addr,) if where is not None else None)
+            static = False
+        return None, (("none",) if static else None)
+
+    def role_label(self, entry, addr):
+        """The label of the object at ADDR served by a thread of ENTRY, or None."""
+        struct = ROLE_OBJECTS[entry][0]
+        t = self.types.get(struct)
+        if t is None or not addr:
+            return None
+        if entry == "janus_ice_handle_thread":
+            try:
+                hid = int(gdb.Value(addr).cast(t.pointer()).dereference()["handle_id"])
+            except (gdb.error, RuntimeError, ValueError, OverflowError, TypeError):
+                return None
+            return "handle %d" % hid
+        via = janusdb.THREAD_OBJECTS[entry][2]
+        if self._mem is None:
+            self._mem = gdbtarget.Memory(gdb.selected_inferior())
+        objs = objects.Objects(self.types, self._mem)
+        key = (struct, addr)
+        if via is not None:
+            objs.expand({key: 0})
+            linked = [(n, a) for f, n, a in objs.links.get(key, ()) if f == via]
+            if not linked:
+                return None
+            key = linked[0]
+        return objs.label(key)
+
+    def static_holds(self, snap):
+        """Whether the source of any of SNAP's frames holds or releases a
+        lock at its line: the claims of another thread in the same frames
+        would be evaluated from its own variables.  (Frames read from
+        machine code give their claims, if any, to SNAP itself.)"""
+        for info in snap.frames:
+            got = self.frame_cache.get(info)
+            if got:
+                lockset_ = got[3]
+                if lockset_.held or lockset_.released:
+                    return True
+        return False
+
+
+# Thread entry functions whose argument names the object the thread serves:
+# {entry: (struct, variables that may point to it)}.
+ROLE_OBJECTS = dict([("janus_ice_handle_thread", ("janus_ice_handle", ("handle", "data")))] + [
+    (entry, (struct, names)) for entry, (struct, names, _via) in janusdb.THREAD_OBJECTS.items()])
+ROLE_OBJECT_FUNCTIONS = frozenset(ROLE_OBJECTS)
+
+
+_IN_REGISTER = re.compile(r"a variable in \$(\w+)")
+_RANGE = re.compile(r"Range (0x[0-9a-f]+)-(0x[0-9a-f]+): (.*)")
+
+
+def _register_of(frame, var, level):
+    """("reg", name) when gdb reads variable VAR of FRAME from a register
+    at the frame's pc (`info address`, its location list entry for that
+    pc), else None."""
+    try:
+        pc = frame.pc()
+        if level > 0:
+            pc -= 1     # a return address: the call is before it
+        frame.select()
+        text = gdb.execute("info address %s" % var, to_string=True)
+    except (gdb.error, RuntimeError, ValueError):
         return None
+    ranges = _RANGE.findall(text)
+    if ranges:
+        for low, high, what in ranges:
+            if int(low, 16) <= pc < int(high, 16):
+                m = _IN_REGISTER.match(what.strip())
+                return ("reg", m.group(1)) if m else None
+        return None
+    m = _IN_REGISTER.search(text)
+    return ("reg", m.group(1)) if m and "multi-location" not in text else None
+
+
+def _real_frames(gframes):
+    """How many of GFRAMES are real (not inlined) frames: the index of the
+    unwound frame the next gdb frame belongs to."""
+    return sum(1 for f in gframes if not _inline(f))
 
 
 def _name_from_log(namer, frame, info):

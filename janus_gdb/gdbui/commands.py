@@ -9,6 +9,7 @@ import os
 import gdb  # pylint: disable=import-error
 
 from ..analysis import analyze
+from . import fastcheck
 from ..report import json as render_json
 from ..report import text as render_text
 from ..model import MAX_DEPTH
@@ -31,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 FORMATS = ("text", "json", "dot")
-OPTIONS = ("--format", "--all", "--depth", "--lock-log", "--no-source-check")
+OPTIONS = ("--format", "--all", "--depth", "--lock-log", "--no-source-check", "--gdb-only")
 
 
 def _parser(prog):
@@ -41,6 +42,7 @@ def _parser(prog):
     p.add_argument("--depth", type=int, default=DEFAULT_DEPTH)
     p.add_argument("--lock-log", dest="lock_log", default=None)
     p.add_argument("--no-source-check", action="store_true", dest="no_source_check")
+    p.add_argument("--gdb-only", action="store_true", dest="gdb_only")
     return p
 
 
@@ -194,7 +196,12 @@ def analyze_target(opts):
     try:
         with Settings() as settings:
             report = analyze.collect(max_frames=opts.depth, locklog=log,
-                                     source_check=not opts.no_source_check)
+                                     source_check=not opts.no_source_check,
+                                     gdb_only=opts.gdb_only)
+            if fastcheck.wanted() and not opts.gdb_only:
+                fastcheck.check(report, lambda: analyze.collect(
+                    max_frames=opts.depth, locklog=log, source_check=not opts.no_source_check,
+                    gdb_only=True), gdb.selected_inferior())
         report.warnings[:0] = settings.warnings
         return report
     except NoTarget as exc:
@@ -377,7 +384,7 @@ class JanusLocks(_Base):
     """Show every lock a thread holds or waits for, its owner and its waiters.
 
 Usage: janus-locks [--format text|json|dot] [--all] [--depth N] [--lock-log FILE]
-                [--no-source-check]
+                [--no-source-check] [--gdb-only]
 
 For each lock that some thread is blocked on, and (with debug info) each
 held global or file-static lock variable of the source files on the stacks:
@@ -428,6 +435,9 @@ Options:
                        debug info) for the exits that can leak a leaked
                        lock ("possible missing unlock") and the source
                        lines of a deadlock's lock orders
+  --gdb-only           on a core, read every thread through gdb (by
+                       default gdb reads one of each group of identical
+                       stacks, the core file the rest)
 
 TAB completes the options, the formats and the --lock-log file name.
 The first line is in gdb's `style title` when styling is on and the
@@ -448,7 +458,7 @@ class JanusWaitgraph(_Base):
     """Find deadlocks: the wait-for graph of all threads, verdict first.
 
 Usage: janus-waitgraph [--format text|json|dot] [--all] [--depth N] [--lock-log FILE]
-                [--no-source-check]
+                [--no-source-check] [--gdb-only]
 
 Builds the graph thread -> lock -> owner thread (and thread -> joined
 thread) and reports, in this order:
@@ -487,6 +497,10 @@ Options:
                        exits of the source that can leak its class
                        ("possible missing unlock") and a deadlock cites
                        where the source takes its locks in each order
+  --gdb-only           on a core, read every thread through gdb; by
+                       default the core file is read directly and gdb
+                       reads one thread of each group of identical stacks
+                       (the same report, much faster on big cores)
 
 Owners of GMutex locks (Janus's default janus_mutex) are inferred, with
 the evidence printed next to each (see `help janus-locks`); Janus built

@@ -25,6 +25,10 @@ DWARF_X86_64 = {"rax": 0, "rdx": 1, "rcx": 2, "rbx": 3, "rsi": 4, "rdi": 5, "rbp
 RSP, RBP, RIP = 7, 6, 16
 # aarch64: x0..x30 are 0..30, sp 31; the return address column is x30
 DWARF_AARCH64 = dict([("x%d" % i, i) for i in range(31)] + [("sp", 31)])
+# registers a callee saves: their value in an older frame is what the CFI
+# recovers (others are not known there; gdb says <not saved>)
+CALLEE_SAVED = {EM_X86_64: frozenset(("rbx", "rbp", "r12", "r13", "r14", "r15")),
+                EM_AARCH64: frozenset("x%d" % i for i in range(19, 30))}
 
 
 class Arch(object):
@@ -177,8 +181,10 @@ class Unwinder(object):
                 pos = desc + ((descsz + 3) & ~3)
         return None
 
-    def unwind(self, thread):
-        """([(pc, cfa, how)], why the walk stopped) of THREAD."""
+    def unwind(self, thread, want_regs=False):
+        """([(pc, cfa, how)], why the walk stopped) of THREAD; WANT_REGS: each
+        frame is (pc, cfa, how, {DWARF column: value}), the registers the
+        frame had as far as the CFI recovers them (callee-saved ones)."""
         arch = ARCHES.get(self.core.machine)
         if arch is None:
             return [], "unwinding is only done for x86_64 and aarch64 cores"
@@ -238,7 +244,7 @@ class Unwinder(object):
                     pc == frames[-1][0] or same_cfa >= 4)):
                 return frames, "CFA not increasing at pc 0x%x (corrupt stack?)" % pc
             same_cfa = same_cfa + 1 if cfa == prev_cfa else 0
-            frames.append((pc, cfa, how))
+            frames.append((pc, cfa, how, regs) if want_regs else (pc, cfa, how))
             prev_cfa = cfa
             if arch.ra not in new:
                 return frames, "outermost (return address undefined)"

@@ -156,15 +156,11 @@ def core_mismatch(inf):
     files are compared (corefile.program_matches); only the first notes are
     read unless they do not name the program in full."""
     from .corefile import CoreFileError, names_in_full, program_matches, read_core
-    try:
-        text = gdb.execute("info target", to_string=True)
-    except gdb.error:
-        return None
-    m = re.search(r"core dump file:\s*`(.*?)'", text)
-    if not m:
+    path = core_path(inf)
+    if path is None:
         return None
     try:
-        info = read_core(m.group(1), CORE_NOTES_READ)
+        info = read_core(path, CORE_NOTES_READ)
     except CoreFileError:
         return None
     exe = executable(inf)
@@ -177,7 +173,7 @@ def core_mismatch(inf):
         # a name cut short or another name: the mapped files (last in
         # gdb's cores) decide
         try:
-            info = read_core(m.group(1))
+            info = read_core(path)
         except CoreFileError:
             pass
     if program_matches(info, exe) is False:
@@ -185,6 +181,23 @@ def core_mismatch(inf):
                 "owners, names and lock types may be wrong; open the core with its own "
                 "executable" % (os.path.basename(exe), recorded))
     return None
+
+
+def core_path(inf):
+    """The path of the core file INF was opened from, or None: gdb 15's
+    ``Inferior.corefile`` where there is one, else `info target`."""
+    corefile = getattr(inf, "corefile", None)
+    if corefile is not None:
+        try:
+            return getattr(corefile, "filename", None)
+        except (gdb.error, RuntimeError):
+            return None
+    try:
+        text = gdb.execute("info target", to_string=True)
+    except gdb.error:
+        return None
+    m = re.search(r"core dump file:\s*`(.*?)'", text)
+    return m.group(1) if m else None
 
 
 def executable(inf):
@@ -571,7 +584,58 @@ def run_current_batch():
     _CURRENT[0].run_batch()
 
 
-def snapshot_threads(inf, max_frames, warnings, symtabs=None, scanner=None, gthreads=None):
+# Up to this many threads are found by number (`thread apply`); more are
+# taken from the list of all threads, which libthread_db makes cost 0.6 s
+# at 10,000 threads.
+MAX_LOOKUPS = 256
+_FOUND = []
+
+
+def _found_thread():
+    """Run by `thread apply` in threads_by_number: keep the thread it selected."""
+    _FOUND.append(gdb.selected_thread())
+
+
+def threads_by_number(inf, numbers):
+    """{num: gdb.InferiorThread} of the threads of INF numbered NUMBERS
+    (the missing ones left out)."""
+    numbers = sorted(set(numbers))
+    if len(numbers) > MAX_LOOKUPS:
+        try:
+            return dict((t.num, t) for t in inf.threads() if t.num in set(numbers))
+        except gdb.error as exc:
+            raise NoTarget("Cannot list the threads of the target: %s" % exc)
+    del _FOUND[:]
+    # `thread apply` switches without announcing it (`thread N` would print
+    # the frame on the console, past to_string) and switches back
+    try:
+        gdb.execute("thread apply %s python __import__('sys').modules['%s']._found_thread()"
+                    % (" ".join(str(n) for n in numbers), __name__), to_string=True)
+    except gdb.error:
+        pass
+    found = dict((t.num, t) for t in _FOUND
+                 if t is not None and t.num in numbers and t.inferior.num == inf.num)
+    del _FOUND[:]
+    return found
+
+
+class LazyThreads(dict):
+    """{thread number: gdb.InferiorThread}, looked up by number when first
+    asked for (threads the fast path did not read through gdb)."""
+
+    def __init__(self, inf):
+        dict.__init__(self)
+        self._inf = inf
+
+    def get(self, num, default=None):
+        if num not in self:
+            self[num] = threads_by_number(self._inf, [num]).get(num)
+        th = dict.get(self, num)
+        return default if th is None else th
+
+
+def snapshot_threads(inf, max_frames, warnings, symtabs=None, scanner=None, gthreads=None,
+                     numbers=None):
     """Read every thread's registers and frames; restores the selection.
 
     Returns (list of Snapshot sorted by thread number, arch name); the
@@ -579,6 +643,7 @@ def snapshot_threads(inf, max_frames, warnings, symtabs=None, scanner=None, gthr
     SCANNER(snapshot, gdb frames), when given, reads more from each thread's
     frames while the thread is selected (lock claims, object references).
     GTHREADS, a dict, receives {thread number: gdb.InferiorThread}.
+    NUMBERS: read only the threads with these numbers (the fast path).
     """
     try:
         old_thread = gdb.selected_thread()
@@ -588,10 +653,13 @@ def snapshot_threads(inf, max_frames, warnings, symtabs=None, scanner=None, gthr
         old_frame = gdb.selected_frame()
     except gdb.error:
         old_frame = None
-    try:
-        threads = sorted(inf.threads(), key=lambda t: t.num)
-    except gdb.error as exc:
-        raise NoTarget("Cannot list the threads of the target: %s" % exc)
+    if numbers is not None:
+        threads = sorted(threads_by_number(inf, numbers).values(), key=lambda t: t.num)
+    else:
+        try:
+            threads = sorted(inf.threads(), key=lambda t: t.num)
+        except gdb.error as exc:
+            raise NoTarget("Cannot list the threads of the target: %s" % exc)
     if not threads:
         raise NoTarget(NO_THREADS)
     if gthreads is not None:
