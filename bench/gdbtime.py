@@ -51,14 +51,17 @@ def run_gdb(args, children, stdout_path=None, timeout=3600):
     return run_timed(["gdb"] + args, children, stdout_path, timeout)
 
 
-def run_timed(argv, children, stdout_path=None, timeout=3600):
-    """run_gdb for any command ARGV (e.g. drgn's Python)."""
+def run_timed(argv, children, stdout_path=None, timeout=3600, cwd=None):
+    """run_gdb for any command ARGV (e.g. drgn's Python, or janus-gdb's
+    command-line tool, which runs gdb as its child: ru_maxrss from wait4()
+    is then the largest of the process and its reaped descendants, i.e.
+    gdb's), run in directory CWD (default: this one)."""
     out = open(stdout_path, "w") if stdout_path else open(os.devnull, "w")
     err = tempfile.TemporaryFile(mode="w+")
     try:
         t0 = time.monotonic()
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                             start_new_session=True, env=ENV)
+                             start_new_session=True, env=ENV, cwd=cwd)
         children.append(p)
         killer = threading.Timer(timeout, _killpg, (p.pid,))
         killer.start()

@@ -15,12 +15,16 @@ bench/.build/, start it, wait until its threads are parked, take a core with
   D  drgn: every thread's stack with function names (bench/drgnwalk.py), the
      bar of issue 14; when drgn can be had (--drgn: a venv made in
      bench/.build/drgn-venv by pip), else the column is left out, saying why
+  J  the command-line tool's full report, what issue 14 measures against D:
+     python3 -m janus_gdb CORE --exe EXE, run from the repository root (so
+     this tree's package); its gdb is its child, RSS is the largest of the two
 
 Wall time and peak RSS of each gdb process come from os.wait4().  A and B
 also time their command alone inside gdb (A', B': monotonic clock around the
-command, printed to stderr).  A's report is checked against the fixture's
-ground truth (verdict, grouped waiters, holder), so the benchmark also proves
-the analysis at scale.
+command, printed to stderr).  A's and J's reports are checked against the
+fixture's ground truth (verdict, grouped waiters, holder), and J's exit
+status against the verdict's (3, a hang), so the benchmark also proves the
+analysis at scale.
 
 --live: also attach to the running fixture: how long is the target stopped
 (its ticker thread's longest gap, CLOCK_MONOTONIC) for A and B on a live
@@ -55,6 +59,9 @@ FLOOR = os.path.join(BENCH, "floor.py")
 DRGNWALK = os.path.join(BENCH, "drgnwalk.py")
 DRGN_VENV = os.path.join(BUILD, "drgn-venv")
 SOURCE = os.path.join(BENCH, "pileup.c")
+# the exit status of `janus-gdb CORE` for the pile-up's verdict, a hang behind
+# a sleeping holder (EXIT_HANG of janus_gdb/cli/main.py)
+CLI_EXIT_HANG = 3
 
 GDB_BASE = ["-nx", "-batch", "-iex", "set pagination off", "-iex", "set width 0",
             "-iex", "set confirm off"]
@@ -351,10 +358,34 @@ def run_drgn(python, exe, core):
     return r
 
 
+def cli_args(exe, core):
+    """Column J: janus-gdb's command-line tool on CORE, the package of this
+    tree (run from ROOT: `python3 -m` finds the current directory first)."""
+    return [sys.executable, "-m", "janus_gdb", core, "--exe", exe]
+
+
+def run_cli(exe, core, stdout_path=None):
+    """One timed `janus-gdb CORE` run: run_gdb's dict."""
+    return gdbtime.run_timed(cli_args(exe, core), _children, stdout_path, cwd=ROOT)
+
+
+def check_cli(r, truth):
+    """Problems of one J run: its report (the CLI prints only the report)
+    and its exit status, which must be the verdict's."""
+    probs = ["J: " + p for p in check_report(r["stdout"], truth)]
+    if r["rc"] != CLI_EXIT_HANG:
+        probs.append("J: exit status %s, expected %d (a hang): %s"
+                     % (r["rc"], CLI_EXIT_HANG, r["stderr"].strip()[-500:]))
+    elif "Traceback" in r["stderr"] or "Python Exception" in r["stderr"]:
+        probs.append("J: %s" % r["stderr"].strip()[-500:])
+    return probs
+
+
 def bench_core(exe, core, fx, runs, label, a_iex=(), drgn=None):
-    """Interleaved A, B, S runs on CORE; returns the raw results."""
-    res = {"A": [], "B": [], "S": [], "F": [], "D": []}
+    """Interleaved A, B, S, F, J (and D) runs on CORE; returns the raw results."""
+    res = {"A": [], "B": [], "S": [], "F": [], "D": [], "J": []}
     report_path = os.path.join(BUILD, "report-%s.txt" % label)
+    cli_report_path = os.path.join(BUILD, "report-cli-%s.txt" % label)
     a_args = (a_extra(a_iex) + core_args(exe, core) + ["-x", GDBINIT]
               + timed_cmd("janus-waitgraph"))
     b_args = core_args(exe, core) + timed_cmd("thread apply all bt")
@@ -366,6 +397,7 @@ def bench_core(exe, core, fx, runs, label, a_iex=(), drgn=None):
     # janus-gdb's bytecode cache written (see gdbtime.ENV)
     run_gdb(a_args)
     run_gdb(b_args)
+    run_cli(exe, core)
     if drgn:
         run_drgn(drgn, exe, core)
     for i in range(runs):
@@ -379,7 +411,10 @@ def bench_core(exe, core, fx, runs, label, a_iex=(), drgn=None):
         rf = run_gdb(f_args, stdout_path=os.path.join(BUILD, "floor-%s.txt" % label))
         if rf["rc"] != 0 or "floor: " not in (rf["stdout"] or "") or rf["cmd"] is None:
             problems.append("floor run failed: %s" % rf["stderr"][-300:])
-        for k, r in (("A", ra), ("B", rb), ("S", rs), ("F", rf)):
+        rj = run_cli(exe, core, stdout_path=cli_report_path)
+        probs = check_cli(rj, fx.truth)
+        problems.extend(p for p in probs if p not in problems)
+        for k, r in (("A", ra), ("B", rb), ("S", rs), ("F", rf), ("J", rj)):
             r.pop("stdout", None)
             r.pop("stderr", None)
             res[k].append(r)
@@ -395,12 +430,13 @@ def bench_core(exe, core, fx, runs, label, a_iex=(), drgn=None):
                     % (label, i + 1, rd["wall"], w["load"], w["walk"], w["frames"],
                        rd["rss_kib"] // 1024))
         log("  %s run %d: A %.2fs (cmd %.2fs, %d MiB)  B %.2fs (cmd %.2fs, %d MiB)  S %.2fs"
-            "  F %.2fs (cmd %.2fs)"
+            "  F %.2fs (cmd %.2fs)  J %.2fs (rc %s, %d MiB)"
             % (label, i + 1, ra["wall"], ra["cmd"] or -1, ra["rss_kib"] // 1024,
                rb["wall"], rb["cmd"] or -1, rb["rss_kib"] // 1024, rs["wall"],
-               rf["wall"], rf["cmd"] or -1))
+               rf["wall"], rf["cmd"] or -1, rj["wall"], rj["rc"], rj["rss_kib"] // 1024))
     res["problems"] = problems
     res["report"] = report_path
+    res["cli_report"] = cli_report_path
     return res
 
 
@@ -476,9 +512,15 @@ def summarize(results, live):
         dl = r["core"].get("D") or []
         d = median(x["wall"] for x in dl) if dl else None
         rss_d = median(x["rss_kib"] for x in dl) / 1024.0 if dl else None
+        jl = r["core"].get("J") or []
+        j = median(x["wall"] for x in jl) if jl else None
+        rss_j = median(x["rss_kib"] for x in jl) / 1024.0 if jl else None
         row = {"threads": n, "variant": r["variant"], "A": a, "B": b, "ratio": a / b,
                "D": d, "A_over_D": a / d if d else None, "rss_D": rss_d,
                "D_ms_per_thread": 1000.0 * d / n if d else None,
+               "J": j, "J_over_D": j / d if j and d else None, "rss_J": rss_j,
+               "rss_J_over_B": rss_j / rss_b if rss_j else None,
+               "J_ms_per_thread": 1000.0 * j / n if j else None,
                "rss_A": rss_a, "rss_B": rss_b, "rss_S": rss_s, "rss_ratio": rss_a / rss_b,
                "A_cmd": acmd, "B_cmd": bcmd, "S": s, "F": f, "F_cmd": fcmd,
                "F_ratio": f / b if f else None,
@@ -497,8 +539,19 @@ def summarize(results, live):
         if base is None or n < base["threads"]:
             smallest[r["variant"]] = row
         rows.append(row)
+    # issue 14 measures J's per-thread cost against that at 500 threads
+    at500 = dict((row["variant"], row) for row in rows if row["threads"] == 500)
+    largest = {}
+    for row in rows:
+        if row["threads"] > largest.get(row["variant"], 0):
+            largest[row["variant"]] = row["threads"]
     for row in rows:
         base = smallest[row["variant"]]
+        b500 = at500.get(row["variant"])
+        row["J_growth_vs_500"] = (row["J_ms_per_thread"] / b500["J_ms_per_thread"]
+                                  if b500 and row["J_ms_per_thread"] and b500["J_ms_per_thread"]
+                                  else None)
+        row["largest"] = row["threads"] == largest[row["variant"]]
         row["growth"] = row["A_ms_per_thread"] / base["A_ms_per_thread"]
         row["B_growth"] = row["B_ms_per_thread"] / base["B_ms_per_thread"]
         row["D_growth"] = (row["D_ms_per_thread"] / base["D_ms_per_thread"]
@@ -522,9 +575,13 @@ def print_table(rows, live, runs):
     print("F = the floor (bench/floor.py): list, select and unwind every thread under "
           "janus-gdb's settings, nothing else; F/B and F' growth bound what any gdb extension "
           "can reach.")
+    print("D = drgn's all-thread stack walk with function names (bench/drgnwalk.py); J = the "
+          "command-line tool's full report, `python3 -m janus_gdb CORE --exe EXE` (RSS: its gdb); "
+          "J growth = J ms per thread / the same at 500 threads.")
     hdr = ("threads", "variant", "A s", "B s", "A/B", "RSS A", "RSS B", "RSS A/B", "RSS S",
            "S s", "A' s", "B' s", "A ms/thr", "growth", "A' ms/thr", "growth", "B growth",
-           "F/B", "F' s", "F' growth", "D s", "A/D", "RSS D", "D growth", "report")
+           "F/B", "F' s", "F' growth", "D s", "A/D", "RSS D", "D growth",
+           "J s", "J/D", "RSS J", "RSS J/B", "J ms/thr", "J growth", "report")
     lines = [hdr]
     for r in rows:
         lines.append((
@@ -535,6 +592,8 @@ def print_table(rows, live, runs):
             fmt(r["A_cmd_ms_per_thread"], "%.3f"), fmt(r["cmd_growth"]), fmt(r["B_growth"]),
             fmt(r["F_ratio"]), fmt(r["F_cmd"]), fmt(r["F_cmd_growth"]),
             fmt(r["D"]), fmt(r["A_over_D"]), fmt(r["rss_D"], "%.0f"), fmt(r["D_growth"]),
+            fmt(r["J"]), fmt(r["J_over_D"]), fmt(r["rss_J"], "%.0f"), fmt(r["rss_J_over_B"]),
+            fmt(r["J_ms_per_thread"], "%.3f"), fmt(r["J_growth_vs_500"]),
             "ok" if r["ok"] else "WRONG"))
     widths = [max(len(str(l[i])) for l in lines) for i in range(len(hdr))]
     for l in lines:
@@ -577,19 +636,36 @@ def print_table(rows, live, runs):
             verdicts.append("[floor: F/B %.2f, F' growth %s]" % (r["F_ratio"], fmt(r["F_cmd_growth"])))
         print("  %6s %-7s %s" % ("{:,}".format(r["threads"]), r["variant"], "; ".join(verdicts)))
     print()
-    print("Targets (issue 14): A/D <= 1.5 at 2,000 and 10,000 threads (D = drgn's stack walk); "
-          "A' <= 0.3x B'; RSS A <= RSS B; per-thread growth <= 1.3.")
+    print("Targets (issue 14): J/D <= 1.5 at 2,000 and 10,000 threads (J = janus-gdb CORE, "
+          "D = drgn's stack walk); J per-thread cost at the largest count <= 1.3x that at 500; "
+          "A' <= 0.3x B'; RSS J <= RSS B.  [A/D and RSS A/B: the in-gdb command's, for "
+          "comparison.]")
+
+    def verdict(name, value, limit):
+        return "%s %.2f %s" % (name, value, "met" if value <= limit else "NOT met")
+
     for r in rows:
         verdicts = []
-        if r["A_over_D"] is not None and r["threads"] >= 2000:
-            verdicts.append("A/D %.2f %s" % (r["A_over_D"], "met" if r["A_over_D"] <= 1.5
-                                             else "NOT met"))
+        if r["threads"] >= 2000:
+            if r["J_over_D"] is not None:
+                verdicts.append(verdict("J/D", r["J_over_D"], 1.5))
+            else:
+                verdicts.append("J/D - (%s)" % ("no D" if r["D"] is None else "no J"))
+        if r["largest"] and r["threads"] > 500:
+            if r["J_growth_vs_500"] is not None:
+                verdicts.append(verdict("J growth vs 500", r["J_growth_vs_500"], 1.3))
+            else:
+                verdicts.append("J growth vs 500 - (500 not run)")
         if r["A_cmd"] is not None and r["B_cmd"]:
-            q = r["A_cmd"] / r["B_cmd"]
-            verdicts.append("A'/B' %.2f %s" % (q, "met" if q <= 0.3 else "NOT met"))
-        verdicts.append("RSS A/B %.2f %s" % (r["rss_ratio"], "met" if r["rss_ratio"] <= 1.0
-                                             else "NOT met"))
-        print("  %6s %-7s %s" % ("{:,}".format(r["threads"]), r["variant"], "; ".join(verdicts)))
+            verdicts.append(verdict("A'/B'", r["A_cmd"] / r["B_cmd"], 0.3))
+        if r["rss_J_over_B"] is not None:
+            verdicts.append(verdict("RSS J/B", r["rss_J_over_B"], 1.0))
+        extra = []
+        if r["A_over_D"] is not None and r["threads"] >= 2000:
+            extra.append("A/D %.2f" % r["A_over_D"])
+        extra.append("RSS A/B %.2f" % r["rss_ratio"])
+        print("  %6s %-7s %s  [%s]" % ("{:,}".format(r["threads"]), r["variant"],
+                                       "; ".join(verdicts), ", ".join(extra)))
 
 
 def machine():
