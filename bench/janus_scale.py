@@ -4,6 +4,7 @@
     python3 bench/janus_scale.py [--handles 1000] [--waiters 200] [--sessions 4]
                                  [--runs 3] [--stack-kib 256] [--no-live]
                                  [--no-profile] [--keep] [--json FILE]
+                                 [--drgn auto|off|PYTHON]
 
 Starts the Janus 1.1.2 debug build of scripts/build-janus (JANUS_PREFIX, or
 ~/.cache/janus-gdb/janus-1.1.2) on 127.0.0.1 with a small thread stack
@@ -17,16 +18,27 @@ same gdb, interleaved, --runs times each:
   core  A  gdb -nx -batch JANUS -c CORE -x gdbinit.py -ex janus-waitgraph
         B  gdb -nx -batch JANUS -c CORE -ex 'thread apply all bt'   (stdout to /dev/null)
         S  gdb -nx -batch JANUS -c CORE -x gdbinit.py               (start-up + core load)
+        J  python3 -m janus_gdb CORE --exe JANUS   (the command-line tool's full report,
+           run from the repository root, so this tree's package; its gdb is its
+           child, RSS is the largest of the two; exit status must be 3, a hang)
+        D  drgn's all-thread stack walk with function names (bench/drgnwalk.py,
+           the bar of issue 14), when drgn can be had (--drgn, as bench/run.py:
+           auto = bench/.build/drgn-venv, made with pip when missing; off; or a
+           Python that imports drgn), else left out, saying why
   live  A  gdb -nx -batch JANUS -x gdbinit.py -ex 'attach PID' -ex janus-waitgraph -ex detach
         B  gdb -nx -batch JANUS -ex 'attach PID' -ex 'thread apply all bt' -ex detach
 
 Wall time and peak RSS of each gdb come from os.wait4(); A' and B' are the
-command alone, timed inside gdb.  For the live target, "stopped" is measured
+command alone, timed inside gdb.  Before the measured runs, one unmeasured
+A run also prints what the fast path on cores did (janus_gdb.analysis.
+fastpath.LAST: threads, groups, how many threads gdb read and how many were
+copied, and why groups were refused), and warms the page cache and the
+bytecode cache for all.  For the live target, "stopped" is measured
 twice: inside gdb (monotonic clock from before `attach` to after `detach`)
 and from outside (a sampler reading /proc/PID/task/PID/stat every 2 ms: the
 longest run of the main thread in tracing stop, state 't').  A's report is
-checked each time (verdict, the waiters in one group, the holder named), so
-the numbers are for a correct analysis.  Finally janus-waitgraph runs under
+checked each time (verdict, the waiters in one group, the holder named), and
+J's report and exit status too, so the numbers are for a correct analysis.  Finally janus-waitgraph runs under
 cProfile inside gdb on the core; the top 30 functions by cumulative and by
 own time are printed.
 
@@ -54,6 +66,14 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import janusd  # noqa: E402
 import gdbtime  # noqa: E402  (bench/, next to this file)
+import run as pileup_bench  # noqa: E402  (bench/run.py: J's command line, drgn's helpers)
+
+DRGNWALK = os.path.join(ROOT, "bench", "drgnwalk.py")
+# janus-gdb CORE's exit status for a hang behind a sleeping holder (the
+# frozen request sleeps in pause(2) holding rooms_mutex): EXIT_HANG
+CLI_EXIT_HANG = pileup_bench.CLI_EXIT_HANG
+FASTPATH_STATS = ("python import janus_gdb.analysis.fastpath as _js_f; "
+                  "print('JANUS_SCALE_FASTPATH %r' % (_js_f.LAST[0],))")
 
 GDB_BASE = ["-nx", "-batch", "-iex", "set pagination off", "-iex", "set width 0",
             "-iex", "set confirm off"]
@@ -167,18 +187,104 @@ def extract_report(stdout):
     return m.group(0) if m else None
 
 
+def check_cli(r, setup):
+    """Problems of one J run: its report and its exit status (a hang)."""
+    probs = ["J: " + p for p in check_report(extract_report(r["stdout"]), setup)]
+    if r["rc"] != CLI_EXIT_HANG:
+        probs.append("J: exit status %s, expected %d (a hang): %s"
+                     % (r["rc"], CLI_EXIT_HANG, r["stderr"].strip()[-500:]))
+    elif "Traceback" in r["stderr"] or "Python Exception" in r["stderr"]:
+        probs.append("J: %s" % r["stderr"].strip()[-500:])
+    return probs
+
+
+def run_cli(exe, core, stdout_path):
+    """One timed `janus-gdb CORE --exe EXE` (run_gdb's dict), from ROOT."""
+    return gdbtime.run_timed(pileup_bench.cli_args(exe, core), _children, stdout_path,
+                             cwd=ROOT)
+
+
+def run_drgn(python, exe, core, workdir):
+    """One timed drgn walk: run_gdb's dict plus walk {threads, frames, named,
+    failed, load, walk} (None when drgnwalk.py failed)."""
+    r = gdbtime.run_timed([python, DRGNWALK, core, exe], _children,
+                          stdout_path=os.path.join(workdir, "drgn-walk.json"))
+    r["walk"] = None
+    for line in (r.pop("stdout") or "").splitlines():
+        if line.startswith("{"):
+            try:
+                r["walk"] = json.loads(line)
+            except ValueError:
+                pass
+    r["drgn_stderr"] = r.pop("stderr", "")[-500:]
+    return r
+
+
+def fastpath_stats(setup, workdir):
+    """One unmeasured A run that prints fastpath.LAST[0] after the report:
+    (the dict or None, problems)."""
+    out = os.path.join(workdir, "report-fastpath.txt")
+    r = run_gdb(GDB_BASE + [setup.janus.exe, "-c", setup.core, "-x", GDBINIT,
+                            "-ex", "janus-waitgraph", "-ex", FASTPATH_STATS], stdout_path=out)
+    probs = ["fast-path run: " + p for p in check_report(extract_report(r["stdout"]), setup)]
+    m = re.search(r"^JANUS_SCALE_FASTPATH (.*)$", r["stdout"] or "", re.M)
+    stats = None
+    if m:
+        try:
+            import ast
+            stats = ast.literal_eval(m.group(1))
+        except (ValueError, SyntaxError):
+            probs.append("fast-path run: cannot read %r" % m.group(1)[:200])
+    else:
+        probs.append("fast-path run printed no statistics: rc %s, %s"
+                     % (r["rc"], r["stderr"].strip()[-300:]))
+    return stats, probs
+
+
 # ---------------------------------------------------------------- measurements
 
-def bench_core(setup, runs, workdir):
+def bench_core(setup, runs, workdir, nthreads, drgn=None):
     exe, core = setup.janus.exe, setup.core
     base = GDB_BASE + [exe, "-c", core]
     args = {"A": base + ["-x", GDBINIT] + timed("cmd", "janus-waitgraph"),
             "B": base + timed("cmd", "thread apply all bt"),
             "S": base + ["-x", GDBINIT]}
     report = os.path.join(workdir, "report-core.txt")
-    res = {"A": [], "B": [], "S": [], "problems": []}
+    cli_report = os.path.join(workdir, "report-cli.txt")
+    res = {"A": [], "B": [], "S": [], "J": [], "D": [], "problems": []}
+    # unmeasured: what the fast path did (and the caches warm for all)
+    stats, probs = fastpath_stats(setup, workdir)
+    res["fastpath"] = stats
+    res["problems"] += probs
+    log("fast path: %s" % (stats,))
+    run_gdb(args["B"])
+    run_cli(exe, core, None)
+    if drgn:
+        run_drgn(drgn, exe, core, workdir)
     for i in range(runs):
-        for key in ("A", "B", "S"):
+        for key in ("A", "B", "S", "J", "D"):
+            if key == "J":
+                r = run_cli(exe, core, cli_report)
+                probs = check_cli(r, setup)
+                res["problems"] += [p for p in probs if p not in res["problems"]]
+                res["cli_report_lines"] = len((extract_report(r["stdout"]) or "").splitlines())
+                r.pop("stdout")
+                r.pop("stderr")
+                res["J"].append(r)
+                continue
+            if key == "D":
+                if not drgn:
+                    continue
+                r = run_drgn(drgn, exe, core, workdir)
+                w = r["walk"]
+                if r["rc"] != 0 or w is None or w["threads"] < nthreads:
+                    p = ("D: drgn walk failed or saw too few threads: rc %s, %s, %s"
+                         % (r["rc"], w, r["drgn_stderr"][-200:]))
+                    if p not in res["problems"]:
+                        res["problems"].append(p)
+                else:
+                    res["D"].append(r)
+                continue
             r = run_gdb(args[key], stdout_path=report if key == "A" else None)
             if key == "A":
                 probs = check_report(extract_report(r["stdout"]), setup)
@@ -189,11 +295,16 @@ def bench_core(setup, runs, workdir):
             r.pop("stdout")
             r.pop("stderr")
             res[key].append(r)
-        a, b, s = res["A"][-1], res["B"][-1], res["S"][-1]
+        a, b, s, j = res["A"][-1], res["B"][-1], res["S"][-1], res["J"][-1]
+        d = ("  D %.2fs (load %.2fs, walk %.2fs, %d frames, %d MiB)"
+             % (res["D"][-1]["wall"], res["D"][-1]["walk"]["load"],
+                res["D"][-1]["walk"]["walk"], res["D"][-1]["walk"]["frames"],
+                res["D"][-1]["rss_kib"] >> 10)) if len(res["D"]) == i + 1 else ""
         log("core run %d: A %.2fs (cmd %.2fs, %d MiB)  B %.2fs (cmd %.2fs, %d MiB)  S %.2fs (%d MiB)"
+            "  J %.2fs (rc %s, %d MiB)%s"
             % (i + 1, a["wall"], a["times"].get("cmd", -1), a["rss_kib"] >> 10,
                b["wall"], b["times"].get("cmd", -1), b["rss_kib"] >> 10,
-               s["wall"], s["rss_kib"] >> 10))
+               s["wall"], s["rss_kib"] >> 10, j["wall"], j["rc"], j["rss_kib"] >> 10, d))
     return res
 
 
@@ -295,7 +406,22 @@ def summarize(core, live):
             "ratio_cmd": med([a["times"]["cmd"] / b["times"]["cmd"] for a, b in zip(A, B)
                               if a["times"].get("cmd") and b["times"].get("cmd")]),
             "problems": core["problems"], "report_lines": core.get("report_lines"),
+            "cli_report_lines": core.get("cli_report_lines"),
+            "fastpath": core.get("fastpath"),
         }}
+    c = summary["core"]
+    J, D = core.get("J") or [], core.get("D") or []
+    c["J_wall"] = med(x["wall"] for x in J)
+    c["J_rss_mib"] = med(x["rss_kib"] for x in J) / 1024.0 if J else None
+    c["D_wall"] = med(x["wall"] for x in D)
+    c["D_rss_mib"] = med(x["rss_kib"] for x in D) / 1024.0 if D else None
+    c["D_load"] = med(x["walk"]["load"] for x in D)
+    c["D_walk"] = med(x["walk"]["walk"] for x in D)
+    # issue 14's figures, as bench/run.py computes them: ratios of medians
+    c["J_over_D"] = c["J_wall"] / c["D_wall"] if c["J_wall"] and c["D_wall"] else None
+    c["A_over_D"] = c["A_wall"] / c["D_wall"] if c["D_wall"] else None
+    c["A_cmd_over_B_cmd"] = c["A_cmd"] / c["B_cmd"] if c["A_cmd"] and c["B_cmd"] else None
+    c["rss_J_over_B"] = c["J_rss_mib"] / c["B_rss_mib"] if c["J_rss_mib"] else None
     if live:
         LA, LB = live["A"], live["B"]
         summary["live"] = {
@@ -324,13 +450,29 @@ def print_summary(summary, runs, info):
              "{:,}".format(info["waiters"]), info["core_bytes"] >> 20))
     print("Median of %d interleaved runs (ratios: median of the per-run A/B ratios)." % runs)
     print()
-    rows = [("core file", "A janus-waitgraph", "B thread apply all bt", "A/B", "S load only")]
+    rows = [("core file", "A janus-waitgraph", "B thread apply all bt", "A/B", "S load only",
+             "J janus-gdb CORE", "D drgn walk")]
     rows.append(("gdb wall s", fmt(c["A_wall"]), fmt(c["B_wall"]), fmt(c["ratio_wall"]),
-                 fmt(c["S_wall"])))
-    rows.append(("command alone s", fmt(c["A_cmd"]), fmt(c["B_cmd"]), fmt(c["ratio_cmd"]), "-"))
+                 fmt(c["S_wall"]), fmt(c["J_wall"]), fmt(c["D_wall"])))
+    rows.append(("command alone s", fmt(c["A_cmd"]), fmt(c["B_cmd"]), fmt(c["ratio_cmd"]), "-",
+                 "-", "-" if c["D_walk"] is None else "walk %.2f" % c["D_walk"]))
     rows.append(("gdb peak RSS MiB", fmt(c["A_rss_mib"], "%.0f"), fmt(c["B_rss_mib"], "%.0f"),
-                 fmt(c["ratio_rss"]), fmt(c["S_rss_mib"], "%.0f")))
+                 fmt(c["ratio_rss"]), fmt(c["S_rss_mib"], "%.0f"), fmt(c["J_rss_mib"], "%.0f"),
+                 fmt(c["D_rss_mib"], "%.0f")))
     print(table(rows))
+    print("(J: wall of `python3 -m janus_gdb CORE --exe JANUS`, RSS its gdb's; D: drgn's "
+          "Python, %s)" % ("load %s s + walk" % fmt(c["D_load"]) if c["D_wall"] else info["drgn"]))
+    fp = c.get("fastpath")
+    if fp and "read" in fp:
+        why = fp.get("why") or {}
+        print("fast path (janus-waitgraph on the core): %s threads, %s groups; gdb read %s, "
+              "copied %s; refused: %s"
+              % ("{:,}".format(fp["threads"]), "{:,}".format(fp["groups"]),
+                 "{:,}".format(fp["read"]), "{:,}".format(fp["copied"]),
+                 ", ".join("%s (%d threads)" % (k, v) for k, v in sorted(why.items()))
+                 if isinstance(why, dict) and why else "none"))
+    else:
+        print("fast path (janus-waitgraph on the core): not used: %r" % (fp,))
     if "live" in summary:
         l = summary["live"]
         print()
@@ -358,13 +500,36 @@ def print_summary(summary, runs, info):
         verdicts += [verdict("live stopped", l["ratio_stopped_inside"], 0.8),
                      verdict("live RSS", l["ratio_rss"], 1.2)]
     print("  " + "; ".join(verdicts))
+    print("Targets (issue 14): J/D <= 1.5 (J = janus-gdb CORE, D = drgn's stack walk); "
+          "A' <= 0.3x B'; RSS J <= RSS B.  [A/D: the in-gdb command's, for comparison.]")
+    v14 = []
+    if c["J_over_D"] is not None:
+        v14.append(verdict("J/D", c["J_over_D"], 1.5))
+    else:
+        v14.append("J/D - (%s)" % ("no D: %s" % info["drgn"] if c["D_wall"] is None else "no J"))
+    v14.append(verdict("A'/B'", c["A_cmd_over_B_cmd"], 0.3))
+    v14.append(verdict("RSS J/B", c["rss_J_over_B"], 1.0))
+    extra = "  [A/D %s]" % fmt(c["A_over_D"]) if c["A_over_D"] is not None else ""
+    print("  " + "; ".join(v14) + extra)
     problems = c["problems"] + (summary.get("live", {}).get("problems") or [])
-    print("  report: %s (%s lines of text)" % ("ok" if not problems else "WRONG: " +
-                                               "; ".join(problems), c.get("report_lines")))
+    print("  report: %s (%s lines of text; J's %s)"
+          % ("ok" if not problems else "WRONG: " + "; ".join(problems), c.get("report_lines"),
+             c.get("cli_report_lines")))
+    print("janus-gdb: %s; drgn: %s" % (info.get("janus_gdb", "?"), info["drgn"]))
 
 
 def machine():
     info = {"nproc": os.cpu_count(), "uname": " ".join(os.uname())}
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %cI"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              universal_newlines=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "janus_gdb",
+                                "gdbinit.py"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               universal_newlines=True).stdout.strip()
+        info["janus_gdb"] = head + (" (janus_gdb/ modified)" if dirty else "")
+    except OSError:
+        pass
     try:
         info["gdb"] = subprocess.run(["gdb", "--version"], stdout=subprocess.PIPE,
                                      universal_newlines=True).stdout.splitlines()[0]
@@ -393,6 +558,10 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the work directory and core")
     ap.add_argument("--workdir", default=None, help="work directory (default: a new temp dir)")
     ap.add_argument("--json", default=None, help="also write the raw results to this file")
+    ap.add_argument("--drgn", default="auto", metavar="auto|off|PYTHON",
+                    help="column D, drgn's stack walk: auto uses bench/.build/drgn-venv "
+                         "(made with pip when missing, as bench/run.py); off; or a Python "
+                         "that imports drgn")
     opts = ap.parse_args()
     if opts.handles < opts.waiters + 1:
         sys.exit("janus-scale: --handles must be at least --waiters + 1")
@@ -406,6 +575,9 @@ def main():
         _cleanup["workdir"] = workdir
     _cleanup["keep"] = opts.keep
     info = machine()
+    drgn, why = pileup_bench.drgn_python(opts.drgn)
+    info["drgn"] = drgn or ("not measured: %s" % why)
+    log("drgn: %s" % info["drgn"])
     log("machine: %d CPUs (%s), %s; %s" % (info["nproc"], info.get("cpu"), info.get("mem"),
                                           info.get("gdb")))
     log("setting up: %d handles over %d sessions, %d waiters, stack %d KiB, in %s"
@@ -426,7 +598,7 @@ def main():
            ", ".join("%d KiB x%d" % kv for kv in sorted(setup.stack_sizes.items(),
                                                          key=lambda kv: -kv[1])[:3]),
            ", ".join("%s %.1fs" % kv for kv in sorted(setup.timings.items()))))
-    core = bench_core(setup, opts.runs, workdir)
+    core = bench_core(setup, opts.runs, workdir, info["threads"], drgn)
     live = None if opts.no_live else bench_live(setup, opts.runs, workdir)
     summary = summarize(core, live)
     prof = None
