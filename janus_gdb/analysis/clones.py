@@ -50,7 +50,7 @@ def role_slot(role_var, rep_cfas, member_cfas):
         return None
     addr = where[1]
     rep_cfa, member_cfa = rep_cfas[index], member_cfas[index]
-    if rep_cfa is None or member_cfa is None:
+    if not rep_cfa or not member_cfa:
         return None
     # the variable lies in that frame: below its CFA (or among the
     # arguments just above it), above the newer frame's CFA (this frame's
@@ -66,7 +66,9 @@ def clone(rep, num, lwp, sp, global_offset, role_detail):
     regs = dict(rep.regs)
     if "sp" in regs:
         regs["sp"] = sp
-    snap = Snapshot(num, lwp, None, regs, list(rep.frames), rep.frames_truncated,
+    # the frames are the representative's list itself: nothing changes a
+    # snapshot's frames once read
+    snap = Snapshot(num, lwp, None, regs, rep.frames, rep.frames_truncated,
                     num + global_offset)
     snap.claims = []
     snap.refs = {}

@@ -15,6 +15,8 @@ grouped: gdb reads it.
 Stdlib only; what gdb-independent code can tell is all that is here.
 """
 
+import array
+
 from . import coremem
 from . import coreunwind
 from .corefile import CoreFileError
@@ -38,7 +40,7 @@ class CoreThread(object):
         self.num = num              # gdb's thread number (note order + 1)
         self.lwp = lwp
         self.pcs = pcs              # return addresses, newest first (frame 0: the pc)
-        self.cfas = cfas            # each frame's CFA (its caller's stack pointer)
+        self.cfas = cfas            # each frame's CFA (its caller's stack pointer; 0: unknown)
         self.complete = complete    # the walk reached the outermost frame
         self.core_thread = core_thread  # coremem.Thread
 
@@ -149,7 +151,7 @@ def read_groups(path, exe=None):
             pcs = tuple(f[0] for f in frames)
             pcs = same_pcs.setdefault(pcs, pcs)     # one tuple for identical stacks
             ct = CoreThread(t.index + 1, t.lwp, pcs,
-                            tuple(f[1] for f in frames), why == OUTERMOST, t)
+                            array.array("Q", (f[1] or 0 for f in frames)), why == OUTERMOST, t)
             threads[ct.num] = ct
             key = group_key(ct, core.machine)
             if key is not None:
