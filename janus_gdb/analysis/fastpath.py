@@ -26,7 +26,8 @@ MIN_GROUP = 2
 ENV = "JANUS_GDB_FAST_PATH"
 
 # What the last analysis did, for tests and benchmarks: {"threads",
-# "groups", "read", "copied", "why"} or None.
+# "groups", "read", "copied", "why": {reason a group was read: threads},
+# "roles": {how copies' role objects were read: copies}} or None.
 LAST = [None]
 
 
@@ -73,12 +74,13 @@ def fill(groups, snaps, scanner, read_more):
     again = []
     copied = 0
     refused = {}
+    roles = {}      # how the copies' role objects were read: reg, mem, none
     for rep_num, members in sorted(groups.groups.items()):
         rep = by_num.get(rep_num)
         witness = by_num.get(groups.witness(rep_num))
         rest = [n for n in members if n != rep_num and n not in by_num]
         why = _refusal(groups, rep, scanner) or _refusal(groups, witness, scanner)
-        if why is None and not _alike(rep, witness):
+        if why is None and not clones.alike(rep, witness):
             why = "gdb read two of its threads differently"
         if why is not None:
             again.extend(rest)
@@ -90,6 +92,9 @@ def fill(groups, snaps, scanner, read_more):
         for num in rest:
             ct = groups.threads[num]
             detail = None
+            if role_var is not None:
+                how = role_var[2][0]
+                roles[how] = roles.get(how, 0) + 1
             if role_var is not None and role_var[2][0] != "none":
                 detail = _role_detail(groups, scanner, role_var, rep_ct, ct)
             out.append(clones.clone(rep, num, ct.lwp, ct.sp(groups.machine), offset, detail))
@@ -98,7 +103,8 @@ def fill(groups, snaps, scanner, read_more):
         out.extend(read_more(sorted(again)))
     out.sort(key=lambda s: s.num)
     LAST[0] = {"threads": len(groups.threads), "groups": len(groups.groups),
-               "read": len(out) - copied, "copied": copied, "why": refused}
+               "read": len(out) - copied, "copied": copied, "why": refused,
+               "roles": roles}
     return out
 
 
@@ -109,7 +115,8 @@ def _refusal(groups, rep, scanner):
     ct = groups.threads.get(rep.num)
     if ct is None or ct.lwp != rep.lwp:
         return "gdb's thread is not the core's"
-    if not same_frames(rep.frames, ct.pcs, rep.frames_truncated):
+    if not clones.same_frames(rep.frames, ct.pcs, rep.frames_truncated,
+                              gdbtarget.STACK_BOTTOMS):
         return "gdb unwound its stack otherwise than the core reader"
     key = coregroups.group_key(ct, groups.machine)
     on_futex = key is not None and (groups.machine != coremem.EM_X86_64
@@ -124,35 +131,6 @@ def _refusal(groups, rep, scanner):
         if _role_pointer(groups, role_var, ct, ct) != role_var[2][2]:
             why = "its role object's pointer is not where gdb read it"
     return why
-
-
-def _alike(a, b):
-    """Whether gdb read snapshots A and B as the same but for the thread:
-    the same frames and lines, state registers (but the stack pointer),
-    waits and role detail read from the same place."""
-    def regs(s):
-        return dict((k, v) for k, v in s.regs.items() if k != "sp")
-    return ([(f.pc, f.function, f.file, f.line, f.log_name) for f in a.frames]
-            == [(f.pc, f.function, f.file, f.line, f.log_name) for f in b.frames]
-            and regs(a) == regs(b) and a.lock_call == b.lock_call
-            and a.queue_call == b.queue_call and a.frames_truncated == b.frames_truncated
-            and a.unanalysed == b.unanalysed and a.analysed_levels == b.analysed_levels)
-
-
-def same_frames(frames, pcs, truncated):
-    """Whether gdb's FRAMES (model.FrameInfo, inlined ones included: they
-    repeat their caller's pc) are the reader's PCS, pc for pc: all of them
-    unless gdb stopped early, at its depth limit (TRUNCATED) or at the
-    thread's start-up frame (read_frames ends there; the reader goes on to
-    clone3 or _start)."""
-    seen = []
-    for f in frames:
-        if not seen or f.pc != seen[-1]:
-            seen.append(f.pc)
-    if not seen or tuple(seen) != tuple(pcs[:len(seen)]):
-        return False
-    return (truncated or len(seen) == len(pcs)
-            or frames[-1].function in gdbtarget.STACK_BOTTOMS)
 
 
 def _role_pointer(groups, role_var, rep_ct, ct):
