@@ -105,6 +105,33 @@ def test_threads_holding_their_own_lock_are_read_by_gdb(holding):
     assert first_difference(fast, slow) is None
 
 
+@pytest.mark.parametrize("opt", ["O2"])
+def test_live_process(build_dir, opt):
+    """Attached to the running fixture: the threads are read from /proc
+    (target/livemem.py), gdb reads a representative and a witness, and the
+    process runs on untouched."""
+    n = 40      # the fast path is for processes of 32 threads or more
+    fx = Fixture(build_dir, opt, [str(n)])
+    try:
+        res = gdbrun.gdb(["janus-waitgraph --format json", STATS], pid=fx.sc.pid)
+        slow = gdbrun.gdb(["janus-waitgraph --format json --gdb-only"], pid=fx.sc.pid)
+        state = fx.sc.proc_state()
+        alive = fx.sc.proc.poll() is None
+    finally:
+        fx.close()
+    assert "Traceback" not in res.stdout + res.stderr, res.stderr
+    stats = json.loads([l for l in res.stdout.splitlines() if l.startswith("FASTPATH ")][0][9:])
+    fast = gdbrun.extract_json(res.stdout.split("FASTPATH ")[0])
+    assert stats["copied"] == n - 2 and stats["roles"] == {"reg": n - 2}, stats
+    threads = by_lwp(fast)
+    for lwp, hid in fx.handles.items():
+        assert threads[lwp]["role_detail"] == "handle %d" % hid, threads[lwp]
+        assert threads[lwp]["name"] == "hloop"
+    from janus_gdb.gdbui.fastcheck import first_difference
+    assert first_difference(fast, gdbrun.extract_json(slow.stdout)) is None
+    assert alive and state in ("S", "R"), state
+
+
 def test_another_executable_turns_it_off(loops, binaries):
     _opt, fx = loops
     _report, stats = analyse(binaries.debug, fx.core)

@@ -16,11 +16,15 @@ from . import clones
 from .stackscan import ROLE_OBJECT_FUNCTIONS
 from ..target import coregroups
 from ..target import coremem
+from ..target import livemem
 from ..target import gdbtarget
 from ..target.corefile import CoreFileError
 
 # Groups smaller than this are not worth a second look: gdb reads them.
 MIN_GROUP = 2
+# A live process with fewer threads is read by gdb alone: listing the
+# threads and reading /proc would cost more than it saves.
+MIN_LIVE_THREADS = 32
 # Set JANUS_GDB_FAST_PATH=off in the environment to read every thread
 # through gdb (as --gdb-only does).
 ENV = "JANUS_GDB_FAST_PATH"
@@ -36,12 +40,16 @@ def plan(inf, kind, gdb_only=False):
     path does not apply (a live process, more than one inferior, a core
     the reader cannot open or unwind, --gdb-only)."""
     LAST[0] = None
-    if gdb_only or kind != "core" or os.environ.get(ENV, "").lower() in ("off", "0", "no"):
+    if gdb_only or os.environ.get(ENV, "").lower() in ("off", "0", "no"):
         return None
     try:
         if len(gdb.inferiors()) != 1:
             return None
     except gdb.error:
+        return None
+    if kind == "live":
+        return _live_plan(inf)
+    if kind != "core":
         return None
     path = gdbtarget.core_path(inf)
     if not path:
@@ -65,6 +73,33 @@ def plan(inf, kind, gdb_only=False):
     return groups
 
 
+def _live_plan(inf):
+    """The CoreGroups of the live process INF, read from /proc (livemem),
+    or None."""
+    if not gdbtarget.is_native(inf):
+        return None
+    try:
+        nums = dict((t.ptid[1], t.num) for t in inf.threads() if t.ptid[1])
+    except gdb.error:
+        return None
+    if len(nums) < MIN_LIVE_THREADS:
+        LAST[0] = {"why": "fewer than %d threads" % MIN_LIVE_THREADS}
+        return None
+    try:
+        mem = livemem.LiveMemory(inf.pid, nums)
+        groups = coregroups.group_threads(mem, gdbtarget.executable(inf),
+                                          "process %d" % inf.pid)
+    except (livemem.LiveError, CoreFileError) as exc:
+        LAST[0] = {"why": str(exc)}
+        return None
+    if not groups.groups:
+        groups.close()
+        LAST[0] = {"threads": len(groups.threads), "groups": 0, "read": len(nums),
+                   "copied": 0, "why": "no two threads have the same stack"}
+        return None
+    return groups
+
+
 def fill(groups, snaps, scanner, read_more):
     """SNAPS (those gdb read: groups.first_pass()) completed with every
     thread of the core: copies where clones.copyable allows, else what
@@ -75,6 +110,7 @@ def fill(groups, snaps, scanner, read_more):
     copied = 0
     refused = {}
     roles = {}      # how the copies' role objects were read: reg, mem, none
+    names = getattr(groups.core, "names", {})   # a live process's thread names
     for rep_num, members in sorted(groups.groups.items()):
         rep = by_num.get(rep_num)
         witness = by_num.get(groups.witness(rep_num))
@@ -97,7 +133,9 @@ def fill(groups, snaps, scanner, read_more):
                 roles[how] = roles.get(how, 0) + 1
             if role_var is not None and role_var[2][0] != "none":
                 detail = _role_detail(groups, scanner, role_var, rep_ct, ct)
-            out.append(clones.clone(rep, num, ct.lwp, ct.sp(groups.machine), offset, detail))
+            copy = clones.clone(rep, num, ct.lwp, ct.sp(groups.machine), offset, detail)
+            copy.name = names.get(ct.lwp)
+            out.append(copy)
             copied += 1
     if again:
         out.extend(read_more(sorted(again)))

@@ -59,7 +59,7 @@ class CoreGroups(object):
     open while the analysis reads through ``memory``; close() it after."""
 
     def __init__(self, core, threads, groups, unwinder):
-        self.core = core            # coremem.CoreMemory (open)
+        self.core = core            # coremem.CoreMemory or livemem.LiveMemory (open)
         self.machine = core.machine
         self.threads = threads      # {num: CoreThread}
         self.groups = groups        # {representative num: [member nums]}, members > 1
@@ -135,32 +135,38 @@ def read_groups(path, exe=None):
     """CoreGroups of the core file PATH (EXE: its executable, for cores
     without NT_FILE).  CoreFileError when the core cannot be read or its
     architecture is not unwound here."""
-    core = coremem.CoreMemory(path)
+    return group_threads(coremem.CoreMemory(path), exe, path)
+
+
+def group_threads(mem, exe, what):
+    """CoreGroups of the threads of MEM (a coremem.CoreMemory, or a
+    livemem.LiveMemory: the same queries), which it then owns.
+    CoreFileError (naming WHAT) when they cannot be unwound here."""
     try:
-        un = coreunwind.Unwinder(core, exe=exe)
+        un = coreunwind.Unwinder(mem, exe=exe)
         if not un.supported():
             raise CoreFileError("%s: threads are unwound here for x86_64 and aarch64 only"
-                                % path)
-        if not core.threads:
-            raise CoreFileError("%s holds no threads" % path)
+                                % what)
+        if not mem.threads:
+            raise CoreFileError("%s holds no threads" % what)
         threads = {}
         by_key = {}
         same_pcs = {}
-        for t in core.threads[:MAX_THREADS]:
+        for t in mem.threads[:MAX_THREADS]:
             frames, why = un.unwind(t)
             pcs = tuple(f[0] for f in frames)
             pcs = same_pcs.setdefault(pcs, pcs)     # one tuple for identical stacks
             ct = CoreThread(t.index + 1, t.lwp, pcs,
                             array.array("Q", (f[1] or 0 for f in frames)), why == OUTERMOST, t)
             threads[ct.num] = ct
-            key = group_key(ct, core.machine)
+            key = group_key(ct, mem.machine)
             if key is not None:
                 by_key.setdefault(key, []).append(ct.num)
         groups = dict((nums[0], nums) for nums in by_key.values() if len(nums) > 1)
-        return CoreGroups(core, threads, groups, un)
+        return CoreGroups(mem, threads, groups, un)
     except CoreFileError:
-        core.close()
+        mem.close()
         raise
     except (OSError, ValueError, OverflowError, IndexError, KeyError) as exc:
-        core.close()
-        raise CoreFileError("%s: cannot unwind its threads: %s" % (path, exc))
+        mem.close()
+        raise CoreFileError("%s: cannot unwind its threads: %s" % (what, exc))
