@@ -1,11 +1,14 @@
-"""The fast path on core files (issue 14; docs/performance.md): gdb reads
-one thread of each group of identical stacks (``target/coregroups.py``)
+"""The fast path (issue 14; docs/performance.md): gdb reads one thread of
+each group of identical stacks (``target/coregroups.py``) plus a witness,
 and the threads no group holds; ``clones`` copies the rest.
 
 Used for a core opened in the only inferior, on x86_64 and aarch64, when
-the core file can be read directly; otherwise, or with ``--gdb-only``,
-every thread is read through gdb as before.  The report is the same
-either way (tests/test_fastpath.py compares them on every fixture core).
+the core file can be read directly and its executable is the one gdb
+has, and for a live process of 32 threads or more on this machine
+(``target/livemem.py``, /proc); otherwise, or with ``--gdb-only``, every
+thread is read through gdb as before.  The report is the same either way:
+tests/conftest.py has every analysis the tests make checked against
+``--gdb-only`` (gdbui/fastcheck.py).
 """
 
 import os
