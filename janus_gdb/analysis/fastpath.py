@@ -95,6 +95,8 @@ def _live_plan(inf):
     except (livemem.LiveError, CoreFileError) as exc:
         LAST[0] = {"why": str(exc)}
         return None
+    # a thread /proc did not show (gone, unreadable): gdb reads it
+    groups.unread = set(nums.values()) - set(groups.threads)
     if not groups.groups:
         groups.close()
         LAST[0] = {"threads": len(groups.threads), "groups": 0, "read": len(nums),

@@ -65,6 +65,7 @@ class CoreGroups(object):
         self.groups = groups        # {representative num: [member nums]}, members > 1
         self.rep_of = {}            # {member num: representative num}
         self.unwinder = unwinder
+        self.unread = set()         # numbers of threads gdb has and the reader did not see
         for rep, members in groups.items():
             for num in members:
                 if num != rep:
@@ -84,7 +85,8 @@ class CoreGroups(object):
         witness (its last: read to check that gdb sees it as the reader
         does)."""
         witnesses = set(self.witness(rep) for rep in self.groups)
-        return sorted(n for n in self.threads if n not in self.rep_of or n in witnesses)
+        return sorted(set(n for n in self.threads if n not in self.rep_of or n in witnesses)
+                      | self.unread)
 
     def witness(self, rep):
         """The thread of REP's group that gdb reads besides REP."""
