@@ -50,7 +50,7 @@ def role_slot(role_var, rep_cfas, member_cfas):
         return None
     addr = where[1]
     rep_cfa, member_cfa = rep_cfas[index], member_cfas[index]
-    if rep_cfa is None or member_cfa is None:
+    if not rep_cfa or not member_cfa:
         return None
     # the variable lies in that frame: below its CFA (or among the
     # arguments just above it), above the newer frame's CFA (this frame's
@@ -61,12 +61,43 @@ def role_slot(role_var, rep_cfas, member_cfas):
     return member_cfa + (addr - rep_cfa)
 
 
+def alike(a, b):
+    """Whether gdb read snapshots A and B as the same but for the thread:
+    the same frames and lines, state registers (but the stack pointer),
+    waits and role detail read from the same place."""
+    def regs(s):
+        return dict((k, v) for k, v in s.regs.items() if k != "sp")
+    return ([(f.pc, f.function, f.file, f.line, f.log_name) for f in a.frames]
+            == [(f.pc, f.function, f.file, f.line, f.log_name) for f in b.frames]
+            and regs(a) == regs(b) and a.lock_call == b.lock_call
+            and a.queue_call == b.queue_call and a.frames_truncated == b.frames_truncated
+            and a.unanalysed == b.unanalysed and a.analysed_levels == b.analysed_levels)
+
+
+def same_frames(frames, pcs, truncated, bottoms):
+    """Whether gdb's FRAMES (model.FrameInfo, inlined ones included: they
+    repeat their caller's pc) are the reader's PCS, pc for pc: all of them
+    unless gdb stopped early, at its depth limit (TRUNCATED) or at the
+    thread's start-up frame (read_frames ends there; the reader goes on to
+    clone3 or _start; BOTTOMS: the names of those frames)."""
+    seen = []
+    for f in frames:
+        if not seen or f.pc != seen[-1]:
+            seen.append(f.pc)
+    if not seen or tuple(seen) != tuple(pcs[:len(seen)]):
+        return False
+    return (truncated or len(seen) == len(pcs)
+            or frames[-1].function in bottoms)
+
+
 def clone(rep, num, lwp, sp, global_offset, role_detail):
     """A Snapshot of thread NUM (LWP, stack pointer SP) copied from REP."""
     regs = dict(rep.regs)
     if "sp" in regs:
         regs["sp"] = sp
-    snap = Snapshot(num, lwp, None, regs, list(rep.frames), rep.frames_truncated,
+    # the frames are the representative's list itself: nothing changes a
+    # snapshot's frames once read
+    snap = Snapshot(num, lwp, None, regs, rep.frames, rep.frames_truncated,
                     num + global_offset)
     snap.claims = []
     snap.refs = {}

@@ -1,11 +1,14 @@
-"""The fast path on core files (issue 14; docs/performance.md): gdb reads
-one thread of each group of identical stacks (``target/coregroups.py``)
+"""The fast path (issue 14; docs/performance.md): gdb reads one thread of
+each group of identical stacks (``target/coregroups.py``) plus a witness,
 and the threads no group holds; ``clones`` copies the rest.
 
 Used for a core opened in the only inferior, on x86_64 and aarch64, when
-the core file can be read directly; otherwise, or with ``--gdb-only``,
-every thread is read through gdb as before.  The report is the same
-either way (tests/test_fastpath.py compares them on every fixture core).
+the core file can be read directly and its executable is the one gdb
+has, and for a live process of 32 threads or more on this machine
+(``target/livemem.py``, /proc); otherwise, or with ``--gdb-only``, every
+thread is read through gdb as before.  The report is the same either way:
+tests/conftest.py has every analysis the tests make checked against
+``--gdb-only`` (gdbui/fastcheck.py).
 """
 
 import os
@@ -16,17 +19,22 @@ from . import clones
 from .stackscan import ROLE_OBJECT_FUNCTIONS
 from ..target import coregroups
 from ..target import coremem
+from ..target import livemem
 from ..target import gdbtarget
 from ..target.corefile import CoreFileError
 
 # Groups smaller than this are not worth a second look: gdb reads them.
 MIN_GROUP = 2
+# A live process with fewer threads is read by gdb alone: listing the
+# threads and reading /proc would cost more than it saves.
+MIN_LIVE_THREADS = 32
 # Set JANUS_GDB_FAST_PATH=off in the environment to read every thread
 # through gdb (as --gdb-only does).
 ENV = "JANUS_GDB_FAST_PATH"
 
 # What the last analysis did, for tests and benchmarks: {"threads",
-# "groups", "read", "copied", "why"} or None.
+# "groups", "read", "copied", "why": {reason a group was read: threads},
+# "roles": {how copies' role objects were read: copies}} or None.
 LAST = [None]
 
 
@@ -35,12 +43,16 @@ def plan(inf, kind, gdb_only=False):
     path does not apply (a live process, more than one inferior, a core
     the reader cannot open or unwind, --gdb-only)."""
     LAST[0] = None
-    if gdb_only or kind != "core" or os.environ.get(ENV, "").lower() in ("off", "0", "no"):
+    if gdb_only or os.environ.get(ENV, "").lower() in ("off", "0", "no"):
         return None
     try:
         if len(gdb.inferiors()) != 1:
             return None
     except gdb.error:
+        return None
+    if kind == "live":
+        return _live_plan(inf)
+    if kind != "core":
         return None
     path = gdbtarget.core_path(inf)
     if not path:
@@ -64,6 +76,35 @@ def plan(inf, kind, gdb_only=False):
     return groups
 
 
+def _live_plan(inf):
+    """The CoreGroups of the live process INF, read from /proc (livemem),
+    or None."""
+    if not gdbtarget.is_native(inf):
+        return None
+    try:
+        nums = dict((t.ptid[1], t.num) for t in inf.threads() if t.ptid[1])
+    except gdb.error:
+        return None
+    if len(nums) < MIN_LIVE_THREADS:
+        LAST[0] = {"why": "fewer than %d threads" % MIN_LIVE_THREADS}
+        return None
+    try:
+        mem = livemem.LiveMemory(inf.pid, nums)
+        groups = coregroups.group_threads(mem, gdbtarget.executable(inf),
+                                          "process %d" % inf.pid)
+    except (livemem.LiveError, CoreFileError) as exc:
+        LAST[0] = {"why": str(exc)}
+        return None
+    # a thread /proc did not show (gone, unreadable): gdb reads it
+    groups.unread = set(nums.values()) - set(groups.threads)
+    if not groups.groups:
+        groups.close()
+        LAST[0] = {"threads": len(groups.threads), "groups": 0, "read": len(nums),
+                   "copied": 0, "why": "no two threads have the same stack"}
+        return None
+    return groups
+
+
 def fill(groups, snaps, scanner, read_more):
     """SNAPS (those gdb read: groups.first_pass()) completed with every
     thread of the core: copies where clones.copyable allows, else what
@@ -73,12 +114,14 @@ def fill(groups, snaps, scanner, read_more):
     again = []
     copied = 0
     refused = {}
+    roles = {}      # how the copies' role objects were read: reg, mem, none
+    names = getattr(groups.core, "names", {})   # a live process's thread names
     for rep_num, members in sorted(groups.groups.items()):
         rep = by_num.get(rep_num)
         witness = by_num.get(groups.witness(rep_num))
         rest = [n for n in members if n != rep_num and n not in by_num]
         why = _refusal(groups, rep, scanner) or _refusal(groups, witness, scanner)
-        if why is None and not _alike(rep, witness):
+        if why is None and not clones.alike(rep, witness):
             why = "gdb read two of its threads differently"
         if why is not None:
             again.extend(rest)
@@ -90,15 +133,21 @@ def fill(groups, snaps, scanner, read_more):
         for num in rest:
             ct = groups.threads[num]
             detail = None
+            if role_var is not None:
+                how = role_var[2][0]
+                roles[how] = roles.get(how, 0) + 1
             if role_var is not None and role_var[2][0] != "none":
                 detail = _role_detail(groups, scanner, role_var, rep_ct, ct)
-            out.append(clones.clone(rep, num, ct.lwp, ct.sp(groups.machine), offset, detail))
+            copy = clones.clone(rep, num, ct.lwp, ct.sp(groups.machine), offset, detail)
+            copy.name = names.get(ct.lwp)
+            out.append(copy)
             copied += 1
     if again:
         out.extend(read_more(sorted(again)))
     out.sort(key=lambda s: s.num)
     LAST[0] = {"threads": len(groups.threads), "groups": len(groups.groups),
-               "read": len(out) - copied, "copied": copied, "why": refused}
+               "read": len(out) - copied, "copied": copied, "why": refused,
+               "roles": roles}
     return out
 
 
@@ -109,7 +158,8 @@ def _refusal(groups, rep, scanner):
     ct = groups.threads.get(rep.num)
     if ct is None or ct.lwp != rep.lwp:
         return "gdb's thread is not the core's"
-    if not same_frames(rep.frames, ct.pcs, rep.frames_truncated):
+    if not clones.same_frames(rep.frames, ct.pcs, rep.frames_truncated,
+                              gdbtarget.STACK_BOTTOMS):
         return "gdb unwound its stack otherwise than the core reader"
     key = coregroups.group_key(ct, groups.machine)
     on_futex = key is not None and (groups.machine != coremem.EM_X86_64
@@ -124,35 +174,6 @@ def _refusal(groups, rep, scanner):
         if _role_pointer(groups, role_var, ct, ct) != role_var[2][2]:
             why = "its role object's pointer is not where gdb read it"
     return why
-
-
-def _alike(a, b):
-    """Whether gdb read snapshots A and B as the same but for the thread:
-    the same frames and lines, state registers (but the stack pointer),
-    waits and role detail read from the same place."""
-    def regs(s):
-        return dict((k, v) for k, v in s.regs.items() if k != "sp")
-    return ([(f.pc, f.function, f.file, f.line, f.log_name) for f in a.frames]
-            == [(f.pc, f.function, f.file, f.line, f.log_name) for f in b.frames]
-            and regs(a) == regs(b) and a.lock_call == b.lock_call
-            and a.queue_call == b.queue_call and a.frames_truncated == b.frames_truncated
-            and a.unanalysed == b.unanalysed and a.analysed_levels == b.analysed_levels)
-
-
-def same_frames(frames, pcs, truncated):
-    """Whether gdb's FRAMES (model.FrameInfo, inlined ones included: they
-    repeat their caller's pc) are the reader's PCS, pc for pc: all of them
-    unless gdb stopped early, at its depth limit (TRUNCATED) or at the
-    thread's start-up frame (read_frames ends there; the reader goes on to
-    clone3 or _start)."""
-    seen = []
-    for f in frames:
-        if not seen or f.pc != seen[-1]:
-            seen.append(f.pc)
-    if not seen or tuple(seen) != tuple(pcs[:len(seen)]):
-        return False
-    return (truncated or len(seen) == len(pcs)
-            or frames[-1].function in gdbtarget.STACK_BOTTOMS)
 
 
 def _role_pointer(groups, role_var, rep_ct, ct):

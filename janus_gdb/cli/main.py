@@ -107,8 +107,8 @@ def parser():
                    help="do not read the program's C sources for the exits that can leak a "
                         "leaked lock and the lines of a deadlock's lock orders")
     p.add_argument("--gdb-only", action="store_true", dest="gdb_only",
-                   help="on a core, read every thread through gdb (by default gdb reads one "
-                        "of each group of identical stacks and the core file the rest)")
+                   help="read every thread through gdb (by default gdb reads one of each "
+                        "group of identical stacks, the core file or /proc the rest)")
     p.add_argument("--gdb", metavar="PATH", default=None,
                    help="the gdb to run (default: gdb; gdb-multiarch for a core of another "
                    "architecture)")

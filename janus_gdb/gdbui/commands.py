@@ -435,9 +435,10 @@ Options:
                        debug info) for the exits that can leak a leaked
                        lock ("possible missing unlock") and the source
                        lines of a deadlock's lock orders
-  --gdb-only           on a core, read every thread through gdb (by
-                       default gdb reads one of each group of identical
-                       stacks, the core file the rest)
+  --gdb-only           read every thread through gdb (by default, on a
+                       core or a live process of 32 threads or more, gdb
+                       reads one of each group of identical stacks, the
+                       core file or /proc the rest)
 
 TAB completes the options, the formats and the --lock-log file name.
 The first line is in gdb's `style title` when styling is on and the
@@ -497,10 +498,11 @@ Options:
                        exits of the source that can leak its class
                        ("possible missing unlock") and a deadlock cites
                        where the source takes its locks in each order
-  --gdb-only           on a core, read every thread through gdb; by
-                       default the core file is read directly and gdb
-                       reads one thread of each group of identical stacks
-                       (the same report, much faster on big cores)
+  --gdb-only           read every thread through gdb; by default, on a
+                       core or a live process of 32 threads or more, the
+                       core file or /proc is read directly and gdb reads
+                       one thread of each group of identical stacks (the
+                       same report, much faster with many threads)
 
 Owners of GMutex locks (Janus's default janus_mutex) are inferred, with
 the evidence printed next to each (see `help janus-locks`); Janus built

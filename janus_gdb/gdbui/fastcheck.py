@@ -11,10 +11,6 @@ test whose analysis differed.
 import json
 import os
 
-from ..analysis import fastpath
-from ..report import json as render_json
-from ..target import gdbtarget
-
 ENV = "JANUS_GDB_FAST_CHECK"
 # where the reports may differ without the analysis differing: the time
 # the source check took and whether its cache answered
@@ -28,11 +24,15 @@ def wanted():
 def check(report, collect_gdb_only, inf=None):
     """Compare REPORT (fast path) with COLLECT_GDB_ONLY()'s and log the
     result, when asked for and the fast path copied threads."""
+    from ..analysis import fastpath     # gdb's: first_difference is used without it
+    from ..report import json as render_json
+    from ..target import gdbtarget
     path = os.environ.get(ENV)
     stats = fastpath.LAST[0]
     if not path or not stats or not stats.get("copied"):
         return
     other = collect_gdb_only()
+    fastpath.LAST[0] = stats    # what the fast path did, not the check
     diff = first_difference(render_json.to_dict(report, ""), render_json.to_dict(other, ""))
     line = {"core": gdbtarget.core_path(inf) if inf is not None else None,
             "threads": stats.get("threads"), "read": stats.get("read"),

@@ -15,6 +15,8 @@ grouped: gdb reads it.
 Stdlib only; what gdb-independent code can tell is all that is here.
 """
 
+import array
+
 from . import coremem
 from . import coreunwind
 from .corefile import CoreFileError
@@ -38,7 +40,7 @@ class CoreThread(object):
         self.num = num              # gdb's thread number (note order + 1)
         self.lwp = lwp
         self.pcs = pcs              # return addresses, newest first (frame 0: the pc)
-        self.cfas = cfas            # each frame's CFA (its caller's stack pointer)
+        self.cfas = cfas            # each frame's CFA (its caller's stack pointer; 0: unknown)
         self.complete = complete    # the walk reached the outermost frame
         self.core_thread = core_thread  # coremem.Thread
 
@@ -57,12 +59,13 @@ class CoreGroups(object):
     open while the analysis reads through ``memory``; close() it after."""
 
     def __init__(self, core, threads, groups, unwinder):
-        self.core = core            # coremem.CoreMemory (open)
+        self.core = core            # coremem.CoreMemory or livemem.LiveMemory (open)
         self.machine = core.machine
         self.threads = threads      # {num: CoreThread}
         self.groups = groups        # {representative num: [member nums]}, members > 1
         self.rep_of = {}            # {member num: representative num}
         self.unwinder = unwinder
+        self.unread = set()         # numbers of threads gdb has and the reader did not see
         for rep, members in groups.items():
             for num in members:
                 if num != rep:
@@ -82,7 +85,8 @@ class CoreGroups(object):
         witness (its last: read to check that gdb sees it as the reader
         does)."""
         witnesses = set(self.witness(rep) for rep in self.groups)
-        return sorted(n for n in self.threads if n not in self.rep_of or n in witnesses)
+        return sorted(set(n for n in self.threads if n not in self.rep_of or n in witnesses)
+                      | self.unread)
 
     def witness(self, rep):
         """The thread of REP's group that gdb reads besides REP."""
@@ -133,32 +137,38 @@ def read_groups(path, exe=None):
     """CoreGroups of the core file PATH (EXE: its executable, for cores
     without NT_FILE).  CoreFileError when the core cannot be read or its
     architecture is not unwound here."""
-    core = coremem.CoreMemory(path)
+    return group_threads(coremem.CoreMemory(path), exe, path)
+
+
+def group_threads(mem, exe, what):
+    """CoreGroups of the threads of MEM (a coremem.CoreMemory, or a
+    livemem.LiveMemory: the same queries), which it then owns.
+    CoreFileError (naming WHAT) when they cannot be unwound here."""
     try:
-        un = coreunwind.Unwinder(core, exe=exe)
+        un = coreunwind.Unwinder(mem, exe=exe)
         if not un.supported():
             raise CoreFileError("%s: threads are unwound here for x86_64 and aarch64 only"
-                                % path)
-        if not core.threads:
-            raise CoreFileError("%s holds no threads" % path)
+                                % what)
+        if not mem.threads:
+            raise CoreFileError("%s holds no threads" % what)
         threads = {}
         by_key = {}
         same_pcs = {}
-        for t in core.threads[:MAX_THREADS]:
+        for t in mem.threads[:MAX_THREADS]:
             frames, why = un.unwind(t)
             pcs = tuple(f[0] for f in frames)
             pcs = same_pcs.setdefault(pcs, pcs)     # one tuple for identical stacks
             ct = CoreThread(t.index + 1, t.lwp, pcs,
-                            tuple(f[1] for f in frames), why == OUTERMOST, t)
+                            array.array("Q", (f[1] or 0 for f in frames)), why == OUTERMOST, t)
             threads[ct.num] = ct
-            key = group_key(ct, core.machine)
+            key = group_key(ct, mem.machine)
             if key is not None:
                 by_key.setdefault(key, []).append(ct.num)
         groups = dict((nums[0], nums) for nums in by_key.values() if len(nums) > 1)
-        return CoreGroups(core, threads, groups, un)
+        return CoreGroups(mem, threads, groups, un)
     except CoreFileError:
-        core.close()
+        mem.close()
         raise
     except (OSError, ValueError, OverflowError, IndexError, KeyError) as exc:
-        core.close()
-        raise CoreFileError("%s: cannot unwind its threads: %s" % (path, exc))
+        mem.close()
+        raise CoreFileError("%s: cannot unwind its threads: %s" % (what, exc))

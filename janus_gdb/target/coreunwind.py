@@ -194,6 +194,7 @@ class Unwinder(object):
         regs = dict((col, named[n]) for n, col in arch.columns.items() if n in named)
         pc = named.get(arch.pc_name)
         frames = []
+        stack = _StackWindow(self.core, regs.get(arch.sp))
         prev_cfa = None
         same_cfa = 0
         signal = True           # frame 0: its pc is not a return address
@@ -231,7 +232,7 @@ class Unwinder(object):
                     frames.append((pc, None, "cfi"))
                     return frames, "CFA register %d unknown at pc 0x%x" % (row.cfa[0], pc)
                 cfa = (base + row.cfa[1]) & 0xffffffffffffffff
-                new, why = self._apply(row, regs, cfa, arch)
+                new, why = self._apply(row, regs, cfa, arch, stack)
                 if new is None:
                     frames.append((pc, cfa, "cfi"))
                     return frames, "%s at pc 0x%x" % (why, pc)
@@ -252,11 +253,11 @@ class Unwinder(object):
             pc = new[arch.ra] & arch.addr_mask
         return frames, "stopped at %d frames" % self.max_frames
 
-    def _apply(self, row, regs, cfa, arch):
+    def _apply(self, row, regs, cfa, arch, stack=None):
         """(the caller's registers, None) or (None, why not)."""
         new = dict(regs)
         new[arch.sp] = cfa
-        read = self.core.read_u64
+        read = stack.read_u64 if stack is not None else self.core.read_u64
         for reg, (kind, val) in row.regs.items():
             if kind == cfi.OFFSET:
                 v = read(cfa + val)
@@ -316,6 +317,29 @@ class Unwinder(object):
         if not got:
             return None
         return got[0], obj.symbols.aliases(got[1]), got[1] + bias
+
+
+class _StackWindow(object):
+    """The words of one thread's stack from its stack pointer up, read with
+    one pread (a walk reads a dozen saved registers; each read alone cost
+    a system call); words outside it are read from the core one by one."""
+    SIZE = 16 << 10
+
+    def __init__(self, core, sp):
+        self._core = core
+        self._start = sp
+        self._data = b""
+        if sp:
+            seg = core.segment_at(sp)
+            if seg is not None:
+                n = min(self.SIZE, seg[0] + seg[1] - sp)
+                self._data = core.read_stored(sp, n) or b""
+
+    def read_u64(self, addr):
+        rel = addr - self._start if self._start else -1
+        if 0 <= rel <= len(self._data) - 8:
+            return struct.unpack_from("<Q", self._data, rel)[0]
+        return self._core.read_u64(addr)
 
 
 def walk_all(core, fp_fallback=False, exe=None):

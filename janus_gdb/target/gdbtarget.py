@@ -118,6 +118,20 @@ def target_kind(inf):
     return "core" if "core dump" in text else "live"
 
 
+def is_native(inf):
+    """Whether INF is a process on this machine (its /proc is ours), not a
+    remote target or a core."""
+    conn = getattr(inf, "connection", None)
+    ctype = getattr(conn, "type", None) if conn is not None else None
+    if ctype is not None:
+        return ctype == "native"
+    try:
+        text = gdb.execute("info target", to_string=True)
+    except gdb.error:
+        return False
+    return "attached process" in text or "Native process" in text
+
+
 def process_gone(inf):
     """For a live process on this machine: a phrase when it no longer runs
     (it exited or was killed while being analysed: gdb still answers from
