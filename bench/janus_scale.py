@@ -30,10 +30,10 @@ same gdb, interleaved, --runs times each:
 
 Wall time and peak RSS of each gdb come from os.wait4(); A' and B' are the
 command alone, timed inside gdb.  Before the measured runs, one unmeasured
-A run also prints what the fast path on cores did (janus_gdb.analysis.
-fastpath.LAST: threads, groups, how many threads gdb read and how many were
-copied, and why groups were refused), and warms the page cache and the
-bytecode cache for all.  For the live target, "stopped" is measured
+A run also prints what the fast path did (janus_gdb.analysis.fastpath.LAST:
+threads, groups, how many threads gdb read and how many were copied, and
+why groups were refused), on the core (warming the page cache and the
+bytecode cache for all) and, before the live runs, on the live Janus.  For the live target, "stopped" is measured
 twice: inside gdb (monotonic clock from before `attach` to after `detach`)
 and from outside (a sampler reading /proc/PID/task/PID/stat every 2 ms: the
 longest run of the main thread in tracing stop, state 't').  A's report is
@@ -220,13 +220,18 @@ def run_drgn(python, exe, core, workdir):
     return r
 
 
-def fastpath_stats(setup, workdir):
-    """One unmeasured A run that prints fastpath.LAST[0] after the report:
-    (the dict or None, problems)."""
-    out = os.path.join(workdir, "report-fastpath.txt")
-    r = run_gdb(GDB_BASE + [setup.janus.exe, "-c", setup.core, "-x", GDBINIT,
-                            "-ex", "janus-waitgraph", "-ex", FASTPATH_STATS], stdout_path=out)
-    probs = ["fast-path run: " + p for p in check_report(extract_report(r["stdout"]), setup)]
+def fastpath_stats(setup, workdir, live=False):
+    """One unmeasured A run (on the core, or attached to the live Janus)
+    that prints fastpath.LAST[0] after the report: (the dict or None,
+    problems)."""
+    out = os.path.join(workdir, "report-fastpath-%s.txt" % ("live" if live else "core"))
+    target = (["-ex", "attach %d" % setup.janus.pid] if live else ["-c", setup.core])
+    r = run_gdb(GDB_BASE + [setup.janus.exe] + (["-x", GDBINIT] + target if live
+                                                else target + ["-x", GDBINIT])
+                + ["-ex", "janus-waitgraph", "-ex", FASTPATH_STATS]
+                + (["-ex", "detach"] if live else []), stdout_path=out)
+    probs = ["fast-path run%s: %s" % (" (live)" if live else "", p)
+             for p in check_report(extract_report(r["stdout"]), setup)]
     m = re.search(r"^JANUS_SCALE_FASTPATH (.*)$", r["stdout"] or "", re.M)
     stats = None
     if m:
@@ -321,6 +326,11 @@ def bench_live(setup, runs, workdir):
             "B": GDB_BASE + [j.exe] + attach + timed("cmd", "thread apply all bt") + detach}
     report = os.path.join(workdir, "report-live.txt")
     res = {"A": [], "B": [], "problems": []}
+    # unmeasured: what the fast path did on the live process
+    stats, probs = fastpath_stats(setup, workdir, live=True)
+    res["fastpath"] = stats
+    res["problems"] += probs
+    log("fast path (live): %s" % (stats,))
     for i in range(runs):
         for key in ("A", "B"):
             if not janusd.wait_until(lambda: j.futex_waiters(setup.stall.rooms_mutex)
@@ -437,9 +447,26 @@ def summarize(core, live):
             "ratio_stopped_inside": med(ratios(LA, LB, "stopped_inside")),
             "ratio_stopped_outside": med(ratios(LA, LB, "stopped_outside")),
             "ratio_rss": med(ratios(LA, LB, "rss_kib")),
-            "problems": live["problems"],
+            "problems": live["problems"], "fastpath": live.get("fastpath"),
         }
     return summary
+
+
+def print_fastpath(where, fp):
+    """One line: what the fast path did in the unmeasured run on WHERE."""
+    if fp and "read" in fp:
+        why = fp.get("why") or {}
+        if isinstance(why, dict):
+            why = ", ".join("%s (%d threads)" % kv for kv in sorted(why.items())) or "none"
+        roles = fp.get("roles")
+        roles = (" (role objects read from: %s)"
+                 % ", ".join("%s %d" % kv for kv in sorted(roles.items()))) if roles else ""
+        print("fast path (janus-waitgraph on the %s): %s threads, %s groups; gdb read %s, "
+              "copied %s%s; refused: %s"
+              % (where, "{:,}".format(fp["threads"]), "{:,}".format(fp["groups"]),
+                 "{:,}".format(fp["read"]), "{:,}".format(fp["copied"]), roles, why))
+    else:
+        print("fast path (janus-waitgraph on the %s): not used: %r" % (where, fp))
 
 
 def print_summary(summary, runs, info):
@@ -462,17 +489,7 @@ def print_summary(summary, runs, info):
     print(table(rows))
     print("(J: wall of `python3 -m janus_gdb CORE --exe JANUS`, RSS its gdb's; D: drgn's "
           "Python, %s)" % ("load %s s + walk" % fmt(c["D_load"]) if c["D_wall"] else info["drgn"]))
-    fp = c.get("fastpath")
-    if fp and "read" in fp:
-        why = fp.get("why") or {}
-        print("fast path (janus-waitgraph on the core): %s threads, %s groups; gdb read %s, "
-              "copied %s; refused: %s"
-              % ("{:,}".format(fp["threads"]), "{:,}".format(fp["groups"]),
-                 "{:,}".format(fp["read"]), "{:,}".format(fp["copied"]),
-                 ", ".join("%s (%d threads)" % (k, v) for k, v in sorted(why.items()))
-                 if isinstance(why, dict) and why else "none"))
-    else:
-        print("fast path (janus-waitgraph on the core): not used: %r" % (fp,))
+    print_fastpath("core", c.get("fastpath"))
     if "live" in summary:
         l = summary["live"]
         print()
@@ -486,6 +503,7 @@ def print_summary(summary, runs, info):
         rows.append(("gdb peak RSS MiB", fmt(l["A_rss_mib"], "%.0f"), fmt(l["B_rss_mib"], "%.0f"),
                      fmt(l["ratio_rss"])))
         print(table(rows))
+        print_fastpath("live process", l.get("fastpath"))
     print()
     print("Targets (issue 4): time ratio <= 0.8, RSS ratio <= 1.2.")
 
