@@ -105,6 +105,31 @@ def test_threads_holding_their_own_lock_are_read_by_gdb(holding):
     assert first_difference(fast, slow) is None
 
 
+def test_polls_resumed_after_a_debugger(build_dir):
+    """Handle loops in poll(2), each on its own pollfd: once a debugger has
+    attached, their polls are restart_syscall, whose argument registers
+    still point to each loop's own pollfd.  The group is keyed without
+    them and each copy keeps its own (real Janus: 1,000 handle loops)."""
+    fx = Fixture(build_dir, "O2", [str(NLOOPS), "polling"])
+    try:
+        gdbrun.gdb([], pid=fx.sc.pid, load=False)   # attach and detach once
+        import time
+        time.sleep(0.3)
+        core = fx.sc.gcore(os.path.join(build_dir, "core.fastpath_restarted"))
+        fast, stats = analyse(fx.exe, core)
+        slow, _ = analyse(fx.exe, core, "--gdb-only")
+    finally:
+        fx.close()
+        if os.path.exists(os.path.join(build_dir, "core.fastpath_restarted")):
+            os.unlink(os.path.join(build_dir, "core.fastpath_restarted"))
+    threads = by_lwp(fast)
+    loops = [threads[lwp] for lwp in fx.handles]
+    assert all(t["syscall"] == "restart_syscall" for t in loops), [t["syscall"] for t in loops]
+    assert stats["copied"] == NLOOPS - 2, stats
+    from janus_gdb.gdbui.fastcheck import first_difference
+    assert first_difference(fast, slow) is None
+
+
 @pytest.mark.parametrize("opt", ["O2"])
 def test_live_process(build_dir, opt):
     """Attached to the running fixture: the threads are read from /proc

@@ -61,12 +61,13 @@ def role_slot(role_var, rep_cfas, member_cfas):
     return member_cfa + (addr - rep_cfa)
 
 
-def alike(a, b):
+def alike(a, b, own=()):
     """Whether gdb read snapshots A and B as the same but for the thread:
     the same frames and lines, state registers (but the stack pointer),
-    waits and role detail read from the same place."""
+    waits and role detail read from the same place.  OWN: the register
+    entries each thread keeps its own (not compared)."""
     def regs(s):
-        return dict((k, v) for k, v in s.regs.items() if k != "sp")
+        return dict((k, v) for k, v in s.regs.items() if k != "sp" and k not in own)
     return ([(f.pc, f.function, f.file, f.line, f.log_name) for f in a.frames]
             == [(f.pc, f.function, f.file, f.line, f.log_name) for f in b.frames]
             and regs(a) == regs(b) and a.lock_call == b.lock_call
@@ -90,11 +91,14 @@ def same_frames(frames, pcs, truncated, bottoms):
             or frames[-1].function in bottoms)
 
 
-def clone(rep, num, lwp, sp, global_offset, role_detail):
-    """A Snapshot of thread NUM (LWP, stack pointer SP) copied from REP."""
+def clone(rep, num, lwp, sp, global_offset, role_detail, args=None):
+    """A Snapshot of thread NUM (LWP, stack pointer SP) copied from REP;
+    ARGS: its own system call arguments, where REP has some."""
     regs = dict(rep.regs)
     if "sp" in regs:
         regs["sp"] = sp
+    if args is not None and "args" in regs:
+        regs["args"] = args
     # the frames are the representative's list itself: nothing changes a
     # snapshot's frames once read
     snap = Snapshot(num, lwp, None, regs, rep.frames, rep.frames_truncated,

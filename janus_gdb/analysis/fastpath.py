@@ -121,7 +121,8 @@ def fill(groups, snaps, scanner, read_more):
         witness = by_num.get(groups.witness(rep_num))
         rest = [n for n in members if n != rep_num and n not in by_num]
         why = _refusal(groups, rep, scanner) or _refusal(groups, witness, scanner)
-        if why is None and not clones.alike(rep, witness):
+        own = ("args",) if groups.own_args(rep_num) is not None else ()
+        if why is None and not clones.alike(rep, witness, own):
             why = "gdb read two of its threads differently"
         if why is not None:
             again.extend(rest)
@@ -138,7 +139,8 @@ def fill(groups, snaps, scanner, read_more):
                 roles[how] = roles.get(how, 0) + 1
             if role_var is not None and role_var[2][0] != "none":
                 detail = _role_detail(groups, scanner, role_var, rep_ct, ct)
-            copy = clones.clone(rep, num, ct.lwp, ct.sp(groups.machine), offset, detail)
+            copy = clones.clone(rep, num, ct.lwp, ct.sp(groups.machine), offset, detail,
+                                groups.own_args(num) if own else None)
             copy.name = names.get(ct.lwp)
             out.append(copy)
             copied += 1

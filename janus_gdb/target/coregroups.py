@@ -25,7 +25,11 @@ from .corefile import CoreFileError
 # word), per architecture's system call numbers: the arguments are part of
 # the group key.  Other calls (poll, epoll_wait, nanosleep) are keyed by
 # their number only: their arguments point into each thread's own stack.
-X86_64_FUTEX_CALLS = (202, 219)         # futex, restart_syscall
+# restart_syscall (219: a wait resumed after a debugger or SIGSTOP
+# interrupted it) keeps the first call's arguments, a futex word or each
+# poll's own array: keyed by its number, each copy gets its own arguments.
+X86_64_FUTEX_CALLS = (202,)             # futex
+X86_64_OWN_ARGS = (219,)                # restart_syscall
 X86_64_ARGS = ("rdi", "rsi", "rdx")
 OUTERMOST = "outermost (return address undefined)"
 # at most this many threads are listed in one group's key table
@@ -106,6 +110,17 @@ class CoreGroups(object):
         if index >= len(frames) or frames[index][0] != t.pcs[index]:
             return None
         return frames[index][3].get(arch.columns[name])
+
+    def own_args(self, num):
+        """The system call arguments of thread NUM that its copy keeps (they
+        are not in the group key), as gdb reads them, or None."""
+        t = self.threads.get(num)
+        if t is None or self.machine != coremem.EM_X86_64:
+            return None
+        regs = t.regs
+        if regs.get("orig_rax") not in X86_64_OWN_ARGS:
+            return None
+        return tuple(regs.get(r) for r in X86_64_ARGS)
 
     def sp(self, num):
         t = self.threads.get(num)
