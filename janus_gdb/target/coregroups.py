@@ -106,7 +106,7 @@ class CoreGroups(object):
             return None
         if index > 0 and name not in coreunwind.CALLEE_SAVED.get(self.machine, ()):
             return None
-        frames, _why = self.unwinder.unwind(t.core_thread, want_regs=True)
+        frames, _why = self.unwinder.unwind(t.core_thread, want_regs=True, limit=index + 1)
         if index >= len(frames) or frames[index][0] != t.pcs[index]:
             return None
         return frames[index][3].get(arch.columns[name])

@@ -181,10 +181,11 @@ class Unwinder(object):
                 pos = desc + ((descsz + 3) & ~3)
         return None
 
-    def unwind(self, thread, want_regs=False):
+    def unwind(self, thread, want_regs=False, limit=None):
         """([(pc, cfa, how)], why the walk stopped) of THREAD; WANT_REGS: each
         frame is (pc, cfa, how, {DWARF column: value}), the registers the
-        frame had as far as the CFI recovers them (callee-saved ones)."""
+        frame had as far as the CFI recovers them (callee-saved ones).
+        LIMIT: stop after that many frames."""
         arch = ARCHES.get(self.core.machine)
         if arch is None:
             return [], "unwinding is only done for x86_64 and aarch64 cores"
@@ -198,7 +199,7 @@ class Unwinder(object):
         prev_cfa = None
         same_cfa = 0
         signal = True           # frame 0: its pc is not a return address
-        for _ in range(self.max_frames):
+        for _ in range(min(self.max_frames, limit or self.max_frames)):
             if not pc:
                 return frames, "pc unknown"
             obj, bias = self._obj(pc)
