@@ -58,9 +58,11 @@ def pytest_terminal_summary(terminalreporter):
     lines = getattr(terminalreporter.config, "_fast_check_summary", None)
     if lines:
         terminalreporter.write_line(
-            "fast path checked against gdb: %d core analyses, %d threads copied, %d differed"
+            "fast path checked against gdb: %d analyses, %d threads copied, %d differed, "
+            "%d not compared (the process ended between the two)"
             % (len(lines), sum(l.get("copied") or 0 for l in lines),
-               sum(1 for l in lines if l.get("difference"))))
+               sum(1 for l in lines if l.get("difference")),
+               sum(1 for l in lines if l.get("skipped"))))
 
 
 @pytest.fixture(scope="session")

@@ -34,9 +34,15 @@ def check(report, collect_gdb_only, inf=None):
     other = collect_gdb_only()
     fastpath.LAST[0] = stats    # what the fast path did, not the check
     diff = first_difference(render_json.to_dict(report, ""), render_json.to_dict(other, ""))
+    skipped = None
+    if inf is not None and gdbtarget.target_kind(inf) == "live":
+        gone = gdbtarget.process_gone(inf)
+        if gone:
+            # killed between the two analyses: the second one read another target
+            skipped, diff = "the process ended during the check: %s" % gone, None
     line = {"core": gdbtarget.core_path(inf) if inf is not None else None,
             "threads": stats.get("threads"), "read": stats.get("read"),
-            "copied": stats.get("copied"), "difference": diff}
+            "copied": stats.get("copied"), "difference": diff, "skipped": skipped}
     try:
         with open(path, "a") as f:
             f.write(json.dumps(line) + "\n")
