@@ -68,7 +68,6 @@ import janusd  # noqa: E402
 import gdbtime  # noqa: E402  (bench/, next to this file)
 import run as pileup_bench  # noqa: E402  (bench/run.py: J's command line, drgn's helpers)
 
-DRGNWALK = os.path.join(ROOT, "bench", "drgnwalk.py")
 # janus-gdb CORE's exit status for a hang behind a sleeping holder (the
 # frozen request sleeps in pause(2) holding rooms_mutex): EXIT_HANG
 CLI_EXIT_HANG = pileup_bench.CLI_EXIT_HANG
@@ -205,19 +204,8 @@ def run_cli(exe, core, stdout_path):
 
 
 def run_drgn(python, exe, core, workdir):
-    """One timed drgn walk: run_gdb's dict plus walk {threads, frames, named,
-    failed, load, walk} (None when drgnwalk.py failed)."""
-    r = gdbtime.run_timed([python, DRGNWALK, core, exe], _children,
-                          stdout_path=os.path.join(workdir, "drgn-walk.json"))
-    r["walk"] = None
-    for line in (r.pop("stdout") or "").splitlines():
-        if line.startswith("{"):
-            try:
-                r["walk"] = json.loads(line)
-            except ValueError:
-                pass
-    r["drgn_stderr"] = r.pop("stderr", "")[-500:]
-    return r
+    """One timed drgn walk (bench/run.py's), its output kept in WORKDIR."""
+    return pileup_bench.run_drgn(python, exe, core, workdir)
 
 
 def fastpath_stats(setup, workdir, live=False):

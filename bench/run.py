@@ -342,11 +342,12 @@ def drgn_python(choice):
     return (python, None) if _has_drgn(python) else (None, "drgn installed but not importable")
 
 
-def run_drgn(python, exe, core):
+def run_drgn(python, exe, core, workdir=BUILD):
     """One timed drgn walk: run_gdb's dict plus walk {threads, frames, named,
-    failed, load, walk} (None when drgnwalk.py failed)."""
+    failed, load, walk} (None when drgnwalk.py failed) and the end of its
+    stderr (drgn_stderr).  Its output is kept in WORKDIR/drgn-walk.json."""
     r = gdbtime.run_timed([python, DRGNWALK, core, exe], _children,
-                          stdout_path=os.path.join(BUILD, "drgn-walk.json"))
+                          stdout_path=os.path.join(workdir, "drgn-walk.json"))
     r["walk"] = None
     for line in (r.pop("stdout") or "").splitlines():
         if line.startswith("{"):
@@ -354,7 +355,7 @@ def run_drgn(python, exe, core):
                 r["walk"] = json.loads(line)
             except ValueError:
                 pass
-    r.pop("stderr", None)
+    r["drgn_stderr"] = (r.pop("stderr", None) or "")[-500:]
     return r
 
 

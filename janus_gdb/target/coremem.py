@@ -71,6 +71,28 @@ class Mapping(object):
         self.path = path
 
 
+class MappedFiles(object):
+    """The files a process had mapped, sorted by address: ``mappings``
+    ([Mapping]) and the lookup by address (a core's NT_FILE, a live
+    process's /proc/PID/maps)."""
+    mappings = ()
+    _map_starts = ()
+
+    def set_mappings(self, mappings):
+        """Use MAPPINGS ([Mapping]) as the mapped files, e.g. those found
+        from the dynamic linker's list when the core has no NT_FILE note."""
+        self.mappings = sorted(mappings, key=lambda m: m.start)
+        self._map_starts = [m.start for m in self.mappings]
+
+    def mapping_at(self, addr):
+        """The Mapping holding ADDR, or None."""
+        i = bisect.bisect_right(self._map_starts, addr) - 1
+        if i < 0:
+            return None
+        m = self.mappings[i]
+        return m if addr < m.end else None
+
+
 class _Segments(object):
     """The PT_LOAD segments as a read-only sequence of (vaddr, memsz,
     offset, filesz, lost) tuples, stored in arrays (20,000 tuples of five
@@ -145,7 +167,7 @@ class _FileView(object):
         self._buf = b""
 
 
-class CoreMemory(object):
+class CoreMemory(MappedFiles):
     """A 64-bit little-endian ELF core, opened once.  Use as a context
     manager or call close()."""
 
@@ -241,8 +263,7 @@ class CoreMemory(object):
                                  "cut short or missing" % (cut, len(segs)))
         self._segs = _Segments(segs)
         self._seg_starts = self._segs.starts
-        self.mappings.sort(key=lambda m: m.start)
-        self._map_starts = [m.start for m in self.mappings]
+        self.set_mappings(self.mappings)
 
     def _notes(self, offset, size):
         mm = self._mm
@@ -357,12 +378,6 @@ class CoreMemory(object):
         raw = self.read(addr, 8)
         return struct.unpack("<Q", raw)[0] if raw is not None and len(raw) == 8 else None
 
-    def set_mappings(self, mappings):
-        """Use MAPPINGS ([Mapping]) as the mapped files, e.g. those found
-        from the dynamic linker's list when the core has no NT_FILE note."""
-        self.mappings = sorted(mappings, key=lambda m: m.start)
-        self._map_starts = [m.start for m in self.mappings]
-
     def read_cstr(self, addr, limit=4096):
         """The NUL-terminated string at ADDR (at most LIMIT bytes, across
         segments), decoded, or None."""
@@ -380,14 +395,6 @@ class CoreMemory(object):
                 return (out + chunk[:end]).decode("utf-8", "surrogateescape")
             out += chunk
         return None
-
-    def mapping_at(self, addr):
-        """The Mapping (NT_FILE) holding ADDR, or None."""
-        i = bisect.bisect_right(self._map_starts, addr) - 1
-        if i < 0:
-            return None
-        m = self.mappings[i]
-        return m if addr < m.end else None
 
     def pc_sp_fp(self, thread):
         """(pc, sp, frame pointer) of THREAD, or None when its registers are unknown."""

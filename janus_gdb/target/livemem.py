@@ -14,6 +14,7 @@ of a core, for the fast path on a process gdb has attached to.
 Stdlib only.  Errors give LiveError, with a one-line message.
 """
 
+import bisect
 import os
 import struct
 
@@ -32,7 +33,7 @@ class LiveError(Exception):
     """The process cannot be read from /proc."""
 
 
-class LiveMemory(object):
+class LiveMemory(coremem.MappedFiles):
     """Process PID, with NUMS {LWP: gdb's thread number}: threads not in
     NUMS are left out (gdb does not know them).  Use close() when done."""
 
@@ -83,8 +84,7 @@ class LiveMemory(object):
                     self.mappings.append(coremem.Mapping(start, end, int(parts[2], 16), path))
         self._maps.sort()
         self._starts = [m[0] for m in self._maps]
-        self.mappings.sort(key=lambda m: m.start)
-        self._map_starts = [m.start for m in self.mappings]
+        self.set_mappings(self.mappings)
 
     def _read_threads(self, nums, spec):
         nr_name, arg_names, sp_name, pc_name = spec
@@ -116,7 +116,6 @@ class LiveMemory(object):
 
     def segment_at(self, addr):
         """(start, size, 0, size, False) of the mapping holding ADDR, or None."""
-        import bisect
         i = bisect.bisect_right(self._starts, addr) - 1
         if i < 0 or addr >= self._maps[i][1]:
             return None
@@ -139,17 +138,6 @@ class LiveMemory(object):
         raw = self.read(addr, 8)
         return struct.unpack("<Q", raw)[0] if raw is not None else None
 
-    def mapping_at(self, addr):
-        import bisect
-        i = bisect.bisect_right(self._map_starts, addr) - 1
-        if i < 0:
-            return None
-        m = self.mappings[i]
-        return m if addr < m.end else None
-
-    def set_mappings(self, mappings):
-        self.mappings = sorted(mappings, key=lambda m: m.start)
-        self._map_starts = [m.start for m in self.mappings]
 
 
 def _machine(pid):
