@@ -52,17 +52,25 @@ class CfiError(Exception):
     pass
 
 
-def parse_cie(data, pos):
-    """The Cie whose length field is at POS of DATA (.eh_frame bytes)."""
+def entry_at(data, pos):
+    """(where its body starts, where it ends) of the .eh_frame entry (CIE
+    or FDE) whose length field is at POS of DATA; None for the zero length
+    that ends the section.  struct.error when POS is past the data."""
     length, = struct.unpack_from("<I", data, pos)
-    hdr = 4
+    if length == 0:
+        return None
     if length == 0xffffffff:
         length, = struct.unpack_from("<Q", data, pos + 4)
-        hdr = 12
-    start = pos + hdr
-    end = start + length
-    if length < 4 or end > len(data):
+        return pos + 12, pos + 12 + length
+    return pos + 4, pos + 4 + length
+
+
+def parse_cie(data, pos):
+    """The Cie whose length field is at POS of DATA (.eh_frame bytes)."""
+    got = entry_at(data, pos)
+    if got is None or got[1] - got[0] < 4 or got[1] > len(data):
         raise CfiError("CIE out of bounds")
+    start, end = got
     cie_id, = struct.unpack_from("<I", data, start)
     if cie_id != 0:
         raise CfiError("not a CIE")
@@ -113,15 +121,10 @@ def parse_fde(data, pos, base, cies):
     at file address BASE); CIES caches Cie by offset.  None for a CIE or
     garbage."""
     try:
-        length, = struct.unpack_from("<I", data, pos)
-        hdr = 4
-        if length == 0xffffffff:
-            length, = struct.unpack_from("<Q", data, pos + 4)
-            hdr = 12
-        start = pos + hdr
-        end = start + length
-        if length < 8 or end > len(data):
+        got = entry_at(data, pos)
+        if got is None or got[1] - got[0] < 8 or got[1] > len(data):
             return None
+        start, end = got
         cie_id, = struct.unpack_from("<I", data, start)
         if cie_id == 0:
             return None
@@ -318,17 +321,13 @@ class EhFrame(object):
         pos = 0
         found = []
         while pos + 8 <= len(data) and len(found) < 1000000:
-            length, = struct.unpack_from("<I", data, pos)
-            if length == 0:
+            got = entry_at(data, pos)
+            if got is None:
                 break
-            hdr = 4
-            if length == 0xffffffff:
-                length, = struct.unpack_from("<Q", data, pos + 4)
-                hdr = 12
             fde = parse_fde(data, pos, self.base, self.cies)
             if fde is not None:
                 found.append((fde[1], pos))
-            pos += hdr + length
+            pos = got[1]
         found.sort()
         self._starts = [s for s, _ in found]
         self._offsets = [o for _, o in found]

@@ -296,89 +296,26 @@ def _starts_in_frame(instrs):
 
 
 def parse_eh_frame(data, base):
-    """[Fde] of an .eh_frame section DATA loaded at file address BASE."""
+    """[Fde] of an .eh_frame section DATA loaded at file address BASE (its
+    CIEs and FDEs read by ``cfi``, which decodes with this module's
+    readers: imported here, not at the top)."""
+    from . import cfi
     cies = {}
     out = []
     pos = 0
     n = len(data)
     while pos + 4 <= n and len(out) < MAX_FDES:
-        length, = struct.unpack_from("<I", data, pos)
-        if length == 0:
-            break
-        hdr = 4
-        if length == 0xffffffff:
-            length, = struct.unpack_from("<Q", data, pos + 4)
-            hdr = 12
-        start = pos + hdr
-        end = start + length
-        if end > n or length < 4:
-            break
-        cie_id, = struct.unpack_from("<I", data, start)
         try:
-            if cie_id == 0:
-                cies[pos] = _parse_cie(data, start + 4, end)
-            else:
-                cie = cies.get(start - cie_id)
-                if cie is None:
-                    cie = cies[start - cie_id] = _parse_cie_at(data, start - cie_id)
-                if cie is not None:
-                    fde_enc, has_z = cie
-                    p = start + 4
-                    begin, p = _encoded(data, p, fde_enc, base + p)
-                    size, p = _encoded(data, p, fde_enc & 0x0f, 0)
-                    if has_z:
-                        alen, p = _uleb(data, p)
-                        p += alen
-                    if begin and size and p <= end:
-                        out.append(Fde(begin, begin + size, not _starts_in_frame(data[p:end])))
-        except (ElfError, struct.error, IndexError):
-            pass
-        pos = end
+            got = cfi.entry_at(data, pos)
+        except struct.error:
+            break
+        if got is None or got[1] > n or got[1] - got[0] < 4:
+            break
+        fde = cfi.parse_fde(data, pos, base, cies)
+        if fde is not None and fde[1] and fde[2] > fde[1]:
+            out.append(Fde(fde[1], fde[2], not _starts_in_frame(fde[3])))
+        pos = got[1]
     return out
-
-
-def _parse_cie_at(data, pos):
-    try:
-        length, = struct.unpack_from("<I", data, pos)
-        if length in (0, 0xffffffff):
-            return None
-        return _parse_cie(data, pos + 8, pos + 4 + length)
-    except (ElfError, struct.error, IndexError):
-        return None
-
-
-def _parse_cie(data, p, end):
-    """(FDE pointer encoding, has 'z' augmentation) of the CIE body at P."""
-    version = data[p]
-    p += 1
-    aug_end = data.index(b"\0", p, end)
-    aug = data[p:aug_end].decode("latin-1")
-    p = aug_end + 1
-    if "eh" in aug:
-        p += 8
-    _, p = _uleb(data, p)       # code alignment
-    _, p = _sleb(data, p)       # data alignment
-    if version == 1:
-        p += 1
-    else:
-        _, p = _uleb(data, p)
-    fde_enc = 0x00
-    if aug.startswith("z"):
-        _, p = _uleb(data, p)
-        for c in aug[1:]:
-            if c == "R":
-                fde_enc = data[p]
-                p += 1
-            elif c == "P":
-                enc = data[p]
-                _, p = _encoded(data, p + 1, enc & 0x7f, 0)
-            elif c == "L":
-                p += 1
-            elif c in "SB":
-                continue
-            else:
-                raise ElfError("augmentation %r" % aug)
-    return fde_enc, aug.startswith("z")
 
 
 def load(path):
