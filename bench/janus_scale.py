@@ -54,7 +54,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -525,26 +524,13 @@ def print_summary(summary, runs, info):
 
 
 def machine():
-    info = {"nproc": os.cpu_count(), "uname": " ".join(os.uname())}
+    """bench/run.py's facts about this machine, and the CPU model."""
+    info = pileup_bench.machine()
     try:
-        head = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %cI"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              universal_newlines=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "janus_gdb",
-                                "gdbinit.py"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               universal_newlines=True).stdout.strip()
-        info["janus_gdb"] = head + (" (janus_gdb/ modified)" if dirty else "")
-    except OSError:
-        pass
-    try:
-        info["gdb"] = subprocess.run(["gdb", "--version"], stdout=subprocess.PIPE,
-                                     universal_newlines=True).stdout.splitlines()[0]
         with open("/proc/cpuinfo") as f:
             m = re.search(r"^model name\s*:\s*(.*)$", f.read(), re.M)
             info["cpu"] = m.group(1) if m else None
-        with open("/proc/meminfo") as f:
-            info["mem"] = f.readline().split(":", 1)[1].strip()
-    except (OSError, IndexError):
+    except OSError:
         pass
     return info
 
