@@ -75,7 +75,10 @@ def collect(max_frames=64, locklog=None, source_check=True, gdb_only=False):
     symtabs = {}
     scanner = stackscan.Scanner(gdbtarget.lock_kind_of_type)
     kind = gdbtarget.target_kind(inf)
-    groups = fastpath.plan(inf, kind, gdb_only)
+    # a core opened with another executable: said in the report, and the
+    # fast path is off (gdb unwinds with other CFI than the core's files)
+    mismatch = gdbtarget.core_mismatch(inf) if kind == "core" else None
+    groups = fastpath.plan(inf, kind, gdb_only, mismatch)
     gthreads = {} if groups is None else gdbtarget.LazyThreads(inf)
     try:
         snaps, arch = gdbtarget.snapshot_threads(
@@ -133,10 +136,8 @@ def collect(max_frames=64, locklog=None, source_check=True, gdb_only=False):
                             len(scanner.sources.missing),
                             "" if len(scanner.sources.missing) == 1 else "s",
                             ", ".join(sorted(scanner.sources.missing)[:3])))
-    if info["kind"] == "core":
-        mismatch = gdbtarget.core_mismatch(inf)
-        if mismatch:
-            warnings.insert(0, mismatch)
+    if mismatch:
+        warnings.insert(0, mismatch)
     if info["kind"] == "live":
         gone = gdbtarget.process_gone(inf)
         if gone:

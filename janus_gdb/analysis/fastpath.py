@@ -38,10 +38,12 @@ ENV = "JANUS_GDB_FAST_PATH"
 LAST = [None]
 
 
-def plan(inf, kind, gdb_only=False):
-    """The CoreGroups of the core INF was opened from, or None when the fast
-    path does not apply (a live process, more than one inferior, a core
-    the reader cannot open or unwind, --gdb-only)."""
+def plan(inf, kind, gdb_only=False, mismatch=None):
+    """The CoreGroups of the core INF was opened from (KIND "core") or of
+    the live process (KIND "live"), or None when the fast path does not
+    apply: more than one inferior, a remote target, a core the reader
+    cannot open or unwind, a core whose executable is not the one gdb has
+    (MISMATCH: gdbtarget.core_mismatch's sentence), --gdb-only."""
     LAST[0] = None
     if gdb_only or os.environ.get(ENV, "").lower() in ("off", "0", "no"):
         return None
@@ -57,7 +59,6 @@ def plan(inf, kind, gdb_only=False):
     path = gdbtarget.core_path(inf)
     if not path:
         return None
-    mismatch = gdbtarget.core_mismatch(inf)
     if mismatch:
         # gdb unwinds with another program's CFI and symbols than the
         # files the core names: its frames are not the reader's
@@ -137,8 +138,8 @@ def fill(groups, snaps, scanner, read_more):
             if role_var is not None:
                 how = role_var[2][0]
                 roles[how] = roles.get(how, 0) + 1
-            if role_var is not None and role_var[2][0] != "none":
-                detail = _role_detail(groups, scanner, role_var, rep_ct, ct)
+                if how != "none":
+                    detail = _role_detail(groups, scanner, role_var, rep_ct, ct)
             copy = clones.clone(rep, num, ct.lwp, ct.sp(groups.machine), offset, detail,
                                 groups.own_args(num) if own else None)
             copy.name = names.get(ct.lwp)

@@ -122,10 +122,6 @@ class CoreGroups(object):
             return None
         return tuple(regs.get(r) for r in X86_64_ARGS)
 
-    def sp(self, num):
-        t = self.threads.get(num)
-        return t.sp(self.machine) if t is not None else None
-
 
 def group_key(thread, machine):
     """What must be equal for two threads to be read as one, or None when

@@ -613,10 +613,11 @@ def _found_thread():
 def threads_by_number(inf, numbers):
     """{num: gdb.InferiorThread} of the threads of INF numbered NUMBERS
     (the missing ones left out)."""
-    numbers = sorted(set(numbers))
+    wanted = set(numbers)
+    numbers = sorted(wanted)
     if len(numbers) > MAX_LOOKUPS:
         try:
-            return dict((t.num, t) for t in inf.threads() if t.num in set(numbers))
+            return dict((t.num, t) for t in inf.threads() if t.num in wanted)
         except gdb.error as exc:
             raise NoTarget("Cannot list the threads of the target: %s" % exc)
     del _FOUND[:]
@@ -628,7 +629,7 @@ def threads_by_number(inf, numbers):
     except gdb.error:
         pass
     found = dict((t.num, t) for t in _FOUND
-                 if t is not None and t.num in numbers and t.inferior.num == inf.num)
+                 if t is not None and t.num in wanted and t.inferior.num == inf.num)
     del _FOUND[:]
     return found
 
