@@ -851,6 +851,8 @@ def _tokenize(text):
     skipped = set()  # non-blank lines in branches not read
     for idx, line in enumerate(lines):
         lineno = idx + 1
+        if not line and lineno not in directives:
+            continue    # blank (a function's region is padded with blank lines)
         if lineno in directives:
             word, rest = directives[lineno]
             if word in ("if", "ifdef", "ifndef"):
