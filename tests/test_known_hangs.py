@@ -222,6 +222,16 @@ def test_the_msid_leak_covers_debians_1_1_2(catalogue):
     assert e["taken_in"] == {"janus_ice_handle.mutex": ["janus_plugin_handle_sdp"]}
 
 
+def test_the_docs_table_lists_every_entry(catalogue):
+    with open(os.path.join(ROOT, "docs", "known-hangs.md")) as f:
+        rows = [l for l in f.read().splitlines() if l.startswith("| `")]
+    ids = [re.match(r"^\| `([^`]+)`", l).group(1) for l in rows]
+    assert sorted(ids) == sorted(e["id"] for e in catalogue["entries"])
+    for e in catalogue["entries"]:
+        row = rows[ids.index(e["id"])]
+        assert ("| %s |" % (e["fixed_in"] or "\u2013")) in row, e["id"]
+
+
 def test_the_file_is_package_data():
     with open(os.path.join(ROOT, "setup.cfg")) as f:
         cfg = f.read()
