@@ -110,6 +110,14 @@ def check_entry(e):
         problems.append("%s: ref %r is not '#N', 'PR #N' or 'commit SHA'" % (eid, e["ref"]))
     if not isinstance(e["url"], str) or not e["url"].startswith(URL):
         problems.append("%s: url is not a janus-gateway address" % eid)
+    elif isinstance(e["ref"], str) and REF.match(e["ref"]):
+        ref = e["ref"]
+        if ref.startswith("commit "):       # the url has the full id, the ref a prefix
+            ok = e["url"].startswith(URL + "commit/" + ref.split()[1])
+        else:
+            ok = e["url"] == URL + ("pull/" if ref.startswith("PR ") else "issues/") + ref.split("#")[1]
+        if not ok:
+            problems.append("%s: url %s is not that of ref %s" % (eid, e["url"], ref))
     for key in ("title", "advice", "evidence"):
         if not isinstance(e[key], str) or len(e[key].strip()) < 10:
             problems.append("%s: %s is empty" % (eid, key))
@@ -301,6 +309,10 @@ def function_drifted(cat):
     e["taken_in"]["janus_ice_handle.mutex"] = ["janus_process_incoming_request"]
 
 
+def url_not_the_ref(cat):
+    _by_id(cat, "leak-2956-moderate")["url"] = URL + "issues/2957"
+
+
 def unknown_key(cat):
     _by_id(cat, "leak-2956-moderate")["versions"] = "1.0.0"
 
@@ -312,7 +324,7 @@ def wrong_schema(cat):
 BREAKAGES = [dup_id, bad_kind, bad_class, class_not_in_locks, cycle_without_waited_in,
              leak_without_taken_in, waited_in_on_a_leak, bad_version, from_after_to,
              to_not_before_fix, history_entry_dropped, fix_release_drifted, function_drifted,
-             unknown_key, wrong_schema]
+             url_not_the_ref, unknown_key, wrong_schema]
 
 
 @pytest.mark.parametrize("breakage", BREAKAGES, ids=[b.__name__ for b in BREAKAGES])
