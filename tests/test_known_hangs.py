@@ -273,6 +273,15 @@ def test_the_docs_table_lists_every_entry(catalogue):
         assert ("| %s |" % (e["fixed_in"] or "\u2013")) in row, e["id"]
 
 
+def test_the_package_loader_takes_every_entry(catalogue):
+    """janus_gdb/janus/knownhangs.py (what the reports match against) reads
+    the file without a problem and keeps every entry of "entries"."""
+    from janus_gdb.janus import knownhangs
+    entries, found = knownhangs.check(copy.deepcopy(catalogue))
+    assert found == [] and [e["id"] for e in entries] == [e["id"] for e in catalogue["entries"]]
+    assert knownhangs.path() == CATALOGUE
+
+
 def test_the_file_is_package_data():
     with open(os.path.join(ROOT, "setup.cfg")) as f:
         cfg = f.read()
