@@ -10,7 +10,6 @@ read back by janus-gdb from the process) is among the affected releases.
 What the parts must say comes from the fixture's own source (the functions
 around its SITE markers), not from this file.
 """
-import json
 import os
 import re
 
@@ -59,15 +58,15 @@ class Builds(object):
 
     def exe(self, build):
         if build not in self.exes:
-            variant, opt = build
-            out = os.path.join(self.dir, "js_%s_%s" % (variant, opt))
+            src, variant, opt = build
+            out = os.path.join(self.dir, "%s_%s_%s" % (os.path.basename(src)[:-2], variant, opt))
             flags = CFLAGS + DEFINES[variant] + (["-O0"] if opt == "O0" else [])
-            self.exes[build] = gdbrun.compile_c(SRC, out, defines=flags)
+            self.exes[build] = gdbrun.compile_c(src, out, defines=flags)
         return self.exes[build]
 
     def report(self, name, variant="gmutex", opt="O2", mode="core", workers=None,
-               version=None, fmt="json"):
-        key = (name, variant, opt, mode, workers, version, fmt)
+               version=None, fmt="json", src=SRC):
+        key = (name, variant, opt, mode, workers, version, fmt, src)
         if key in self.cache:
             return self.cache[key]
         env = dict(os.environ)
@@ -77,7 +76,7 @@ class Builds(object):
             env["JANUS_FIXTURE_WORKERS"] = str(workers)
         if version is not None:
             env["JANUS_FIXTURE_VERSION"] = version
-        exe = self.exe((variant, opt))
+        exe = self.exe((src, variant, opt))
         args = [name]
         if name.startswith("leaked_"):
             args.append(os.path.join(self.dir, "locklog.%s.%d" % (name, len(self.cache))))
@@ -223,8 +222,74 @@ def test_no_finding_when_nothing_hangs(builds, tmp_path):
 # --- 2: the catalogue ----------------------------------------------------------------
 
 
-def catalogue():
-    path = os.path.join(os.path.dirname(gdbrun.FIXTURES), os.pardir, "janus_gdb", "janus",
-                        "known_hangs.json")
-    with open(os.path.normpath(path)) as f:
-        return dict((e["id"], e) for e in json.load(f)["entries"])
+PLUGINS_SRC = os.path.join(gdbrun.FIXTURES, "janus_plugins.c")
+
+
+def entry(ref, kind):
+    """The one catalogue entry of janus-gateway REF of KIND."""
+    from janus_gdb.janus import knownhangs
+    entries, problems = knownhangs.load()
+    assert not problems, problems
+    found = [e for e in entries if e["ref"] == ref and e["kind"] == kind]
+    assert len(found) == 1, (ref, found)
+    return found[0]
+
+
+# fixture scenario -> (its source, the janus-gateway bug it re-enacts, finding kind)
+MODELLED = {
+    "pli_inversion": (SRC, "#3510", "cycle"),
+    "leaked_lock": (SRC, "PR #3513", "leak"),         # 1.1.x-1.3.0's "Invalid msid" return
+    "audiobridge_hangup": (PLUGINS_SRC, "#3570", "stall"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELLED))
+def test_modelled_fixture_is_its_bug(builds, name):
+    """Each scenario that re-enacts a catalogued bug is that bug ("This is",
+    exact) when the fixture says it is a Janus release the bug affects, and
+    only "Similar to" on the release that fixed it or with no version."""
+    src, ref, kind = MODELLED[name]
+    e = entry(ref, kind)
+    inside = e["affects"]["to"]
+    data, truth = builds.report(name, src=src, version=inside)
+    assert data["target"]["janus_version"]["text"] == inside, data["target"]
+    f = only_finding(data, kind)
+    known = f["known"]
+    assert known is not None and known["id"] == e["id"], f
+    assert known["strength"] == "exact", known
+    assert known["same_bug"] is True and known["version_in_range"] is True, known
+    assert known["sentence"] == "This is janus-gateway %s (%s; affects %s%s, fixed in %s): %s" % (
+        ref, e["title"], "%s to " % e["affects"]["from"] if e["affects"]["from"] != inside
+        else "", inside, e["fixed_in"], e["advice"]), known
+    text, _ = builds.report(name, src=src, version=inside, fmt="text")
+    assert text.splitlines()[1] == known["sentence"], text
+    assert text.splitlines()[2].startswith("  [match %s: exact: " % f["fingerprint"]), text
+    # the release with the fix: the same shape, not that bug
+    fixed, _ = builds.report(name, src=src, version=e["fixed_in"])
+    k = only_finding(fixed, kind)["known"]
+    assert k["id"] == e["id"] and k["same_bug"] is False and k["version_in_range"] is False, k
+    assert k["sentence"].startswith("Similar to janus-gateway %s" % ref), k
+    assert "Janus %s is not one of the affected releases: not that bug" % e["fixed_in"] \
+        in k["sentence"], k
+    # no version at all: cannot be said to be it
+    unknown, _ = builds.report(name, src=src)
+    assert unknown["target"]["janus_version"] is None, unknown["target"]
+    k = only_finding(unknown, kind)["known"]
+    assert k["version_in_range"] is None and not k["same_bug"], k
+    assert "the Janus version is unknown" in k["sentence"], k
+    # the version is not part of the fingerprint
+    assert len(set(only_finding(d, kind)["fingerprint"] for d in (data, fixed, unknown))) == 1
+
+
+@pytest.mark.parametrize("name", ["rooms_pileup", "self_deadlock", "leaked_rooms",
+                                  "join_holding", "usleep_holder", "mountpoint_held"])
+def test_uncatalogued_hangs_match_nothing(builds, name):
+    """Scenarios of hangs the catalogue has no entry for (their real causes
+    could not be tied to a fix: docs/known-hangs.md) match nothing, whatever
+    the version: no "This is", no "Similar to"."""
+    src = PLUGINS_SRC if name == "mountpoint_held" else SRC
+    data, _ = builds.report(name, src=src, version="1.3.0")
+    assert data["findings"], data["verdict"]
+    assert all(f["known"] is None for f in data["findings"]), data["findings"]
+    text, _ = builds.report(name, src=src, version="1.3.0", fmt="text")
+    assert "janus-gateway" not in text and "Similar to" not in text, text

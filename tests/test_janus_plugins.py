@@ -234,7 +234,7 @@ def test_audiobridge_queues(plugins, variant, mode):
                     "participant->outbuf")
     assert q["object"]["type"] == "janus_audiobridge_participant", q
     assert q["object"]["field"] == "outbuf", q
-    assert "janus_audiobridge_hangup_media_internal" in q["how"], q
+    assert "evaluated in janus_audiobridge_participant_clear_outbuf" in q["how"], q
     check_queue(r.by_lwp[t.lwp("ab_participant")], queues["outbuf"], outbuf, "frame")
     hostile = check_queue(r.by_lwp[t.lwp("ab_hostile")], queues["hostile_outbuf"],
                           r.by_lwp[t.lwp("ab_hostile")]["wait"]["queue"]["name"], "frame")
@@ -249,7 +249,7 @@ def test_audiobridge_queues(plugins, variant, mode):
     # the verdict and the root's section say which queue
     head = text.splitlines()[0]
     assert ("T%d holds 4 locks while waiting on the queue %s (g_async_queue_pop in "
-            "janus_audiobridge_hangup_media_internal)" % (r.by_lwp[t.lwp("hangup")]["num"],
+            "janus_audiobridge_participant_clear_outbuf)" % (r.by_lwp[t.lwp("hangup")]["num"],
                                                           outbuf)) in head, head
     assert "    queue %s (0x%x)  [frame: " % (outbuf, queues["outbuf"]) in text, text
     cause = r.data["roots"][0]

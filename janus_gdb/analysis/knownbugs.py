@@ -5,7 +5,9 @@ A finding (``fingerprint.Finding``) matches a catalogue entry
 same.  A global variable may match by its name when only its file differs
 (a plugin's sources renamed, or a model of it), but only when every listed
 function matches too: VideoRoom, AudioBridge and TextRoom each have a
-``rooms_mutex``.  The match is:
+``rooms_mutex``.  A stalled holder may hold more locks than the entry lists (other
+releases take other locks on the way); a cycle or a leak must have exactly
+the entry's classes.  The match is:
 
     exact   every function the entry lists for a lock (where it is taken,
             waited for, leaked; where the stalled holder is blocked) is
@@ -133,9 +135,11 @@ def _global_name(cls):
     return cls.split(": ", 1)[1] if ": " in cls else None
 
 
-def _pair_classes(wanted, found):
+def _pair_classes(wanted, found, subset=False):
     """{entry class: finding class} when the classes are the same sets (a
-    global may pair by name alone), else None; and the renamed pairs."""
+    global may pair by name alone), else None; and the renamed pairs.
+    SUBSET: the finding may have more classes (a stalled holder that holds
+    other locks too)."""
     found = set(found)
     pairs, renamed = {}, []
     for cls in wanted:
@@ -149,7 +153,7 @@ def _pair_classes(wanted, found):
             return None, []
         pairs[cls] = alike[0]
         renamed.append((cls, alike[0]))
-    if set(pairs.values()) != found or len(pairs) != len(found):
+    if len(set(pairs.values())) != len(pairs) or (not subset and set(pairs.values()) != found):
         return None, []
     return pairs, renamed
 
@@ -158,7 +162,8 @@ def match_one(finding, entry, version):
     """The Match of FINDING with ENTRY, or None."""
     if finding.kind != entry["kind"]:
         return None
-    pairs, renamed = _pair_classes(entry["locks"], finding.classes())
+    pairs, renamed = _pair_classes(entry["locks"], finding.classes(),
+                                   subset=finding.kind == "stall")
     if pairs is None:
         return None
     compared = []
