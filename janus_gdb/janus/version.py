@@ -25,7 +25,7 @@ import struct
 from ..target import elffile
 from ..target import elfsyms
 
-VERSION_RE = re.compile(r"^(\d{1,4})\.(\d{1,4})\.(\d{1,4})$")
+VERSION_RE = re.compile(r"(\d{1,4})\.(\d{1,4})\.(\d{1,4})\Z")
 STRING_VAR = "janus_version_string"
 NUMBER_VAR = "janus_version"
 MAX_STRING = 32             # bytes of a version string read
