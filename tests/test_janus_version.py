@@ -216,6 +216,83 @@ def test_a_lone_string_is_not_a_version(builds, tmp_path):
     assert version.from_file(str(p), symbols=False) is None
 
 
+def _write(path, data):
+    path.write_bytes(bytes(data))
+    return path
+
+
+def relative_slots(path):
+    """{slot address: file offset} of the RELATIVE relocations of PATH, as
+    readelf lists them and its section headers map them."""
+    relocs = subprocess.run(["readelf", "-rW", path], stdout=subprocess.PIPE,
+                            universal_newlines=True, check=True).stdout
+    secs = subprocess.run(["readelf", "-SW", path], stdout=subprocess.PIPE,
+                          universal_newlines=True, check=True).stdout
+    ranges = []
+    for m in re.finditer(r"\]\s+(\S+)\s+(PROGBITS|INIT_ARRAY|FINI_ARRAY|DYNAMIC)\s+"
+                         r"([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)", secs):
+        ranges.append((int(m.group(3), 16), int(m.group(4), 16), int(m.group(5), 16)))
+    out = {}
+    for m in re.finditer(r"^([0-9a-f]+)\s+[0-9a-f]+\s+R_(?:X86_64|AARCH64)_RELATIVE\b",
+                         relocs, re.M):
+        slot = int(m.group(1), 16)
+        for addr, off, size in ranges:
+            if addr and addr <= slot < addr + size:
+                out[slot] = off + slot - addr
+    return out
+
+
+def symbol_address(path, name):
+    nm = subprocess.run(["nm", path], stdout=subprocess.PIPE, universal_newlines=True).stdout
+    m = re.search(r"^([0-9a-f]+) \w %s$" % name, nm, re.M)
+    return int(m.group(1), 16) if m else None
+
+
+@pytest.mark.parametrize("which", ["fixture", "janus"])
+def test_pie_slots_left_zero(builds, tmp_path, which):
+    """A PIE whose pointer slots hold 0 until the loader applies their
+    RELATIVE relocations (as lld writes them; GNU ld also stores the
+    addend): the version comes from the relocations."""
+    if which == "fixture":
+        exe, truth = builds["pie"], expected_of("pie")
+    else:
+        prefix, exe = janus_build("1.1.2")
+        truth = configure_versions(prefix + ".src")
+    slots = relative_slots(exe)
+    assert symbol_address(exe, "janus_version_string") in slots
+    stripped = strip(exe, str(tmp_path / "stripped"))
+    slots = relative_slots(stripped)
+    with open(stripped, "rb") as f:
+        data = bytearray(f.read())
+    for off in slots.values():
+        data[off:off + 8] = bytes(8)
+    p = _write(tmp_path / "zeroed", data)
+    got = version.from_file(str(p), symbols=False)
+    assert as_pair(got) == truth
+
+
+def test_aarch64_build(tmp_path):
+    """The fixture cross-compiled for aarch64 (a PIE: R_AARCH64_RELATIVE)."""
+    cc = "aarch64-linux-gnu-gcc"
+    if not gdbrun.have(cc) or not gdbrun.have("aarch64-linux-gnu-strip"):
+        pytest.skip("%s is not installed" % cc)
+    expected = ("1.2.4", 1204)
+    exe = str(tmp_path / "jv_a64")
+    subprocess.run([cc, "-g", "-O2", "-pthread", "-fPIE", "-pie", "-o", exe,
+                    os.path.join(gdbrun.FIXTURES, "janus_version.c"),
+                    os.path.join(gdbrun.FIXTURES, "janus_version_vars.c")]
+                   + cc_version_flags(expected), check=True)
+    stripped = exe + ".stripped"
+    subprocess.run(["aarch64-linux-gnu-strip", "-o", stripped, exe], check=True)
+    assert as_pair(version.from_file(exe)) == expected
+    assert as_pair(version.from_file(stripped)) == expected
+    with open(stripped, "rb") as f:
+        data = bytearray(f.read())
+    for off in relative_slots(stripped).values():
+        data[off:off + 8] = bytes(8)
+    assert as_pair(version.from_file(str(_write(tmp_path / "zeroed", data)))) == expected
+
+
 def test_garbage_and_truncated_files(builds, tmp_path):
     """Never an exception, never a wrong version."""
     exe = builds["pie-stripped"]

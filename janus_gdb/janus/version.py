@@ -250,7 +250,7 @@ def _object_symbols(f, sections, by_index, table, names):
     return found
 
 
-def _by_symbols(image, path):
+def _by_symbols(image):
     """JanusVersion from the variables' symbols, or None."""
     names = (STRING_VAR, NUMBER_VAR)
     f = image.f
@@ -361,7 +361,7 @@ def from_file(path, symbols=True):
             if not image.segments:
                 return None
             if symbols:
-                got = _by_symbols(image, path)
+                got = _by_symbols(image)
                 if got is not None:
                     return got
             return _by_scan(image)
