@@ -97,6 +97,8 @@ def test_parse_and_compare():
     assert version.in_range(v, None, None) is True
     assert version.in_range(version.JanusVersion("custom", None, "x"), None, "2.0.0") is None
     assert version.in_range(None, "1.0.0", "2.0.0") is None
+    assert version.in_range(v.to_dict(), "1.2.0", "1.3.0") is True     # the report's dict
+    assert version.in_range({"text": "1.3.1"}, "1.2.0", "1.3.0") is False
     d = v.to_dict()
     assert d == {"text": "1.3.0", "number": 1300, "how": "test"}
     assert as_pair(version.JanusVersion.from_dict(d)) == ("1.3.0", 1300)

@@ -95,6 +95,8 @@ def number_of(parts):
 def _parts(v):
     if isinstance(v, JanusVersion):
         return v.parts
+    if isinstance(v, dict):         # a to_dict() (the report's target["janus_version"])
+        return parse(v.get("text"))
     if isinstance(v, tuple):
         return v if len(v) == 3 else None
     return parse(v)
@@ -102,8 +104,8 @@ def _parts(v):
 
 def compare(a, b):
     """-1, 0 or 1 as release A is older than, the same as or newer than B
-    (each a JanusVersion, a (major, minor, patch) tuple or a text); None
-    when either is unknown or not MAJOR.MINOR.PATCH."""
+    (each a JanusVersion, its to_dict(), a (major, minor, patch) tuple or
+    a text "1.3.0"); None when either is unknown or not MAJOR.MINOR.PATCH."""
     pa, pb = _parts(a), _parts(b)
     if pa is None or pb is None:
         return None
