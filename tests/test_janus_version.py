@@ -17,6 +17,7 @@ gives None (never an exception, never a wrong version).
 
 import os
 import ast
+import glob
 import random
 import re
 import shutil
@@ -180,6 +181,28 @@ def test_not_janus(path):
         pytest.skip("no %s" % path)
     assert version.from_file(path) is None
     assert version.from_file(path, symbols=False) is None
+
+
+def test_no_false_match_on_the_systems_programs():
+    """Every executable in /usr/bin: a version is found only in Janus's own
+    (dpkg says which package a file is from), with symbols or by the scan."""
+    files = sorted(p for p in glob.glob("/usr/bin/*")
+                   if os.path.isfile(p) and not os.path.islink(p))[:1500]
+    assert len(files) > 50
+    found = {}
+    for path in files:
+        for symbols in (True, False):
+            got = version.from_file(path, symbols=symbols)
+            if got is not None:
+                found.setdefault(path, set()).add(as_pair(got))
+    for path, got in found.items():
+        assert len(got) == 1, (path, got)
+        if not gdbrun.have("dpkg-query"):
+            assert os.path.basename(path).startswith("janus"), (path, got)
+            continue
+        owner = subprocess.run(["dpkg-query", "-S", path], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, universal_newlines=True).stdout
+        assert owner.split(":")[0] == janusd.DEBIAN_PACKAGE, (path, got, owner)
 
 
 # ---------------------------------------------------------------------------
