@@ -427,6 +427,30 @@ def test_runtime_value_from_memory(builds, tmp_path):
         gdbrun.close_fixtures([sc], [core])
 
 
+def test_live_executable_replaced_since(builds, tmp_path):
+    """A process without symbols whose executable was replaced at its path
+    (a package upgrade) or removed: the version of the file it runs."""
+    exe = str(tmp_path / "janus")
+    shutil.copy(builds["pie-stripped"], exe)
+    sc = gdbrun.Scenario(exe, [])
+    try:
+        running = truth_version(sc)
+        assert running == expected_of("pie")
+        # replaced as dpkg does it: a new file renamed over the old path
+        shutil.copy(builds["nopie-stripped"], exe + ".new")
+        os.rename(exe + ".new", exe)
+        assert as_pair(version.from_file(exe)) == expected_of("nopie")
+        got = gdbrun.extract_json(analyse(sc, None, "live", "janus-waitgraph --format json",
+                                          None))["target"]["janus_version"]
+        assert (got["text"], got["number"]) == running, got
+        os.unlink(exe)
+        got = gdbrun.extract_json(analyse(sc, None, "live", "janus-waitgraph --format json",
+                                          None))["target"]["janus_version"]
+        assert (got["text"], got["number"]) == running, got
+    finally:
+        sc.kill()
+
+
 # ---------------------------------------------------------------------------
 # A real Janus: its API's own answer is the truth
 # ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ right there).  Every read is bounded; a file that is not what it claims
 gives None, never an exception.
 """
 
+import os
 import re
 import struct
 
@@ -429,7 +430,8 @@ def _pointer_size(gdb):
 def from_target(inf=None):
     """The JanusVersion of the selected inferior (INF): janus_version_string
     and janus_version read from its memory (a process's or core's run-time
-    values) by their symbols, else from_file() of its executable, else None.
+    values) by their symbols, else from_file() of its executable (for a
+    process on this machine the file it runs, /proc/PID/exe), else None.
     Reads only."""
     import gdb  # pylint: disable=import-error
     from ..target import gdbtarget
@@ -439,8 +441,19 @@ def from_target(inf=None):
         got = _from_memory(gdb, gdbtarget, inf)
         if got is not None:
             return got
-    exe = gdbtarget.executable(inf) if inf is not None else None
+    exe = _running_executable(gdbtarget, inf) if inf is not None else None
     return from_file(exe) if exe else None
+
+
+def _running_executable(gdbtarget, inf):
+    """The file the target runs: for a process on this machine its
+    /proc/PID/exe (the inode it runs, even when a package upgrade replaced
+    or removed the file at its path since), else the executable gdb has."""
+    if inf.pid and gdbtarget.target_kind(inf) == "live" and gdbtarget.is_native(inf):
+        path = "/proc/%d/exe" % inf.pid
+        if os.path.exists(path):
+            return path
+    return gdbtarget.executable(inf)
 
 
 def _from_memory(gdb, gdbtarget, inf):
