@@ -84,11 +84,12 @@ class Truth(object):
 class Scenario(object):
     """A running fixture process in its hung state."""
 
-    def __init__(self, exe, args, timeout=20, cwd=None, preexec_fn=None):
+    def __init__(self, exe, args, timeout=20, cwd=None, preexec_fn=None, env=None):
         self.exe = exe
         self.proc = subprocess.Popen([exe] + list(args), stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, universal_newlines=True,
-                                     start_new_session=True, cwd=cwd, preexec_fn=preexec_fn)
+                                     start_new_session=True, cwd=cwd, preexec_fn=preexec_fn,
+                                     env=env)
         self.pid = self.proc.pid
         self.truth = Truth()
         self._read_truth(timeout)

@@ -219,6 +219,30 @@ def test_frozen_live(frozen):
     assert frozen.janus.futex_waiters(frozen.res.lock_addr) == frozen.res.waiters
 
 
+@pytest.mark.parametrize("frozen", ALL, indirect=True, scope="module")
+def test_frozen_matches_no_known_bug(frozen):
+    """Issue 15: a request frozen inside a plugin's global lock, for no known
+    reason, is a stall whose fingerprint names that lock and the function
+    that took it, and it matches no entry of the known-hang catalogue: no
+    "This is" and no "Similar to" (the VideoRoom's rooms_mutex among them).
+    Live, the fingerprint is the core's."""
+    r, text = frozen.report("core")
+    spec = frozen.spec
+    cls = "%s: %s" % (spec.source, spec.symbol)
+    found = r.data["findings"]
+    assert len(found) == 1 and found[0]["kind"] == "stall", found
+    f = found[0]
+    assert cls in f["classes"], f
+    assert "hold %s in %s" % (cls, spec.function) in f["parts"], f
+    assert f["where"] == "T%d" % r.by_lwp[frozen.res.frozen_lwp]["num"]
+    assert f["known"] is None, f
+    assert "janus-gateway #" not in text and "Similar to" not in text, text
+    assert "Fingerprint: %s (%s)" % (f["fingerprint"], f["where"]) in text, text
+    if spec.plugin in LIVE:
+        live, _text = frozen.report("live")
+        assert [x["fingerprint"] for x in live.data["findings"]] == [f["fingerprint"]]
+
+
 # --- b: the state of Janus #3570 on a real AudioBridge ---------------------------------
 
 @pytest.fixture(scope="module", params=janusd.VERSIONS)

@@ -526,6 +526,52 @@ def test_leaked_handle_mutex_cites_the_msid_return(leaked):
     print("janus-waitgraph with the source check: %.1f s" % took)
 
 
+def msid_entries():
+    """Catalogue entries of the 1.1.2 "Invalid msid" leak: a leak of
+    janus_ice_handle.mutex by janus_plugin_handle_sdp."""
+    from janus_gdb.janus import knownhangs
+    entries, problems = knownhangs.load()
+    assert not problems, problems
+    return [e for e in entries if e["kind"] == "leak"
+            and e["locks"] == ["janus_ice_handle.mutex"]
+            and "janus_plugin_handle_sdp" in e["taken_in"].get("janus_ice_handle.mutex", [])]
+
+
+def test_leaked_handle_mutex_is_the_msid_bug(leaked):
+    """Issue 15: the real 1.1.2 leak is recognised as the known "Invalid msid"
+    early return of janus_plugin_handle_sdp (fixed in 1.3.1): an exact match
+    (the source check names the leaking function), and "This is" because the
+    Janus version read from the core is among the affected releases."""
+    j, s, h, addr, core, waiters, _quiet = leaked
+    entries = msid_entries()
+    assert len(entries) == 1, entries
+    entry = entries[0]
+    out = gdbrun.gdb(["janus-waitgraph --format json", "echo @@SPLIT@@\\n", "janus-waitgraph"],
+                     exe=j.exe, core=core)
+    assert "Traceback" not in out.stdout + out.stderr, out.stdout + out.stderr
+    js, text = out.stdout.split("@@SPLIT@@\n", 1)
+    data = gdbrun.extract_json(js)
+    version = janusd.source_version(j.prefix)
+    assert (data["target"].get("janus_version") or {}).get("text") == version, data["target"]
+    lock = [l for l in data["locks"] if l["address"] == addr][0]
+    leaks = [f for f in data["findings"] if f["kind"] == "leak" and lock["id"] in f["locks"]]
+    assert len(leaks) == 1, data["findings"]
+    f = leaks[0]
+    assert f["parts"] == ["leak janus_ice_handle.mutex in janus_plugin_handle_sdp"], f
+    known = f["known"]
+    assert known is not None and known["id"] == entry["id"], f
+    assert known["strength"] == "exact" and known["same_bug"] is True, known
+    assert known["sentence"].startswith("This is janus-gateway %s (" % entry["ref"]), known
+    assert "fixed in %s" % entry["fixed_in"] in known["sentence"], known
+    text = gdbrun.extract_report(text)
+    assert text.splitlines()[1] == known["sentence"], text
+    assert "Fingerprint: %s" % f["fingerprint"] in text, text
+    # the quiet core (nobody waits yet): the same leak, the same fingerprint
+    quiet = gdbrun.extract_json(gdbrun.gdb(["janus-waitgraph --format json"], exe=j.exe,
+                                           core=_quiet).stdout)
+    assert [x["fingerprint"] for x in quiet["findings"]] == [f["fingerprint"]], quiet["findings"]
+
+
 def test_leaked_handle_mutex_stripped_cites_nothing(leaked):
     """Stripped janus and plugins: no class, no source named: nothing cited."""
     j, s, h, addr, core, waiters, _quiet = leaked
@@ -537,6 +583,8 @@ def test_leaked_handle_mutex_stripped_cites_nothing(leaked):
     data = gdbrun.extract_json(out.stdout)
     assert all(l["possible_missing_unlocks"] == [] for l in data["locks"]), data["locks"]
     assert not any("missing unlock" in x for x in data["next_steps"]), data["next_steps"]
+    # without lock classes no finding can be said to be a known bug (issue 15)
+    assert all(f["known"] is None for f in data["findings"]), data["findings"]
 
 
 def test_leaked_handle_mutex_found_before_anyone_waits(leaked):

@@ -163,7 +163,14 @@ def test_stalled_janus_captured_and_analysed(prefix, tmp_path):
         for path in files.values():
             assert os.path.dirname(path) == os.path.realpath(out_dir), path
             assert os.path.getsize(path) > 0, path
-            assert re.search(r"/janus-%d-\d{8}-\d{6}\.(core|txt|json|dot)$" % j.pid, path), path
+        assert re.search(r"/janus-%d-\d{8}-\d{6}\.core$" % j.pid, files["core"]), files
+        # the reports carry the fingerprint of the first finding (issue 15)
+        fps = re.findall(r"^finding ((?:cycle|leak|stall)-[0-9a-f]{10}) \((M\d+|T\d+|deadlock #\d+)\)"
+                         r"(.*)$", stdout, re.M)
+        assert fps, stdout
+        for ext in ("txt", "json", "dot"):
+            path = files[{"txt": "text"}.get(ext, ext)]
+            assert re.search(r"/janus-%d-\d{8}-\d{6}-%s\.%s$" % (j.pid, fps[0][0], ext), path), path
 
         # Janus: left running, not traced, and still stuck (the stall is real)
         assert j.alive()
@@ -179,6 +186,12 @@ def test_stalled_janus_captured_and_analysed(prefix, tmp_path):
         assert data["target"]["pid"] == j.pid, data["target"]
         assert os.path.basename(data["target"]["executable"] or "") == "janus", data["target"]
         assert data["verdict"].startswith("No deadlock found"), data["verdict"]
+        # the finding the log line names is the report's leak of handle->mutex
+        leak = [f for f in data["findings"] if f["fingerprint"] == fps[0][0]]
+        assert leak and leak[0]["kind"] == "leak", data["findings"]
+        assert leak[0]["classes"] == ["janus_ice_handle.mutex"], leak
+        if leak[0]["known"] is not None:
+            assert fps[0][2] == ": " + leak[0]["known"]["sentence"], (fps, leak)
         leaked = [l for l in data["locks"] if l.get("leaked")]
         assert [l for l in leaked if "handle->mutex of handle %d" % h in (l.get("name") or "")], \
             data["locks"]

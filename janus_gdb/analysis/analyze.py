@@ -38,6 +38,7 @@ class Report(object):
         self.used_locklog = False     # a lock-debug log was given
         self.source_orders = {}       # {cycle index: [order]} from the source (sourcecite)
         self.source_check = None      # {"files", "seconds", "cached"} when the source was read
+        self.findings = None          # fingerprint.Finding list (knownbugs.of_report)
         self.by_num = dict((t.num, t) for t in threads)
         self.by_lwp = dict((t.lwp, t) for t in threads)
         self.lock_by_addr = list_to_map(locks)

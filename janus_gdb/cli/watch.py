@@ -15,8 +15,10 @@ After --failures consecutive rounds without an answer it runs
 ``gdb -nx -batch -p PID -ex 'gcore FILE'`` (the process is stopped only while
 the core is written, then detached and left running), analyses the core with
 ``python3 -m janus_gdb CORE --format text|json|dot``, writes the core and the
-three reports with timestamped names into --out, prints one line per file,
-and exits.
+three reports with timestamped names into --out (the reports' names end
+with the fingerprint of the first hang finding, e.g. ``-leak-be39da3bcb``, so
+a fleet's reports group by bug), prints one line per file and one per
+finding (its fingerprint and the known Janus bug it is, if any), and exits.
 
 Exit status: 0 healthy rounds done (--once/--rounds) or a core captured with
 neither a deadlock nor a hang shown in it, 1 a core captured with a deadlock,
@@ -34,6 +36,7 @@ Example:
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -43,6 +46,8 @@ import uuid
 
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
+
+from ..report.textsafe import escape
 
 PROG = "janus-gdb watch"
 DEFAULT_URL = "http://127.0.0.1:8088/janus"
@@ -460,6 +465,7 @@ def capture_and_analyse(args, exe, reason):
         % (core, _size(core), time.time() - t0, args.pid, left))
     worst = 0
     found = 0
+    written = []
     for fmt, ext in FORMATS:
         path = "%s.%s" % (base, ext)
         status, msg = analyse(core, exe, fmt, path)
@@ -471,14 +477,60 @@ def capture_and_analyse(args, exe, reason):
             break                   # no CLI, a crash, a timeout: the others would too
         if VERDICT_RANK[status] > VERDICT_RANK[found]:
             found = status
+        written.append((fmt, ext, path))
+    hits = findings(dict((f, p) for f, _e, p in written).get("json"))
+    if hits:
+        # the reports are named after the first finding, so a fleet's can be grouped
+        written = [(fmt, ext, _rename(path, "%s-%s.%s" % (base, hits[0][0], ext)))
+                   for fmt, ext, path in written]
+    for fmt, _ext, path in written:
         if fmt == "text":
             v = verdict(path)
             say("%-7s %s%s" % (fmt, path, "  (%s)" % v if v else ""))
         else:
             say("%-7s %s" % (fmt, path))
+    for fp, where, sentence in hits[:MAX_FINDINGS_SHOWN]:
+        say("finding %s (%s)%s" % (fp, where, ": " + sentence if sentence else ""))
+    if len(hits) > MAX_FINDINGS_SHOWN:
+        say("finding ... (+%d more in the report)" % (len(hits) - MAX_FINDINGS_SHOWN))
     if worst:
         return 2
     return found
+
+
+MAX_FINDINGS_SHOWN = 5
+_FP_RE = re.compile(r"^(cycle|leak|stall)-[0-9a-f]{6,32}$")
+
+
+def findings(json_path):
+    """[(fingerprint, where, known-bug sentence or None)] of the JSON report."""
+    if not json_path:
+        return []
+    try:
+        with open(json_path, errors="replace") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return []
+    out = []
+    for item in (data.get("findings") or [])[:1000] if isinstance(data, dict) else []:
+        if not isinstance(item, dict) or not _FP_RE.match(str(item.get("fingerprint"))):
+            continue
+        known = item.get("known") if isinstance(item.get("known"), dict) else {}
+        out.append((item["fingerprint"], escape(str(item.get("where") or "?"), 40),
+                    escape(str(known["sentence"]), 300) if known.get("sentence") else None))
+    return out
+
+
+def _rename(path, new):
+    """PATH renamed to NEW (when NEW is free); the name it has now."""
+    if os.path.exists(new):
+        return path
+    try:
+        os.rename(path, new)
+    except OSError as exc:
+        warn("could not rename %s to %s: %s" % (path, new, exc))
+        return path
+    return new
 
 
 # --- main -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import json
 
 from ..analysis import advice
 from ..analysis import graph
+from ..analysis import knownbugs
 from ..analysis.analyze import SCHEMA
 from . import text as render_text
 from ..analysis import verdict as verdicts
@@ -198,6 +199,14 @@ def groups(report):
     return out
 
 
+def _finding(f):
+    d = f.to_dict()
+    d["where"] = _s(d["where"])
+    d["parts"] = [_s(p) for p in d["parts"]]
+    d["classes"] = [_s(c) for c in d["classes"]]
+    return d
+
+
 def to_dict(report, command):
     target = dict(report.target)
     target["executable"] = _s(target.get("executable"))
@@ -213,6 +222,7 @@ def to_dict(report, command):
         "verdict_kind": verdicts.kind(report, found),
         "deadlocks": len(report.cycles),
         "roots": [_s_cause(c) for c in found],
+        "findings": [_finding(f) for f in knownbugs.of_report(report)],
         "next_steps": [_s(line) for line in advice.next_steps(report, found,
                                                                report.used_locklog)],
         "target": target,

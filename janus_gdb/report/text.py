@@ -5,6 +5,7 @@ Every string read from the target goes through ``textsafe.escape``.
 
 from ..analysis import advice
 from ..analysis import graph
+from ..analysis import knownbugs
 from ..analysis import sourcecite
 from ..analysis import verdict as verdicts
 from ..model import INFERRED, UNKNOWN
@@ -232,6 +233,23 @@ def _libc_of(lock):
     return "musl" if (lock.details or {}).get("libc") == "musl" else "glibc"
 
 
+def known_lines(report):
+    """The catalogue's word on each finding (``This is janus-gateway #3510
+    ...`` with its evidence), then the findings' fingerprints on one line."""
+    found = knownbugs.of_report(report)
+    out = []
+    for f in found:
+        m = f.known
+        if m is None:
+            continue
+        out.append(escape(m.sentence(), 400))
+        out.append("  [match %s: %s]" % (f.fingerprint, escape(m.evidence(), 600)))
+    if found:
+        out.append("Fingerprint%s: %s" % ("" if len(found) == 1 else "s", ", ".join(
+            "%s (%s)" % (f.fingerprint, escape(f.where, 40)) for f in found)))
+    return out
+
+
 TIP_GMUTEX = ("Tip: GMutex records no owner, so owners are inferred from the source and "
               "stacks; build Janus with --enable-pthread-mutex to get exact owners.")
 
@@ -240,6 +258,7 @@ def waitgraph(report, show_all=False):
     """The janus-waitgraph text report."""
     found = verdicts.causes(report)
     out = [verdict(report) + "   " + target_line(report)]
+    out.extend(known_lines(report))
     through = set(e.lock.addr for e in report.edges if e.lock is not None)
     waited = [l for l in report.locks if l.waiters and l.state != "free"
               and l.owner_lwp is None and not l.leaked and l.addr not in through]
@@ -517,8 +536,9 @@ def locks(report, show_all=False):
     """The janus-locks text report."""
     if not report.locks:
         return "No lock is held or waited for.   %s\n" % target_line(report)
-    out = ["%s held or waited for.   %s" % (plural(len(report.locks), "lock"), target_line(report)),
-           ""]
+    out = ["%s held or waited for.   %s" % (plural(len(report.locks), "lock"), target_line(report))]
+    out.extend(known_lines(report))
+    out.append("")
     for lock in report.locks:
         out.append(lock_ref(lock))
         out.append("    state    %s" % state_text(lock))
