@@ -149,6 +149,8 @@ def test_janus_debug_build(v, tmp_path):
     assert "symbol table" in got.how, got.how
     scanned = version.from_file(exe, symbols=False)
     assert as_pair(scanned) == truth and scanned.how.startswith(SCAN), scanned
+    assert scanned.how.endswith("(and to a build time and a git SHA, as in Janus's "
+                                "version.c)"), scanned.how
     # strip --strip-all: .symtab gone (janus exports the variables for its
     # plugins: .dynsym may still name them); the scan alone agrees
     stripped = strip(exe, str(tmp_path / "janus.stripped"))

@@ -308,7 +308,7 @@ def _by_scan(image):
                 for vaddr, _memsz, offset, filesz, flags in image.segments
                 if flags & elffile.PF_W and filesz]
     relocs = image.relocations()
-    found = set()
+    found = {}              # (text, number) -> names of the build strings beside it
     strings = {}
     budget = [MAX_STRING_READS, MAX_DATA]
     for vaddr, offset, size in writable:
@@ -343,12 +343,44 @@ def _by_scan(image):
                 text = strings[target]
                 parts = parse(text) if text and text[:1].isdigit() else None
                 if parts is not None and number_of(parts) == number:
-                    found.add((text, number))
+                    found.setdefault((text, number), set()).update(
+                        _build_strings(image, data, vaddr, at, relocs))
     if len(found) != 1:
         return None
-    (text, number), = found
-    return JanusVersion(text, number, "the executable's data (not its symbols): %s %d next to a "
-                        "pointer to %s" % (NUMBER_VAR, number, _quote(text)))
+    ((text, number), beside), = found.items()
+    how = "the executable's data (not its symbols): %s %d next to a pointer to %s" % (
+        NUMBER_VAR, number, _quote(text))
+    if beside:
+        how += " (and to a %s, as in Janus's version.c)" % " and a ".join(sorted(beside))
+    return JanusVersion(text, number, how)
+
+
+GIT_SHA_RE = re.compile(r"(?:[0-9a-f]{7,40}|not-a-git-repo)\Z")
+BUILD_TIME_RE = re.compile(r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \w+ \d{4}\Z")
+
+
+def _build_strings(image, data, vaddr, at, relocs):
+    """What the other version.c strings pointed to within 2*NEAR bytes of
+    the int at AT look like ("build time": janus_build_git_time's, "git
+    SHA": janus_build_git_sha's): told to people as corroboration, not
+    required."""
+    names = set()
+    for slot in range((at - 2 * NEAR + 7) & ~7, at + 2 * NEAR + 1, 8):
+        off = slot - vaddr
+        if slot in relocs:
+            target = relocs[slot]
+        elif 0 <= off and off + 8 <= len(data):
+            target, = struct.unpack_from("<Q", data, off)
+        else:
+            continue
+        text = image.string(target) if target else None
+        if text is None:
+            continue
+        if GIT_SHA_RE.match(text):
+            names.add("git SHA")
+        elif BUILD_TIME_RE.match(text):
+            names.add("build time")
+    return names
 
 
 def from_file(path, symbols=True):
