@@ -162,6 +162,13 @@ def test_global_matches_by_name_when_only_the_file_differs():
     assert m.strength == "exact" and m.in_range is True
     assert "matched by variable name only" in m.evidence()
     assert "affects releases up to 1.2.1, fixed in 1.2.2" in m.sentence()
+    # ... but by its name alone only when the functions agree: another
+    # plugin's rooms_mutex leaked elsewhere is not this bug, not even similar
+    f.taken = {"model.c: rooms_mutex": {"janus_audiobridge_handler"}}
+    fingerprint._finish(f)
+    assert knownbugs.match_one(f, entry, {"text": "1.0.0"}) is None
+    f.locks = [global_lock(0x1000, "janus_videoroom.c", "rooms_mutex", "M1")]
+    assert knownbugs.match_one(f, entry, {"text": "1.0.0"}).strength == "locks"
     # another variable of the same file is not it
     f.locks = [global_lock(0x1000, "janus_videoroom.c", "sessions_mutex", "M1")]
     assert knownbugs.match_one(f, entry, None) is None

@@ -2,8 +2,10 @@
 
 A finding (``fingerprint.Finding``) matches a catalogue entry
 (``janus.knownhangs``) when the kind agrees and the lock classes are the
-same (a global variable may match by its name when only its file differs:
-a plugin's sources renamed or a model of it).  The match is:
+same.  A global variable may match by its name when only its file differs
+(a plugin's sources renamed, or a model of it), but only when every listed
+function matches too: VideoRoom, AudioBridge and TextRoom each have a
+``rooms_mutex``.  The match is:
 
     exact   every function the entry lists for a lock (where it is taken,
             waited for, leaked; where the stalled holder is blocked) is
@@ -171,6 +173,11 @@ def match_one(finding, entry, version):
         compared.append(("blocked", "holder", list(blocked_in),
                          sorted(fn for _k, fn in finding.blocks if fn)))
     exact = all(set(found) & set(wanted) for _r, _c, wanted, found in compared)
+    if renamed and not (exact and compared):
+        # a variable of another file with the same name (VideoRoom's,
+        # AudioBridge's and TextRoom's rooms_mutex) is that lock only when
+        # the functions say so too
+        return None
     return Match(entry, finding, EXACT if exact else LOCKS, in_range(entry, version), version,
                  compared, renamed)
 
