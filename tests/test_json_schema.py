@@ -362,6 +362,10 @@ if os.environ.get("JANUS_PREFIX"):
         assert data["target"]["kind"] == "core" and data["target"]["mutex_impl"] == "gmutex"
         assert any(g["section"] == "blocked" and g["count"] == test_janus_real.N_WAITERS
                    for g in data["groups"]), data["groups"]
+        # the Janus release of the core (issue 15): the build's configure.ac says which
+        import janusd
+        for doc in docs.values():
+            assert doc["target"]["janus_version"]["text"] == janusd.source_version(j.prefix)
 else:
     def test_real_janus_core_validates():
         pytest.skip("JANUS_PREFIX is not set (tests/run.sh sets it after scripts/build-janus)")

@@ -68,6 +68,7 @@ def collect(max_frames=64, locklog=None, source_check=True, gdb_only=False):
     # gdb-only modules, imported late
     from ..janus import names
     from ..janus import objects
+    from ..janus import version as janus_version
     from . import fastpath
     from . import stackscan
     from ..target import gdbtarget
@@ -97,6 +98,8 @@ def collect(max_frames=64, locklog=None, source_check=True, gdb_only=False):
     info = {"kind": kind, "pid": inf.pid,
             "executable": gdbtarget.executable(inf), "arch": arch,
             "libc": gdbtarget.libc_flavour(inf)}
+    version = janus_version.from_target(inf)
+    info["janus_version"] = version.to_dict() if version is not None else None
     global_queues = []
     globals_ = gdbtarget.global_locks(symtabs, warnings, global_queues)
     tables = objects.table_roots(scanner.types, mem, warnings)

@@ -210,6 +210,10 @@ def _finding(f):
 def to_dict(report, command):
     target = dict(report.target)
     target["executable"] = _s(target.get("executable"))
+    version = target.get("janus_version")
+    target["janus_version"] = None if not version else {
+        "text": _s(version.get("text")), "number": version.get("number"),
+        "how": _s(version.get("how"))}
     found = verdicts.causes(report)
     return {
         "schema": SCHEMA,

@@ -201,7 +201,11 @@ def target_line(report):
         what = "core file of pid %s" % tgt.get("pid")
     else:
         what = "live process %s" % tgt.get("pid")
-    parts = [what, plural(tgt.get("threads", 0), "thread")]
+    parts = [what]
+    version = tgt.get("janus_version")
+    if version and version.get("text"):
+        parts.append("Janus %s" % escape(version["text"], 32))
+    parts.append(plural(tgt.get("threads", 0), "thread"))
     impl = tgt.get("mutex_impl")
     # "inferred" only when some owner was: GMutex records none
     gmutex = ("GMutex: owners inferred" if any(l.evidence == INFERRED for l in report.locks)

@@ -167,6 +167,18 @@ def load_segments(f, head, max_headers=4096):
     """[(p_vaddr, p_memsz, p_offset)] of the PT_LOAD program headers of the
     little-endian ELF64 file F whose first 64 bytes are HEAD (none when the
     header table is implausible)."""
+    return [(vaddr, memsz, offset)
+            for vaddr, memsz, offset, _filesz, _flags in pt_loads(f, head, max_headers)]
+
+
+PF_W = 2
+
+
+def pt_loads(f, head, max_headers=4096):
+    """[(p_vaddr, p_memsz, p_offset, p_filesz, p_flags)] of the PT_LOAD
+    program headers of the little-endian ELF64 file F whose first 64 bytes
+    are HEAD (none when the header table is implausible).  P_FLAGS & PF_W:
+    a writable segment."""
     phoff, = struct.unpack_from("<Q", head, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
     if phentsize < 56 or phnum > max_headers:
@@ -175,10 +187,10 @@ def load_segments(f, head, max_headers=4096):
     raw = f.read(phentsize * phnum)
     out = []
     for i in range(len(raw) // phentsize):
-        p_type, _, p_offset, p_vaddr, _, _, p_memsz = struct.unpack_from("<IIQQQQQ", raw,
-                                                                          i * phentsize)
+        p_type, p_flags, p_offset, p_vaddr, _, p_filesz, p_memsz = struct.unpack_from(
+            "<IIQQQQQ", raw, i * phentsize)
         if p_type == 1 and p_memsz:     # PT_LOAD
-            out.append((p_vaddr, p_memsz, p_offset))
+            out.append((p_vaddr, p_memsz, p_offset, p_filesz, p_flags))
     return out
 
 
