@@ -21,6 +21,7 @@ finding that matches no entry gets nothing.  Pure module: no gdb.
 """
 
 from ..janus import knownhangs
+from ..janus import version as janus_version
 from . import fingerprint
 
 EXACT, LOCKS = "exact", "locks"
@@ -120,15 +121,8 @@ def affects_text(entry):
 def in_range(entry, version):
     """True/False: VERSION (a dict with "text") is among ENTRY's affected
     releases; None when the version is unknown or unreadable."""
-    v = knownhangs.version_tuple((version or {}).get("text"))
-    if v is None:
-        return None
     a = entry["affects"]
-    lo = knownhangs.version_tuple(a.get("from")) if a.get("from") else None
-    hi = knownhangs.version_tuple(a["to"])
-    if lo is not None and v < lo:
-        return False
-    return v <= hi
+    return janus_version.in_range(version or {}, a.get("from"), a["to"])
 
 
 def _global_name(cls):

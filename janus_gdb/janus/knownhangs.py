@@ -13,6 +13,8 @@ import json
 import os
 import re
 
+from . import version
+
 SCHEMA = "janus-gdb-known-hangs/1"
 KINDS = ("cycle", "leak", "stall")
 MAX_BYTES = 4 << 20
@@ -27,9 +29,8 @@ def path():
 
 
 def version_tuple(text):
-    """``1.3.0`` -> (1, 3, 0); anything else -> None."""
-    m = VERSION_RE.match(text or "") if isinstance(text, str) else None
-    return tuple(int(x) for x in m.groups()) if m else None
+    """``1.3.0`` -> (1, 3, 0); anything else (also ``v1.3.0``) -> None."""
+    return version.parse(text) if isinstance(text, str) and VERSION_RE.match(text) else None
 
 
 def problems(entry):

@@ -242,8 +242,8 @@ def known_lines(report):
         m = f.known
         if m is None:
             continue
-        out.append(escape(m.sentence(), 400))
-        out.append("  [match %s: %s]" % (f.fingerprint, escape(m.evidence(), 600)))
+        out.append(escape(m.sentence(), 1000))     # the catalogue's advice may be long
+        out.append("  [match %s: %s]" % (f.fingerprint, escape(m.evidence(), 1000)))
     if found:
         out.append("Fingerprint%s: %s" % ("" if len(found) == 1 else "s", ", ".join(
             "%s (%s)" % (f.fingerprint, escape(f.where, 40)) for f in found)))
