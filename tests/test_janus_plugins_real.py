@@ -381,6 +381,32 @@ def test_hangup_core(hangup):
     check_hangup(j, st, r, text)
 
 
+def test_hangup_is_similar_to_3570(hangup):
+    """Issue 15: the #3570 state on a real AudioBridge is recognised as
+    #3570's shape (its three locks, taken where #3570 takes them), but
+    1.1.2 and 1.4.1 are not among #3570's affected releases, so the report
+    says "Similar to ... not that bug", never "This is"."""
+    from janus_gdb.janus import knownhangs, version
+    j, st = hangup
+    r, text = analyze(exe=j.exe, core=st.core)
+    entries, _problems = knownhangs.load()
+    (entry,) = [e for e in entries if e["ref"] == "#3570"]
+    running = janusd.source_version(j.prefix)
+    assert r.data["target"]["janus_version"]["text"] == running, r.data["target"]
+    assert version.in_range(running, entry["affects"]["from"], entry["affects"]["to"]) is False
+    holder = r.by_lwp[st.res.frozen_lwp]["num"]
+    (f,) = [x for x in r.data["findings"] if x["where"] == "T%d" % holder]
+    assert f["kind"] == "stall", f
+    assert set(entry["locks"]) <= set(f["classes"]), (entry["locks"], f)
+    known = f["known"]
+    assert known is not None and known["id"] == entry["id"], f
+    assert known["same_bug"] is False and known["version_in_range"] is False, known
+    assert known["sentence"].startswith("Similar to janus-gateway #3570 ("), known
+    assert "Janus %s is not one of the affected releases: not that bug" % running \
+        in known["sentence"], known
+    assert "This is" not in text and known["sentence"] in text, text
+
+
 def gdb_values(exprs, **kw):
     """{expression: integer} printed by gdb itself (p/x) on the target KW."""
     out = gdbrun.gdb(["p/x %s" % e for e in exprs], load=False, **kw).stdout
