@@ -517,7 +517,7 @@ def findings(json_path):
             continue
         known = item.get("known") if isinstance(item.get("known"), dict) else {}
         out.append((item["fingerprint"], escape(str(item.get("where") or "?"), 40),
-                    escape(str(known["sentence"]), 300) if known.get("sentence") else None))
+                    escape(str(known["sentence"]), 1000) if known.get("sentence") else None))
     return out
 
 
