@@ -572,6 +572,29 @@ def test_leaked_handle_mutex_is_the_msid_bug(leaked):
     assert [x["fingerprint"] for x in quiet["findings"]] == [f["fingerprint"]], quiet["findings"]
 
 
+def test_msid_leak_fingerprint_is_the_models(leaked, tmp_path):
+    """The same bug in another program gives the same fingerprint: the
+    fixture's re-enactment of the msid leak (tests/fixtures/janus_scenarios.c
+    leaked_lock: its own janus_plugin_handle_sdp leaks a janus_ice_handle's
+    mutex) and the real 1.1.2 leak, where addresses, threads, the number of
+    waiters, files and lines all differ."""
+    j, s, h, addr, core, waiters, _quiet = leaked
+    real = gdbrun.extract_json(gdbrun.gdb(["janus-waitgraph --format json"], exe=j.exe,
+                                          core=core).stdout)
+    src = os.path.join(gdbrun.FIXTURES, "janus_scenarios.c")
+    exe = gdbrun.compile_c(src, str(tmp_path / "janus_scenarios"))
+    sc = gdbrun.Scenario(exe, ["leaked_lock", str(tmp_path / "locklog")])
+    try:
+        model = gdbrun.extract_json(gdbrun.gdb(["janus-waitgraph --format json"],
+                                               pid=sc.pid).stdout)
+    finally:
+        sc.kill()
+    (mf,) = model["findings"]
+    rf = [x for x in real["findings"] if x["kind"] == "leak"]
+    assert mf["parts"] == ["leak janus_ice_handle.mutex in janus_plugin_handle_sdp"], mf
+    assert [x["fingerprint"] for x in rf] == [mf["fingerprint"]], (rf, mf)
+
+
 def test_leaked_handle_mutex_stripped_cites_nothing(leaked):
     """Stripped janus and plugins: no class, no source named: nothing cited."""
     j, s, h, addr, core, waiters, _quiet = leaked
