@@ -265,7 +265,10 @@ def test_the_msid_leak_covers_debians_1_1_2(catalogue):
 
 def test_the_docs_table_lists_every_entry(catalogue):
     with open(os.path.join(ROOT, "docs", "known-hangs.md")) as f:
-        rows = [l for l in f.read().splitlines() if l.startswith("| `")]
+        text = f.read()
+    # the catalogue's tables (later sections have tables of their own)
+    text = text.split("\n## The catalogue\n", 1)[1].split("\n## ", 1)[0]
+    rows = [l for l in text.splitlines() if l.startswith("| `")]
     ids = [re.match(r"^\| `([^`]+)`", l).group(1) for l in rows]
     assert sorted(ids) == sorted(e["id"] for e in every(catalogue))
     for e in every(catalogue):
