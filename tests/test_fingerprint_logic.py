@@ -202,3 +202,19 @@ def test_catalogue_checker_rejects_bad_entries():
                                           "entries": [good, copy.deepcopy(good)]})
     assert len(entries) == 1 and "duplicate id" in problems[0]
     assert knownhangs.check({"entries": []})[1]
+
+
+def test_catalogue_that_cannot_be_read_is_a_problem_not_an_exception(tmp_path):
+    missing = str(tmp_path / "none.json")
+    entries, problems = knownhangs.load(missing)
+    assert entries == [] and "could not be read" in problems[0]
+    garbage = tmp_path / "garbage.json"
+    garbage.write_bytes(b"\x00{not json\xff")
+    entries, problems = knownhangs.load(str(garbage))
+    assert entries == [] and problems
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text('{"schema": "something-else", "entries": []}')
+    assert knownhangs.load(str(wrong)) == ([], ["not a %s document" % knownhangs.SCHEMA])
+    huge = tmp_path / "huge.json"
+    huge.write_bytes(b" " * (knownhangs.MAX_BYTES + 1))
+    assert "larger than" in knownhangs.load(str(huge))[1][0]

@@ -82,7 +82,8 @@ class Builds(object):
             args.append(os.path.join(self.dir, "locklog.%s.%d" % (name, len(self.cache))))
         sc = gdbrun.Scenario(exe, args, env=env)
         self.running.append(sc)
-        command = "janus-waitgraph" + (" --format json" if fmt == "json" else "")
+        command = {"json": "janus-waitgraph --format json", "text": "janus-waitgraph",
+                   "locks": "janus-locks"}[fmt]
         if mode == "live":
             res = gdbrun.gdb([command], pid=sc.pid)
         else:
@@ -93,6 +94,9 @@ class Builds(object):
         assert "Traceback" not in both and "Python Exception" not in both, both
         if fmt == "json":
             got = (gdbrun.extract_json(res.stdout), sc.truth)
+        elif fmt == "locks":
+            m = re.search(r"^\d+ locks? held or waited for\..*", res.stdout, re.M | re.S)
+            got = (m.group(0) if m else res.stdout, sc.truth)
         else:
             got = (gdbrun.extract_report(res.stdout), sc.truth)
         sc.kill()
@@ -201,6 +205,9 @@ def test_text_report_shows_fingerprint(builds):
     fp = only_finding(data, "cycle")["fingerprint"]
     head = text.split("\n\n")[0]
     assert "Fingerprint: %s (deadlock #1)" % fp in head, text
+    # janus-locks says it under its first line too
+    locks, _ = builds.report("pli_inversion", fmt="locks")
+    assert locks.split("\n\n")[0].splitlines()[-1] == "Fingerprint: %s (deadlock #1)" % fp, locks
 
 
 def test_no_finding_when_nothing_hangs(builds, tmp_path):
