@@ -288,6 +288,28 @@ def test_modelled_fixture_is_its_bug(builds, name):
     assert len(set(only_finding(d, kind)["fingerprint"] for d in (data, fixed, unknown))) == 1
 
 
+def test_core_with_another_executable_has_no_version(builds, tmp_path):
+    """A core of a 1.3.0 look-alike opened with another program, itself a
+    "Janus 1.4.1" (an upgraded binary next to an old core): the report warns,
+    and takes no version from that file or through its symbols, so nothing
+    can be "This is" or "not that bug" on the wrong release."""
+    # a run of its own (3 workers): its core is the last one made
+    builds.report("pli_inversion", version="1.3.0", workers=3)
+    core = builds.cores[-1]
+    src = tmp_path / "janus141.c"
+    src.write_text('const char *janus_version_string = "1.4.1";\nint janus_version = 1401;\n'
+                   'int main(void) { return janus_version_string[0] == 0; }\n')
+    other = gdbrun.compile_c(str(src), str(tmp_path / "janus"))
+    res = gdbrun.gdb(["janus-waitgraph --format json"], exe=other, core=core)
+    assert "Traceback" not in res.stdout + res.stderr
+    data = gdbrun.extract_json(res.stdout)
+    assert data["warnings"] and "not the program the core was made from" in \
+        data["warnings"][0], data["warnings"]
+    assert data["target"]["janus_version"] is None, data["target"]
+    assert not any(f["known"] and f["known"]["same_bug"] for f in data["findings"]), \
+        data["findings"]
+
+
 @pytest.mark.parametrize("name", ["rooms_pileup", "self_deadlock", "leaked_rooms",
                                   "join_holding", "usleep_holder", "mountpoint_held"])
 def test_uncatalogued_hangs_match_nothing(builds, name):

@@ -98,7 +98,10 @@ def collect(max_frames=64, locklog=None, source_check=True, gdb_only=False):
     info = {"kind": kind, "pid": inf.pid,
             "executable": gdbtarget.executable(inf), "arch": arch,
             "libc": gdbtarget.libc_flavour(inf)}
-    version = janus_version.from_target(inf)
+    # with another program's executable, its symbols point anywhere in the
+    # core and its file may be another release: no version rather than a
+    # wrong one (a known bug's "This is" needs it)
+    version = janus_version.from_target(inf) if not mismatch else None
     info["janus_version"] = version.to_dict() if version is not None else None
     global_queues = []
     globals_ = gdbtarget.global_locks(symtabs, warnings, global_queues)
