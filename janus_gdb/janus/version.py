@@ -269,14 +269,21 @@ def _by_symbols(image):
         if text is None:
             continue
         number = image.int32(syms[NUMBER_VAR]) if NUMBER_VAR in syms else None
-        how = "%s in the executable's %s: %s" % (STRING_VAR, where, _quote(text))
-        if number is not None:
-            how += ", %s %d" % (NUMBER_VAR, number)
-            parts = parse(text)
-            if parts is not None and number_of(parts) != number:
-                how += " (which does not follow Janus's numbering of %s)" % text
-        return JanusVersion(text, number, how)
+        return _by_variables(text, number, "the executable's %s" % where)
     return None
+
+
+def _by_variables(text, number, where):
+    """The JanusVersion of the two variables' values TEXT and NUMBER (or
+    None) read from WHERE ("the core's memory", "the executable's symbol
+    table"), with a note when NUMBER does not follow Janus's numbering."""
+    how = "%s in %s: %s" % (STRING_VAR, where, _quote(text))
+    if number is not None:
+        how += ", %s %d" % (NUMBER_VAR, number)
+        parts = parse(text)
+        if parts is not None and number_of(parts) != number:
+            how += " (which does not follow Janus's numbering of %s)" % text
+    return JanusVersion(text, number, how)
 
 
 def _debug_file_symbols(f, sections, names):
@@ -326,13 +333,7 @@ def _by_scan(image):
             for slot in range((at - NEAR + 7) & ~7, at + NEAR + 1, 8):
                 if slot < at + 4 and at < slot + 8:
                     continue        # overlaps the int itself
-                off = slot - vaddr
-                if slot in relocs:
-                    target = relocs[slot]
-                elif 0 <= off and off + 8 <= len(data):
-                    target, = struct.unpack_from("<Q", data, off)
-                else:
-                    continue
+                target = _slot_pointer(data, vaddr, slot, relocs)
                 if not target:
                     continue
                 if target not in strings:
@@ -359,6 +360,18 @@ GIT_SHA_RE = re.compile(r"(?:[0-9a-f]{7,40}|not-a-git-repo)\Z")
 BUILD_TIME_RE = re.compile(r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \w+ \d{4}\Z")
 
 
+def _slot_pointer(data, vaddr, slot, relocs):
+    """The pointer in the 8-byte SLOT of DATA (loaded at VADDR): its RELATIVE
+    relocation's addend when RELOCS has one (PIE), else the raw word; None
+    when the slot is outside DATA."""
+    if slot in relocs:
+        return relocs[slot]
+    off = slot - vaddr
+    if 0 <= off and off + 8 <= len(data):
+        return struct.unpack_from("<Q", data, off)[0]
+    return None
+
+
 def _build_strings(image, data, vaddr, at, relocs):
     """What the other version.c strings pointed to within 2*NEAR bytes of
     the int at AT look like ("build time": janus_build_git_time's, "git
@@ -366,13 +379,7 @@ def _build_strings(image, data, vaddr, at, relocs):
     required."""
     names = set()
     for slot in range((at - 2 * NEAR + 7) & ~7, at + 2 * NEAR + 1, 8):
-        off = slot - vaddr
-        if slot in relocs:
-            target = relocs[slot]
-        elif 0 <= off and off + 8 <= len(data):
-            target, = struct.unpack_from("<Q", data, off)
-        else:
-            continue
+        target = _slot_pointer(data, vaddr, slot, relocs)
         text = image.string(target) if target else None
         if text is None:
             continue
@@ -506,10 +513,4 @@ def _from_memory(gdb, gdbtarget, inf):
     if raw is not None and len(raw) == 4:
         number, = struct.unpack("<i", raw)
     where = "core's" if gdbtarget.target_kind(inf) == "core" else "process's"
-    how = "%s in the %s memory: %s" % (STRING_VAR, where, _quote(text))
-    if number is not None:
-        how += ", %s %d" % (NUMBER_VAR, number)
-        parts = parse(text)
-        if parts is not None and number_of(parts) != number:
-            how += " (which does not follow Janus's numbering of %s)" % text
-    return JanusVersion(text, number, how)
+    return _by_variables(text, number, "the %s memory" % where)
