@@ -297,6 +297,7 @@ class Lock(object):
         self.inference = None         # Inference, also computed when the owner is exact
         self.leaked = False           # held, and no live thread can be shown to hold it
         self.leak_site = None         # last lock site from the lock-debug log
+        self.leak_function = None     # the function of that site
         self.leaked_by = None         # thread number that probably leaked it
         self.candidates = []          # thread numbers that claim it when undecided
         self.possible = []            # owner unknown: threads that could hold it (bounded)

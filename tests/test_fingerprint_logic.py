@@ -73,6 +73,7 @@ def test_leak_functions():
     lock.missing_unlocks.append({"function": "b"})
     assert fingerprint.leak_functions(lock) == set()      # ambiguous: none named
     lock.leak_site = "janus.c:3911 in janus_plugin_handle_sdp (lock-debug log line 12)"
+    lock.leak_function = "janus_plugin_handle_sdp"
     assert fingerprint.leak_functions(lock) == {"janus_plugin_handle_sdp"}
 
 

@@ -127,10 +127,8 @@ def taken_function(lock, holder):
 def leak_functions(lock):
     """Functions whose exits leak LOCK: the lock-debug log's lock site, else
     the source check's missing unlocks when they all lie in one function."""
-    site = lock.leak_site or ""
-    m = re.match(r"[^\s:]+:\d+ in ([A-Za-z_][\w:.~]*)", site)
-    if m:
-        return set([function_name(m.group(1))])
+    if lock.leak_function:
+        return set([function_name(lock.leak_function)])
     funcs = set(function_name(d.get("function")) for d in (lock.missing_unlocks or [])
                 if isinstance(d, dict) and d.get("function"))
     funcs.discard(None)

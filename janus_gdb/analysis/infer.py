@@ -214,6 +214,7 @@ def _from_locklog(threads, locks, log):
             continue
         where = "%s:%d in %s" % (site.file, site.line, site.function)
         lock.leak_site = "%s (lock-debug log line %d)" % (where, site.lineno)
+        lock.leak_function = site.function
         if lock.inference is not None or not is_held(lock):
             continue
         on_stack = []
