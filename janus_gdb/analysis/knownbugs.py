@@ -202,16 +202,16 @@ def attach(findings, version, entries=None):
     if entries is None:
         entries, problems = knownhangs.load()
     for f in findings:
-        f.known = best_match(f, entries, version) if isinstance(f, fingerprint.Finding) else None
+        f.known = best_match(f, entries, version)
     return problems
 
 
-def of_report(report):
+def of_report(report, found=None):
     """REPORT's findings, fingerprinted and matched (computed once, kept on
-    the report as ``report.findings``); the catalogue's problems, if any,
-    become warnings."""
+    the report as ``report.findings``; FOUND: its ``verdict.causes`` when
+    the caller has them); the catalogue's problems, if any, become warnings."""
     if report.findings is None:
-        report.findings = fingerprint.findings(report)
+        report.findings = fingerprint.findings(report, found)
         problems = attach(report.findings, report.target.get("janus_version"))
         for p in problems[:3]:
             report.warnings.append("known-hang catalogue: %s" % p)

@@ -222,7 +222,7 @@ def to_dict(report, command):
         "verdict_kind": verdicts.kind(report, found),
         "deadlocks": len(report.cycles),
         "roots": [_s_cause(c) for c in found],
-        "findings": [_finding(f) for f in knownbugs.of_report(report)],
+        "findings": [_finding(f) for f in knownbugs.of_report(report, found)],
         "next_steps": [_s(line) for line in advice.next_steps(report, found,
                                                                report.used_locklog)],
         "target": target,

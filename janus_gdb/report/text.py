@@ -233,10 +233,11 @@ def _libc_of(lock):
     return "musl" if (lock.details or {}).get("libc") == "musl" else "glibc"
 
 
-def known_lines(report):
+def known_lines(report, causes=None):
     """The catalogue's word on each finding (``This is janus-gateway #3510
-    ...`` with its evidence), then the findings' fingerprints on one line."""
-    found = knownbugs.of_report(report)
+    ...`` with its evidence), then the findings' fingerprints on one line
+    (CAUSES: the report's ``verdict.causes``, when already made)."""
+    found = knownbugs.of_report(report, causes)
     out = []
     for f in found:
         m = f.known
@@ -258,7 +259,7 @@ def waitgraph(report, show_all=False):
     """The janus-waitgraph text report."""
     found = verdicts.causes(report)
     out = [verdict(report) + "   " + target_line(report)]
-    out.extend(known_lines(report))
+    out.extend(known_lines(report, found))
     through = set(e.lock.addr for e in report.edges if e.lock is not None)
     waited = [l for l in report.locks if l.waiters and l.state != "free"
               and l.owner_lwp is None and not l.leaked and l.addr not in through]
