@@ -67,9 +67,6 @@ import janusd  # noqa: E402
 import gdbtime  # noqa: E402  (bench/, next to this file)
 import run as pileup_bench  # noqa: E402  (bench/run.py: J's command line, drgn's helpers)
 
-# janus-gdb CORE's exit status for a hang behind a sleeping holder (the
-# frozen request sleeps in pause(2) holding rooms_mutex): EXIT_HANG
-CLI_EXIT_HANG = pileup_bench.CLI_EXIT_HANG
 FASTPATH_STATS = ("python import janus_gdb.analysis.fastpath as _js_f; "
                   "print('JANUS_SCALE_FASTPATH %r' % (_js_f.LAST[0],))")
 
@@ -187,13 +184,9 @@ def extract_report(stdout):
 
 def check_cli(r, setup):
     """Problems of one J run: its report and its exit status (a hang)."""
-    probs = ["J: " + p for p in check_report(extract_report(r["stdout"]), setup)]
-    if r["rc"] != CLI_EXIT_HANG:
-        probs.append("J: exit status %s, expected %d (a hang): %s"
-                     % (r["rc"], CLI_EXIT_HANG, r["stderr"].strip()[-500:]))
-    elif "Traceback" in r["stderr"] or "Python Exception" in r["stderr"]:
-        probs.append("J: %s" % r["stderr"].strip()[-500:])
-    return probs
+    # the frozen request sleeps in pause(2) holding rooms_mutex: a hang (3)
+    return (["J: " + p for p in check_report(extract_report(r["stdout"]), setup)]
+            + pileup_bench.cli_status_problems(r))
 
 
 def run_cli(exe, core, stdout_path):

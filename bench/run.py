@@ -373,13 +373,17 @@ def run_cli(exe, core, stdout_path=None):
 def check_cli(r, truth):
     """Problems of one J run: its report (the CLI prints only the report)
     and its exit status, which must be the verdict's."""
-    probs = ["J: " + p for p in check_report(r["stdout"], truth)]
+    return ["J: " + p for p in check_report(r["stdout"], truth)] + cli_status_problems(r)
+
+
+def cli_status_problems(r):
+    """Problems of one J run's exit status (a hang) and stderr (a traceback)."""
     if r["rc"] != CLI_EXIT_HANG:
-        probs.append("J: exit status %s, expected %d (a hang): %s"
-                     % (r["rc"], CLI_EXIT_HANG, r["stderr"].strip()[-500:]))
-    elif "Traceback" in r["stderr"] or "Python Exception" in r["stderr"]:
-        probs.append("J: %s" % r["stderr"].strip()[-500:])
-    return probs
+        return ["J: exit status %s, expected %d (a hang): %s"
+                % (r["rc"], CLI_EXIT_HANG, r["stderr"].strip()[-500:])]
+    if "Traceback" in r["stderr"] or "Python Exception" in r["stderr"]:
+        return ["J: %s" % r["stderr"].strip()[-500:]]
+    return []
 
 
 def bench_core(exe, core, fx, runs, label, a_iex=(), drgn=None):
