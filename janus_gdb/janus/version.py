@@ -419,19 +419,11 @@ ADDRESS_RE = re.compile(r"\b(?:is at|at address) (0x[0-9a-fA-F]+)")
 def _symbol_address(gdb, name):
     """The run-time address of the data symbol NAME (debug info, else a
     minimal symbol through `info address`), or None."""
-    lookups = [getattr(gdb, "lookup_global_symbol", None),
-               getattr(gdb, "lookup_static_symbol", None)]
-    for lookup in lookups:
-        if lookup is None:
-            continue
-        try:
-            sym = lookup(name)
-            if sym is not None and sym.is_variable:
-                addr = sym.value().address
-                if addr is not None:
-                    return int(addr)
-        except (gdb.error, RuntimeError, TypeError, ValueError):
-            continue
+    from . import names     # imports gdb: from_file works without it
+    for sym in names.variables(name):
+        addr = names.variable_address(sym) if sym.is_variable else None
+        if addr is not None:
+            return addr
     try:
         text = gdb.execute("info address %s" % name, to_string=True)
     except gdb.error:
