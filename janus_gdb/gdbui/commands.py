@@ -407,7 +407,9 @@ Evidence for an owner:
   unknown   no evidence (no debug info or source, read-locked rwlock), or
             the memory is unreadable or corrupt; the reason is printed
 A held lock that no live thread can be shown to hold is reported as
-probably leaked (an unlock is missing).
+probably leaked (an unlock is missing).  Under the first line come the
+known Janus bug a hang matches, if any, and the fingerprints of the hang
+findings, as in janus-waitgraph.
 
 Locks are named as Janus's code names them: global locks by file and
 symbol ("janus_videoroom.c: rooms_mutex"), locks inside Janus objects by
@@ -469,6 +471,15 @@ thread) and reports, in this order:
     the root that blocks the most threads and why, e.g. "T7 holds 3
     locks while waiting on a queue (...); 212 threads are blocked behind
     it";
+  - when a hang is one of Janus's known lock bugs (the package's
+    catalogue, docs/known-hangs.md): "This is janus-gateway #3510 (...;
+    affects 1.0.4 to 1.3.0, fixed in 1.3.1): upgrade ..." with the
+    strength of the match; only "Similar to ..." when the target's Janus
+    version (read from the core or binary, shown on the first line) is not
+    an affected release or is unknown;
+  - "Fingerprint: cycle-ac044a3fd1 (deadlock #1)": a stable id of each
+    hang finding (lock classes and functions, not addresses or counts),
+    the same for the same bug on any host or build;
   - each deadlock (wait cycle): its threads, the lock each waits for and
     who holds it, the locks each holds, and their top frames;
   - the threads blocked behind each root (a deadlock, a holder, a leaked
