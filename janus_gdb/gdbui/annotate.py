@@ -188,6 +188,8 @@ def _target_of_thread():
     t = rep.thread_by_lwp(lwp)
     if t is None:
         return None
+    from . import charset
+    charset.apply()
     text = annotation(rep, t)
     if text is None:
         return None

@@ -19,6 +19,7 @@ import json
 
 import gdb  # pylint: disable=import-error
 
+from . import charset
 from . import commands
 from ..analysis import verdict
 
@@ -28,6 +29,7 @@ def analyse(prog, args):
     if prog not in commands.COMMAND_RENDERERS:
         raise gdb.GdbError("janus-gdb: unknown command %r" % prog)
     opts = commands.parse(prog, args)
+    charset.apply()     # the gdb child's host charset: the user's (cli/userlocale.py)
     try:
         report = commands.analyze_target(opts)
         text = commands.render(prog, opts, report)

@@ -9,6 +9,7 @@ import os
 import gdb  # pylint: disable=import-error
 
 from ..analysis import analyze
+from . import charset
 from . import fastcheck
 from ..report import json as render_json
 from ..report import text as render_text
@@ -339,6 +340,7 @@ class _Base(gdb.Command):
 
     def invoke(self, arg, from_tty):
         opts = parse(self.prog, arg)
+        charset.apply()     # escape non-ASCII unless gdb's host charset is UTF-8
         try:
             report = analyze_target(opts)
             text = render(self.prog, opts, report, from_tty)

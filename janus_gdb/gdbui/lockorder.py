@@ -8,6 +8,7 @@ target's memory) that exist on this machine, system headers excluded.
 
 import gdb  # pylint: disable=import-error
 
+from . import charset
 from ..csource import lockorder
 from ..report import lockorder as render_lockorder
 from ..target import debugsources
@@ -47,6 +48,7 @@ source files, never the target.  See docs/static-analysis.md."""
         if not paths:
             raise gdb.GdbError("%s: no PATH given and the loaded program names no C source "
                                "that exists here" % PROG)
+        charset.apply()
         try:
             report = lockorder.analyze(paths, use_cache=not opts.no_cache)
         except OSError as exc:

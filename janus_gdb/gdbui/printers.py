@@ -14,6 +14,7 @@ read from each thread's system-call registers once per stop.
 
 import gdb  # pylint: disable=import-error
 
+from . import charset
 from ..target import layouts
 from ..target import syscalls
 from ..report.textsafe import escape
@@ -172,6 +173,7 @@ class LockPrinter(object):
 
     def to_string(self):
         try:
+            charset.apply()
             return self._describe()
         except Exception as exc:  # a printer must never raise into gdb
             return "<janus-gdb: cannot describe this lock: %s>" % escape(str(exc), 100)
