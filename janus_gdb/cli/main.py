@@ -26,6 +26,8 @@ import tempfile
 
 from .. import __version__
 from ..model import MAX_DEPTH
+from ..report.textsafe import escape, set_utf8
+from . import userlocale
 
 PROG = "janus-gdb"
 EXIT_OK = 0
@@ -163,11 +165,12 @@ def find_executable(core, info):
     if not candidates:
         named = ""
         if info.fname:
-            named = ", only the command %r" % (info.psargs or info.fname)
+            # the core's notes: what the target wrote, escaped
+            named = ", only the command \"%s\"" % escape(info.psargs or info.fname, 200)
         raise CliError("cannot find the executable of core %s: its notes name no executable "
                        "file%s (pass --exe PATH)" % (core, named))
     raise CliError("cannot find the executable of core %s: it was %s, not readable here "
-                   "(pass --exe PATH)" % (core, " or ".join(candidates)))
+                   "(pass --exe PATH)" % (core, " or ".join(escape(c, 300) for c in candidates)))
 
 
 def check_executable(path):
@@ -396,9 +399,10 @@ def _gdb_complaint(stderr, pid):
     lines = [l.strip() for l in stderr.splitlines() if l.strip()]
     for l in lines:
         if pid is not None and (l.startswith("ptrace:") or "Could not attach" in l):
-            return l
+            return escape(l, 300)
     errors = [l for l in lines if not l.startswith("warning:")]
-    return (errors or lines or [""])[-1]
+    # gdb's messages quote file names and strings of the core: escaped
+    return escape((errors or lines or [""])[-1], 300)
 
 
 def run_gdb(opts, exe, machine=None):
@@ -413,9 +417,11 @@ def run_gdb(opts, exe, machine=None):
     try:
         cmd = gdb_command(gdb, opts, exe, out_path, status_path)
         try:
+            # gdb's host charset decides how non-ASCII names are printed
+            # (gdbui/charset.py): it gets the user's locale, not Python's
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, universal_newlines=True,
-                                    errors="replace")
+                                    errors="replace", env=userlocale.child_env())
         except OSError as exc:
             raise CliError("cannot run gdb %s: %s" % (gdb, exc.strerror or exc))
         try:
@@ -503,7 +509,16 @@ def _write(data, path):
 
 def main(argv=None):
     """Run the tool with ARGV (default sys.argv[1:]); returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    # names from the target in the tool's own messages: raw non-ASCII only
+    # for a UTF-8 locale (report/textsafe.py)
+    old = set_utf8(userlocale.is_utf8())
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        set_utf8(old)
+
+
+def _main(argv):
     try:
         if argv and argv[0] == "lockorder":
             from . import lockorder

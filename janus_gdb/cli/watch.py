@@ -48,6 +48,7 @@ from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
 from ..report.textsafe import escape
+from . import userlocale
 
 PROG = "janus-gdb watch"
 DEFAULT_URL = "http://127.0.0.1:8088/janus"
@@ -139,7 +140,8 @@ def warn(msg):
 def proc_status(pid):
     """{field: value} of /proc/PID/status; None when the process is gone."""
     try:
-        with open("/proc/%d/status" % pid) as f:
+        # the Name: line is the target's own (prctl), in any bytes
+        with open("/proc/%d/status" % pid, encoding="utf-8", errors="surrogateescape") as f:
             text = f.read()
     except FileNotFoundError:
         return None
@@ -162,9 +164,10 @@ def check_alive(pid):
 
 
 def comm(pid):
+    """The process's name, escaped (the process sets it: prctl, pthread_setname_np)."""
     try:
-        with open("/proc/%d/comm" % pid) as f:
-            return f.read().strip()
+        with open("/proc/%d/comm" % pid, "rb") as f:
+            return escape(f.read().rstrip(b"\n"), 64)
     except OSError:
         return "?"
 
@@ -339,8 +342,8 @@ def _gdb_reason(out):
             "Failed to", "Can't create", "Cannot", "No space")
     for l in lines:
         if any(k in l for k in keys):
-            return l
-    return lines[-1] if lines else "no output"
+            return escape(l, 300)      # gdb quotes the target's file names
+    return escape(lines[-1], 300) if lines else "no output"
 
 
 def capture(pid, path, timeout=GCORE_TIMEOUT):
@@ -411,7 +414,7 @@ def analyse(core, exe, fmt, path, timeout=ANALYSIS_TIMEOUT):
     """Run the CLI on CORE; (status 0/1/2/3/4 as the CLI's, message)."""
     # the directory holding the janus_gdb package (this is janus_gdb/cli/watch.py)
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ)
+    env = userlocale.child_env()      # the user's locale decides the escaping, not Python's
     env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     cmd = [sys.executable, "-m", "janus_gdb", core, "--format", fmt, "--output", path]
     if exe:
