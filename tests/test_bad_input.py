@@ -15,7 +15,11 @@ Each case must end, within a stated time, in either one clear line or a
   tables, a looping GList, a 1 MB display name, names full of terminal
   escapes, BEL, NUL, C1 controls, bidi overrides and invalid UTF-8), built
   with GMutex and with pthread mutexes, analysed live and from a core, in
-  text, JSON and DOT.
+  text, JSON and DOT;
+- its one legitimate non-ASCII name ("Zoë Û", whose UTF-8 holds the byte
+  0x9b, CSI to an 8-bit terminal): printed as it is when gdb's host charset
+  is UTF-8, escaped (and no byte >= 0x80 at all) when it is not, in gdb and
+  through the command-line tool started in the C locale.
 
 Already covered elsewhere: a truncated core, no process, unreadable lock
 memory and an internal error (tests/test_cli.py); a lock wait 10,000 frames
@@ -29,6 +33,7 @@ import signal
 import subprocess
 import sys
 import time
+import unicodedata
 
 import pytest
 
@@ -40,9 +45,10 @@ HOSTILE_SRC = os.path.join(gdbrun.FIXTURES, "hostile.c")
 VARIANTS = ["gmutex", "pthread"]
 MODES = ["live", "core"]
 SCHEMA_PATH = os.path.join(gdbrun.ROOT, "docs", "janus-gdb.schema.json")
-# bytes that must never reach a terminal from the text report
-RAW_CONTROLS = [b"\x1b", b"\x07", b"\x00", b"\xc2\x9b", b"\x9b",
-                b"\xe2\x80\xae", b"\xe2\x81\xa6"]   # CSI, C1 CSI, U+202E, U+2066
+# bytes that must never reach a terminal from the text report (a lone 0x9b
+# is not valid UTF-8: decoding strictly catches it, see terminal_text)
+RAW_CONTROLS = [b"\x1b", b"\x07", b"\x00", b"\xc2\x9b",
+                b"\xe2\x80\xae", b"\xe2\x81\xa6"]   # C1 CSI, U+202E, U+2066
 JANUS_WORDS = ["participant->", "handle->", "room->", "session->", "rooms_mutex",
                "sessions_mutex", "publisher ", "videoroom", "hloop"]
 
@@ -51,14 +57,37 @@ JANUS_WORDS = ["participant->", "handle->", "room->", "session->", "rooms_mutex"
 # Helpers
 # ---------------------------------------------------------------------------
 
-def gdb_bytes(commands, pid=None, exe=None, core=None, timeout=BOUND):
+def gdb_bytes(commands, pid=None, exe=None, core=None, timeout=BOUND, env=None, extra=()):
     """gdb in batch with janus-gdb loaded, stdout and stderr as bytes:
     (CompletedProcess, seconds taken)."""
-    cmd = gdbrun.gdb_argv(commands, pid=pid, exe=exe, core=core)
+    cmd = gdbrun.gdb_argv(commands, pid=pid, exe=exe, core=core, extra=extra)
     start = time.time()
     res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
-                         stdin=subprocess.DEVNULL)
+                         stdin=subprocess.DEVNULL, env=env)
     return res, time.time() - start
+
+
+def locale_env(**set_vars):
+    """This environment without any locale variable, plus SET_VARS."""
+    env = dict((k, v) for k, v in os.environ.items()
+               if not k.startswith("LC_") and k not in ("LANG", "LANGUAGE", "PYTHONUTF8",
+                                                        "PYTHONCOERCECLOCALE"))
+    env.update(set_vars)
+    return env
+
+
+def terminal_text(raw):
+    """RAW stdout decoded strictly as UTF-8 (in any host charset our output
+    is valid UTF-8), after checking it holds no code point a terminal would
+    act on: C0 controls but newline and tab, DEL, C1 controls (U+009B is
+    CSI), Unicode format characters (bidi overrides U+202E, U+2066) and line
+    or paragraph separators."""
+    text = raw.decode("utf-8")      # strict: a lone 0x9b fails here
+    for i, ch in enumerate(text):
+        bad = ((ord(ch) < 0x20 and ch not in "\n\t") or 0x7F <= ord(ch) < 0xA0
+               or unicodedata.category(ch) in ("Cf", "Zl", "Zp"))
+        assert not bad, (hex(ord(ch)), text[max(0, i - 200):i + 50])
+    return text
 
 
 def text_of(res):
@@ -345,6 +374,7 @@ def test_hostile_text_is_escaped_and_cut(hostile, variant, mode):
     no_traceback(out, err)
     for raw in RAW_CONTROLS:
         assert raw not in res.stdout, (raw, out[-3000:])
+    terminal_text(res.stdout)
     report = gdbrun.extract_report(out)
     assert report is not None and report.startswith("Found 1 deadlock (2 threads)"), out
     # the names are there, escaped and cut
@@ -393,3 +423,94 @@ def test_hostile_dot_is_valid(hostile, variant, mode):
     first, _, second = out.partition("\n}\n")
     check_dot(first + "\n}\n")
     check_dot(second)
+
+
+# ---------------------------------------------------------------------------
+# 7: a legitimate non-ASCII name, and the user's character set
+# ---------------------------------------------------------------------------
+
+def unicode_room(truth):
+    """(room id, name) of hostile.c's room with a non-ASCII name."""
+    room_id, hexname = truth.info["unicode_room"]
+    return int(room_id), bytes.fromhex(hexname).decode("utf-8")
+
+
+def ascii_escaped(name):
+    """NAME as printed for a terminal that is not UTF-8 (every non-ASCII
+    character as \\uXXXX; the name has no control character)."""
+    return "".join(c if ord(c) < 0x80 else "\\u%04x" % ord(c) for c in name)
+
+
+# (LC_ALL, variant, mode, gdb.host_charset hidden as in gdb < 12)
+CHARSET_CASES = [("C.UTF-8", "pthread", "live", False),
+                 ("C", "pthread", "live", False),
+                 ("C", "gmutex", "core", True)]
+
+
+@pytest.mark.parametrize("lc_all,variant,mode,old_gdb", CHARSET_CASES)
+def test_non_ascii_name_follows_gdb_host_charset(hostile, lc_all, variant, mode, old_gdb):
+    """Room 66 "Zoë Û": as it is in text, DOT and `bt` when gdb's host charset
+    is UTF-8; escaped, and not one byte >= 0x80 in stdout, when it is ASCII
+    (LC_ALL=C), whether gdb has gdb.host_charset() or only `show
+    host-charset`.  JSON keeps the name (as \\u escapes: ASCII either way)."""
+    t = hostile.get(variant).truth
+    room_id, name = unicode_room(t)
+    assert any(ord(c) >= 0x80 for c in name) and "\xdb" in name     # C3 9B: holds 0x9b
+    extra = ["-iex", "python del gdb.host_charset"] if old_gdb else []
+    sc = hostile.get(variant)
+    kw = ({"pid": sc.pid} if mode == "live"
+          else {"exe": hostile.exes[variant], "core": hostile.core(variant)})
+    res, took = gdb_bytes(["show host-charset", "python print('HAS', hasattr(gdb, 'host_charset'))",
+                           "janus-waitgraph", "janus-locks", "janus-waitgraph --format dot",
+                           "thread apply all -q bt", "janus-waitgraph --format json"],
+                          env=locale_env(LC_ALL=lc_all), extra=extra, **kw)
+    assert took < BOUND
+    out = terminal_text(res.stdout)
+    no_traceback(out, res.stderr.decode("utf-8", "replace"))
+    assert ("HAS %s" % (not old_gdb)) in out
+    utf8 = lc_all != "C"
+    if utf8 and "currently UTF-8" not in out:
+        pytest.skip("no %s locale on this machine" % lc_all)
+    assert ("currently UTF-8" in out) == utf8, out[:2000]
+    shown = name if utf8 else ascii_escaped(name)
+    assert "\\u00eb \\u00db" in ascii_escaped(name)
+    if not utf8:
+        assert max(res.stdout) < 0x80
+        assert name not in out
+    # text: janus-waitgraph (the waiter's lock) and janus-locks (the lock entry)
+    entry = 'room->mutex of room %d "%s"' % (room_id, shown)
+    assert out.count(entry) >= 2, out[-4000:]
+    # DOT: the label (wrapped at spaces, backslashes quoted)
+    dot_label = 'of room %d \\"%s' % (room_id, shown.split(" ")[0].replace("\\", "\\\\"))
+    assert dot_label in out, out
+    # bt: the annotation of the thread that waits for the room's mutex
+    assert re.search(r"^#\d+ .*janus_videoroom_room_destroy \[waits for M\d+ %s"
+                     % re.escape(entry), out, re.M), out[-4000:]
+    # JSON: the name as read, whatever the terminal
+    data = check_json(out)
+    lock = gdbrun.Result(data).locks[t.lock("garbage_word")]
+    assert name in lock["name"], lock
+
+
+@pytest.mark.parametrize("lang", ["C", "C.UTF-8"])
+def test_cli_non_ascii_name_follows_the_users_locale(hostile, lang):
+    """`python3 -m janus_gdb CORE` started with LANG=C (and no LC_*): the
+    Python of the tool makes its own LC_CTYPE C.UTF-8 (PEP 538), but the gdb
+    it starts must still see the user's C locale: the name is escaped and the
+    report is ASCII.  With LANG=C.UTF-8 the name is printed as it is."""
+    variant = "pthread"
+    room_id, name = unicode_room(hostile.get(variant).truth)
+    res = subprocess.run([sys.executable, "-m", "janus_gdb", hostile.core(variant),
+                          "--exe", hostile.exes[variant]],
+                         cwd=gdbrun.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=locale_env(LANG=lang), timeout=BOUND)
+    assert res.returncode == 1, res.stderr
+    out = terminal_text(res.stdout)
+    assert out.startswith("Found 1 deadlock"), out[:2000]
+    utf8 = lang != "C"
+    if utf8 and name not in out and max(res.stdout) < 0x80:
+        pytest.skip("no %s locale on this machine" % lang)
+    shown = name if utf8 else ascii_escaped(name)
+    assert 'room->mutex of room %d "%s"' % (room_id, shown) in out, out[-3000:]
+    if not utf8:
+        assert max(res.stdout) < 0x80

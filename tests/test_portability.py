@@ -78,8 +78,8 @@ def _old_parameter(name):
     return _parameter(name)
 gdb.parameter = _old_parameter
 
-# gdb 9/10: lookup_static_symbols (and lookup_static_symbol)
-for _name in ("lookup_static_symbols", "lookup_static_symbol"):
+# gdb 9/10: lookup_static_symbols (and lookup_static_symbol); gdb 12: host_charset
+for _name in ("lookup_static_symbols", "lookup_static_symbol", "host_charset"):
     if hasattr(gdb, _name):
         delattr(gdb, _name)
 
