@@ -13,7 +13,8 @@ Each case must end, within a stated time, in either one clear line or a
   while its threads wait (garbage lock words, objects pointing at
   themselves, unmapped and kernel memory, looping and garbage-sized hash
   tables, a looping GList, a 1 MB display name, names full of terminal
-  escapes, BEL, NUL, C1 controls, bidi overrides and invalid UTF-8), built
+  escapes, BEL, NUL, C1 controls, bidi overrides and invalid UTF-8, a
+  thread name that is not UTF-8), built
   with GMutex and with pthread mutexes, analysed live and from a core, in
   text, JSON and DOT;
 - its one legitimate non-ASCII name ("Zoë Û", whose UTF-8 holds the byte
@@ -380,6 +381,8 @@ def test_hostile_text_is_escaped_and_cut(hostile, variant, mode):
     # the names are there, escaped and cut
     assert '"\\x1b[31m\\x1b]0;pwned\\x07\\u202eevil\\u2066' in out
     assert "after-nul" not in out                 # a C string ends at its NUL
+    if mode == "live":      # a thread name that is not UTF-8 (cores carry no names)
+        assert '"corrupt\\x9b\\xff" corrupter_thread' in out, out[-3000:]
     assert "A" * 64 + "..." in out and "A" * 200 not in out
     assert max(len(l) for l in out.splitlines()) < 2000
     # the garbage lock word is seen as such, with a warning

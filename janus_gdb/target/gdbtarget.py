@@ -572,6 +572,12 @@ class _Reader(object):
             name = th.name
         except gdb.error:
             pass
+        except UnicodeDecodeError as exc:
+            # the target named the thread with bytes gdb cannot decode in
+            # its host charset: kept as bytes (surrogateescape), escaped
+            # when printed (report/textsafe.py)
+            if isinstance(exc.object, bytes):
+                name = exc.object.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
         snap = Snapshot(th.num, th.ptid[1] or th.ptid[2], name, regs, frames,
                         truncated, getattr(th, "global_num", None))
         if regs.get("args") is not None and "sp" not in regs:

@@ -99,7 +99,9 @@ class LiveMemory(coremem.MappedFiles):
             try:
                 with open("/proc/%d/task/%d/syscall" % (self.pid, lwp)) as f:
                     fields = f.read(512).split()
-                with open("/proc/%d/task/%d/comm" % (self.pid, lwp)) as f:
+                # the name is the target's own bytes: kept (surrogateescape)
+                with open("/proc/%d/task/%d/comm" % (self.pid, lwp), encoding="utf-8",
+                          errors="surrogateescape") as f:
                     self.names[lwp] = f.read(64).rstrip("\n")
             except OSError:
                 continue    # the thread exited
