@@ -11,6 +11,20 @@ RWLOCK_KINDS = ("pthread_rwlock", "grwlock")
 # and the command-line tool
 MAX_DEPTH = 100000
 
+def sha256_hex(data):
+    """Hex SHA-256 of the bytes DATA.  From the interpreter's built-in
+    module when it has one: ``hashlib`` loads OpenSSL's libcrypto, which
+    costs gdb 2 MiB of RSS for a few hashes (docs/performance.md)."""
+    try:
+        from _sha256 import sha256          # Python up to 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256        # Python 3.12 and later
+        except ImportError:
+            from hashlib import sha256
+    return sha256(data).hexdigest()
+
+
 # Evidence levels for an owner
 EXACT = "exact"
 INFERRED = "inferred"

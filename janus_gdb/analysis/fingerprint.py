@@ -27,9 +27,9 @@ The fingerprint is ``KIND-`` and the first 10 hex digits of a SHA-256 of
 the kind and the sorted parts.  Pure module: no gdb.
 """
 
-import hashlib
 import re
 
+from ..model import sha256_hex
 from . import sourcecite
 from . import verdict as verdicts
 
@@ -167,7 +167,7 @@ def _finish(f):
 def compute(kind, parts):
     """``KIND-`` and DIGITS hex digits of the hash of KIND and PARTS (sorted here)."""
     text = "\n".join([VERSION, kind] + sorted(parts))
-    return "%s-%s" % (kind, hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:DIGITS])
+    return "%s-%s" % (kind, sha256_hex(text.encode("utf-8", "replace"))[:DIGITS])
 
 
 def _cycle(report, cause):

@@ -28,11 +28,11 @@ without taking them) and findings are derived.
 Pure module: no gdb import.
 """
 
-import hashlib
 import json
 import os
 import time
 
+from ..model import sha256_hex
 from . import cfile
 
 ANALYSIS_VERSION = "lockorder-3"
@@ -115,14 +115,14 @@ def code_version():
     if not _code_version:
         from . import locksets
         from . import walk
-        h = hashlib.sha1(ANALYSIS_VERSION.encode())
+        data = [ANALYSIS_VERSION.encode()]
         for mod in (cfile, walk, locksets):
             try:
                 with open(mod.__file__, "rb") as f:
-                    h.update(f.read())
+                    data.append(f.read())
             except (OSError, AttributeError, TypeError):
-                h.update(b"?")
-        _code_version.append(h.hexdigest()[:16])
+                data.append(b"?")
+        _code_version.append(sha256_hex(b"".join(data))[:16])
     return _code_version[0]
 
 
@@ -132,7 +132,7 @@ def _load(path, use_cache, counts):
                                  code_version())
     cpath = None
     if use_cache:
-        cpath = os.path.join(cache_dir(), hashlib.sha1(ident.encode("utf-8", "replace")).hexdigest() + ".json")
+        cpath = os.path.join(cache_dir(), sha256_hex(ident.encode("utf-8", "replace")) + ".json")
         try:
             with open(cpath) as f:
                 data = json.load(f)
