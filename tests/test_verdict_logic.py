@@ -89,6 +89,44 @@ def test_alive_exact_owner_in_cxx_frames_is_never_leaked(monkeypatch):
     assert r.locks[0].leaked
 
 
+def test_a_claim_evaluated_to_an_address_without_a_held_lock_is_no_evidence():
+    """gcc 10 at -O2 gives a variable's location list a register after the
+    code reused it (seen on Debian bullseye, tests/fixtures/rwlocks.c
+    users_owner): the frame's source takes a lock, but the expression
+    evaluates to a stack address where no held lock is.  That frame holds
+    some lock nobody can place, so neither an exact owner nor a GMutex
+    without one is called leaked; the reason names the claim.  A claim
+    whose lock is elsewhere and held (placed) changes nothing."""
+    mem = FakeMemory()
+    put_pthread_mutex(mem, PM, 102)
+    stale = claim(1, 0x7ffc0000, function="loop", line=25)
+    stale.kind = "pthread_mutex"
+    owner = holder_in(2, 102, [FrameInfo(0, 0x1000, "clock_nanosleep", lib="libc.so.6",
+                                         system=True),
+                               FrameInfo(1, 0x2000, "loop", "app.c", 30)])
+    owner.claims = [stale]
+    r = build([exact_waiter(1, 101, PM), owner], mem, {})
+    lock = [l for l in r.locks if l.addr == PM][0]
+    assert lock.owner_lwp == 102 and not lock.leaked, lock.evidence_detail
+    assert "where T2 took it is not visible" in lock.evidence_detail
+    assert "evaluates to 0x7ffc0000, where no held lock is" in lock.evidence_detail
+    # a GMutex nobody records: T2 is a candidate, not "probably leaked"
+    r = build([waiting(1, 101, GM1), sleeping(2, 102, [claim(1, GM2)])], FakeMemory(),
+              {GM1: 2, GM2: 0})
+    gm1 = [l for l in r.locks if l.addr == GM1][0]
+    assert not gm1.leaked and gm1.possible == [2], gm1.evidence_detail
+    # without that claim the same GMutex is leaked (the rule can fail)
+    r = build([waiting(1, 101, GM1), sleeping(2, 102)], FakeMemory(), {GM1: 2})
+    assert r.locks[0].leaked
+    # a claim of another kind of lock is no reason: a pthread mutex taken
+    # through a stale address cannot be this GMutex
+    other = claim(1, GM2)
+    other.kind = "pthread_mutex"
+    r = build([waiting(1, 101, GM1), sleeping(2, 102, [other])], FakeMemory(),
+              {GM1: 2, GM2: 0})
+    assert [l for l in r.locks if l.addr == GM1][0].leaked
+
+
 def test_alive_exact_owner_without_line_info_is_never_leaked():
     mem = FakeMemory()
     put_pthread_mutex(mem, PM, 102)

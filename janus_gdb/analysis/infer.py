@@ -179,7 +179,7 @@ def infer_owners(threads, locks, locklog=None, frame_refs_of=None):
     _type_matches(threads, locks, taken)
     if locklog is not None:
         _from_locklog(threads, locks, locklog)
-    coverage = Coverage(threads)
+    coverage = Coverage(threads, locks)
     for lock in locks.values():
         _apply(lock, by_num, coverage)
     return coverage
@@ -264,7 +264,7 @@ class Coverage(object):
     does not hold, are in docs/evidence.md.
     """
 
-    def __init__(self, threads):
+    def __init__(self, threads, locks=None):
         self.threads = threads
         self.by_num = dict((t.num, t) for t in threads)
         mods = set([None])
@@ -296,6 +296,19 @@ class Coverage(object):
             self._libs[t.num] = libs
             if any(c.addr is None for c in t.held_claims):
                 self._unevaluated.add(t.num)
+        # per thread: claims whose expression evaluated to an address where
+        # no held lock is (the lock there is free, unreadable or not a lock).
+        # The source says the frame holds a lock, so the address is wrong:
+        # gcc's location lists can name a register after it was reused for
+        # something else (gcc 10 at -O2 in a loop that never exits).  Such a
+        # frame holds some lock nobody can place: no evidence of holding none.
+        self._unplaced = {}
+        if locks is not None:
+            for t in threads:
+                bad = [c for c in t.held_claims if c.addr is not None and not (
+                    c.addr in locks and _taken(locks[c.addr]))]
+                if bad:
+                    self._unplaced[t.num] = bad
         self._takers = {}
 
     def takers(self, lock):
@@ -348,6 +361,11 @@ class Coverage(object):
                         c.type_name == lock.obj.type_name and c.field == lock.obj.field)):
                     return "frame #%d locks `%s`, which could not be evaluated" % (
                         c.level, c.expr)
+        for c in self._unplaced.get(t.num, ()):
+            if _may_be(c, lock):
+                return ("frame #%d locks `%s`, which evaluates to 0x%x, where no held lock "
+                        "is: the variable's location in the debug info may be stale" % (
+                            c.level, c.expr, c.addr))
         return None
 
     def blind_frames(self, t, lock, mods=None):
@@ -385,6 +403,24 @@ class Coverage(object):
         total = len(found)
         best = heapq.nsmallest(MAX_CANDIDATES, found)
         return [n for _k, n in best], total, blind
+
+
+def _taken(lock):
+    """Whether LOCK's word says someone holds it (a mutex locked, an rwlock
+    read- or write-locked)."""
+    return lock.state.startswith(("locked", "read-locked", "write-locked"))
+
+
+def _may_be(claim, lock):
+    """Whether CLAIM, whose address is not LOCK's, could still be LOCK taken
+    through a wrong address: a compatible kind, and the same struct type and
+    field when both are known."""
+    if claim.kind is not None and claim.kind != lock.kind and not (
+            claim.kind in RWLOCK_KINDS and lock.kind in RWLOCK_KINDS):
+        return False
+    if lock.obj is None or not claim.type_name or not claim.field:
+        return True
+    return claim.type_name == lock.obj.type_name and claim.field == lock.obj.field
 
 
 def _cand_text(nums, total):
