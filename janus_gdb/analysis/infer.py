@@ -305,8 +305,7 @@ class Coverage(object):
         self._unplaced = {}
         if locks is not None:
             for t in threads:
-                bad = [c for c in t.held_claims if c.addr is not None and not (
-                    c.addr in locks and _taken(locks[c.addr]))]
+                bad = [c for c in t.held_claims if _stale(c, locks)]
                 if bad:
                     self._unplaced[t.num] = bad
         self._takers = {}
@@ -556,7 +555,8 @@ def infer_rwlocks(threads, locks):
         elif d.get("write_locked"):
             if lock.evidence == EXACT and lock.owner_num not in writes:
                 # the exact writer's own claim of the same struct field agrees
-                mine = [(t, c) for t, c in _typed_claims(threads, lock, locks, unique=False)
+                mine = [(t, c) for t, c in _typed_claims(threads, lock, locks, unique=False,
+                                                          stale=True)
                         if t.num == lock.owner_num and c.mode != "read"]
                 writes.update(_per_thread(mine))
             _writer(lock, writes, by_num)
@@ -570,10 +570,11 @@ def _source_of(claim):
     return "lockset" if claim.addr is not None else "type-match"
 
 
-def _typed_claims(threads, lock, locks, unique=True):
+def _typed_claims(threads, lock, locks, unique=True, stale=False):
     """Claims whose expression could not be evaluated (optimized out) but
     whose struct type and field are those of LOCK, when UNIQUE the only
-    rwlock of the report in such a field: [(thread, claim)]."""
+    rwlock of the report in such a field: [(thread, claim)].  STALE: also
+    those evaluated to an address where no held lock is (``Coverage``)."""
     obj = lock.obj
     if obj is None:
         return []
@@ -582,7 +583,13 @@ def _typed_claims(threads, lock, locks, unique=True):
     if unique and len(same) != 1:
         return []
     return [(t, c) for t in threads for c in t.held_claims
-            if c.addr is None and c.type_name == obj.type_name and c.field == obj.field]
+            if (c.addr is None or (stale and _stale(c, locks)))
+            and c.type_name == obj.type_name and c.field == obj.field]
+
+
+def _stale(claim, locks):
+    """Whether CLAIM was evaluated to an address where no held lock is."""
+    return claim.addr is not None and not (claim.addr in locks and _taken(locks[claim.addr]))
 
 
 def _readers(lock, reads, times):
@@ -635,10 +642,16 @@ def _writer(lock, writes, by_num):
         if got is not None:
             c = got[1]
             detail = _detail(c)
+            source = _source_of(c)
             if c.addr is None:
                 detail += "; `%s` is %s there: matched by its struct type %s and field %s" % (
                     c.expr, c.why or "unreadable", c.type_name, c.field)
-            lock.inference = Inference(got[0].lwp, got[0].num, _source_of(c), detail, c)
+            elif c.addr != lock.addr:
+                source = "type-match"
+                detail += ("; `%s` evaluates to 0x%x there, where no held lock is (a stale "
+                           "location in the debug info): matched by its struct type %s and "
+                           "field %s" % (c.expr, c.addr, c.type_name, c.field))
+            lock.inference = Inference(got[0].lwp, got[0].num, source, detail, c)
         elif writes:
             lock.evidence_detail += "; the source points at %s instead" % ", ".join(
                 "T%d" % k for k in sorted(writes))

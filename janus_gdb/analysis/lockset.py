@@ -247,7 +247,10 @@ def frame_claims(frame, info, sources, kind_of_type, cache=None, evaluator=None)
             # no match by type either; the claim stays, with no address
             why = "its pointer is NULL here (%s evaluates to 0x%x)" % (held.expr, addr)
             addr, kind = None, None
-        elif addr is None:
+        else:
+            # evaluated too: an address where no held lock is may be a stale
+            # location list, and the claim then still matches by type
+            # (infer.Coverage, infer._typed_claims)
             type_name, field = _base_type(frame, held.expr)
         claims.append(Claim(info.level, func, fname, held.line, held.raw,
                             addr, kind, type_name, field, held.conditional, held.trylock,
