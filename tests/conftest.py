@@ -9,7 +9,34 @@ import gdbrun  # noqa: E402
 
 
 def pytest_report_header(config):
-    return "gdb: %s" % (os.popen("gdb --version 2>/dev/null").readline().strip() or "missing")
+    import subprocess
+    try:
+        out = subprocess.run(gdbrun.in_root(["gdb", "--version"]), stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, universal_newlines=True).stdout
+    except OSError:
+        out = ""
+    where = " (in %s)" % gdbrun.TEST_ROOT if gdbrun.TEST_ROOT else ""
+    return "gdb: %s%s" % ((out.splitlines() or ["missing"])[0], where)
+
+
+# The paths the tests use, mounted at the same paths inside the old Debian
+# root when there is one (gdbrun.TEST_ROOT): the repository (fixture sources,
+# janus-gdb itself), /tmp (builds, cores) and /proc (gdb attaches).
+ROOT_MOUNTS = [gdbrun.ROOT, "/tmp", "/proc"]
+_mounted = []
+
+
+def pytest_sessionstart(session):
+    if not gdbrun.TEST_ROOT:
+        return
+    import subprocess
+    for path in ROOT_MOUNTS:
+        inside = gdbrun.TEST_ROOT.rstrip("/") + path
+        if os.path.ismount(inside):
+            continue
+        os.makedirs(inside, exist_ok=True)
+        subprocess.run(["mount", "--bind", path, inside], check=True)
+        _mounted.append(inside)
 
 
 # Every analysis of a core that the fast path (issue 14) sped up is done
@@ -45,6 +72,9 @@ def fast_path_same_as_gdb():
 
 
 def pytest_sessionfinish(session, exitstatus):
+    import subprocess
+    while _mounted:
+        subprocess.run(["umount", "-l", _mounted.pop()])
     lines, _ = fast_check_lines(0)
     if lines:
         session.config._fast_check_summary = lines
@@ -70,7 +100,7 @@ def build_dir(tmp_path_factory):
     for tool in ("gdb", "gcc", "pkg-config", "strip"):
         if not gdbrun.have(tool):
             pytest.skip("%s is not installed (run tests/run.sh to install prerequisites)" % tool)
-    out = gdbrun.subprocess.run(["gdb", "-nx", "-batch", "-ex", "python print(1)"],
+    out = gdbrun.subprocess.run(gdbrun.in_root(["gdb", "-nx", "-batch", "-ex", "python print(1)"]),
                                 stdout=gdbrun.subprocess.PIPE, universal_newlines=True)
     if out.stdout.strip() != "1":
         pytest.skip("this gdb has no Python support")

@@ -17,14 +17,33 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GDBINIT = os.path.join(ROOT, "gdbinit.py")
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 HIDE_DEBUG = ["-iex", "set debug-file-directory /nonexistent"]
+# An old Debian root (scripts/old-userland: gdb 10.1, Python 3.9, gcc 10,
+# glibc 2.31, glib 2.66).  When set, fixtures are compiled and run, and gdb
+# and gcore run, inside it (chroot), with the repository, /tmp and /proc
+# mounted at their own paths (conftest.py), so every path stays the same.
+TEST_ROOT = os.environ.get("JANUS_GDB_TEST_ROOT") or None
+
+
+def in_root(argv, cwd=None):
+    """ARGV as run in TEST_ROOT when there is one (in CWD there: chroot
+    itself starts in /)."""
+    argv = list(argv)
+    if not TEST_ROOT:
+        return argv
+    if cwd:
+        return ["chroot", TEST_ROOT, "sh", "-c", 'cd "$0" && exec "$@"', cwd] + argv
+    return ["chroot", TEST_ROOT] + argv
 
 
 def have(cmd):
+    if TEST_ROOT:
+        return subprocess.run(in_root(["sh", "-c", 'command -v "$0"', cmd]),
+                              stdout=subprocess.DEVNULL).returncode == 0
     return shutil.which(cmd) is not None
 
 
 def glib_flags():
-    out = subprocess.run(["pkg-config", "--cflags", "--libs", "glib-2.0"],
+    out = subprocess.run(in_root(["pkg-config", "--cflags", "--libs", "glib-2.0"]),
                          stdout=subprocess.PIPE, check=True, universal_newlines=True).stdout
     return out.split()
 
@@ -32,10 +51,10 @@ def glib_flags():
 def compile_c(src, out, defines=(), strip=False):
     """Compile SRC with -g -O2 (and glib); a stripped copy when STRIP."""
     cmd = ["gcc", "-g", "-O2", "-Wall", "-pthread", "-o", out, src] + list(defines) + glib_flags()
-    subprocess.run(cmd, check=True)
+    subprocess.run(in_root(cmd), check=True)
     if strip:
         stripped = out + ".stripped"
-        subprocess.run(["strip", "--strip-all", "-o", stripped, out], check=True)
+        subprocess.run(in_root(["strip", "--strip-all", "-o", stripped, out]), check=True)
         return stripped
     return out
 
@@ -56,7 +75,7 @@ def compile_cxx(src, out, flags=()):
     """Compile the C++ fixture SRC with -g -O2 -std=c++17 (no glib) and FLAGS
     (a later -O0 wins)."""
     cmd = ["g++", "-g", "-O2", "-Wall", "-pthread", "-std=c++17", "-o", out, src] + list(flags)
-    subprocess.run(cmd, check=True)
+    subprocess.run(in_root(cmd), check=True)
     return out
 
 
@@ -86,7 +105,7 @@ class Scenario(object):
 
     def __init__(self, exe, args, timeout=20, cwd=None, preexec_fn=None, env=None):
         self.exe = exe
-        self.proc = subprocess.Popen([exe] + list(args), stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(in_root([exe] + list(args), cwd), stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, universal_newlines=True,
                                      start_new_session=True, cwd=cwd, preexec_fn=preexec_fn,
                                      env=env)
@@ -153,8 +172,8 @@ class Scenario(object):
 
     def gcore(self, path):
         """Write a core of the hung process (the process keeps running)."""
-        out = subprocess.run(["gdb", "-nx", "-batch", "-p", str(self.pid), "-ex",
-                              "gcore %s" % path], stdout=subprocess.PIPE,
+        out = subprocess.run(in_root(["gdb", "-nx", "-batch", "-p", str(self.pid), "-ex",
+                                      "gcore %s" % path]), stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, universal_newlines=True, timeout=120)
         if not os.path.exists(path):
             raise RuntimeError("gcore failed: %s" % out.stdout[-2000:])
@@ -203,7 +222,7 @@ def gdb_argv(commands, pid=None, exe=None, core=None, hide_debug=False, load=Tru
         cmd += ["-x", GDBINIT]
     for c in commands:
         cmd += ["-ex", c]
-    return cmd
+    return in_root(cmd)
 
 
 def source_line(fixture, needle):

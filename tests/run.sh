@@ -29,4 +29,21 @@ build_janus() {  # VERSION PREFIX_VAR ERROR_VAR
 build_janus 1.1.2 JANUS_PREFIX JANUS_BUILD_ERROR
 build_janus 1.4.1 JANUS_PREFIX_NEWER JANUS_BUILD_ERROR_NEWER
 cd "$root"
-exec python3 -m pytest -q -p no:cacheprovider tests "$@"
+status=0
+python3 -m pytest -q -p no:cacheprovider tests "$@" || status=$?
+# The fixture tests again on an old userland (Debian bullseye: gdb 10.1,
+# Python 3.9, gcc 10, glibc 2.31, glib 2.66), everything inside a chroot
+# (scripts/old-userland, tests/gdbrun.py JANUS_GDB_TEST_ROOT).  Only for a
+# whole run (no arguments); JANUS_GDB_OLD_USERLAND=off leaves it out.
+if [ $# -eq 0 ] && [ "${JANUS_GDB_OLD_USERLAND:-on}" != off ]; then
+  echo "== the same fixture tests on Debian bullseye's gdb 10.1 / Python 3.9 (chroot)"
+  if old_root=$(bash "$root/scripts/old-userland" | tail -n 1) && [ -x "$old_root/usr/bin/gdb" ]; then
+    JANUS_GDB_TEST_ROOT=$old_root python3 -m pytest -q -p no:cacheprovider \
+      $(grep -v "^#" "$root/tests/old-userland.txt") || status=$?
+  else
+    echo "run.sh: the old userland could not be built (scripts/old-userland's message" \
+         "is above); its tests did not run" >&2
+    status=1
+  fi
+fi
+exit $status
