@@ -238,6 +238,14 @@ def frame_claims(frame, info, sources, kind_of_type, cache=None, evaluator=None)
     for held, released in [(h, False) for h in lockset.held] + \
             [(h, True) for h in lockset.released]:
         addr, kind, why = evaluator(frame, held.expr, kind_of_type)
+        if addr is None and held.guard and _cxx_call(held):
+            # `std::unique_lock<std::mutex> left(forks_[id])` with `id`
+            # optimized out (gcc 10 at -O2): the guard still points to its
+            # mutex (_M_device), read like any guard value; a guard that
+            # points to no lock type (std::scoped_lock) gives nothing
+            g_addr, g_kind, _why = evaluator(frame, held.guard, kind_of_type)
+            if g_addr is not None and g_kind is not None:
+                addr, kind, why = g_addr, g_kind, None
         if addr is not None and kind is None and _cxx_call(held):
             continue    # obj.lock() on something that is no lock (a weak_ptr, a guard)
         type_name = field = None
