@@ -35,6 +35,15 @@ def in_root(argv, cwd=None):
     return ["chroot", TEST_ROOT] + argv
 
 
+def cli_argv(args, cwd=None):
+    """The command line of `python3 -m janus_gdb ARGS`: this Python, or the
+    test root's python3 there (janus_gdb found through PYTHONPATH or CWD)."""
+    if TEST_ROOT:
+        return in_root(["python3", "-m", "janus_gdb"] + list(args), cwd)
+    import sys
+    return [sys.executable, "-m", "janus_gdb"] + list(args)
+
+
 def have(cmd):
     if TEST_ROOT:
         return subprocess.run(in_root(["sh", "-c", 'command -v "$0"', cmd]),

@@ -142,13 +142,13 @@ def nosym(build_dir):
     d = os.path.join(build_dir, "nosym")
     os.makedirs(d, exist_ok=True)
     lib = os.path.join(d, "libnosym.so")
-    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-Wall", "-o", lib,
-                    os.path.join(gdbrun.FIXTURES, "nosym_lib.c")], check=True)
-    subprocess.run(["strip", "--strip-all", lib], check=True)
+    subprocess.run(gdbrun.in_root(["gcc", "-shared", "-fPIC", "-O1", "-Wall", "-o", lib,
+                    os.path.join(gdbrun.FIXTURES, "nosym_lib.c")]), check=True)
+    subprocess.run(gdbrun.in_root(["strip", "--strip-all", lib]), check=True)
     exe = os.path.join(d, "nosym_main")
-    subprocess.run(["gcc", "-g", "-O2", "-Wall", "-pthread", "-o", exe,
+    subprocess.run(gdbrun.in_root(["gcc", "-g", "-O2", "-Wall", "-pthread", "-o", exe,
                     os.path.join(gdbrun.FIXTURES, "nosym_main.c"), "-L" + d, "-lnosym",
-                    "-Wl,-rpath," + d], check=True)
+                    "-Wl,-rpath," + d]), check=True)
     sc = gdbrun.Scenario(exe, [])
     core = os.path.join(d, "nosym.core")
     try:

@@ -32,7 +32,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import unicodedata
 
@@ -146,7 +145,7 @@ def check_dot(out):
 
 
 def make_core(pid, path):
-    out = subprocess.run(["gdb", "-nx", "-batch", "-p", str(pid), "-ex", "gcore %s" % path],
+    out = subprocess.run(gdbrun.in_root(["gdb", "-nx", "-batch", "-p", str(pid), "-ex", "gcore %s" % path]),
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
     if not os.path.exists(path):
         raise RuntimeError("gcore failed: %s" % out.stdout[-2000:])
@@ -251,7 +250,7 @@ def test_nonexistent_pid_in_the_cli():
     if os.path.exists("/proc/%d" % NO_PID):
         pytest.skip("PID %d exists here" % NO_PID)
     start = time.time()
-    res = subprocess.run([sys.executable, "-m", "janus_gdb", "--pid", str(NO_PID)],
+    res = subprocess.run(gdbrun.cli_argv(["--pid", str(NO_PID)], gdbrun.ROOT),
                          cwd=gdbrun.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          universal_newlines=True, timeout=60)
     assert time.time() - start < 60
@@ -282,7 +281,7 @@ def test_target_killed_during_analysis(janus, tmp_path, trigger):
                     "janus-waitgraph --format json"]
         start = time.time()
         with open(errpath, "wb") as errf:
-            gdb = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf,
+            gdb = subprocess.Popen(gdbrun.in_root(cmd), stdout=subprocess.PIPE, stderr=errf,
                                    stdin=subprocess.DEVNULL)
             try:
                 lines = []
@@ -315,7 +314,7 @@ def test_target_killed_during_analysis(janus, tmp_path, trigger):
     if trigger != "0.5s":
         # killed before the last of the 40 commands ran: the reports after
         # the kill say so instead of passing gdb's stale view off as the state
-        assert "stopped existing during the analysis" in out, out[-3000:]
+        assert "stopped existing during the analysis" in out, out[-3000:] + err[-3000:]
 
 
 # ---------------------------------------------------------------------------
@@ -504,8 +503,8 @@ def test_cli_non_ascii_name_follows_the_users_locale(hostile, lang):
     report is ASCII.  With LANG=C.UTF-8 the name is printed as it is."""
     variant = "pthread"
     room_id, name = unicode_room(hostile.get(variant).truth)
-    res = subprocess.run([sys.executable, "-m", "janus_gdb", hostile.core(variant),
-                          "--exe", hostile.exes[variant]],
+    res = subprocess.run(gdbrun.cli_argv([hostile.core(variant), "--exe", hostile.exes[variant]],
+                                         gdbrun.ROOT),
                          cwd=gdbrun.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          env=locale_env(LANG=lang), timeout=BOUND)
     assert res.returncode == 1, res.stderr

@@ -168,8 +168,8 @@ def test_pileup_read_in_a_few_threads(build_dir):
     """bench/pileup.c, the benchmark's Janus-shaped pile-up, at 300 threads:
     gdb reads a few of them, the report is gdb's own."""
     exe = os.path.join(build_dir, "pileup_fast")
-    gdbrun.subprocess.run(["gcc", "-g", "-O2", "-fno-omit-frame-pointer", "-Wall",
-                           "-pthread", "-o", exe, PILEUP] + gdbrun.glib_flags(), check=True)
+    gdbrun.subprocess.run(gdbrun.in_root(["gcc", "-g", "-O2", "-fno-omit-frame-pointer", "-Wall",
+                           "-pthread", "-o", exe, PILEUP] + gdbrun.glib_flags()), check=True)
     sc = gdbrun.Scenario(exe, ["300"], timeout=60)
     core = None
     try:

@@ -273,7 +273,7 @@ def test_audiobridge_queues_stripped(plugins, build_dir, mode):
     exe = os.path.join(build_dir, "janus_plugins_gmutex")
     stripped = exe + ".queues-stripped"
     if not os.path.exists(stripped):
-        subprocess.run(["strip", "--strip-all", "-o", stripped, exe], check=True)
+        subprocess.run(gdbrun.in_root(["strip", "--strip-all", "-o", stripped, exe]), check=True)
     sc = plugins.get("audiobridge_hangup", "gmutex")
     t = sc.truth
     if mode == "live":

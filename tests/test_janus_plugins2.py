@@ -47,10 +47,10 @@ def build(build_dir, variant):
                "-DPLUGIN_" + unit, "-c", src, "-o", obj] + cflags
         if variant == "pthread":
             cmd.append("-DUSE_PTHREAD_MUTEX")
-        subprocess.run(cmd, check=True)
+        subprocess.run(gdbrun.in_root(cmd), check=True)
         objs.append(obj)
     exe = os.path.join(out_dir, "janus_plugins2")
-    subprocess.run(["gcc", "-pthread", "-o", exe] + objs + gdbrun.glib_flags(), check=True)
+    subprocess.run(gdbrun.in_root(["gcc", "-pthread", "-o", exe] + objs + gdbrun.glib_flags()), check=True)
     return exe
 
 

@@ -53,7 +53,6 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -263,7 +262,7 @@ def run_session(pid, print_expr, cli=True):
     if cli:
         env = dict(os.environ)
         env["PYTHONPATH"] = gdbrun.ROOT + os.pathsep + env.get("PYTHONPATH", "")
-        out = subprocess.run([sys.executable, "-m", "janus_gdb", "--pid", str(pid)],
+        out = subprocess.run(gdbrun.cli_argv(["--pid", str(pid)]),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              universal_newlines=True, env=env, cwd="/", timeout=600)
     return res, out

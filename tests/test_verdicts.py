@@ -12,7 +12,6 @@ from its SITE markers, never from fixed thread numbers.
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 
@@ -86,8 +85,8 @@ class Roots(object):
         env = dict(os.environ)
         env["PYTHONPATH"] = gdbrun.ROOT + os.pathsep + env.get("PYTHONPATH", "")
         res = subprocess.run(
-            [sys.executable, "-m", "janus_gdb", self.core(name, variant, stripped),
-             "--exe", self.exes[(variant, stripped)], "--format", fmt],
+            gdbrun.cli_argv([self.core(name, variant, stripped),
+                             "--exe", self.exes[(variant, stripped)], "--format", fmt]),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
             timeout=300, env=env, cwd="/")
         assert "Traceback" not in res.stdout + res.stderr, res.stderr
