@@ -30,6 +30,9 @@ def pytest_sessionstart(session):
     if not gdbrun.TEST_ROOT:
         return
     import subprocess
+    if os.path.realpath(gdbrun.TEST_ROOT) == "/" or not os.path.isdir(gdbrun.TEST_ROOT):
+        pytest.exit("JANUS_GDB_TEST_ROOT=%s is not a root directory to chroot into"
+                    % gdbrun.TEST_ROOT, returncode=4)
     for path in ROOT_MOUNTS:
         inside = gdbrun.TEST_ROOT.rstrip("/") + path
         if os.path.ismount(inside):

@@ -34,10 +34,14 @@ python3 -m pytest -q -p no:cacheprovider tests "$@" || status=$?
 # The fixture tests again on an old userland (Debian bullseye: gdb 10.1,
 # Python 3.9, gcc 10, glibc 2.31, glib 2.66), everything inside a chroot
 # (scripts/old-userland, tests/gdbrun.py JANUS_GDB_TEST_ROOT).  Only for a
-# whole run (no arguments); JANUS_GDB_OLD_USERLAND=off leaves it out.
-if [ $# -eq 0 ] && [ "${JANUS_GDB_OLD_USERLAND:-on}" != off ]; then
+# whole run (no arguments) as root (debootstrap, chroot, mount);
+# JANUS_GDB_OLD_USERLAND=off leaves it out.
+if [ $# -eq 0 ] && [ "${JANUS_GDB_OLD_USERLAND:-on}" != off ] && [ "$(id -u)" != 0 ]; then
+  echo "run.sh: not root: the bullseye pass (scripts/old-userland) did not run" >&2
+elif [ $# -eq 0 ] && [ "${JANUS_GDB_OLD_USERLAND:-on}" != off ]; then
   echo "== the same fixture tests on Debian bullseye's gdb 10.1 / Python 3.9 (chroot)"
-  if old_root=$(bash "$root/scripts/old-userland" | tail -n 1) && [ -x "$old_root/usr/bin/gdb" ]; then
+  if old_root=$(bash "$root/scripts/old-userland") && old_root=$(printf '%s\n' "$old_root" | tail -n 1) \
+      && [ -n "$old_root" ] && [ "$old_root" != / ] && [ -x "$old_root/usr/bin/gdb" ]; then
     JANUS_GDB_TEST_ROOT=$old_root python3 -m pytest -q -p no:cacheprovider \
       $(grep -v "^#" "$root/tests/old-userland.txt") || status=$?
   else
