@@ -264,7 +264,7 @@ class Coverage(object):
     does not hold, are in docs/evidence.md.
     """
 
-    def __init__(self, threads, locks=None):
+    def __init__(self, threads, locks):
         self.threads = threads
         self.by_num = dict((t.num, t) for t in threads)
         mods = set([None])
@@ -281,7 +281,6 @@ class Coverage(object):
         self._blind = {}
         self._blind_app = {}
         self._libs = {}
-        self._unevaluated = set()
         for t in threads:
             blind = {}
             libs = set()
@@ -294,20 +293,19 @@ class Coverage(object):
             self._blind[t.num] = blind
             self._blind_app[t.num] = sum(k for lib, k in blind.items() if lib in mods)
             self._libs[t.num] = libs
-            if any(c.addr is None for c in t.held_claims):
-                self._unevaluated.add(t.num)
-        # per thread: claims whose expression evaluated to an address where
-        # no held lock is (the lock there is free, unreadable or not a lock).
-        # The source says the frame holds a lock, so the address is wrong:
-        # gcc's location lists can name a register after it was reused for
-        # something else (gcc 10 at -O2 in a loop that never exits).  Such a
-        # frame holds some lock nobody can place: no evidence of holding none.
+        # per thread: claims that hold a lock nobody can place, no evidence
+        # that the frame holds none: an expression that could not be
+        # evaluated, then one evaluated to an address where no held lock is
+        # (the lock there free, unreadable or not a lock).  The source says
+        # the frame holds a lock there, so the address is wrong: gcc's
+        # location lists can name a register after it was reused for
+        # something else (gcc 10 at -O2 in a loop that never exits).
         self._unplaced = {}
-        if locks is not None:
-            for t in threads:
-                bad = [c for c in t.held_claims if _stale(c, locks)]
-                if bad:
-                    self._unplaced[t.num] = bad
+        for t in threads:
+            bad = ([c for c in t.held_claims if c.addr is None]
+                   + [c for c in t.held_claims if _stale(c, locks)])
+            if bad:
+                self._unplaced[t.num] = bad
         self._takers = {}
 
     def takers(self, lock):
@@ -354,17 +352,14 @@ class Coverage(object):
             return "%d frame%s not analysed" % (n, "" if n == 1 else "s")
         if t.frames_truncated:
             return "stack cut at %d frames" % len(t.frames)
-        if t.num in self._unevaluated:
-            for c in t.held_claims:
-                if c.addr is None and (lock.obj is None or c.type_name is None or (
-                        c.type_name == lock.obj.type_name and c.field == lock.obj.field)):
-                    return "frame #%d locks `%s`, which could not be evaluated" % (
-                        c.level, c.expr)
         for c in self._unplaced.get(t.num, ()):
-            if _may_be(c, lock):
-                return ("frame #%d locks `%s`, which evaluates to 0x%x, where no held lock "
-                        "is: the variable's location in the debug info may be stale" % (
-                            c.level, c.expr, c.addr))
+            if not _may_be(c, lock):
+                continue
+            if c.addr is None:
+                return "frame #%d locks `%s`, which could not be evaluated" % (c.level, c.expr)
+            return ("frame #%d locks `%s`, which evaluates to 0x%x, where no held lock "
+                    "is: the variable's location in the debug info may be stale" % (
+                        c.level, c.expr, c.addr))
         return None
 
     def blind_frames(self, t, lock, mods=None):
@@ -411,9 +406,9 @@ def _taken(lock):
 
 
 def _may_be(claim, lock):
-    """Whether CLAIM, whose address is not LOCK's, could still be LOCK taken
-    through a wrong address: a compatible kind, and the same struct type and
-    field when both are known."""
+    """Whether CLAIM, whose address is unknown or not LOCK's, could still be
+    LOCK: a compatible kind, and the same struct type and field when both
+    are known."""
     if claim.kind is not None and claim.kind != lock.kind and not (
             claim.kind in RWLOCK_KINDS and lock.kind in RWLOCK_KINDS):
         return False
