@@ -11,6 +11,7 @@ RWLOCK_KINDS = ("pthread_rwlock", "grwlock")
 # and the command-line tool
 MAX_DEPTH = 100000
 
+
 def sha256_hex(data):
     """Hex SHA-256 of the bytes DATA.  From the interpreter's built-in
     module when it has one: ``hashlib`` loads OpenSSL's libcrypto, which

@@ -20,6 +20,8 @@ safe mistake.
 import os
 import sys
 
+from ..report.textsafe import charset_is_utf8
+
 # what CPython's locale coercion writes into LC_CTYPE (Python/pylifecycle.c)
 COERCED = ("C.UTF-8", "C.utf8", "UTF-8")
 
@@ -50,6 +52,5 @@ def is_utf8(environ=None, utf8_mode=None):
         value = env.get(var)
         if value:
             codeset = value.split(".", 1)[1] if "." in value else ""
-            codeset = codeset.split("@", 1)[0].replace("-", "").replace("_", "").upper()
-            return codeset == "UTF8"
+            return charset_is_utf8(codeset.split("@", 1)[0])
     return False

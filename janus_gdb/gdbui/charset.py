@@ -37,13 +37,8 @@ def host_charset():
     return m.group(1).strip() if m else None
 
 
-def is_utf8(name):
-    """Whether charset NAME is UTF-8 (any spelling)."""
-    return bool(name) and re.sub(r"[-_\s]", "", name).upper() == "UTF8"
-
-
 def apply():
     """Set textsafe's policy from gdb's host charset; returns whether UTF-8."""
-    ok = is_utf8(host_charset())
+    ok = textsafe.charset_is_utf8(host_charset())
     textsafe.set_utf8(ok)
     return ok

@@ -37,6 +37,12 @@ def utf8():
     return _UTF8[0]
 
 
+def charset_is_utf8(name):
+    """Whether the character set NAME is UTF-8, however spelled ("UTF-8",
+    "utf8", "UTF_8"): gdb's host charset, a locale's codeset."""
+    return bool(name) and name.replace("-", "").replace("_", "").upper() == "UTF8"
+
+
 def escape(text, limit=MAX_LEN):
     """Printable form of TEXT: control characters as \\xNN, Unicode format
     characters and surrogates (and, unless set_utf8(True), every non-ASCII
